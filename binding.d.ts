@@ -1,0 +1,175 @@
+/**
+ * The exact surface of the native addon (`native/`). Internal: only `ts/binding.ts` loads it.
+ *
+ * The addon knows the dm_ioctl ABI and nothing about targets: it packs a request, runs the
+ * ioctl on the threadpool (growing the buffer on DM_BUFFER_FULL), and unpacks the answer
+ * into plain data. Meaning, defaults and validation live in TypeScript.
+ */
+
+/** One `dm_target_spec` row as the kernel sees it. */
+export interface NativeTargetSpec {
+  start: number;
+  length: number;
+  type: string;
+  params: string;
+}
+
+/** A row read back from TABLE_STATUS, DEV_STATUS or DEV_WAIT. */
+export interface NativeTargetRow extends NativeTargetSpec {
+  /** `dm_target_spec.status`: unused by current kernels, kept as sent. */
+  status: number;
+}
+
+/** A `dm_name_list` record (LIST_DEVICES). */
+export interface NativeNameEntry {
+  name: string;
+  /** Kernel huge encoding of the device number (see `decodeDev`). */
+  dev: number;
+  /** Present when the kernel (>= 4.38) reports it. */
+  eventNr?: number;
+  /** Present when asked for with the UUID flag and the kernel (>= 4.45) has one. */
+  uuid?: string;
+}
+
+/** A `dm_target_versions` record (LIST_VERSIONS, GET_TARGET_VERSION). */
+export interface NativeTargetVersion {
+  name: string;
+  version: [number, number, number];
+}
+
+/** A request: one DM command, its header fields and its payload. */
+export interface NativeRequest {
+  /** Command number (DM_VERSION_CMD = 0 ... DM_GET_TARGET_VERSION_CMD = 17). */
+  cmd: number;
+  /** `dm_ioctl.flags` to send. */
+  flags: number;
+  name?: string;
+  uuid?: string;
+  /** Kernel huge encoding of the device number. */
+  dev?: number;
+  /** `dm_ioctl.event_nr`: udev cookie, or the event number DEV_WAIT waits past. */
+  eventNr?: number;
+  /** TABLE_LOAD rows. */
+  targets?: NativeTargetSpec[];
+  /** A NUL-terminated string payload: DEV_RENAME's new name or uuid, DEV_SET_GEOMETRY's text. */
+  data?: string;
+  /** TARGET_MSG: the sector and the message text. */
+  sector?: number;
+  message?: string;
+}
+
+/** The kernel's answer to a request. */
+export interface NativeResult {
+  /** The interface version the kernel answered with. */
+  version: [number, number, number];
+  flags: number;
+  name: string;
+  uuid: string;
+  dev: number;
+  openCount: number;
+  eventNr: number;
+  targetCount: number;
+  /** How many ioctl calls this request took (more than 1 only when the buffer grew). */
+  ioctls: number;
+  /** Rows for TABLE_STATUS, DEV_WAIT (and DEV_STATUS never has any). */
+  targets?: NativeTargetRow[];
+  /** LIST_DEVICES. */
+  devices?: NativeNameEntry[];
+  /** LIST_VERSIONS and GET_TARGET_VERSION. */
+  versions?: NativeTargetVersion[];
+  /** TABLE_DEPS: encoded device numbers. */
+  deps?: number[];
+  /** TARGET_MSG output, when the kernel set DM_DATA_OUT. */
+  data?: string;
+}
+
+/** A native error: an `Error` carrying the failed system call and its errno. */
+export interface NativeError extends Error {
+  errno: number;
+  code: string;
+  syscall: string;
+  /** DM command name ('DM_DEV_REMOVE') for ioctls on the control node. */
+  command?: string;
+}
+
+/** A wait that can be cancelled: `promise` rejects with `code: 'ECANCELED'` after `cancel()`. */
+export interface NativeWait {
+  promise: Promise<NativeResult>;
+  cancel(): void;
+}
+
+/** A watcher thread; `stop()` ends it and returns once the thread has exited. */
+export interface NativeWatch {
+  stop(): void;
+}
+
+/** One open `/dev/mapper/control` file descriptor. */
+export declare class Control {
+  /** Opens the control node at `path` (O_RDWR | O_CLOEXEC). Throws a NativeError. */
+  constructor(path: string);
+  /** Runs one DM command on the threadpool. */
+  ioctl(request: NativeRequest): Promise<NativeResult>;
+  /**
+   * Waits on the addon's own thread until the device's event counter differs from
+   * `request.eventNr`, then answers with DEV_WAIT's reply. `request.cmd` is ignored.
+   */
+  waitEvent(request: NativeRequest): NativeWait;
+  /**
+   * Starts a thread that arms DM_DEV_ARM_POLL on its own control fd and polls it; `onArmed`
+   * is called after the first arm and after every event (the caller then lists devices).
+   * `onError` gets a NativeError if arming or polling fails; the thread then ends.
+   */
+  watch(onArmed: () => void, onError: (error: NativeError) => void): NativeWatch;
+  /** Sizes (bytes) remembered per command for the ioctl buffer. */
+  bufferSizes(): number[];
+  /** Rejects new calls, cancels waits and watches, waits for pending work, closes the fd. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+/** Loop device status (LOOP_GET_STATUS64). */
+export interface NativeLoopInfo {
+  /** lo_device: the backing file's device, in the kernel's huge encoding. */
+  device: number;
+  inode: number;
+  /** lo_rdevice. */
+  rdevice: number;
+  offset: number;
+  sizeLimit: number;
+  number: number;
+  flags: number;
+  fileName: string;
+}
+
+/** Options for loopConfigure; all required, TypeScript fills the defaults. */
+export interface NativeLoopConfig {
+  readOnly: boolean;
+  offset: number;
+  sizeLimit: number;
+  autoclear: boolean;
+  directIo: boolean;
+  /** 0 = the kernel's default. */
+  blockSize: number;
+}
+
+export interface Binding {
+  Control: typeof Control;
+  /** Header constants from `<linux/dm-ioctl.h>`, as compiled into the addon. */
+  constants: Record<string, number>;
+  /** LOOP_CTL_GET_FREE on `/dev/loop-control`: the number of a free loop device. */
+  loopGetFree(controlPath: string): Promise<number>;
+  /** LOOP_CONFIGURE (falling back to LOOP_SET_FD + LOOP_SET_STATUS64) of `loopPath` onto `filePath`. */
+  loopConfigure(loopPath: string, filePath: string, config: NativeLoopConfig): Promise<void>;
+  /** LOOP_CLR_FD. */
+  loopClear(loopPath: string): Promise<void>;
+  /** LOOP_GET_STATUS64. */
+  loopStatus(loopPath: string): Promise<NativeLoopInfo>;
+  /** LOOP_SET_CAPACITY. */
+  loopSetCapacity(loopPath: string): Promise<void>;
+  /** BLKGETSIZE64 of a block device, in bytes. */
+  blockDeviceSize(path: string): Promise<number>;
+  /** BLKDISCARD of [offset, offset + length) bytes. */
+  blockDiscard(path: string, offset: number, length: number): Promise<void>;
+  /** HDIO_GETGEO of a block device. */
+  blockGeometry(path: string): Promise<{ cylinders: number; heads: number; sectors: number; start: number }>;
+}

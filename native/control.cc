@@ -1,0 +1,575 @@
+#include "control.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "convert.h"
+#include "errors.h"
+
+namespace devmapper {
+
+namespace {
+
+constexpr uint32_t kCmdDevStatus = 7;
+constexpr uint32_t kCmdDevWait = 8;
+constexpr uint32_t kCmdArmPoll = 16;
+constexpr double kMaxU32 = 4294967295.0;
+
+std::string commandName(uint32_t cmd) {
+  const dm::CommandInfo* info = dm::commandInfo(cmd);
+  return info ? info->name : "DM_UNKNOWN";
+}
+
+Napi::Error outcomeError(Napi::Env env, uint32_t cmd, const dm::Outcome& outcome) {
+  std::string command = commandName(cmd);
+  Napi::Error error = systemError(env, outcome.err, outcome.syscall, command, outcome.detail);
+  error.Set("command", Napi::String::New(env, command));
+  return error;
+}
+
+Napi::Array versionArray(Napi::Env env, const uint32_t v[3]) {
+  Napi::Array a = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; i++) a.Set(i, Napi::Number::New(env, v[i]));
+  return a;
+}
+
+int openControl(const std::string& path) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+}  // namespace
+
+dm::Request toRequest(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "request");
+  dm::Request req;
+  req.cmd = static_cast<uint32_t>(requireInteger(o.Get("cmd"), "request.cmd", dm::kCommandCount - 1));
+  req.flags = static_cast<uint32_t>(requireInteger(o.Get("flags"), "request.flags", kMaxU32));
+  if (has(o, "name")) req.name = requireString(o.Get("name"), "request.name");
+  if (has(o, "uuid")) req.uuid = requireString(o.Get("uuid"), "request.uuid");
+  if (has(o, "dev")) req.dev = requireInteger(o.Get("dev"), "request.dev", kMaxSafeInteger);
+  if (has(o, "eventNr"))
+    req.eventNr = static_cast<uint32_t>(requireInteger(o.Get("eventNr"), "request.eventNr", kMaxU32));
+  if (has(o, "targets")) {
+    Napi::Value t = o.Get("targets");
+    if (!t.IsArray()) throw typeError(o.Env(), "an array", "request.targets", t);
+    Napi::Array rows = t.As<Napi::Array>();
+    req.targets.reserve(rows.Length());
+    for (uint32_t i = 0; i < rows.Length(); i++) {
+      std::string at = "request.targets[" + std::to_string(i) + "]";
+      Napi::Object row = requireObject(rows.Get(i), at);
+      dm::TargetSpec spec;
+      spec.start = requireInteger(row.Get("start"), at + ".start", kMaxSafeInteger);
+      spec.length = requireInteger(row.Get("length"), at + ".length", kMaxSafeInteger);
+      spec.type = requireString(row.Get("type"), at + ".type");
+      spec.params = requireString(row.Get("params"), at + ".params");
+      req.targets.push_back(std::move(spec));
+    }
+  }
+  if (has(o, "data")) {
+    req.hasData = true;
+    req.data = requireString(o.Get("data"), "request.data");
+  }
+  if (has(o, "message")) {
+    req.hasMessage = true;
+    req.message = requireString(o.Get("message"), "request.message");
+  }
+  if (has(o, "sector")) req.sector = requireInteger(o.Get("sector"), "request.sector", kMaxSafeInteger);
+  std::string why = dm::checkRequest(req);
+  if (!why.empty()) {
+    req.wipe();
+    throw Napi::RangeError::New(o.Env(), "Invalid request for " + commandName(req.cmd) + ": " + why);
+  }
+  return req;
+}
+
+Napi::Object fromResult(Napi::Env env, const dm::Result& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", versionArray(env, r.version));
+  o.Set("flags", Napi::Number::New(env, r.flags));
+  o.Set("name", Napi::String::New(env, r.name));
+  o.Set("uuid", Napi::String::New(env, r.uuid));
+  o.Set("dev", number(env, r.dev));
+  o.Set("openCount", Napi::Number::New(env, r.openCount));
+  o.Set("eventNr", Napi::Number::New(env, r.eventNr));
+  o.Set("targetCount", Napi::Number::New(env, r.targetCount));
+  o.Set("ioctls", Napi::Number::New(env, r.ioctls));
+  switch (r.payload) {
+    case dm::Payload::Specs: {
+      Napi::Array rows = Napi::Array::New(env, r.targets.size());
+      for (uint32_t i = 0; i < r.targets.size(); i++) {
+        const dm::TargetRow& t = r.targets[i];
+        Napi::Object row = Napi::Object::New(env);
+        row.Set("start", number(env, t.start));
+        row.Set("length", number(env, t.length));
+        row.Set("status", Napi::Number::New(env, t.status));
+        row.Set("type", Napi::String::New(env, t.type));
+        row.Set("params", Napi::String::New(env, t.params));
+        rows.Set(i, row);
+      }
+      o.Set("targets", rows);
+      break;
+    }
+    case dm::Payload::Names: {
+      Napi::Array list = Napi::Array::New(env, r.devices.size());
+      for (uint32_t i = 0; i < r.devices.size(); i++) {
+        const dm::NameEntry& d = r.devices[i];
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("name", Napi::String::New(env, d.name));
+        e.Set("dev", number(env, d.dev));
+        if (d.hasEventNr) e.Set("eventNr", Napi::Number::New(env, d.eventNr));
+        if (d.hasUuid) e.Set("uuid", Napi::String::New(env, d.uuid));
+        list.Set(i, e);
+      }
+      o.Set("devices", list);
+      break;
+    }
+    case dm::Payload::Versions: {
+      Napi::Array list = Napi::Array::New(env, r.versions.size());
+      for (uint32_t i = 0; i < r.versions.size(); i++) {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("name", Napi::String::New(env, r.versions[i].name));
+        e.Set("version", versionArray(env, r.versions[i].version));
+        list.Set(i, e);
+      }
+      o.Set("versions", list);
+      break;
+    }
+    case dm::Payload::Deps: {
+      Napi::Array list = Napi::Array::New(env, r.deps.size());
+      for (uint32_t i = 0; i < r.deps.size(); i++) list.Set(i, number(env, r.deps[i]));
+      o.Set("deps", list);
+      break;
+    }
+    case dm::Payload::Message:
+      if (r.hasData) o.Set("data", Napi::String::New(env, r.data));
+      break;
+    case dm::Payload::None:
+      break;
+  }
+  return o;
+}
+
+// One ioctl on the threadpool.
+class IoctlWorker : public Napi::AsyncWorker {
+ public:
+  IoctlWorker(Control* control, Napi::Object self, dm::Request req)
+      : Napi::AsyncWorker(self.Env(), "devmapper:ioctl"),
+        control_(control),
+        self_(Napi::Persistent(self)),
+        req_(std::move(req)),
+        deferred_(Napi::Promise::Deferred::New(self.Env())) {}
+
+  ~IoctlWorker() override { req_.wipe(); }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    outcome_ = dm::run(control_->fd(), req_, control_->rememberedSize(req_.cmd));
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (outcome_.err != 0)
+      deferred_.Reject(outcomeError(env, req_.cmd, outcome_).Value());
+    else
+      deferred_.Resolve(fromResult(env, outcome_.result));
+    control_->endWork(env);
+  }
+
+ private:
+  Control* control_;
+  Napi::ObjectReference self_;  // keeps the Control alive while the ioctl runs
+  dm::Request req_;
+  Napi::Promise::Deferred deferred_;
+  dm::Outcome outcome_;
+};
+
+// A thread of the addon's own with a private control fd and an eventfd to stop it. Blocking
+// waits live here, never on the threadpool.
+class BackgroundThread {
+ public:
+  virtual ~BackgroundThread() {
+    if (wake_ >= 0) ::close(wake_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Asks the thread to stop; safe from any thread and more than once.
+  void cancel() {
+    cancelled_.store(true);
+    uint64_t one = 1;
+    if (wake_ >= 0) {
+      ssize_t n = ::write(wake_, &one, sizeof one);
+      (void)n;
+    }
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ protected:
+  // Opens the private fds; returns 0 or the errno and the syscall that failed.
+  int open(const std::string& path, const char** syscall) {
+    fd_ = openControl(path);
+    if (fd_ < 0) {
+      *syscall = "open";
+      return errno;
+    }
+    wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_ < 0) {
+      *syscall = "eventfd";
+      return errno;
+    }
+    return 0;
+  }
+
+  // Waits until the control fd reports an event (true) or the thread is cancelled (false).
+  // errno-style failures come back in *err.
+  bool waitForEvent(int* err) {
+    for (;;) {
+      if (cancelled_.load()) return false;
+      struct pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      int r = ::poll(fds, 2, -1);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *err = errno;
+        return false;
+      }
+      if (fds[1].revents & POLLIN) return false;
+      if (fds[0].revents & (POLLERR | POLLNVAL)) {
+        *err = EIO;
+        return false;
+      }
+      if (fds[0].revents & POLLIN) return true;
+    }
+  }
+
+  dm::Outcome arm() {
+    dm::Request req;
+    req.cmd = kCmdArmPoll;
+    return dm::run(fd_, req, armSize_);
+  }
+
+  int fd_ = -1;
+  int wake_ = -1;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<size_t> armSize_{dm::kHeaderSize};
+  std::atomic<size_t> statusSize_{dm::kHeaderSize};
+  std::atomic<size_t> waitSize_{dm::kInitialBufferSize};
+  std::thread thread_;
+};
+
+// waitEvent: arm, compare the device's event counter, poll; DEV_WAIT answers once it moved.
+class Waiter : public BackgroundThread {
+ public:
+  Waiter(Control* control, Napi::Env env, dm::Request req)
+      : control_(control), req_(std::move(req)), deferred_(Napi::Promise::Deferred::New(env)) {
+    self_ = Napi::Persistent(control->Value());
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:wait", 0, 1);
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  std::shared_ptr<Waiter*> token() { return token_; }
+
+  void start() {
+    thread_ = std::thread([this] { body(); });
+  }
+
+ private:
+  void body() {
+    const char* syscall = "ioctl";
+    int err = open(control_->path(), &syscall);
+    if (err != 0) return finish(err, syscall, kCmdDevWait, "");
+    for (;;) {
+      dm::Outcome armed = arm();
+      if (armed.err != 0) return finish(armed.err, "ioctl", kCmdArmPoll, armed.detail);
+      dm::Request status = req_;
+      status.cmd = kCmdDevStatus;
+      dm::Outcome info = dm::run(fd_, status, statusSize_);
+      if (info.err != 0) return finish(info.err, "ioctl", kCmdDevStatus, info.detail);
+      if (info.result.eventNr != req_.eventNr) {
+        dm::Request wait = req_;
+        wait.cmd = kCmdDevWait;
+        outcome_ = dm::run(fd_, wait, waitSize_);
+        cmd_ = kCmdDevWait;
+        return deliver();
+      }
+      int pollErr = 0;
+      if (!waitForEvent(&pollErr)) {
+        if (pollErr != 0) return finish(pollErr, "poll", kCmdDevWait, "");
+        return finish(ECANCELED, "ioctl", kCmdDevWait, "the wait was cancelled");
+      }
+    }
+  }
+
+  void finish(int err, const char* syscall, uint32_t cmd, const std::string& detail) {
+    outcome_.err = err;
+    outcome_.syscall = syscall;
+    outcome_.detail = detail;
+    cmd_ = cmd;
+    deliver();
+  }
+
+  void deliver() {
+    // Settles the promise on the JavaScript thread; the callback owns this object from here.
+    napi_status s = tsfn_.BlockingCall(this, [](Napi::Env env, Napi::Function, Waiter* self) {
+      self->settle(env);
+    });
+    if (s != napi_ok) {
+      // The environment is going away: nobody will settle or free this on the JS thread.
+      tsfn_.Release();
+    }
+  }
+
+  void settle(Napi::Env env) {
+    if (outcome_.err != 0)
+      deferred_.Reject(outcomeError(env, cmd_, outcome_).Value());
+    else
+      deferred_.Resolve(fromResult(env, outcome_.result));
+    join();
+    *token_ = nullptr;
+    tsfn_.Release();
+    Control* control = control_;
+    control->forget(this);
+    self_.Reset();
+    delete this;
+    control->endWork(env);
+  }
+
+  Control* control_;
+  dm::Request req_;
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference self_;
+  Napi::ThreadSafeFunction tsfn_;
+  dm::Outcome outcome_;
+  uint32_t cmd_ = kCmdDevWait;
+  std::shared_ptr<Waiter*> token_ = std::make_shared<Waiter*>(this);
+};
+
+// watch: re-arms DM_DEV_ARM_POLL and calls onArmed after every arm; JS lists devices then.
+class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeWatch", {InstanceMethod<&Watcher::Stop>("stop")});
+  }
+
+  explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {}
+
+  ~Watcher() override { stopThread(); }
+
+  void setup(Control* control, Napi::Object controlObject, Napi::Function onArmed,
+             Napi::Function onError) {
+    control_ = control;
+    controlRef_ = Napi::Persistent(controlObject);
+    armed_ = Napi::ThreadSafeFunction::New(onArmed.Env(), onArmed, "devmapper:watch", 1, 1);
+    errors_ = Napi::ThreadSafeFunction::New(onError.Env(), onError, "devmapper:watch-error", 1, 1);
+    thread_ = std::thread([this] { body(); });
+  }
+
+  // Called by Control on close and at environment teardown.
+  void stopThread() {
+    if (stopped_) return;
+    stopped_ = true;
+    cancel();
+    join();
+    armed_.Release();
+    errors_.Release();
+    if (control_) control_->forget(this);
+    control_ = nullptr;
+    controlRef_.Reset();
+  }
+
+ private:
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    stopThread();
+    return info.Env().Undefined();
+  }
+
+  void body() {
+    const char* syscall = "ioctl";
+    int err = open(control_->path(), &syscall);
+    if (err != 0) return fail(err, syscall, kCmdArmPoll, "");
+    for (;;) {
+      dm::Outcome armed = arm();
+      if (armed.err != 0) return fail(armed.err, "ioctl", kCmdArmPoll, armed.detail);
+      // A full queue already holds a call that will list devices after this arm: skip.
+      armed_.NonBlockingCall();
+      int pollErr = 0;
+      if (!waitForEvent(&pollErr)) {
+        if (pollErr != 0) fail(pollErr, "poll", kCmdArmPoll, "");
+        return;
+      }
+    }
+  }
+
+  void fail(int err, const char* syscall, uint32_t cmd, const std::string& detail) {
+    auto* outcome = new dm::Outcome();
+    outcome->err = err;
+    outcome->syscall = syscall;
+    outcome->detail = detail;
+    napi_status s = errors_.BlockingCall(outcome, [cmd](Napi::Env env, Napi::Function cb, dm::Outcome* o) {
+      Napi::Error e = outcomeError(env, cmd, *o);
+      delete o;
+      cb.Call({e.Value()});
+    });
+    if (s != napi_ok) delete outcome;
+  }
+
+  Control* control_ = nullptr;
+  Napi::ObjectReference controlRef_;
+  Napi::ThreadSafeFunction armed_;
+  Napi::ThreadSafeFunction errors_;
+  bool stopped_ = false;
+};
+
+static Napi::FunctionReference* watcherConstructor(Napi::Env env) {
+  return env.GetInstanceData<Napi::FunctionReference>();
+}
+
+Napi::Function Control::Define(Napi::Env env) {
+  auto* ctor = new Napi::FunctionReference(Napi::Persistent(Watcher::Define(env)));
+  env.SetInstanceData<Napi::FunctionReference>(ctor);
+  return DefineClass(env, "Control",
+                     {
+                         InstanceMethod<&Control::Ioctl>("ioctl"),
+                         InstanceMethod<&Control::WaitEvent>("waitEvent"),
+                         InstanceMethod<&Control::Watch>("watch"),
+                         InstanceMethod<&Control::BufferSizes>("bufferSizes"),
+                         InstanceMethod<&Control::Close>("close"),
+                         InstanceAccessor<&Control::Closed>("closed"),
+                     });
+}
+
+Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(info) {
+  for (auto& s : sizes_) s.store(dm::kInitialBufferSize);
+  path_ = requireString(info[0], "path");
+  fd_ = openControl(path_);
+  if (fd_ < 0) throw systemError(info.Env(), errno, "open", "open " + path_, "");
+  napi_add_env_cleanup_hook(
+      info.Env(), [](void* arg) { CleanupHook(static_cast<Control*>(arg)); }, this);
+  cleanupHookAdded_ = true;
+}
+
+Control::~Control() {
+  stopThreads();
+  if (cleanupHookAdded_)
+    napi_remove_env_cleanup_hook(
+        Env(), [](void* arg) { CleanupHook(static_cast<Control*>(arg)); }, this);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Control::CleanupHook(Control* self) {
+  self->cleanupHookAdded_ = false;
+  self->stopThreads();
+}
+
+void Control::stopThreads() {
+  std::set<BackgroundThread*> threads = threads_;
+  for (BackgroundThread* t : threads) t->cancel();
+  for (BackgroundThread* t : threads) {
+    if (auto* w = dynamic_cast<Watcher*>(t)) w->stopThread();
+  }
+}
+
+void Control::beginWork() { pending_++; }
+
+void Control::endWork(Napi::Env env) {
+  pending_--;
+  if (pending_ == 0 && closing_ && fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+    for (auto& d : closeWaiters_) d.Resolve(env.Undefined());
+    closeWaiters_.clear();
+  }
+}
+
+void Control::forget(BackgroundThread* thread) { threads_.erase(thread); }
+
+void Control::rejectIfClosed(Napi::Env env, const char* what) {
+  if (closing_) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": the control device is closed");
+    e.Set("code", Napi::String::New(env, "ERR_DM_CLOSED"));
+    throw e;
+  }
+}
+
+Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dm::Request req = toRequest(info[0]);
+  rejectIfClosed(env, commandName(req.cmd).c_str());
+  auto* worker = new IoctlWorker(this, Value(), std::move(req));
+  beginWork();
+  worker->Queue();
+  return worker->Promise();
+}
+
+Napi::Value Control::WaitEvent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dm::Request req = toRequest(info[0]);
+  rejectIfClosed(env, "DM_DEV_WAIT");
+  auto* waiter = new Waiter(this, env, std::move(req));
+  threads_.insert(waiter);
+  beginWork();
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("promise", waiter->Promise());
+  // The waiter frees itself when it settles (on this thread); the token is cleared then, so a
+  // later cancel() touches nothing.
+  std::shared_ptr<Waiter*> token = waiter->token();
+  handle.Set("cancel", Napi::Function::New(env, [token](const Napi::CallbackInfo& ci) {
+               if (*token != nullptr) (*token)->cancel();
+               return ci.Env().Undefined();
+             }));
+  waiter->start();
+  return handle;
+}
+
+Napi::Value Control::Watch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) throw typeError(env, "a function", "onArmed", info[0]);
+  if (!info[1].IsFunction()) throw typeError(env, "a function", "onError", info[1]);
+  rejectIfClosed(env, "DM_DEV_ARM_POLL");
+  Napi::Object handle = watcherConstructor(env)->New({});
+  Watcher* watcher = Napi::ObjectWrap<Watcher>::Unwrap(handle);
+  threads_.insert(watcher);
+  watcher->setup(this, Value(), info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
+  return handle;
+}
+
+Napi::Value Control::BufferSizes(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), dm::kCommandCount);
+  for (uint32_t i = 0; i < dm::kCommandCount; i++) a.Set(i, number(info.Env(), sizes_[i].load()));
+  return a;
+}
+
+Napi::Value Control::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto deferred = Napi::Promise::Deferred::New(env);
+  closing_ = true;
+  stopThreads();
+  if (pending_ == 0) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    deferred.Resolve(env.Undefined());
+  } else {
+    closeWaiters_.push_back(deferred);
+  }
+  return deferred.Promise();
+}
+
+Napi::Value Control::Closed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), closing_);
+}
+
+}  // namespace devmapper

@@ -1,0 +1,62 @@
+// Control: one open /dev/mapper/control, exposed to JavaScript. Each ioctl runs on the
+// threadpool; waits and the event watch run on threads of their own.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dm_ioctl.h"
+
+namespace devmapper {
+
+class BackgroundThread;
+
+class Control : public Napi::ObjectWrap<Control> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit Control(const Napi::CallbackInfo& info);
+  ~Control() override;
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  std::atomic<size_t>& rememberedSize(uint32_t cmd) { return sizes_[cmd]; }
+
+  // Work in flight: close() resolves once it drops to zero.
+  void beginWork();
+  void endWork(Napi::Env env);
+  void forget(BackgroundThread* thread);
+
+ private:
+  Napi::Value Ioctl(const Napi::CallbackInfo& info);
+  Napi::Value WaitEvent(const Napi::CallbackInfo& info);
+  Napi::Value Watch(const Napi::CallbackInfo& info);
+  Napi::Value BufferSizes(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Closed(const Napi::CallbackInfo& info);
+
+  void rejectIfClosed(Napi::Env env, const char* what);
+  void stopThreads();
+  static void CleanupHook(Control* self);
+
+  std::string path_;
+  int fd_ = -1;
+  bool closing_ = false;
+  int pending_ = 0;
+  std::vector<Napi::Promise::Deferred> closeWaiters_;
+  std::atomic<size_t> sizes_[dm::kCommandCount];
+  std::set<BackgroundThread*> threads_;
+  bool cleanupHookAdded_ = false;
+};
+
+// Builds a dm::Request from a JavaScript request object (TypeError/RangeError on bad shape).
+dm::Request toRequest(const Napi::Value& value);
+// The kernel's answer as a plain JavaScript object.
+Napi::Object fromResult(Napi::Env env, const dm::Result& result);
+
+}  // namespace devmapper

@@ -1,0 +1,52 @@
+// Shape checks for values coming from JavaScript: each throws a TypeError (or RangeError)
+// naming the argument, never crashes on a wrong type.
+#pragma once
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "errors.h"
+
+namespace devmapper {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+inline Napi::Object requireObject(const Napi::Value& v, const std::string& name) {
+  if (!v.IsObject() || v.IsArray() || v.IsFunction())
+    throw typeError(v.Env(), "an object", name, v);
+  return v.As<Napi::Object>();
+}
+
+inline std::string requireString(const Napi::Value& v, const std::string& name) {
+  if (!v.IsString()) throw typeError(v.Env(), "a string", name, v);
+  return v.As<Napi::String>().Utf8Value();
+}
+
+inline uint64_t requireInteger(const Napi::Value& v, const std::string& name, double max) {
+  if (!v.IsNumber()) throw typeError(v.Env(), "a non-negative integer", name, v);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0 || std::floor(d) != d || d > max)
+    throw Napi::RangeError::New(v.Env(), "Expected a non-negative integer up to " +
+                                             std::to_string(static_cast<uint64_t>(max)) + " for " +
+                                             name + " but received " + v.ToString().Utf8Value());
+  return static_cast<uint64_t>(d);
+}
+
+inline bool requireBool(const Napi::Value& v, const std::string& name) {
+  if (!v.IsBoolean()) throw typeError(v.Env(), "a boolean", name, v);
+  return v.As<Napi::Boolean>().Value();
+}
+
+// An optional property: absent when undefined.
+inline bool has(const Napi::Object& o, const char* key) {
+  return o.Has(key) && !o.Get(key).IsUndefined();
+}
+
+inline Napi::Number number(Napi::Env env, uint64_t v) {
+  return Napi::Number::New(env, static_cast<double>(v));
+}
+
+}  // namespace devmapper

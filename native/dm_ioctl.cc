@@ -1,0 +1,407 @@
+#include "dm_ioctl.h"
+
+#include <linux/dm-ioctl.h>
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace dm {
+
+static_assert(sizeof(struct dm_ioctl) == kHeaderSize, "dm_ioctl layout");
+static_assert(sizeof(struct dm_target_spec) == kSpecSize, "dm_target_spec layout");
+static_assert(offsetof(struct dm_name_list, name) == 12, "dm_name_list layout");
+static_assert(offsetof(struct dm_target_versions, name) == 16, "dm_target_versions layout");
+static_assert(offsetof(struct dm_target_deps, dev) == 8, "dm_target_deps layout");
+
+namespace {
+
+// Command numbers are fixed by the ABI; the numbers below are the kernel's (dm-ioctl.h),
+// spelled out so the addon builds against headers older than the commands it knows.
+constexpr unsigned long ioc(uint32_t nr) {
+  return _IOWR(DM_IOCTL, nr, struct dm_ioctl);
+}
+
+const CommandInfo kCommands[kCommandCount] = {
+    {"DM_VERSION", ioc(0), 0},
+    {"DM_REMOVE_ALL", ioc(1), 0},
+    {"DM_LIST_DEVICES", ioc(2), 0},
+    {"DM_DEV_CREATE", ioc(3), 0},
+    {"DM_DEV_REMOVE", ioc(4), 0},
+    {"DM_DEV_RENAME", ioc(5), 0},
+    {"DM_DEV_SUSPEND", ioc(6), 0},
+    {"DM_DEV_STATUS", ioc(7), 0},
+    {"DM_DEV_WAIT", ioc(8), 0},
+    {"DM_TABLE_LOAD", ioc(9), 0},
+    {"DM_TABLE_CLEAR", ioc(10), 0},
+    {"DM_TABLE_DEPS", ioc(11), 0},
+    {"DM_TABLE_STATUS", ioc(12), 0},
+    {"DM_LIST_VERSIONS", ioc(13), 1},
+    {"DM_TARGET_MSG", ioc(14), 2},
+    {"DM_DEV_SET_GEOMETRY", ioc(15), 6},
+    // libdevmapper asks for 4.36, but the command arrived after 4.36.0.
+    {"DM_DEV_ARM_POLL", ioc(16), 37},
+    {"DM_GET_TARGET_VERSION", ioc(17), 41},
+};
+
+constexpr uint32_t kCmdListDevices = 2;
+constexpr uint32_t kCmdDevRename = 5;
+constexpr uint32_t kCmdDevWait = 8;
+constexpr uint32_t kCmdTableLoad = 9;
+constexpr uint32_t kCmdTableDeps = 11;
+constexpr uint32_t kCmdTableStatus = 12;
+constexpr uint32_t kCmdListVersions = 13;
+constexpr uint32_t kCmdTargetMsg = 14;
+constexpr uint32_t kCmdSetGeometry = 15;
+constexpr uint32_t kCmdGetTargetVersion = 17;
+
+struct FlagMinimum {
+  uint32_t flag;
+  uint32_t minor;
+};
+
+const FlagMinimum kFlagMinimums[] = {
+    {1u << 11, 12},  // NOFLUSH
+    {1u << 12, 16},  // QUERY_INACTIVE_TABLE
+    {1u << 14, 19},  // UUID
+    {1u << 15, 20},  // SECURE_DATA
+    {1u << 17, 27},  // DEFERRED_REMOVE
+    {1u << 19, 45},  // IMA_MEASUREMENT
+};
+
+constexpr size_t align8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
+
+uint32_t readU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+uint64_t readU64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+void writeU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+void writeU64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
+
+// A NUL-terminated string that starts at `at` and must end before `end`.
+bool readString(const uint8_t* buf, size_t at, size_t end, std::string* out) {
+  if (at >= end) return false;
+  const void* nul = std::memchr(buf + at, 0, end - at);
+  if (nul == nullptr) return false;
+  out->assign(reinterpret_cast<const char*>(buf + at),
+              static_cast<size_t>(static_cast<const uint8_t*>(nul) - (buf + at)));
+  return true;
+}
+
+// A fixed-size header field: the string ends at the first NUL or at the field's end.
+std::string fixedString(const char* field, size_t size) {
+  const void* nul = std::memchr(field, 0, size);
+  size_t len = nul ? static_cast<size_t>(static_cast<const char*>(nul) - field) : size;
+  return std::string(field, len);
+}
+
+bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+std::string unpackSpecs(const uint8_t* buf, size_t start, size_t end, uint32_t count,
+                        Result* out) {
+  // On output, `next` is the offset of the following spec from the start of the data.
+  size_t at = start;
+  for (uint32_t i = 0; i < count; i++) {
+    if (at > end || end - at < kSpecSize) return "target spec past the end of the data";
+    TargetRow row;
+    row.start = readU64(buf + at);
+    row.length = readU64(buf + at + 8);
+    uint32_t rawStatus = readU32(buf + at + 16);
+    std::memcpy(&row.status, &rawStatus, sizeof row.status);
+    uint32_t next = readU32(buf + at + 20);
+    row.type = fixedString(reinterpret_cast<const char*>(buf + at + 24), DM_MAX_TYPE_NAME);
+    if (!readString(buf, at + kSpecSize, end, &row.params))
+      return "target parameters not terminated inside the data";
+    out->targets.push_back(std::move(row));
+    if (i + 1 < count) {
+      size_t nextAt = start + next;
+      if (nextAt <= at || nextAt > end) return "target spec offset out of bounds";
+      at = nextAt;
+    }
+  }
+  return "";
+}
+
+std::string unpackNames(const uint8_t* buf, size_t start, size_t end, const uint32_t version[3],
+                        Result* out) {
+  if (start == end) return "";
+  if (end - start < 12) return "name list shorter than one record";
+  if (readU64(buf + start) == 0) return "";  // dev == 0 in the first record: no devices
+  // event_nr follows the name since 4.37 (reliable since 4.38), flags and uuid since 4.45.
+  bool haveEventNr = version[0] > 4 || (version[0] == 4 && version[1] >= 38);
+  bool haveFlags = version[0] > 4 || (version[0] == 4 && version[1] >= 45);
+  size_t at = start;
+  for (;;) {
+    if (at > end || end - at < 12) return "name record past the end of the data";
+    NameEntry entry;
+    entry.dev = readU64(buf + at);
+    uint32_t next = readU32(buf + at + 8);
+    if (!readString(buf, at + 12, end, &entry.name)) return "device name not terminated";
+    size_t after = align8(at + 12 + entry.name.size() + 1);
+    if (haveEventNr && after + 8 <= end) {
+      entry.hasEventNr = true;
+      entry.eventNr = readU32(buf + after);
+      uint32_t flags = readU32(buf + after + 4);
+      if (haveFlags && (flags & DM_NAME_LIST_FLAG_HAS_UUID)) {
+        if (!readString(buf, align8(after + 8), end, &entry.uuid)) return "uuid not terminated";
+        entry.hasUuid = true;
+      }
+    }
+    out->devices.push_back(std::move(entry));
+    if (next == 0) return "";
+    if (next > end - at) return "name record offset out of bounds";
+    at += next;
+  }
+}
+
+std::string unpackVersions(const uint8_t* buf, size_t start, size_t end, Result* out) {
+  size_t at = start;
+  if (start == end) return "";
+  for (;;) {
+    if (at > end || end - at < 16) return "version record past the end of the data";
+    TargetVersion v;
+    uint32_t next = readU32(buf + at);
+    for (int i = 0; i < 3; i++) v.version[i] = readU32(buf + at + 4 + 4 * i);
+    if (!readString(buf, at + 16, end, &v.name)) return "target name not terminated";
+    out->versions.push_back(std::move(v));
+    if (next == 0) return "";
+    if (next > end - at) return "version record offset out of bounds";
+    at += next;
+  }
+}
+
+std::string unpackDeps(const uint8_t* buf, size_t start, size_t end, Result* out) {
+  if (end - start < 8) return "deps record shorter than its header";
+  uint32_t count = readU32(buf + start);
+  if (count > (end - start - 8) / 8) return "deps count larger than the data";
+  out->deps.reserve(count);
+  for (uint32_t i = 0; i < count; i++) out->deps.push_back(readU64(buf + start + 8 + 8 * i));
+  return "";
+}
+
+// The ioctl buffer: 8-aligned, zero-filled, wiped on release when it held secrets.
+struct Buffer {
+  Buffer(size_t n, bool wipe) : words(new uint64_t[(n + 7) / 8]()), size(n), secure(wipe) {}
+  ~Buffer() {
+    if (secure) secureZero(words.get(), size);
+  }
+  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(words.get()); }
+  std::unique_ptr<uint64_t[]> words;
+  size_t size;
+  bool secure;
+};
+
+}  // namespace
+
+const CommandInfo* commandInfo(uint32_t cmd) {
+  return cmd < kCommandCount ? &kCommands[cmd] : nullptr;
+}
+
+uint32_t minimumMinor(uint32_t cmd, uint32_t flags) {
+  const CommandInfo* info = commandInfo(cmd);
+  uint32_t minor = info ? info->minMinor : 0;
+  for (const FlagMinimum& f : kFlagMinimums)
+    if ((flags & f.flag) && f.minor > minor) minor = f.minor;
+  return minor;
+}
+
+Payload outputPayload(uint32_t cmd) {
+  switch (cmd) {
+    case kCmdListDevices: return Payload::Names;
+    case kCmdDevWait:
+    case kCmdTableStatus: return Payload::Specs;
+    case kCmdTableDeps: return Payload::Deps;
+    case kCmdListVersions:
+    case kCmdGetTargetVersion: return Payload::Versions;
+    case kCmdTargetMsg: return Payload::Message;
+    default: return Payload::None;
+  }
+}
+
+void Request::wipe() {
+  for (TargetSpec& t : targets) secureZero(&t.params[0], t.params.size());
+  secureZero(&message[0], message.size());
+  secureZero(&data[0], data.size());
+}
+
+std::string checkRequest(const Request& req) {
+  if (commandInfo(req.cmd) == nullptr) return "unknown DM command number";
+  if (req.name.size() > kNameMax) return "name longer than 127 bytes";
+  if (req.uuid.size() > kUuidMax) return "uuid longer than 128 bytes";
+  if (hasNul(req.name)) return "name contains a NUL byte";
+  if (hasNul(req.uuid)) return "uuid contains a NUL byte";
+  if (req.targets.size() > UINT32_MAX) return "too many targets";
+  for (const TargetSpec& t : req.targets) {
+    if (t.type.size() > kTypeMax) return "target type longer than 15 bytes";
+    if (hasNul(t.type)) return "target type contains a NUL byte";
+    if (hasNul(t.params)) return "target parameters contain a NUL byte";
+  }
+  if (req.hasData && hasNul(req.data)) return "data contains a NUL byte";
+  if (req.hasMessage && hasNul(req.message)) return "message contains a NUL byte";
+  if (requestSize(req) > kMaxBufferSize) return "request larger than 256 MiB";
+  return "";
+}
+
+size_t requestSize(const Request& req) {
+  size_t n = kHeaderSize;
+  if (req.cmd == kCmdTableLoad) {
+    for (const TargetSpec& t : req.targets) n += align8(kSpecSize + t.params.size() + 1);
+  } else if (req.cmd == kCmdTargetMsg) {
+    n += align8(8 + req.message.size() + 1);
+  } else if (req.hasData) {
+    n += align8(req.data.size() + 1);
+  }
+  return n;
+}
+
+void pack(const Request& req, uint8_t* buf, size_t size) {
+  std::memset(buf, 0, size);
+  auto* h = reinterpret_cast<struct dm_ioctl*>(buf);
+  h->version[0] = DM_VERSION_MAJOR;
+  h->version[1] = minimumMinor(req.cmd, req.flags);
+  h->version[2] = 0;
+  h->data_size = static_cast<uint32_t>(size);
+  h->data_start = static_cast<uint32_t>(kHeaderSize);
+  h->flags = req.flags;
+  h->event_nr = req.eventNr;
+  h->dev = req.dev;
+  std::memcpy(h->name, req.name.data(), req.name.size());
+  std::memcpy(h->uuid, req.uuid.data(), req.uuid.size());
+
+  size_t at = kHeaderSize;
+  if (req.cmd == kCmdTableLoad) {
+    h->target_count = static_cast<uint32_t>(req.targets.size());
+    // On input, `next` is the offset from this spec to the following one.
+    for (const TargetSpec& t : req.targets) {
+      size_t specSize = align8(kSpecSize + t.params.size() + 1);
+      uint8_t* s = buf + at;
+      writeU64(s, t.start);
+      writeU64(s + 8, t.length);
+      writeU32(s + 20, static_cast<uint32_t>(specSize));
+      std::memcpy(s + 24, t.type.data(), t.type.size());
+      std::memcpy(s + kSpecSize, t.params.data(), t.params.size());
+      at += specSize;
+    }
+  } else if (req.cmd == kCmdTargetMsg) {
+    writeU64(buf + at, req.sector);
+    std::memcpy(buf + at + 8, req.message.data(), req.message.size());
+  } else if (req.hasData) {
+    std::memcpy(buf + at, req.data.data(), req.data.size());
+  }
+}
+
+std::string unpack(uint32_t cmd, const uint8_t* buf, size_t size, Result* out) {
+  if (size < kHeaderSize) return "answer shorter than the dm_ioctl header";
+  const auto* h = reinterpret_cast<const struct dm_ioctl*>(buf);
+  for (int i = 0; i < 3; i++) out->version[i] = h->version[i];
+  out->flags = h->flags;
+  out->name = fixedString(h->name, sizeof h->name);
+  out->uuid = fixedString(h->uuid, sizeof h->uuid);
+  out->dev = h->dev;
+  out->openCount = h->open_count;
+  out->eventNr = h->event_nr;
+  out->targetCount = h->target_count;
+  out->payload = outputPayload(cmd);
+  if (out->payload == Payload::None) return "";
+
+  size_t start = h->data_start;
+  size_t end = h->data_size;
+  if (start < kHeaderSize || start > end || end > size)
+    return "data_start/data_size outside the buffer";
+
+  switch (out->payload) {
+    case Payload::Specs: return unpackSpecs(buf, start, end, h->target_count, out);
+    case Payload::Names: return unpackNames(buf, start, end, out->version, out);
+    case Payload::Versions: return unpackVersions(buf, start, end, out);
+    case Payload::Deps: return unpackDeps(buf, start, end, out);
+    case Payload::Message:
+      if (!(h->flags & DM_DATA_OUT_FLAG)) return "";
+      if (!readString(buf, start, end, &out->data)) return "message output not terminated";
+      out->hasData = true;
+      return "";
+    case Payload::None: break;
+  }
+  return "";
+}
+
+int systemIoctl(int fd, unsigned long request, void* arg, void*) {
+  int r;
+  do {
+    r = ::ioctl(fd, request, arg);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : 0;
+}
+
+Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, IoctlFn fn,
+            void* context) {
+  Outcome outcome;
+  const CommandInfo* info = commandInfo(req.cmd);
+  if (info == nullptr) {
+    outcome.err = EINVAL;
+    outcome.detail = "unknown DM command number";
+    return outcome;
+  }
+  bool secure = (req.flags & DM_SECURE_DATA_FLAG) != 0;
+  size_t needed = requestSize(req);
+  size_t size = rememberedSize.load(std::memory_order_relaxed);
+  if (size < needed) size = align8(needed);
+  for (;;) {
+    Buffer buffer(size, secure);
+    // Packed anew on every try: the kernel has written its answer over the previous one.
+    pack(req, buffer.bytes(), size);
+    outcome.result.ioctls++;
+    int err = fn(fd, info->request, buffer.bytes(), context);
+    if (err != 0) {
+      outcome.err = err;
+      return outcome;
+    }
+    uint32_t flags;
+    std::memcpy(&flags, buffer.bytes() + offsetof(struct dm_ioctl, flags), sizeof flags);
+    if (flags & DM_BUFFER_FULL_FLAG) {
+      if (size >= kMaxBufferSize) {
+        outcome.err = ENOBUFS;
+        outcome.detail = "the kernel's answer does not fit in 256 MiB";
+        return outcome;
+      }
+      size = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
+      continue;
+    }
+    size_t seen = rememberedSize.load(std::memory_order_relaxed);
+    while (seen < size && !rememberedSize.compare_exchange_weak(seen, size)) {
+    }
+    std::string why = unpack(req.cmd, buffer.bytes(), size, &outcome.result);
+    if (!why.empty()) {
+      outcome.err = EPROTO;
+      outcome.detail = "malformed answer from the kernel: " + why;
+    }
+    return outcome;
+  }
+}
+
+void secureZero(void* p, size_t n) {
+  if (n == 0 || p == nullptr) return;
+  volatile uint8_t* v = static_cast<volatile uint8_t*>(p);
+  while (n--) *v++ = 0;
+}
+
+uint64_t encodeDev(uint32_t major, uint32_t minor) {
+  return (minor & 0xffu) | (static_cast<uint64_t>(major & 0xfffu) << 8) |
+         (static_cast<uint64_t>(minor & ~0xffu) << 12);
+}
+
+uint32_t devMajor(uint64_t dev) { return static_cast<uint32_t>((dev >> 8) & 0xfff); }
+
+uint32_t devMinor(uint64_t dev) {
+  return static_cast<uint32_t>((dev & 0xff) | ((dev >> 12) & 0xfff00));
+}
+
+}  // namespace dm

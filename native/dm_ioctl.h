@@ -1,0 +1,140 @@
+// The device-mapper ioctl core: builds dm_ioctl request buffers, runs them with
+// grow-and-retry, and unpacks the kernel's answer with every offset bounds-checked.
+// Plain C++ (no Node-API), so it can be fuzzed and benchmarked on its own.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dm {
+
+constexpr uint32_t kCommandCount = 18;
+constexpr size_t kHeaderSize = 312;       // sizeof(struct dm_ioctl)
+constexpr size_t kSpecSize = 40;          // sizeof(struct dm_target_spec)
+constexpr size_t kNameMax = 127;          // DM_NAME_LEN - 1
+constexpr size_t kUuidMax = 128;          // DM_UUID_LEN - 1
+constexpr size_t kTypeMax = 15;           // DM_MAX_TYPE_NAME - 1
+constexpr size_t kInitialBufferSize = 16 * 1024;
+constexpr size_t kMaxBufferSize = 256u * 1024 * 1024;
+
+struct CommandInfo {
+  const char* name;      // "DM_DEV_REMOVE"
+  unsigned long request; // the _IOWR number
+  uint32_t minMinor;     // minimum interface minor version the command needs
+};
+
+// nullptr for a command number outside 0..17.
+const CommandInfo* commandInfo(uint32_t cmd);
+
+// The interface minor to send: the larger of the command's and the flags' minimums.
+uint32_t minimumMinor(uint32_t cmd, uint32_t flags);
+
+struct TargetSpec {
+  uint64_t start = 0;
+  uint64_t length = 0;
+  std::string type;
+  std::string params;
+};
+
+struct TargetRow : TargetSpec {
+  int32_t status = 0;
+};
+
+struct NameEntry {
+  std::string name;
+  uint64_t dev = 0;
+  bool hasEventNr = false;
+  uint32_t eventNr = 0;
+  bool hasUuid = false;
+  std::string uuid;
+};
+
+struct TargetVersion {
+  std::string name;
+  uint32_t version[3] = {0, 0, 0};
+};
+
+struct Request {
+  uint32_t cmd = 0;
+  uint32_t flags = 0;
+  std::string name;
+  std::string uuid;
+  uint64_t dev = 0;
+  uint32_t eventNr = 0;
+  std::vector<TargetSpec> targets;  // TABLE_LOAD
+  bool hasData = false;             // DEV_RENAME, DEV_SET_GEOMETRY
+  std::string data;
+  bool hasMessage = false;          // TARGET_MSG
+  uint64_t sector = 0;
+  std::string message;
+
+  // Overwrites every string that may hold a secret (SECURE_DATA requests).
+  void wipe();
+};
+
+enum class Payload { None, Specs, Names, Versions, Deps, Message };
+
+// Which payload the kernel answers with for a command.
+Payload outputPayload(uint32_t cmd);
+
+struct Result {
+  uint32_t version[3] = {0, 0, 0};
+  uint32_t flags = 0;
+  std::string name;
+  std::string uuid;
+  uint64_t dev = 0;
+  int32_t openCount = 0;
+  uint32_t eventNr = 0;
+  uint32_t targetCount = 0;
+  uint32_t ioctls = 0;
+  Payload payload = Payload::None;
+  std::vector<TargetRow> targets;
+  std::vector<NameEntry> devices;
+  std::vector<TargetVersion> versions;
+  std::vector<uint64_t> deps;
+  bool hasData = false;
+  std::string data;
+};
+
+// Why a request cannot be sent as given (empty when it can). Shape only: sizes and NULs.
+std::string checkRequest(const Request& req);
+
+// Bytes the request needs: header plus payload.
+size_t requestSize(const Request& req);
+
+// Writes the request into buf (size >= requestSize(req)); data_size is set to size.
+void pack(const Request& req, uint8_t* buf, size_t size);
+
+// Reads the kernel's answer in buf[0, size). Returns an empty string on success, else what
+// was wrong with the answer (an offset or string out of bounds).
+std::string unpack(uint32_t cmd, const uint8_t* buf, size_t size, Result* out);
+
+// The ioctl call, replaceable for fuzzing and benchmarks. Returns 0 or an errno value.
+using IoctlFn = int (*)(int fd, unsigned long request, void* arg, void* context);
+int systemIoctl(int fd, unsigned long request, void* arg, void* context);
+
+struct Outcome {
+  int err = 0;            // errno of the failed call, 0 on success
+  const char* syscall = "ioctl";
+  std::string detail;     // extra words for the error message
+  Result result;
+};
+
+// Runs a request: packs it into a buffer of the remembered size (at least what it needs),
+// grows and retries on DM_BUFFER_FULL (re-packing from the original request each time),
+// remembers the size that worked, and unpacks the answer.
+Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize,
+            IoctlFn fn = systemIoctl, void* context = nullptr);
+
+// Overwrites memory so that the compiler cannot drop it.
+void secureZero(void* p, size_t n);
+
+// Kernel huge device encoding.
+uint64_t encodeDev(uint32_t major, uint32_t minor);
+uint32_t devMajor(uint64_t dev);
+uint32_t devMinor(uint64_t dev);
+
+}  // namespace dm

@@ -1,0 +1,163 @@
+import { getSystemErrorName } from 'node:util';
+
+/** Options for {@link DmError}. */
+export interface DmErrorOptions {
+  /** errno of the failed system call (16 for EBUSY). */
+  errno: number;
+  /** The failed system call: 'ioctl', 'open', 'poll', ... */
+  syscall: string;
+  /** The DM command ('DM_DEV_REMOVE') when the failure was an ioctl on the control node. */
+  command?: string;
+  /** The device the call was about ('vol', 'uuid:...', '253:0', or a path). */
+  device?: string;
+  /** The message; a default is built from the other fields. */
+  message?: string;
+  /** The error this one was caused by. */
+  cause?: unknown;
+}
+
+/**
+ * A failure reported by the kernel. Keeps the errno: `code` ('EBUSY'), `errno` (16),
+ * `syscall` ('ioctl'), `command` ('DM_DEV_REMOVE') and `device` (when known).
+ * Its stack starts at the line that called the library.
+ */
+export class DmError extends Error {
+  /** errno name, 'EBUSY'. */
+  readonly code: string;
+  /** errno value, 16. */
+  readonly errno: number;
+  /** The failed system call. */
+  readonly syscall: string;
+  /** The DM command, for ioctls on the control node. */
+  readonly command: string | undefined;
+  /** The device the call was about, when known. */
+  readonly device: string | undefined;
+  /** When a rollback after this failure failed too: that second failure. */
+  rollbackError: Error | undefined;
+
+  constructor(options: DmErrorOptions) {
+    const code = errnoCode(options.errno);
+    const what = [options.command ?? options.syscall, options.device].filter((s) => s !== undefined).join(' ');
+    super(options.message ?? `${what}: ${describeErrno(options.errno)}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DmError';
+    this.code = code;
+    this.errno = options.errno;
+    this.syscall = options.syscall;
+    this.command = options.command;
+    this.device = options.device;
+    this.rollbackError = undefined;
+  }
+}
+
+/** Thrown when text (a table, a status line) cannot be parsed: says which field and where. */
+export class DmParseError extends Error {
+  /** The text that failed to parse. */
+  readonly text: string;
+  /** The field that was wrong ('start', 'length', 'type', 'offset', ...). */
+  readonly field: string;
+
+  constructor(message: string, text: string, field: string) {
+    super(`${message} (${field} in ${JSON.stringify(text)})`);
+    this.name = 'DmParseError';
+    this.text = text;
+    this.field = field;
+  }
+}
+
+/** errno → its name ('EBUSY'), or `E<n>` when Node does not know it. */
+export function errnoCode(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `E${errno}`;
+  }
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  EPERM: 'Operation not permitted',
+  ENOENT: 'No such file or directory',
+  EINTR: 'Interrupted system call',
+  EIO: 'Input/output error',
+  ENXIO: 'No such device or address',
+  EBADF: 'Bad file descriptor',
+  ENOMEM: 'Cannot allocate memory',
+  EACCES: 'Permission denied',
+  EFAULT: 'Bad address',
+  EBUSY: 'Device or resource busy',
+  EEXIST: 'File exists',
+  ENODEV: 'No such device',
+  EINVAL: 'Invalid argument',
+  ENOSPC: 'No space left on device',
+  EROFS: 'Read-only file system',
+  ENOTTY: 'Inappropriate ioctl for device',
+  ENOBUFS: 'No buffer space available',
+  EPROTO: 'Protocol error',
+  EOPNOTSUPP: 'Operation not supported',
+  ECANCELED: 'Operation canceled',
+};
+
+function describeErrno(errno: number): string {
+  const code = errnoCode(errno);
+  return DESCRIPTIONS[code] ?? code;
+}
+
+/**
+ * The caller's stack, taken when a public method is called, so that an error that surfaces
+ * after the ioctl completes points at the caller's line.
+ */
+export class CallSite {
+  private readonly stack: string;
+
+  constructor(above: Function) {
+    const holder: { stack?: string } = {};
+    Error.captureStackTrace(holder, above);
+    const stack = holder.stack ?? '';
+    const firstFrame = stack.indexOf('\n');
+    this.stack = firstFrame >= 0 ? stack.slice(firstFrame) : '';
+  }
+
+  /** Puts the caller's frames under the error's own first line. */
+  attach<E extends Error>(error: E): E {
+    error.stack = `${error.name}: ${error.message}${this.stack}`;
+    return error;
+  }
+}
+
+/** Shape of the errors the native addon throws and rejects with. */
+export interface NativeErrorShape {
+  message: string;
+  errno: number;
+  syscall: string;
+  command?: string;
+  path?: string;
+}
+
+/** True for an error that carries a numeric errno (a native or Node system error). */
+export function isNativeError(value: unknown): value is NativeErrorShape {
+  if (!(value instanceof Error)) return false;
+  const errno: unknown = Reflect.get(value, 'errno');
+  const syscall: unknown = Reflect.get(value, 'syscall');
+  return typeof errno === 'number' && typeof syscall === 'string';
+}
+
+/** Turns a native failure into a DmError about `device`, with the caller's stack. */
+export function toDmError(error: unknown, site: CallSite, device?: string): Error {
+  if (!isNativeError(error)) return error instanceof Error ? site.attach(error) : site.attach(new Error(String(error)));
+  const path: unknown = Reflect.get(error, 'path');
+  const dm = new DmError({
+    errno: error.errno,
+    syscall: error.syscall,
+    ...(error.command !== undefined ? { command: error.command } : {}),
+    ...(device !== undefined ? { device } : typeof path === 'string' ? { device: path } : {}),
+    message: nativeMessage(error, device),
+    cause: error,
+  });
+  return site.attach(dm);
+}
+
+function nativeMessage(error: NativeErrorShape, device: string | undefined): string {
+  // The native message is "<what>: <strerror> (detail)"; put the device after <what>.
+  if (device === undefined || error.command === undefined) return error.message;
+  const rest = error.message.startsWith(error.command) ? error.message.slice(error.command.length) : `: ${error.message}`;
+  return `${error.command} ${device}${rest}`;
+}

@@ -1,0 +1,34 @@
+/**
+ * devmapper: drive the Linux device-mapper from Node.js through the DM ioctls on
+ * /dev/mapper/control, with typed tables and loop devices.
+ */
+export { DeviceMapper, Command, Flag, infoOf } from './client';
+export type {
+  DeviceInfo,
+  DeviceListEntry,
+  DeviceEvent,
+  TargetTypeVersion,
+  OpenOptions,
+  CreateOptions,
+  LoadOptions,
+  SuspendOptions,
+  ReloadOptions,
+  QueryOptions,
+  StatusOptions,
+  MessageOptions,
+  RemoveOptions,
+  Geometry,
+  SignalOptions,
+} from './client';
+export { Table, parseTarget } from './table';
+export type { TableRow, TableRowInput } from './table';
+export { targets, targetParsers } from './targets/index';
+export type { Target, TargetParser, LinearOptions, LinearTarget, ZeroTarget, ErrorTarget } from './targets/index';
+export { parseStatus, parseTargetStatus } from './status';
+export type { StatusRow, TargetStatus } from './status';
+export { LoopDevice, blockDeviceSize, blockDiscard, blockGeometry } from './loop';
+export type { LoopAttachOptions, LoopStatus } from './loop';
+export { DmError, DmParseError } from './errors';
+export type { DmErrorOptions } from './errors';
+export { encodeDev, decodeDev, formatDev, parseDevNumber, resolveId } from './dev';
+export type { DevId, DevNumber, DeviceRef, ResolvedId } from './dev';
