@@ -457,18 +457,18 @@ Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(inf
   path_ = requireString(info[0], "path");
   fd_ = openControl(path_);
   if (fd_ < 0) throw systemError(info.Env(), errno, "open", "open " + path_, "");
-  napi_add_env_cleanup_hook(
-      info.Env(), [](void* arg) { CleanupHook(static_cast<Control*>(arg)); }, this);
+  napi_add_env_cleanup_hook(info.Env(), CleanupHookThunk, this);
   cleanupHookAdded_ = true;
 }
 
 Control::~Control() {
   stopThreads();
-  if (cleanupHookAdded_)
-    napi_remove_env_cleanup_hook(
-        Env(), [](void* arg) { CleanupHook(static_cast<Control*>(arg)); }, this);
+  // The same function pointer as at add: node keys hooks by (function, argument).
+  if (cleanupHookAdded_) napi_remove_env_cleanup_hook(Env(), CleanupHookThunk, this);
   if (fd_ >= 0) ::close(fd_);
 }
+
+void Control::CleanupHookThunk(void* arg) { CleanupHook(static_cast<Control*>(arg)); }
 
 void Control::CleanupHook(Control* self) {
   self->cleanupHookAdded_ = false;

@@ -43,6 +43,7 @@ class Control : public Napi::ObjectWrap<Control> {
   void rejectIfClosed(Napi::Env env, const char* what);
   void stopThreads();
   static void CleanupHook(Control* self);
+  static void CleanupHookThunk(void* arg);
 
   std::string path_;
   int fd_ = -1;

@@ -315,8 +315,15 @@ std::string unpack(uint32_t cmd, const uint8_t* buf, size_t size, Result* out) {
 
   size_t start = h->data_start;
   size_t end = h->data_size;
-  if (start < kHeaderSize || start > end || end > size)
-    return "data_start/data_size outside the buffer";
+  if (end > size) return "data_size larger than the buffer";
+  // A command that wrote no data leaves data_size at the header's end (below data_start):
+  // a device with no (inactive) table, a message with no output.
+  if (end <= start) {
+    if (out->payload == Payload::Specs && h->target_count > 0) return "target rows promised but no data";
+    if (out->payload == Payload::Deps) return "no deps record";
+    return "";
+  }
+  if (start < kHeaderSize) return "data_start inside the header";
 
   switch (out->payload) {
     case Payload::Specs: return unpackSpecs(buf, start, end, h->target_count, out);

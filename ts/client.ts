@@ -213,6 +213,8 @@ export class DeviceMapper {
   private readonly control: Control;
   /** Wakes every running `watch` loop (on close). */
   private readonly watchers = new Set<() => void>();
+  private calls = 0;
+  private syscalls = 0;
 
   private constructor(control: Control, driverVersion: [number, number, number]) {
     this.control = control;
@@ -250,9 +252,20 @@ export class DeviceMapper {
     return this.control.bufferSizes();
   }
 
+  /**
+   * How many DM commands this instance has run and how many ioctl system calls they took
+   * (more than one only when a buffer had to grow): the steady state is one per command.
+   */
+  get ioctlStats(): { commands: number; ioctls: number } {
+    return { commands: this.calls, ioctls: this.syscalls };
+  }
+
   private async run(site: CallSite, request: NativeRequest, device?: string): Promise<NativeResult> {
     try {
-      return await this.control.ioctl(request);
+      const r = await this.control.ioctl(request);
+      this.calls++;
+      this.syscalls += r.ioctls;
+      return r;
     } catch (e) {
       throw toDmError(e, site, device);
     }
@@ -477,7 +490,9 @@ export class DeviceMapper {
     const site = new CallSite(this.rename);
     const dev = resolveId(id);
     const name = checkName(newName, 'newName');
-    return infoOf(await this.run(site, { cmd: Command.DEV_RENAME, flags: 0, ...this.idRequest(dev), data: name }, dev.label));
+    const r = await this.run(site, { cmd: Command.DEV_RENAME, flags: 0, ...this.idRequest(dev), data: name }, dev.label);
+    // DEV_RENAME answers with the request's (old) name: ask again by number.
+    return infoOf(await this.run(site, { cmd: Command.DEV_STATUS, flags: 0, dev: r.dev }, name));
   }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
@@ -485,7 +500,8 @@ export class DeviceMapper {
     const site = new CallSite(this.setUuid);
     const dev = resolveId(id);
     const value = checkUuid(uuid);
-    return infoOf(await this.run(site, { cmd: Command.DEV_RENAME, flags: Flag.UUID, ...this.idRequest(dev), data: value }, dev.label));
+    const r = await this.run(site, { cmd: Command.DEV_RENAME, flags: Flag.UUID, ...this.idRequest(dev), data: value }, dev.label);
+    return infoOf(await this.run(site, { cmd: Command.DEV_STATUS, flags: 0, dev: r.dev }, dev.label));
   }
 
   /**

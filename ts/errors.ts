@@ -148,7 +148,8 @@ export function toDmError(error: unknown, site: CallSite, device?: string): Erro
     errno: error.errno,
     syscall: error.syscall,
     ...(error.command !== undefined ? { command: error.command } : {}),
-    ...(device !== undefined ? { device } : typeof path === 'string' ? { device: path } : {}),
+    // A file operation names its own file (the backing file, not the loop device): keep it.
+    ...(typeof path === 'string' ? { device: path } : device !== undefined ? { device } : {}),
     message: nativeMessage(error, device),
     cause: error,
   });

@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import { DeviceMapper, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
+import { Fixture, devName } from './helpers';
+
+// A multipath device over one loop path: failing the path is a table event (dm-mpath
+// raises it), which is what DEV_WAIT and DM_DEV_ARM_POLL report.
+async function multipath(dm: DeviceMapper, loop: LoopDevice, sectors: number): Promise<string> {
+  const name = devName('mp');
+  const params = `0 0 1 1 round-robin 0 1 1 ${loop.devString} 1`;
+  await dm.create(name, { table: new Table([{ start: 0, length: sectors, type: 'multipath', params }]) });
+  return name;
+}
+
+describe('events in the kernel', function () {
+  let dm: DeviceMapper;
+  let fx: Fixture;
+
+  beforeEach(async () => {
+    dm = await DeviceMapper.open();
+    fx = new Fixture(dm);
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+    await dm.close();
+  });
+
+  it('waitEvent returns after an event, with the new event number', async () => {
+    const loop = await fx.loop(2048);
+    const name = await multipath(dm, loop, 2048);
+    const { eventNr } = await dm.info(name);
+    let settled = false;
+    const waiting = dm.waitEvent(name, eventNr).then((info) => {
+      settled = true;
+      return info;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(settled).to.equal(false);
+    await dm.message(name, `fail_path ${loop.devString}`);
+    const info = await waiting;
+    expect(info.name).to.equal(name);
+    expect(info.eventNr).to.be.greaterThan(eventNr);
+    expect((await dm.status(name))[0]?.status.raw).to.match(/ F /);
+    // Already past: returns at once.
+    expect((await dm.waitEvent(name, eventNr)).eventNr).to.equal(info.eventNr);
+  });
+
+  it('waitEvent ends with the abort reason when its signal aborts, and the event loop stays free meanwhile', async () => {
+    const name = devName('waitabort');
+    await dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const { eventNr } = await dm.info(name);
+    const controller = new AbortController();
+    const waiting = dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x);
+    // Other calls go on while the wait is parked (it is on the addon's own thread).
+    const infos = await Promise.all(Array.from({ length: 8 }, () => dm.info(name)));
+    expect(infos.length).to.equal(8);
+    controller.abort();
+    const e = await waiting;
+    expect(e).to.be.instanceOf(Error);
+    expect(e).to.have.property('name', 'AbortError');
+  });
+
+  it('close cancels a parked wait', async () => {
+    const name = devName('waitclose');
+    await dm.create(name);
+    const waiting = dm.waitEvent(name, 0).catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 50));
+    await dm.remove(name);
+    const other = await DeviceMapper.open();
+    fx = new Fixture(other);
+    await dm.close();
+    const e = await waiting;
+    expect(e).to.have.property('code', 'ECANCELED');
+    dm = other;
+  });
+
+  it('watch yields the device whose event counter moved', async () => {
+    const loop = await fx.loop(2048);
+    const name = await multipath(dm, loop, 2048);
+    const controller = new AbortController();
+    const seen: DeviceEvent[] = [];
+    const watching = (async () => {
+      for await (const ev of dm.watch({ signal: controller.signal })) {
+        seen.push(ev);
+        if (ev.name === name) controller.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    const before = (await dm.info(name)).eventNr;
+    await dm.message(name, `fail_path ${loop.devString}`);
+    const timer = setTimeout(() => controller.abort(), 10000);
+    await watching;
+    clearTimeout(timer);
+    const ev = seen.find((e) => e.name === name);
+    expect(ev).to.not.equal(undefined);
+    expect(ev?.eventNr).to.be.greaterThan(before);
+  });
+});

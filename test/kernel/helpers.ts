@@ -1,0 +1,82 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeviceMapper, LoopDevice } from '../../ts/index';
+
+/** Every device a test makes is named with this prefix, so cleanup never touches others'. */
+export const PREFIX = 'dmt-';
+
+let counter = 0;
+/** A fresh device name owned by the tests. */
+export function devName(what: string): string {
+  counter++;
+  return `${PREFIX}${what}-${process.pid}-${counter}`;
+}
+
+/** A directory for backing files: $DEVMAPPER_SCRATCH (a tmpfs in the sandbox). */
+export function scratchDir(): string {
+  const base = process.env.DEVMAPPER_SCRATCH;
+  if (base === undefined || base === '') throw new Error('DEVMAPPER_SCRATCH is not set: run the kernel tests with npm run test:kernel');
+  return mkdtempSync(join(base, 'kt-'));
+}
+
+/** Runs dmsetup and returns its stdout. */
+export function dmsetup(...args: string[]): string {
+  return execFileSync('dmsetup', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * Owns what a test makes: loop devices over sparse files, and devices named with PREFIX.
+ * `cleanup()` removes them all, even after a failure.
+ */
+export class Fixture {
+  readonly loops: LoopDevice[] = [];
+  private readonly dir = scratchDir();
+  private files = 0;
+
+  constructor(readonly dm: DeviceMapper) {}
+
+  /** A loop device over a new sparse file of `sectors` sectors. */
+  async loop(sectors: number): Promise<LoopDevice> {
+    const file = join(this.dir, `disk${this.files++}.img`);
+    writeFileSync(file, '');
+    truncateSync(file, sectors * 512);
+    const loop = await LoopDevice.attach(file);
+    this.loops.push(loop);
+    return loop;
+  }
+
+  async cleanup(): Promise<void> {
+    const ours = (await this.dm.listDevices()).filter((d) => d.name.startsWith(PREFIX));
+    // Remove top-down: a device that others depend on is busy until they are gone.
+    for (let pass = 0; pass < 5 && ours.length > 0; pass++) {
+      for (const d of [...ours]) {
+        try {
+          await this.dm.remove(d.name, { retries: 0 });
+          ours.splice(ours.indexOf(d), 1);
+        } catch {
+          // still in use by another of ours: try again next pass
+        }
+      }
+    }
+    for (const loop of this.loops.splice(0)) {
+      try {
+        await loop.detach();
+      } catch {
+        // already detached by the test
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    if (ours.length > 0) throw new Error(`could not remove ${ours.map((d) => d.name).join(', ')}`);
+  }
+}
+
+/** Polls `check` until it is true, at most `ms` milliseconds. */
+export async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
