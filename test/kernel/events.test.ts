@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DeviceMapper, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
+import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
 import { Fixture, devName } from './helpers';
 
 // A multipath device over one loop path: failing the path is a table event (dm-mpath
@@ -59,18 +59,29 @@ describe('events in the kernel', function () {
     expect(e).to.have.property('name', 'AbortError');
   });
 
-  it('close cancels a parked wait', async () => {
+  it('close cancels a parked wait (ECANCELED)', async () => {
     const name = devName('waitclose');
     await dm.create(name);
     const waiting = dm.waitEvent(name, 0).catch((x: unknown) => x);
     await new Promise((r) => setTimeout(r, 50));
-    await dm.remove(name);
     const other = await DeviceMapper.open();
-    fx = new Fixture(other);
     await dm.close();
     const e = await waiting;
-    expect(e).to.have.property('code', 'ECANCELED');
+    expect(e).to.be.instanceOf(DmError);
+    expect(e).to.include({ code: 'ECANCELED', command: 'DM_DEV_WAIT', device: name });
     dm = other;
+    fx = new Fixture(other);
+  });
+
+  it('a wait on a device that is then removed ends with ENXIO', async () => {
+    const name = devName('waitgone');
+    await dm.create(name);
+    const waiting = dm.waitEvent(name, 0).catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 50));
+    await dm.remove(name);
+    const e = await waiting;
+    expect(e).to.be.instanceOf(DmError);
+    expect(e).to.include({ code: 'ENXIO', device: name });
   });
 
   it('watch yields the device whose event counter moved', async () => {

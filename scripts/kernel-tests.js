@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// `npm run test:kernel` (after `npm run build`): compiles the tests, then runs the kernel suite
+// (build/js/test/kernel/**/*.test.js) with mocha in ONE boot of the User-Mode Linux sandbox
+// (dist/sandbox), so the boot is paid once. It never skips: no sandbox, no kernel tests, no
+// pass. With DEVMAPPER_TEST_HOST=1 it runs the same mocha command on the host instead, which
+// needs root and a host kernel with device-mapper.
+//
+// Environment: DEVMAPPER_TEST_HOST=1 (run on the host), DEVMAPPER_SANDBOX_MEMORY (MiB, default
+// 1024), DEVMAPPER_SANDBOX_LINUX (the UML kernel, default /usr/bin/linux.uml),
+// DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400).
+// The tests get DEVMAPPER_SCRATCH: a directory for loop backing files (a tmpfs in the sandbox).
+'use strict';
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const kernelTestDir = path.join(root, 'build', 'js', 'test', 'kernel');
+
+function fail(message) {
+  process.stderr.write(`\nkernel tests: FAILED: ${message}\n`);
+  process.exit(1);
+}
+
+function positiveEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) fail(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function findTests(dir) {
+  if (!fs.existsSync(dir)) return [];
+  const found = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...findTests(p));
+    else if (entry.isFile() && entry.name.endsWith('.test.js')) found.push(p);
+  }
+  return found.sort();
+}
+
+function compileTests() {
+  const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
+  const r = spawnSync(tsc, ['-p', path.join(root, 'tsconfig.test.json')], { cwd: root, stdio: 'inherit' });
+  if (r.error) fail(`cannot run ${tsc}: ${r.error.message} (run npm ci first)`);
+  if (r.status !== 0) fail(`tsc -p tsconfig.test.json exited with ${r.status ?? r.signal}`);
+}
+
+function mochaArgs(files) {
+  return [
+    path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'),
+    '--no-config', // .mocharc.json loads tsx, slow inside UML; the tests are compiled already
+    '--timeout', '60000',
+    '--reporter', 'spec',
+    process.stdout.isTTY ? '--color' : '--no-color',
+    ...files.map((f) => path.relative(root, f)),
+  ];
+}
+
+function runOnHost(files) {
+  process.stdout.write(`kernel tests: on the host (${os.release()}), DEVMAPPER_TEST_HOST=1, node ${process.version}\n`);
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    fail('DEVMAPPER_TEST_HOST=1 needs root (device-mapper ioctls need CAP_SYS_ADMIN); unset it to use the sandbox');
+  }
+  let control;
+  try {
+    control = fs.statSync('/dev/mapper/control');
+  } catch {
+    control = undefined;
+  }
+  if (control === undefined || !control.isCharacterDevice()) {
+    fail('DEVMAPPER_TEST_HOST=1 but /dev/mapper/control is missing: the host kernel has no device-mapper (modprobe dm-mod), or unset it to use the sandbox');
+  }
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'devmapper-scratch-'));
+  try {
+    const r = spawnSync(process.execPath, mochaArgs(files), {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, DEVMAPPER_SCRATCH: scratch },
+    });
+    if (r.error) fail(`cannot run mocha: ${r.error.message}`);
+    if (r.status === null) fail(`mocha was killed by ${r.signal}`);
+    return r.status;
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function runInUml(files) {
+  let sandbox;
+  try {
+    sandbox = require(path.join(root, 'dist', 'sandbox'));
+  } catch (e) {
+    fail(`cannot load dist/sandbox (run npm run build first): ${e.message}`);
+  }
+  const linux = process.env.DEVMAPPER_SANDBOX_LINUX || sandbox.DEFAULT_LINUX;
+  const memory = Math.round(positiveEnv('DEVMAPPER_SANDBOX_MEMORY', 1024));
+  const timeoutS = positiveEnv('DEVMAPPER_KERNEL_TESTS_TIMEOUT', 2400);
+  process.stdout.write(
+    `kernel tests: in the User-Mode Linux sandbox (${linux}, ${memory} MiB), ${files.length} file(s), node ${process.version}\n`,
+  );
+  // First line from inside: the kernel that really runs the tests, and its device-mapper.
+  const script = [
+    'read release < /proc/sys/kernel/osrelease',
+    'dm=$(dmsetup version 2>/dev/null); dm=${dm##*Driver version:}; dm=$(echo $dm)',
+    'echo "kernel tests: User-Mode Linux $release, DM ${dm:-version unknown (no dmsetup)}, scratch $DEVMAPPER_SCRATCH"',
+    'exec "$@"',
+  ].join('\n');
+  let result;
+  try {
+    result = await sandbox.runInSandbox(['sh', '-c', script, 'sh', process.execPath, ...mochaArgs(files)], {
+      cwd: root,
+      memory,
+      linux,
+      timeout: timeoutS * 1000,
+    });
+  } catch (e) {
+    if (e instanceof sandbox.SandboxError) {
+      const tail = e.consoleTail && !e.message.includes(e.consoleTail) ? `\n--- kernel console ---\n${e.consoleTail}` : '';
+      fail(`the sandbox failed (${e.code}): ${e.message}${tail}`);
+    }
+    throw e;
+  }
+  process.stdout.write(
+    `kernel tests: sandbox boot ${result.bootMs} ms (modules ${result.modulesMs} ms), total ${result.totalMs} ms, mocha exit status ${result.exitCode}\n`,
+  );
+  return result.exitCode;
+}
+
+async function main() {
+  compileTests();
+  const files = findTests(kernelTestDir);
+  if (files.length === 0) fail(`no kernel tests found under ${path.relative(root, kernelTestDir)} (test/kernel/**/*.test.ts)`);
+  const status = process.env.DEVMAPPER_TEST_HOST === '1' ? runOnHost(files) : await runInUml(files);
+  process.exitCode = status;
+}
+
+main().catch((e) => fail(e && e.stack ? e.stack : String(e)));

@@ -1,0 +1,155 @@
+// Real boots of the User-Mode Linux sandbox (no mocks): each boot costs about 2.5 s, so the
+// checks are grouped into few boots.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_MODULES, SCRATCH_DIR, SandboxError, runInSandbox } from '../../ts/sandbox/index';
+import type { SandboxOptions } from '../../ts/sandbox/index';
+
+/** Host pids of the linux.uml processes of instance `id`. */
+function umlProcesses(id: string): number[] {
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const argv = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (argv.includes(`umid=${id}`)) pids.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function rejection(p: Promise<unknown>): Promise<SandboxError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof SandboxError) return e;
+    throw e;
+  }
+  throw new Error('expected a SandboxError, the promise resolved');
+}
+
+describe('devmapper/sandbox: runInSandbox', function () {
+  this.timeout(60000);
+
+  it('runs a command as root with every DM target, streams its output and returns its exit status', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-cwd-'));
+    const home = process.env['HOME'];
+    delete process.env['HOME']; // CI runs without HOME: the sandbox must not need it
+    const chunks: Buffer[] = [];
+    try {
+      const script = [
+        'echo "uid=$(id -u) cwd=$(pwd) greeting=$GREETING home=${HOME-unset}"',
+        'echo "to stderr" >&2',
+        'grep " $DEVMAPPER_SCRATCH " /proc/mounts',
+        'dd if=/dev/zero of="$DEVMAPPER_SCRATCH/disk.img" bs=1M count=8 2>/dev/null && echo scratch-writable',
+        'test -c /dev/mapper/control && echo has-control',
+        'dmsetup targets',
+        'exit 7',
+      ].join('\n');
+      const r = await runInSandbox(['sh', '-c', script], {
+        cwd,
+        env: { ...process.env, GREETING: "it's a 'quoted' value\nwith a newline" },
+        onOutput: (c) => chunks.push(c),
+      });
+      expect(r.exitCode).to.equal(7);
+      expect(r.signal).to.equal(undefined);
+      expect(r.kernelRelease).to.match(/^\d+\.\d+\.\d+/);
+      expect(r.bootMs).to.be.greaterThan(0).and.at.most(r.totalMs);
+      expect(Buffer.concat(chunks).toString('utf8')).to.equal(r.output);
+      const lines = r.output.split('\n');
+      expect(lines[0]).to.equal(`uid=0 cwd=${cwd} greeting=it's a 'quoted' value`);
+      expect(lines[1]).to.equal('with a newline home=unset');
+      expect(lines[2]).to.equal('to stderr');
+      expect(lines[3]).to.match(new RegExp(`^tmpfs ${SCRATCH_DIR} tmpfs `));
+      expect(lines).to.include.members(['scratch-writable', 'has-control']);
+      const targets = lines.map((l) => l.split(/\s+/)[0]);
+      expect(targets).to.include.members(['linear', 'thin-pool', 'crypt', 'raid', 'era', 'cache', 'multipath', 'integrity']);
+      // The kernel console (module banners, "Run ... as init process") stays out of it.
+      expect(r.output).not.to.match(/device-mapper:|as init process|loop: module loaded/);
+    } finally {
+      if (home !== undefined) process.env['HOME'] = home;
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('runs instances at once; reports a command ended by a signal, and one that cannot start (ESPAWN)', async () => {
+    const started = Date.now();
+    const [killed, plain, notFound] = await Promise.all([
+      runInSandbox(['sh', '-c', 'kill -KILL $$'], { onOutput: () => undefined }),
+      runInSandbox(['sh', '-c', 'echo "sandbox=$DEVMAPPER_SANDBOX"'], { id: `sandbox-test-${process.pid}`, onOutput: () => undefined }),
+      rejection(runInSandbox(['devmapper-no-such-program'], { onOutput: () => undefined })),
+    ]);
+    const elapsed = Date.now() - started;
+    expect(killed).to.include({ exitCode: 137, signal: 'SIGKILL' });
+    expect(plain).to.include({ exitCode: 0, output: 'sandbox=1\n' });
+    expect(elapsed).to.be.lessThan(killed.totalMs + plain.totalMs); // they overlapped
+    expect(notFound.code).to.equal('ESPAWN');
+    expect(notFound.message).to.contain('devmapper-no-such-program');
+  });
+
+  it('kills the instance and all its processes on timeout (ETIMEDOUT) and on abort (EABORT)', async () => {
+    const timeoutId = `sandbox-timeout-${process.pid}`;
+    const abortId = `sandbox-abort-${process.pid}`;
+    const controller = new AbortController();
+    const [timedOut, aborted] = await Promise.all([
+      rejection(runInSandbox(['sh', '-c', 'echo started; sleep 600'], { id: timeoutId, timeout: 5000, onOutput: () => undefined })),
+      rejection(
+        runInSandbox(['sh', '-c', 'echo started; sleep 600'], {
+          id: abortId,
+          signal: controller.signal,
+          onOutput: () => controller.abort(), // abort once the command runs
+        }),
+      ),
+    ]);
+    expect(timedOut.code).to.equal('ETIMEDOUT');
+    expect(timedOut.output).to.equal('started\n');
+    expect(aborted.code).to.equal('EABORT');
+    expect(aborted.output).to.equal('started\n');
+    expect(umlProcesses(timeoutId)).to.deep.equal([]);
+    expect(umlProcesses(abortId)).to.deep.equal([]);
+  });
+
+  it('fails with ENOLINUX naming the Debian package when linux.uml is missing', async () => {
+    const e = await rejection(runInSandbox(['true'], { linux: '/nonexistent/linux.uml' }));
+    expect(e.code).to.equal('ENOLINUX');
+    expect(e.message).to.contain('user-mode-linux').and.contain('/nonexistent/linux.uml');
+  });
+
+  it('fails with EBOOT and the console tail when the kernel never reaches the command', async () => {
+    const e = await rejection(runInSandbox(['true'], { linux: '/bin/true' }));
+    expect(e.code).to.equal('EBOOT');
+    expect(e.message).to.contain('did not reach the command').and.contain('/bin/true exited with status 0');
+    const tiny = await rejection(runInSandbox(['true'], { memory: 16 })); // UML refuses to start
+    expect(tiny.code).to.equal('EBOOT');
+    expect(tiny.consoleTail).to.match(/memory/i);
+    expect(tiny.message).to.contain(tiny.consoleTail);
+  });
+
+  it('refuses malformed arguments before booting', async () => {
+    const bad: Array<[readonly string[], SandboxOptions]> = [
+      [[], {}],
+      [['true'], { memory: 0 }],
+      [['true'], { timeout: -1 }],
+      [['true'], { timeout: 2 ** 31 }],
+      [['true'], { id: 'a b' }],
+      [['true'], { modules: ['../x'] }],
+      [['true'], { env: { 'A=B': 'x' } }],
+    ];
+    for (const [command, options] of bad) {
+      let error: unknown;
+      try {
+        await runInSandbox(command, options);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify([command, options])).to.be.instanceOf(TypeError);
+    }
+    expect(DEFAULT_MODULES).to.include.members(['dm-mod', 'dm-thin-pool', 'dm-crypt', 'dm-raid', 'loop']);
+  });
+});

@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+import { DmParseError, Table, parseStatus, targets } from '../../ts/index';
+
+describe('Table', () => {
+  it('formats rows in dmsetup table format and parses them back to the same typed rows', () => {
+    const t = new Table([
+      { start: 0, length: 2048, target: targets.linear({ device: '7:0', offset: 0 }) },
+      { start: 2048, length: 100, target: targets.zero() },
+      { start: 2148, length: 8, type: 'thin-pool', params: '7:1 7:2 128 0 1 skip_block_zeroing' },
+    ]);
+    expect(t.toString()).to.equal('0 2048 linear 7:0 0\n2048 100 zero\n2148 8 thin-pool 7:1 7:2 128 0 1 skip_block_zeroing');
+    expect(t.size).to.equal(2156);
+    const back = Table.parse(t.toString());
+    expect(back.toString()).to.equal(t.toString());
+    expect(back.rows[0]?.target).to.deep.equal({ type: 'linear', device: '7:0', offset: 0, params: '7:0 0' });
+    expect(back.rows[1]?.target).to.deep.equal({ type: 'zero', params: '' });
+    expect(back.rows[2]?.target).to.deep.equal({ type: 'thin-pool', params: '7:1 7:2 128 0 1 skip_block_zeroing' });
+  });
+
+  it('parses text with blank lines, trailing spaces and a final newline', () => {
+    const t = Table.parse('\n0 8 zero \n\n8 8 error\n');
+    expect(t.toString()).to.equal('0 8 zero\n8 8 error');
+  });
+
+  it('linear accepts { major, minor } and /dev paths and refuses other device strings', () => {
+    expect(targets.linear({ device: { major: 253, minor: 3 }, offset: 5 }).params).to.equal('253:3 5');
+    expect(targets.linear({ device: '/dev/loop0', offset: 0 }).params).to.equal('/dev/loop0 0');
+    expect(() => targets.linear({ device: 'loop0', offset: 0 })).to.throw(RangeError, /major:minor/);
+    expect(() => targets.linear({ device: '7:0', offset: -1 })).to.throw(RangeError, /linear\.offset/);
+    expect(() => targets.linear({ device: '7:0', offset: 1.5 })).to.throw(RangeError);
+  });
+
+  it('refuses rows that do not start at 0, leave a gap or overlap', () => {
+    const z = targets.zero();
+    expect(() => new Table([{ start: 1, length: 8, target: z }])).to.throw(RangeError, /rows\[0\]\.start to be 0/);
+    expect(() => new Table([{ start: 0, length: 8, target: z }, { start: 9, length: 8, target: z }])).to.throw(RangeError, /rows\[1\]\.start to be 8/);
+    expect(() => new Table([{ start: 0, length: 8, target: z }, { start: 4, length: 8, target: z }])).to.throw(RangeError, /rows\[1\]\.start to be 8/);
+  });
+
+  it('refuses bad lengths, types and params with the house message shape', () => {
+    const z = targets.zero();
+    expect(() => new Table([])).to.throw(RangeError, /at least one table row/);
+    expect(() => new Table([{ start: 0, length: 0, target: z }])).to.throw(RangeError, /^Expected a length of at least 1 sector for rows\[0\]\.length but received number 0$/);
+    expect(() => new Table([{ start: 0, length: 2 ** 53, target: z }])).to.throw(RangeError, /safe integer/);
+    expect(() => new Table([{ start: 0, length: 8, type: 'x'.repeat(16), params: '' }])).to.throw(RangeError, /1 to 15 bytes/);
+    expect(() => new Table([{ start: 0, length: 8, type: 'a b', params: '' }])).to.throw(RangeError, /without spaces/);
+    expect(() => new Table([{ start: 0, length: 8, type: 'zero', params: 'a\0b' }])).to.throw(RangeError, /NUL/);
+    expect(() => new Table([{ start: 0, length: 8, type: 'zero', params: 'a\nb' }])).to.throw(RangeError, /one line/);
+    expect(() => new Table([{ start: '0', length: 8, target: z } as never])).to.throw(TypeError, /^Expected a non-negative safe integer for rows\[0\]\.start but received "0"$/);
+  });
+
+  it('parse errors are DmParseError naming the field and the text', () => {
+    const bad = (text: string, field: string): void => {
+      let caught: unknown;
+      try {
+        Table.parse(text);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).to.be.instanceOf(DmParseError);
+      expect(caught).to.have.property('field', field);
+    };
+    bad('x 8 zero', 'start');
+    bad('0 -8 zero', 'length');
+    bad('0 8', 'row');
+    bad('0 8 linear 7:0', 'params');
+    bad('0 8 linear 7:0 abc', 'offset');
+    bad('0 8 zero extra', 'params');
+    bad('0 8 zero\n16 8 zero', 'start');
+    bad('', 'rows');
+  });
+
+  it('parseStatus gives one row per line with the raw status kept', () => {
+    const rows = parseStatus('0 2048 thin-pool 1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024\n2048 8 error \n');
+    expect(rows).to.have.length(2);
+    expect(rows[0]).to.deep.include({ start: 0, length: 2048, type: 'thin-pool' });
+    expect(rows[0]?.status).to.deep.equal({ type: 'thin-pool', raw: '1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024' });
+    expect(rows[1]?.status).to.deep.equal({ type: 'error', raw: '' });
+    expect(() => parseStatus('Fail')).to.throw(DmParseError);
+  });
+
+  it('formats and parses a table of 20 000 rows', () => {
+    const rows = Array.from({ length: 20000 }, (_, i) => ({ start: i * 8, length: 8, target: targets.linear({ device: '7:0', offset: i * 8 }) }));
+    const text = new Table(rows).toString();
+    expect(Table.parse(text).rows).to.have.length(20000);
+  });
+});

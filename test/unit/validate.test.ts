@@ -1,0 +1,82 @@
+import { expect } from 'chai';
+import { DmError, decodeDev, encodeDev, resolveId } from '../../ts/index';
+import { decodeRdev } from '../../ts/dev';
+import { CallSite, errnoCode, toDmError } from '../../ts/errors';
+
+describe('device ids and numbers', () => {
+  it('encodes device numbers the way the kernel does (huge encoding) and back', () => {
+    expect(encodeDev({ major: 7, minor: 0 })).to.equal(0x700);
+    expect(encodeDev({ major: 253, minor: 1 })).to.equal(0xfd01);
+    // minor bits above 8 go to bits 20 and up
+    expect(encodeDev({ major: 254, minor: 0x12345 })).to.equal(0x45 | (254 << 8) | (0x123 << 20));
+    for (const d of [{ major: 0, minor: 0 }, { major: 4095, minor: 0xfffff }, { major: 259, minor: 65536 }, { major: 7, minor: 255 }, { major: 7, minor: 256 }]) {
+      expect(decodeDev(encodeDev(d))).to.deep.equal(d);
+    }
+    expect(() => encodeDev({ major: 4096, minor: 0 })).to.throw(RangeError, /dev\.major/);
+    expect(() => encodeDev({ major: 1, minor: 0x100000 })).to.throw(RangeError, /dev\.minor/);
+  });
+
+  it('decodes st_rdev as glibc encodes it', () => {
+    expect(decodeRdev(0x700)).to.deep.equal({ major: 7, minor: 0 });
+    expect(decodeRdev(0xfd00 + 3)).to.deep.equal({ major: 253, minor: 3 });
+    // makedev(259, 0x12345) = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)
+    expect(decodeRdev(0x45 | (259 << 8) | (0x123 * 2 ** 20))).to.deep.equal({ major: 259, minor: 0x12345 });
+  });
+
+  it('resolves each DevId form to exactly one request field', () => {
+    expect(resolveId('vol')).to.deep.equal({ name: 'vol', label: 'vol' });
+    expect(resolveId({ name: 'vol' })).to.deep.equal({ name: 'vol', label: 'vol' });
+    expect(resolveId({ uuid: 'LVM-x' })).to.deep.equal({ uuid: 'LVM-x', label: 'uuid LVM-x' });
+    expect(resolveId({ dev: { major: 253, minor: 2 } })).to.deep.equal({ dev: 0xfd02, label: '253:2' });
+  });
+
+  it('refuses names the kernel forbids or that older kernels would wrongly accept', () => {
+    for (const bad of ['', '.', '..', 'control', 'a/b', 'x'.repeat(128), 'a\0b']) {
+      expect(() => resolveId(bad), JSON.stringify(bad)).to.throw(RangeError, /^Expected a device name/);
+    }
+    expect(resolveId('x'.repeat(127)).name).to.have.length(127);
+    // 127 bytes, not characters
+    expect(() => resolveId('é'.repeat(64))).to.throw(RangeError, /1 to 127 bytes/);
+  });
+
+  it('refuses ids that are not exactly one of name, uuid, dev', () => {
+    expect(() => resolveId({ name: 'a', uuid: 'b' })).to.throw(TypeError, /^Expected a device name, \{ name \}, \{ uuid \} or \{ dev: \{ major, minor \} \} for id but received object$/);
+    expect(() => resolveId({})).to.throw(TypeError);
+    expect(() => resolveId(7)).to.throw(TypeError, /received number 7/);
+    expect(() => resolveId(null)).to.throw(TypeError, /received null/);
+    expect(() => resolveId({ uuid: 'u'.repeat(129) })).to.throw(RangeError, /1 to 128 bytes/);
+    expect(() => resolveId({ dev: { major: 1 } })).to.throw(TypeError, /id\.dev\.minor/);
+  });
+});
+
+describe('errors', () => {
+  it('maps errno values to their names', () => {
+    expect(errnoCode(16)).to.equal('EBUSY');
+    expect(errnoCode(6)).to.equal('ENXIO');
+    expect(errnoCode(22)).to.equal('EINVAL');
+  });
+
+  it('turns a native failure into a DmError with the device, errno and the caller\'s stack', () => {
+    function callerLine(): CallSite {
+      return new CallSite(callerLine);
+    }
+    const site = callerLine();
+    const native = Object.assign(new Error('DM_DEV_REMOVE: Device or resource busy'), { errno: 16, code: 'EBUSY', syscall: 'ioctl', command: 'DM_DEV_REMOVE' });
+    const e = toDmError(native, site, 'vol');
+    expect(e).to.be.instanceOf(DmError);
+    expect(e).to.include({ code: 'EBUSY', errno: 16, syscall: 'ioctl', command: 'DM_DEV_REMOVE', device: 'vol', message: 'DM_DEV_REMOVE vol: Device or resource busy' });
+    expect(e.stack?.split('\n')[0]).to.equal('DmError: DM_DEV_REMOVE vol: Device or resource busy');
+    expect(e.stack).to.contain('validate.test');
+    expect(e.cause).to.equal(native);
+  });
+
+  it('keeps extra detail from the native message', () => {
+    const native = Object.assign(new Error('DM_TABLE_STATUS: Protocol error (malformed answer from the kernel: x)'), { errno: 71, syscall: 'ioctl', command: 'DM_TABLE_STATUS' });
+    expect(toDmError(native, new CallSite(toDmError), 'v').message).to.equal('DM_TABLE_STATUS v: Protocol error (malformed answer from the kernel: x)');
+  });
+
+  it('passes non-system errors through with the caller\'s stack', () => {
+    const t = new TypeError('Expected x');
+    expect(toDmError(t, new CallSite(toDmError))).to.equal(t);
+  });
+});
