@@ -128,6 +128,13 @@ async function runInUml(files) {
   process.stdout.write(
     `kernel tests: sandbox boot ${result.bootMs} ms (modules ${result.modulesMs} ms), total ${result.totalMs} ms, mocha exit status ${result.exitCode}\n`,
   );
+  // mocha's own counts, as one plain closing line; a run that passed nothing has not passed.
+  const count = (word) => Number((new RegExp(`^\\s*(\\d+) ${word}\\b`, 'm').exec(result.output) || [])[1] || 0);
+  const passed = count('passing');
+  const failed = count('failing');
+  const pending = count('pending');
+  process.stdout.write(`kernel: ${passed} passed, ${failed} failed${pending ? `, ${pending} skipped` : ''}\n`);
+  if (result.exitCode === 0 && passed === 0) fail('mocha ran no kernel test');
   return result.exitCode;
 }
 
