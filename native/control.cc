@@ -65,6 +65,8 @@ dm::Request toRequest(const Napi::Value& value) {
     Napi::Value t = o.Get("targets");
     if (!t.IsArray()) throw typeError(o.Env(), "an array", "request.targets", t);
     Napi::Array rows = t.As<Napi::Array>();
+    if (rows.Length() > dm::kMaxBufferSize / dm::kSpecSize)
+      throw Napi::RangeError::New(o.Env(), "Invalid request: request.targets has more rows than a 256 MiB request can hold");
     req.targets.reserve(rows.Length());
     for (uint32_t i = 0; i < rows.Length(); i++) {
       std::string at = "request.targets[" + std::to_string(i) + "]";
@@ -220,7 +222,8 @@ class BackgroundThread {
   }
 
  protected:
-  // Opens the private fds; returns 0 or the errno and the syscall that failed.
+  // Opens the private fds, on the JavaScript thread before the thread starts; returns 0 or
+  // the errno and the syscall that failed.
   int open(const std::string& path, const char** syscall) {
     fd_ = openControl(path);
     if (fd_ < 0) {
@@ -277,21 +280,22 @@ class Waiter : public BackgroundThread {
   Waiter(Control* control, Napi::Env env, dm::Request req)
       : control_(control), req_(std::move(req)), deferred_(Napi::Promise::Deferred::New(env)) {
     self_ = Napi::Persistent(control->Value());
-    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:wait", 0, 1);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
   std::shared_ptr<Waiter*> token() { return token_; }
 
-  void start() {
+  // Opens the private fds here, on the JavaScript thread; throws if that fails.
+  void start(Napi::Env env) {
+    const char* syscall = "open";
+    int err = open(control_->path(), &syscall);
+    if (err != 0) throw systemError(env, err, syscall, std::string(syscall) + " " + control_->path(), "");
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:wait", 0, 1);
     thread_ = std::thread([this] { body(); });
   }
 
  private:
   void body() {
-    const char* syscall = "ioctl";
-    int err = open(control_->path(), &syscall);
-    if (err != 0) return finish(err, syscall, kCmdDevWait, "");
     for (;;) {
       dm::Outcome armed = arm();
       if (armed.err != 0) return finish(armed.err, "ioctl", kCmdArmPoll, armed.detail);
@@ -327,10 +331,9 @@ class Waiter : public BackgroundThread {
     napi_status s = tsfn_.BlockingCall(this, [](Napi::Env env, Napi::Function, Waiter* self) {
       self->settle(env);
     });
-    if (s != napi_ok) {
-      // The environment is going away: nobody will settle or free this on the JS thread.
-      tsfn_.Release();
-    }
+    // On napi_closing the environment is going away: the handle must not be touched again,
+    // and the cleanup hook joins this thread.
+    (void)s;
   }
 
   void settle(Napi::Env env) {
@@ -343,9 +346,9 @@ class Waiter : public BackgroundThread {
     tsfn_.Release();
     Control* control = control_;
     control->forget(this);
+    control->endWork(env);
     self_.Reset();
     delete this;
-    control->endWork(env);
   }
 
   Control* control_;
@@ -369,18 +372,25 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
 
   ~Watcher() override { stopThread(); }
 
+  // Opens the private fds (throwing on failure), then starts the thread.
   void setup(Control* control, Napi::Object controlObject, Napi::Function onArmed,
              Napi::Function onError) {
+    Napi::Env env = onArmed.Env();
+    const char* syscall = "open";
+    int err = open(control->path(), &syscall);
+    if (err != 0) throw systemError(env, err, syscall, std::string(syscall) + " " + control->path(), "");
     control_ = control;
     controlRef_ = Napi::Persistent(controlObject);
-    armed_ = Napi::ThreadSafeFunction::New(onArmed.Env(), onArmed, "devmapper:watch", 1, 1);
-    errors_ = Napi::ThreadSafeFunction::New(onError.Env(), onError, "devmapper:watch-error", 1, 1);
+    armed_ = Napi::ThreadSafeFunction::New(env, onArmed, "devmapper:watch", 1, 1);
+    errors_ = Napi::ThreadSafeFunction::New(env, onError, "devmapper:watch-error", 1, 1);
     thread_ = std::thread([this] { body(); });
+    started_ = true;
   }
 
-  // Called by Control on close and at environment teardown.
+  // Called by Control on close and at environment teardown. A Watcher constructed from
+  // JavaScript without setup() has nothing to stop.
   void stopThread() {
-    if (stopped_) return;
+    if (stopped_ || !started_) return;
     stopped_ = true;
     cancel();
     join();
@@ -398,14 +408,11 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
   }
 
   void body() {
-    const char* syscall = "ioctl";
-    int err = open(control_->path(), &syscall);
-    if (err != 0) return fail(err, syscall, kCmdArmPoll, "");
     for (;;) {
       dm::Outcome armed = arm();
       if (armed.err != 0) return fail(armed.err, "ioctl", kCmdArmPoll, armed.detail);
       // A full queue already holds a call that will list devices after this arm: skip.
-      armed_.NonBlockingCall();
+      if (armed_.NonBlockingCall() == napi_closing) return;
       int pollErr = 0;
       if (!waitForEvent(&pollErr)) {
         if (pollErr != 0) fail(pollErr, "poll", kCmdArmPoll, "");
@@ -432,6 +439,7 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
   Napi::ThreadSafeFunction armed_;
   Napi::ThreadSafeFunction errors_;
   bool stopped_ = false;
+  bool started_ = false;
 };
 
 static Napi::FunctionReference* watcherConstructor(Napi::Env env) {
@@ -454,7 +462,7 @@ Napi::Function Control::Define(Napi::Env env) {
 
 Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(info) {
   for (auto& s : sizes_) s.store(dm::kInitialBufferSize);
-  path_ = requireString(info[0], "path");
+  path_ = requirePath(info[0], "path");
   fd_ = openControl(path_);
   if (fd_ < 0) throw systemError(info.Env(), errno, "open", "open " + path_, "");
   napi_add_env_cleanup_hook(info.Env(), CleanupHookThunk, this);
@@ -470,17 +478,19 @@ Control::~Control() {
 
 void Control::CleanupHookThunk(void* arg) { CleanupHook(static_cast<Control*>(arg)); }
 
-void Control::CleanupHook(Control* self) {
-  self->cleanupHookAdded_ = false;
-  self->stopThreads();
-}
-
 void Control::stopThreads() {
   std::set<BackgroundThread*> threads = threads_;
   for (BackgroundThread* t : threads) t->cancel();
   for (BackgroundThread* t : threads) {
     if (auto* w = dynamic_cast<Watcher*>(t)) w->stopThread();
   }
+}
+
+void Control::CleanupHook(Control* self) {
+  self->cleanupHookAdded_ = false;
+  self->stopThreads();
+  // At teardown no settle() will run: wait for the cancelled waits' threads to end here.
+  for (BackgroundThread* t : self->threads_) t->join();
 }
 
 void Control::beginWork() { pending_++; }
@@ -507,8 +517,11 @@ void Control::rejectIfClosed(Napi::Env env, const char* what) {
 
 Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  rejectIfClosed(env, "ioctl");
   dm::Request req = toRequest(info[0]);
-  rejectIfClosed(env, commandName(req.cmd).c_str());
+  // DEV_WAIT blocks until an event: it would park a threadpool thread; waitEvent() owns it.
+  if (req.cmd == kCmdDevWait)
+    throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctl()");
   auto* worker = new IoctlWorker(this, Value(), std::move(req));
   beginWork();
   worker->Queue();
@@ -517,11 +530,9 @@ Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
 
 Napi::Value Control::WaitEvent(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  dm::Request req = toRequest(info[0]);
   rejectIfClosed(env, "DM_DEV_WAIT");
-  auto* waiter = new Waiter(this, env, std::move(req));
-  threads_.insert(waiter);
-  beginWork();
+  dm::Request req = toRequest(info[0]);
+  auto waiter = std::make_unique<Waiter>(this, env, std::move(req));
   Napi::Object handle = Napi::Object::New(env);
   handle.Set("promise", waiter->Promise());
   // The waiter frees itself when it settles (on this thread); the token is cleared then, so a
@@ -531,7 +542,11 @@ Napi::Value Control::WaitEvent(const Napi::CallbackInfo& info) {
                if (*token != nullptr) (*token)->cancel();
                return ci.Env().Undefined();
              }));
-  waiter->start();
+  waiter->start(env);
+  // Running now: it settles and frees itself through its thread-safe function.
+  Waiter* running = waiter.release();
+  threads_.insert(running);
+  beginWork();
   return handle;
 }
 
@@ -542,8 +557,8 @@ Napi::Value Control::Watch(const Napi::CallbackInfo& info) {
   rejectIfClosed(env, "DM_DEV_ARM_POLL");
   Napi::Object handle = watcherConstructor(env)->New({});
   Watcher* watcher = Napi::ObjectWrap<Watcher>::Unwrap(handle);
-  threads_.insert(watcher);
   watcher->setup(this, Value(), info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
+  threads_.insert(watcher);
   return handle;
 }
 

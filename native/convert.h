@@ -25,6 +25,14 @@ inline std::string requireString(const Napi::Value& v, const std::string& name) 
   return v.As<Napi::String>().Utf8Value();
 }
 
+// A filesystem path: a string without NUL bytes (which would cut it short).
+inline std::string requirePath(const Napi::Value& v, const std::string& name) {
+  std::string s = requireString(v, name);
+  if (s.empty() || s.find('\0') != std::string::npos)
+    throw Napi::TypeError::New(v.Env(), "Expected a path without NUL bytes for " + name + " but received " + (s.empty() ? "an empty string" : "a string with a NUL byte"));
+  return s;
+}
+
 inline uint64_t requireInteger(const Napi::Value& v, const std::string& name, double max) {
   if (!v.IsNumber()) throw typeError(v.Env(), "a non-negative integer", name, v);
   double d = v.As<Napi::Number>().DoubleValue();

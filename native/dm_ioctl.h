@@ -71,6 +71,14 @@ struct Request {
   uint64_t sector = 0;
   std::string message;
 
+  Request() = default;
+  Request(const Request&) = default;
+  Request(Request&&) = default;
+  Request& operator=(const Request&) = default;
+  Request& operator=(Request&&) = default;
+  // Every copy is wiped when it goes: any of them may hold a key.
+  ~Request() { wipe(); }
+
   // Overwrites every string that may hold a secret (SECURE_DATA requests).
   void wipe();
 };

@@ -55,7 +55,7 @@ Napi::Value queue(Napi::Env env, const char* name, LoopWorker::Work work, LoopWo
 Napi::Value undefinedValue(Napi::Env env) { return env.Undefined(); }
 
 Napi::Value LoopGetFree(const Napi::CallbackInfo& info) {
-  std::string control = requireString(info[0], "controlPath");
+  std::string control = requirePath(info[0], "controlPath");
   auto number = std::make_shared<int>(-1);
   return queue(
       info.Env(), "devmapper:loopGetFree",
@@ -64,8 +64,8 @@ Napi::Value LoopGetFree(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LoopConfigure(const Napi::CallbackInfo& info) {
-  std::string loop = requireString(info[0], "loopPath");
-  std::string file = requireString(info[1], "filePath");
+  std::string loop = requirePath(info[0], "loopPath");
+  std::string file = requirePath(info[1], "filePath");
   Napi::Object o = requireObject(info[2], "config");
   loopdev::Config c;
   c.readOnly = requireBool(o.Get("readOnly"), "config.readOnly");
@@ -81,7 +81,7 @@ Napi::Value LoopConfigure(const Napi::CallbackInfo& info) {
 
 Napi::Value PathOperation(const Napi::CallbackInfo& info, const char* name,
                           loopdev::Failure (*op)(const std::string&)) {
-  std::string path = requireString(info[0], "path");
+  std::string path = requirePath(info[0], "path");
   return queue(info.Env(), name, [path, op] { return op(path); }, undefinedValue);
 }
 
@@ -94,7 +94,7 @@ Napi::Value LoopSetCapacity(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LoopStatus(const Napi::CallbackInfo& info) {
-  std::string path = requireString(info[0], "loopPath");
+  std::string path = requirePath(info[0], "loopPath");
   auto out = std::make_shared<loopdev::Info>();
   return queue(
       info.Env(), "devmapper:loopStatus", [path, out] { return loopdev::status(path, out.get()); },
@@ -113,7 +113,7 @@ Napi::Value LoopStatus(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BlockDeviceSize(const Napi::CallbackInfo& info) {
-  std::string path = requireString(info[0], "path");
+  std::string path = requirePath(info[0], "path");
   auto bytes = std::make_shared<uint64_t>(0);
   return queue(
       info.Env(), "devmapper:blockDeviceSize",
@@ -122,7 +122,7 @@ Napi::Value BlockDeviceSize(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BlockDiscard(const Napi::CallbackInfo& info) {
-  std::string path = requireString(info[0], "path");
+  std::string path = requirePath(info[0], "path");
   uint64_t offset = requireInteger(info[1], "offset", kMaxSafeInteger);
   uint64_t length = requireInteger(info[2], "length", kMaxSafeInteger);
   return queue(
@@ -131,7 +131,7 @@ Napi::Value BlockDiscard(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BlockGeometry(const Napi::CallbackInfo& info) {
-  std::string path = requireString(info[0], "path");
+  std::string path = requirePath(info[0], "path");
   auto geo = std::make_shared<loopdev::Geometry>();
   return queue(
       info.Env(), "devmapper:blockGeometry", [path, geo] { return loopdev::blockGeometry(path, geo.get()); },

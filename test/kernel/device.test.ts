@@ -207,6 +207,8 @@ describe('device lifecycle in the kernel', function () {
     const bare = devName('bare');
     let info = await dm.create(bare);
     expect(info).to.include({ activeTable: false, inactiveTable: false });
+    expect(await dm.deps(bare)).to.deep.equal([]);
+    expect(await dm.status(bare)).to.deep.equal([]);
     const idle = devName('idle');
     info = await dm.create(idle, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]), activate: false });
     expect(info).to.include({ activeTable: false, inactiveTable: true });

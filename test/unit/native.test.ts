@@ -82,6 +82,14 @@ describe('native addon contract', () => {
         }
       }
       expect(() => new native.Control(7 as never)).to.throw(TypeError, /for path/);
+      expect(() => new native.Control('/dev/null\0x')).to.throw(TypeError, /without NUL/);
+      expect(() => control.ioctl({ cmd: 9, flags: 0, targets: Object.assign([], { length: 2 ** 32 - 1 }) })).to.throw(RangeError, /more rows/);
+      expect(() => control.ioctl({ cmd: Command.DEV_WAIT, flags: 0, name: 'x' })).to.throw(RangeError, /waitEvent/);
+      // A watch handle's constructor reached from JavaScript makes an inert object.
+      const w = control.watch(() => undefined, () => undefined);
+      const Ctor = (w as unknown as { constructor: new () => { stop(): void } }).constructor;
+      new Ctor().stop();
+      w.stop();
       expect(() => control.watch(1 as never, () => undefined)).to.throw(TypeError, /onArmed/);
     });
 
