@@ -148,6 +148,11 @@ export interface QueryOptions {
 export interface StatusOptions extends QueryOptions {
   /** Do not flush before reporting (for targets whose status would flush). */
   noFlush?: boolean;
+  /**
+   * Ask for each target's IMA measurement text (DM_IMA_MEASUREMENT_FLAG, interface 4.45+)
+   * instead of its status: `status.raw` then holds `target_name=...,...;`.
+   */
+  ima?: boolean;
 }
 
 /** Options of `message`. */
@@ -460,6 +465,12 @@ export class DeviceMapper {
     let flags = 0;
     if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
     if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
+    if (checkBoolean(opts.ima, 'options.ima', false)) {
+      if (this.driverVersion[1] < 45) {
+        throw site.attach(new RangeError(`Expected a device-mapper interface of 4.45 or later for options.ima but the kernel has ${this.driverVersion.join('.')}`));
+      }
+      flags |= Flag.IMA_MEASUREMENT;
+    }
     const r = await this.run(site, { cmd: Command.TABLE_STATUS, flags, ...this.idRequest(dev) }, dev.label);
     return statusRows(r.targets ?? []);
   }

@@ -94,6 +94,15 @@ describe('device lifecycle in the kernel', function () {
     expect(backing.subarray((1024 + 10) * 512, (1024 + 10) * 512 + 4096).equals(pattern)).to.equal(true);
   });
 
+  it('status({ ima: true }) returns each target\'s IMA measurement text', async () => {
+    const loop = await fx.loop(64);
+    const name = devName('ima');
+    await dm.create(name, { table: new Table([{ start: 0, length: 64, target: targets.linear({ device: loop.dev, offset: 0 }) }]) });
+    const rows = await dm.status(name, { ima: true });
+    expect(rows).to.have.length(1);
+    expect(rows[0]?.status.raw).to.match(new RegExp(`^target_name=linear,target_version=\\d+\\.\\d+\\.\\d+,device_name=${loop.devString},start=0;$`));
+  });
+
   it('every DevId form reaches the same device', async () => {
     const name = devName('ids');
     const info = await dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]), uuid: `DMT-${name}` });
