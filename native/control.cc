@@ -90,7 +90,6 @@ dm::Request toRequest(const Napi::Value& value) {
   if (has(o, "sector")) req.sector = requireInteger(o.Get("sector"), "request.sector", kMaxSafeInteger);
   std::string why = dm::checkRequest(req);
   if (!why.empty()) {
-    req.wipe();
     throw Napi::RangeError::New(o.Env(), "Invalid request for " + commandName(req.cmd) + ": " + why);
   }
   return req;
@@ -172,8 +171,6 @@ class IoctlWorker : public Napi::AsyncWorker {
         self_(Napi::Persistent(self)),
         req_(std::move(req)),
         deferred_(Napi::Promise::Deferred::New(self.Env())) {}
-
-  ~IoctlWorker() override { req_.wipe(); }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
