@@ -229,7 +229,7 @@ export class DeviceMapper {
   /** Opens the control node and asks the kernel for its interface version. */
   static async open(options?: OpenOptions): Promise<DeviceMapper> {
     const site = new CallSite(DeviceMapper.open);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['path']);
     const path = opts.path ?? DEFAULT_CONTROL;
     if (typeof path !== 'string') throw expected('a path', 'options.path', path);
     let control: Control;
@@ -325,7 +325,7 @@ export class DeviceMapper {
   async create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
     const site = new CallSite(this.create);
     const devName = checkName(name);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['table', 'uuid', 'readOnly', 'activate']);
     const uuid = opts.uuid === undefined ? undefined : checkUuid(opts.uuid, 'options.uuid');
     const table = opts.table === undefined ? undefined : checkTable(opts.table, 'options.table');
     const readOnly = checkBoolean(opts.readOnly, 'options.readOnly', false);
@@ -354,7 +354,7 @@ export class DeviceMapper {
   async info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
     const site = new CallSite(this.info);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['inactive']);
     const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
     return infoOf(await this.run(site, { cmd: Command.DEV_STATUS, flags, ...this.idRequest(dev) }, dev.label));
   }
@@ -364,7 +364,7 @@ export class DeviceMapper {
     const site = new CallSite(this.load);
     const dev = resolveId(id);
     const t = checkTable(table, 'table');
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['readOnly', 'secure']);
     let flags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
     if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
     return infoOf(await this.run(site, { cmd: Command.TABLE_LOAD, flags, ...this.idRequest(dev), targets: rowsOf(t) }, dev.label));
@@ -374,7 +374,7 @@ export class DeviceMapper {
   async suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
     const site = new CallSite(this.suspend);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs']);
     let flags = Flag.SUSPEND;
     if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
     if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) flags |= Flag.SKIP_LOCKFS;
@@ -396,7 +396,7 @@ export class DeviceMapper {
     const site = new CallSite(this.reload);
     const dev = resolveId(id);
     const t = checkTable(table, 'table');
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
     let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
     if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
     let suspendFlags = Flag.SUSPEND;
@@ -449,7 +449,7 @@ export class DeviceMapper {
   async table(id: DevId, options?: QueryOptions): Promise<Table | undefined> {
     const site = new CallSite(this.table);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['inactive']);
     let flags = Flag.STATUS_TABLE;
     if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
     const r = await this.run(site, { cmd: Command.TABLE_STATUS, flags, ...this.idRequest(dev) }, dev.label);
@@ -461,7 +461,7 @@ export class DeviceMapper {
   async status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
     const site = new CallSite(this.status);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['inactive', 'noFlush', 'ima']);
     let flags = 0;
     if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
     if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
@@ -479,7 +479,7 @@ export class DeviceMapper {
   async deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
     const site = new CallSite(this.deps);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['inactive']);
     const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
     const r = await this.run(site, { cmd: Command.TABLE_DEPS, flags, ...this.idRequest(dev) }, dev.label);
     return (r.deps ?? []).map(decodeDev);
@@ -490,7 +490,7 @@ export class DeviceMapper {
     const site = new CallSite(this.message);
     const dev = resolveId(id);
     const text = checkMessage(message);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['sector']);
     const sector = opts.sector === undefined ? 0 : checkSector(opts.sector, 'options.sector');
     const r = await this.run(site, { cmd: Command.TARGET_MSG, flags: 0, ...this.idRequest(dev), sector, message: text }, dev.label);
     return r.data;
@@ -522,7 +522,7 @@ export class DeviceMapper {
   async remove(id: DevId, options?: RemoveOptions): Promise<void> {
     const site = new CallSite(this.remove);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['deferred', 'retries']);
     const deferred = checkBoolean(opts.deferred, 'options.deferred', false);
     const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
     const request: NativeRequest = { cmd: Command.DEV_REMOVE, flags: deferred ? Flag.DEFERRED_REMOVE : 0, ...this.idRequest(dev) };
@@ -541,7 +541,7 @@ export class DeviceMapper {
   /** Removes every device that is not open (with `deferred`, open ones go when closed). */
   async removeAll(options?: { deferred?: boolean }): Promise<void> {
     const site = new CallSite(this.removeAll);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['deferred']);
     const flags = checkBoolean(opts.deferred, 'options.deferred', false) ? Flag.DEFERRED_REMOVE : 0;
     await this.run(site, { cmd: Command.REMOVE_ALL, flags });
   }
@@ -569,7 +569,7 @@ export class DeviceMapper {
     const site = new CallSite(this.waitEvent);
     const dev = resolveId(id);
     const nr = checkInteger(eventNr, 'eventNr', 0, 0xffffffff);
-    const signal = checkSignal(checkOptions(options, 'options').signal, 'options.signal');
+    const signal = checkSignal(checkOptions(options, 'options', ['signal']).signal, 'options.signal');
     if (signal?.aborted) throw site.attach(abortError(signal));
     let wait;
     try {
@@ -596,7 +596,7 @@ export class DeviceMapper {
    */
   async *watch(options?: SignalOptions): AsyncGenerator<DeviceEvent, void, undefined> {
     const site = new CallSite(this.watch);
-    const signal = checkSignal(checkOptions(options, 'options').signal, 'options.signal');
+    const signal = checkSignal(checkOptions(options, 'options', ['signal']).signal, 'options.signal');
     if (signal?.aborted) return;
     const queue: DeviceEvent[] = [];
     let failure: Error | undefined;

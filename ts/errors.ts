@@ -162,3 +162,19 @@ function nativeMessage(error: NativeErrorShape, device: string | undefined): str
   const rest = error.message.startsWith(error.command) ? error.message.slice(error.command.length) : `: ${error.message}`;
   return `${error.command} ${device}${rest}`;
 }
+
+/**
+ * A 64-bit value from the kernel as a JavaScript number, exactly. The addon hands over values
+ * above `Number.MAX_SAFE_INTEGER` as bigints; such a value is never rounded: it is refused
+ * with a DmError `EOVERFLOW` naming the field and the exact value.
+ */
+export function exactNumber(value: number | bigint, field: string, device?: string): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  const where = device === undefined ? '' : ` of ${device}`;
+  throw new DmError({
+    errno: 75,
+    syscall: 'ioctl',
+    ...(device !== undefined ? { device } : {}),
+    message: `The kernel reported ${field}${where} = ${String(value)}, which a JavaScript number cannot hold exactly (above 2^53 - 1)`,
+  });
+}

@@ -87,7 +87,7 @@ export class LoopDevice {
   static async attach(file: string, options?: LoopAttachOptions): Promise<LoopDevice> {
     const site = new CallSite(LoopDevice.attach);
     if (typeof file !== 'string' || file === '') throw expected('a file path', 'file', file);
-    const opts = checkOptions(options, 'options');
+    const opts = checkOptions(options, 'options', ['readOnly', 'offset', 'sizeLimit', 'autoclear', 'directIo', 'blockSize']);
     const config = {
       readOnly: checkBoolean(opts.readOnly, 'options.readOnly', false),
       offset: opts.offset === undefined ? 0 : checkSector(opts.offset, 'options.offset'),

@@ -45,10 +45,23 @@ export function checkBoolean(value: unknown, name: string, fallback: boolean): b
   return value;
 }
 
-/** An options object (undefined means {}). */
-export function checkOptions<T extends object>(value: T | undefined, name: string): Partial<T> {
+/**
+ * An options object (undefined means {}): a plain object whose own keys are all in `known`.
+ * An unknown key is refused, so that a typo or a wish (`{ prefix }` where there is no such
+ * option) can never widen what a call does.
+ */
+export function checkOptions<T extends object>(value: T | undefined, name: string, known: readonly (keyof T & string)[]): Partial<T> {
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw expected('an options object', name, value);
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw expected('a plain options object', name, value);
+  for (const key of Reflect.ownKeys(value)) {
+    if (typeof key !== 'string' || !(known as readonly string[]).includes(key)) {
+      const shown = typeof key === 'string' ? key : String(key);
+      const list = known.length === 0 ? 'no options' : `one of ${known.join(', ')}`;
+      throw new TypeError(`Expected ${list} for ${name} but received unknown option ${JSON.stringify(shown)}`);
+    }
+  }
   return value;
 }
 
