@@ -107,8 +107,11 @@ function describeErrno(errno: number): string {
  */
 export class CallSite {
   private readonly stack: string;
+  /** The public function the call was made to ('create'). */
+  readonly name: string;
 
   constructor(above: Function) {
+    this.name = above.name;
     const holder: { stack?: string } = {};
     Error.captureStackTrace(holder, above);
     const stack = holder.stack ?? '';
@@ -177,4 +180,19 @@ export function exactNumber(value: number | bigint, field: string, device?: stri
     ...(device !== undefined ? { device } : {}),
     message: `The kernel reported ${field}${where} = ${String(value)}, which a JavaScript number cannot hold exactly (above 2^53 - 1)`,
   });
+}
+
+/**
+ * A call made on a `DeviceMapper` after `close()`: `code` is `'ERR_DM_CLOSED'`. Operations
+ * that had started before `close()` finish (or roll back) first; calls made after it are
+ * refused with this error and never reach the kernel.
+ */
+export class DmClosedError extends Error {
+  /** Always 'ERR_DM_CLOSED'. */
+  readonly code = 'ERR_DM_CLOSED';
+
+  constructor(what: string) {
+    super(`${what}: the device-mapper control node is closed (DeviceMapper.close() was called)`);
+    this.name = 'DmClosedError';
+  }
 }

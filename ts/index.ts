@@ -17,6 +17,9 @@ export type {
   StatusOptions,
   MessageOptions,
   RemoveOptions,
+  RemoveAllOptions,
+  RecoverOptions,
+  RecoveredDevice,
   Geometry,
   SignalOptions,
 } from './client';
@@ -28,7 +31,7 @@ export { parseStatus, parseTargetStatus } from './status';
 export type { StatusRow, TargetStatus } from './status';
 export { LoopDevice, blockDeviceSize, blockDiscard, blockGeometry } from './loop';
 export type { LoopAttachOptions, LoopStatus } from './loop';
-export { DmError, DmParseError } from './errors';
+export { DmError, DmParseError, DmClosedError } from './errors';
 export type { DmErrorOptions } from './errors';
 export { encodeDev, decodeDev, formatDev, parseDevNumber, resolveId } from './dev';
 export type { DevId, DevNumber, DeviceRef, ResolvedId } from './dev';

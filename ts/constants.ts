@@ -1,0 +1,43 @@
+/** DM command numbers (`DM_*_CMD` in linux/dm-ioctl.h). */
+export const Command = {
+  VERSION: 0,
+  REMOVE_ALL: 1,
+  LIST_DEVICES: 2,
+  DEV_CREATE: 3,
+  DEV_REMOVE: 4,
+  DEV_RENAME: 5,
+  DEV_SUSPEND: 6,
+  DEV_STATUS: 7,
+  DEV_WAIT: 8,
+  TABLE_LOAD: 9,
+  TABLE_CLEAR: 10,
+  TABLE_DEPS: 11,
+  TABLE_STATUS: 12,
+  LIST_VERSIONS: 13,
+  TARGET_MSG: 14,
+  DEV_SET_GEOMETRY: 15,
+  DEV_ARM_POLL: 16,
+  GET_TARGET_VERSION: 17,
+} as const;
+
+/** dm_ioctl flags (linux/dm-ioctl.h). */
+export const Flag = {
+  READONLY: 1 << 0,
+  SUSPEND: 1 << 1,
+  PERSISTENT_DEV: 1 << 3,
+  STATUS_TABLE: 1 << 4,
+  ACTIVE_PRESENT: 1 << 5,
+  INACTIVE_PRESENT: 1 << 6,
+  BUFFER_FULL: 1 << 8,
+  SKIP_BDGET: 1 << 9,
+  SKIP_LOCKFS: 1 << 10,
+  NOFLUSH: 1 << 11,
+  QUERY_INACTIVE_TABLE: 1 << 12,
+  UEVENT_GENERATED: 1 << 13,
+  UUID: 1 << 14,
+  SECURE_DATA: 1 << 15,
+  DATA_OUT: 1 << 16,
+  DEFERRED_REMOVE: 1 << 17,
+  INTERNAL_SUSPEND: 1 << 18,
+  IMA_MEASUREMENT: 1 << 19,
+} as const;

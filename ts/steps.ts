@@ -1,0 +1,367 @@
+/**
+ * Commands as step programs: each command's logic (and each multi-step transaction with its
+ * rollback) is written once, as a generator that yields the requests it needs and receives the
+ * kernel's answers. The client drives them; nothing here touches the kernel by itself.
+ * @internal
+ */
+import type { NativeRequest, NativeResult, NativeTargetSpec } from '../binding';
+import { Command, Flag } from './constants';
+import { decodeDev, formatDev } from './dev';
+import { DmError, exactNumber } from './errors';
+
+/** Run one ioctl; the answer (or the DmError, thrown into the program) comes back. */
+export interface IoctlStep {
+  readonly kind: 'ioctl';
+  readonly request: NativeRequest;
+  /** How the device is named in error messages. */
+  readonly device: string | undefined;
+}
+
+/** Pause (bounded backoff before a retry). */
+export interface SleepStep {
+  readonly kind: 'sleep';
+  readonly ms: number;
+}
+
+/**
+ * Hold the client's lock for this device number until the program ends. The answer says
+ * whether another transaction of this client may have changed the device meanwhile.
+ */
+export interface LockStep {
+  readonly kind: 'lock';
+  readonly key: string;
+}
+
+/** What a program asks of its driver. */
+export type Step = IoctlStep | SleepStep | LockStep;
+
+/** What the driver answers. */
+export interface Answer {
+  readonly result?: NativeResult;
+  readonly stale?: boolean;
+}
+
+/** A command's logic: yields steps, receives answers, returns the command's result. */
+export type Program<T> = Generator<Step, T, Answer>;
+
+/** Runs one ioctl and returns the kernel's answer. */
+export function* call(request: NativeRequest, device: string | undefined): Generator<Step, NativeResult, Answer> {
+  const answer = yield { kind: 'ioctl', request, device };
+  if (answer.result === undefined) throw new Error(`internal error: no answer to ${String(request.cmd)}`);
+  return answer.result;
+}
+
+/** A program of one ioctl. */
+export function* single(request: NativeRequest, device: string | undefined): Program<NativeResult> {
+  return yield* call(request, device);
+}
+
+/** Waits `ms` milliseconds. */
+export function* sleep(ms: number): Generator<Step, void, Answer> {
+  yield { kind: 'sleep', ms };
+}
+
+/** Takes the per-device lock of `dev`; true when the device may have changed meanwhile. */
+export function* lockDevice(dev: number): Generator<Step, boolean, Answer> {
+  const answer = yield { kind: 'lock', key: `dev:${dev}` };
+  return answer.stale === true;
+}
+
+/** Who a device is: what the kernel answers about it in every reply that names it. */
+export interface Identity {
+  readonly name: string;
+  /** '' when the device has no uuid. */
+  readonly uuid: string;
+  /** dm_ioctl.dev, huge-encoded. */
+  readonly dev: number;
+}
+
+/** The identity in an answer. */
+export function identityOf(r: NativeResult, device?: string): Identity {
+  return { name: r.name, uuid: r.uuid, dev: exactNumber(r.dev, 'dev', device) };
+}
+
+/**
+ * How a transaction refers to its device after the first step: by the identity the caller
+ * owns (its uuid when it has one, else its name), never by its number, which the kernel hands
+ * to the next new device as soon as this one goes.
+ */
+export function refOf(id: Identity): { uuid: string } | { name: string } {
+  return id.uuid !== '' ? { uuid: id.uuid } : { name: id.name };
+}
+
+function describeIdentity(id: Identity): string {
+  return `${id.name} (${formatDev(decodeDev(id.dev))}${id.uuid === '' ? '' : `, uuid ${id.uuid}`})`;
+}
+
+const ESTALE = 116;
+
+/** Thrown when an answer is about another device than the one the transaction began with. */
+export class IdentityChanged extends DmError {
+  constructor(command: string, label: string, expected: Identity, found: Identity) {
+    super({
+      errno: ESTALE,
+      syscall: 'ioctl',
+      command,
+      device: label,
+      message:
+        `${command} ${label}: the device changed identity during the operation: it was ${describeIdentity(expected)}, ` +
+        `the kernel answered for ${describeIdentity(found)}; stopped without touching it further`,
+    });
+  }
+}
+
+const COMMAND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Command).map(([k, v]) => [v, `DM_${k}`]));
+
+/** The DM command's name ('DM_DEV_REMOVE'). */
+export function commandName(cmd: number): string {
+  return COMMAND_NAMES[cmd] ?? `DM_${cmd}`;
+}
+
+/** Checks that an answer is about the device the transaction began with. */
+export function expectSame(expected: Identity, answer: NativeResult, cmd: number, label: string): void {
+  const found = identityOf(answer, label);
+  if (found.name !== expected.name || found.uuid !== expected.uuid || found.dev !== expected.dev) {
+    throw new IdentityChanged(commandName(cmd), label, expected, found);
+  }
+}
+
+/** Rows of a TABLE_STATUS answer as load specs, every number exact. */
+export function specsOf(r: NativeResult, label: string): NativeTargetSpec[] {
+  return (r.targets ?? []).map((t) => ({
+    start: exactNumber(t.start, 'a row start', label),
+    length: exactNumber(t.length, 'a row length', label),
+    type: t.type,
+    params: t.params,
+  }));
+}
+
+function sameSpecs(a: readonly NativeTargetSpec[], b: readonly NativeTargetSpec[]): boolean {
+  return a.length === b.length && a.every((r, i) => {
+    const s = b[i];
+    return s !== undefined && r.start === s.start && r.length === s.length && r.type === s.type && r.params === s.params;
+  });
+}
+
+/**
+ * Remembers a rollback's failure on the error the caller gets. Every failure of a rollback
+ * reaches the caller, whatever the first error was.
+ */
+export function withRollback(error: unknown, rollback: unknown): unknown {
+  if (rollback === undefined) return error;
+  const second = rollback instanceof Error ? rollback : new Error(String(rollback));
+  if (error instanceof DmError) {
+    error.rollbackError = second;
+    return error;
+  }
+  if (error instanceof Error) {
+    Object.defineProperty(error, 'rollbackError', { value: second, enumerable: false, configurable: true, writable: true });
+    return error;
+  }
+  const wrapped = new Error(String(error), { cause: error });
+  Object.defineProperty(wrapped, 'rollbackError', { value: second, enumerable: false, configurable: true, writable: true });
+  return wrapped;
+}
+
+function isErrno(e: unknown, code: string): boolean {
+  return e instanceof Error && Reflect.get(e, 'code') === code;
+}
+
+/** DEV_REMOVE, retrying EBUSY `retries` times with a growing pause (udev and blkid scans). */
+export function* removeProgram(request: NativeRequest, label: string, retries: number): Program<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      yield* call(request, label);
+      return;
+    } catch (e) {
+      if (!isErrno(e, 'EBUSY') || attempt >= retries) throw e;
+      yield* sleep(Math.min(10 * 2 ** attempt, 200));
+    }
+  }
+}
+
+/**
+ * Removes the device of a failed create, only if it is still the one this call made.
+ * Returns the rollback's failure, if any; a device that is already gone is not a failure.
+ */
+function* removeIfOurs(ours: Identity, label: string): Generator<Step, unknown, Answer> {
+  const ref = refOf(ours);
+  try {
+    const now = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...ref }, label);
+    expectSame(ours, now, Command.DEV_STATUS, label);
+    yield* removeProgram({ cmd: Command.DEV_REMOVE, flags: 0, ...ref }, label, 5);
+    return undefined;
+  } catch (e) {
+    return isErrno(e, 'ENXIO') ? undefined : e;
+  }
+}
+
+/** What `create` does. */
+export interface CreatePlan {
+  name: string;
+  uuid: string | undefined;
+  rows: NativeTargetSpec[] | undefined;
+  loadFlags: number;
+  activate: boolean;
+}
+
+/**
+ * DEV_CREATE, TABLE_LOAD, resume. Every step after the create names the device by its uuid
+ * (else its name) and checks that the answer is still about the device it made; a failure
+ * removes that device again — and only that device.
+ */
+export function* createProgram(plan: CreatePlan): Program<NativeResult> {
+  const created = yield* call({ cmd: Command.DEV_CREATE, flags: 0, name: plan.name, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }, plan.name);
+  const ours = identityOf(created, plan.name);
+  if (plan.rows === undefined) return created;
+  const ref = refOf(ours);
+  try {
+    yield* lockDevice(ours.dev);
+    const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: plan.rows }, plan.name);
+    expectSame(ours, loaded, Command.TABLE_LOAD, plan.name);
+    if (!plan.activate) return loaded;
+    const resumed = yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.name);
+    expectSame(ours, resumed, Command.DEV_SUSPEND, plan.name);
+    return resumed;
+  } catch (error) {
+    // Another device answers to our name: it is not ours to roll back.
+    if (error instanceof IdentityChanged) throw error;
+    throw withRollback(error, yield* removeIfOurs(ours, plan.name));
+  }
+}
+
+/** What `reload` does. */
+export interface ReloadPlan {
+  id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>;
+  label: string;
+  rows: NativeTargetSpec[];
+  loadFlags: number;
+  suspendFlags: number;
+}
+
+/** What the device looked like before a reload: enough to put it back. */
+interface Before {
+  ours: Identity;
+  suspended: boolean;
+  live: NativeTargetSpec[];
+  liveReadOnly: boolean;
+  /** The caller's own inactive table, which the load replaces. */
+  pending: NativeTargetSpec[] | undefined;
+  pendingReadOnly: boolean;
+}
+
+function* readBefore(plan: ReloadPlan, secure: number): Generator<Step, Before, Answer> {
+  const live = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | secure, ...plan.id }, plan.label);
+  let ours = identityOf(live, plan.label);
+  let first = live;
+  if (yield* lockDevice(ours.dev)) {
+    // Another transaction of this client (naming the device another way) ran meanwhile.
+    first = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | secure, ...refOf(ours) }, plan.label);
+    expectSame(ours, first, Command.TABLE_STATUS, plan.label);
+    ours = identityOf(first, plan.label);
+  }
+  let pending: NativeTargetSpec[] | undefined;
+  let pendingReadOnly = false;
+  if ((first.flags & Flag.INACTIVE_PRESENT) !== 0) {
+    const inactive = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | Flag.QUERY_INACTIVE_TABLE | secure, ...refOf(ours) }, plan.label);
+    expectSame(ours, inactive, Command.TABLE_STATUS, plan.label);
+    pending = specsOf(inactive, plan.label);
+    pendingReadOnly = (inactive.flags & Flag.READONLY) !== 0;
+  }
+  return {
+    ours,
+    suspended: (first.flags & Flag.SUSPEND) !== 0,
+    live: specsOf(first, plan.label),
+    liveReadOnly: (first.flags & Flag.READONLY) !== 0,
+    pending,
+    pendingReadOnly,
+  };
+}
+
+/**
+ * Load, suspend, resume, with the device's state put back on failure: the old table live
+ * again (also when the new one went live and its resume then failed), the caller's own
+ * inactive table loaded again, suspended only if it was suspended before the call.
+ */
+export function* reloadProgram(plan: ReloadPlan): Program<NativeResult> {
+  const secure = plan.loadFlags & Flag.SECURE_DATA;
+  const before = yield* readBefore(plan, secure);
+  const { ours } = before;
+  const ref = refOf(ours);
+  const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: plan.rows }, plan.label);
+  expectSame(ours, loaded, Command.TABLE_LOAD, plan.label);
+  try {
+    if (!before.suspended) {
+      const suspended = yield* call({ cmd: Command.DEV_SUSPEND, flags: plan.suspendFlags, ...ref }, plan.label);
+      expectSame(ours, suspended, Command.DEV_SUSPEND, plan.label);
+    }
+    const resumed = yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.label);
+    expectSame(ours, resumed, Command.DEV_SUSPEND, plan.label);
+    return resumed;
+  } catch (error) {
+    if (error instanceof IdentityChanged) throw error;
+    throw withRollback(error, yield* restore(before, plan.label, secure, plan.suspendFlags));
+  }
+}
+
+/** Puts a device back as `before` says after a failed reload; returns the first failure. */
+function* restore(before: Before, label: string, secure: number, suspendFlags: number): Generator<Step, unknown, Answer> {
+  const { ours } = before;
+  const ref = refOf(ours);
+  try {
+    const now = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | secure, ...ref }, label);
+    expectSame(ours, now, Command.TABLE_STATUS, label);
+    if ((now.flags & Flag.INACTIVE_PRESENT) !== 0) yield* call({ cmd: Command.TABLE_CLEAR, flags: 0, ...ref }, label);
+    let suspended = (now.flags & Flag.SUSPEND) !== 0;
+    if (!sameSpecs(specsOf(now, label), before.live)) {
+      // The new table went live and its resume failed (a target's preresume refused it):
+      // load the old table and resume, which swaps it back in.
+      yield* call({ cmd: Command.TABLE_LOAD, flags: (before.liveReadOnly ? Flag.READONLY : 0) | secure, ...ref, targets: before.live }, label);
+      yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, label);
+      suspended = false;
+    }
+    if (suspended && !before.suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, label);
+    if (!suspended && before.suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: suspendFlags, ...ref }, label);
+    if (before.pending !== undefined) {
+      yield* call({ cmd: Command.TABLE_LOAD, flags: (before.pendingReadOnly ? Flag.READONLY : 0) | secure, ...ref, targets: before.pending }, label);
+    }
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
+
+/**
+ * DEV_RENAME (of the name, or with `uuid` of the uuid). The kernel finds the device to rename
+ * by its name only, so a device named by uuid or number is looked up first, and the rename's
+ * answer is checked to be about that device (a rename that reached another one is undone).
+ */
+export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string, uuid: boolean): Program<NativeResult> {
+  let name = id.name;
+  let expected: Identity | undefined;
+  if (name === undefined) {
+    const found = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
+    expected = identityOf(found, label);
+    name = expected.name;
+  }
+  const renamed = yield* call({ cmd: Command.DEV_RENAME, flags: uuid ? Flag.UUID : 0, name, data }, label);
+  const dev = exactNumber(renamed.dev, 'dev', label);
+  if (expected !== undefined && dev !== expected.dev) {
+    // Another device took the name between the look-up and the rename: give it its name back
+    // (a uuid, once set, cannot be taken back: the kernel refuses to change it).
+    let undo: unknown;
+    if (!uuid) {
+      try {
+        yield* call({ cmd: Command.DEV_RENAME, flags: 0, name: data, data: name }, label);
+      } catch (e) {
+        undo = e;
+      }
+    }
+    throw withRollback(new IdentityChanged('DM_DEV_RENAME', label, expected, identityOf(renamed, label)), undo);
+  }
+  const after = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...(uuid ? { uuid: data } : { name: data }) }, label);
+  if (exactNumber(after.dev, 'dev', label) !== dev) {
+    throw new IdentityChanged('DM_DEV_STATUS', label, identityOf(renamed, label), identityOf(after, label));
+  }
+  return after;
+}
