@@ -673,7 +673,7 @@ export class DeviceMapper {
     const sectors = checkInteger(g.sectors, 'geometry.sectors', 0, 255);
     const start = checkSector(g.start, 'geometry.start');
     const data = `${cylinders} ${heads} ${sectors} ${start}`;
-    return this.infoAt(site, await this.exec(site, single({ cmd: Command.DEV_SET_GEOMETRY, flags: 0, ...idRequest(dev), data }, dev.label), lockKey(dev)), dev.label);
+    return this.infoAt(site, await this.exec(site, geometryProgram(idRequest(dev), dev.label, data), lockKey(dev)), dev.label);
   }
 
   /**
@@ -881,6 +881,12 @@ function* recoverProgram(ref: { uuid: string } | { name: string }, listed: Devic
     found.error = e instanceof Error ? e : new Error(String(e));
   }
   return [found];
+}
+
+/** DEV_SET_GEOMETRY answers without the device's status: ask for it after. */
+function* geometryProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string): Program<NativeResult> {
+  yield* call({ cmd: Command.DEV_SET_GEOMETRY, flags: 0, ...id, data }, label);
+  return yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
 }
 
 function rowsOf(table: Table): { start: number; length: number; type: string; params: string }[] {

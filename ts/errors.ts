@@ -1,4 +1,4 @@
-import { getSystemErrorName } from 'node:util';
+import { constants } from 'node:os';
 
 /** Options for {@link DmError}. */
 export interface DmErrorOptions {
@@ -64,13 +64,15 @@ export class DmParseError extends Error {
   }
 }
 
-/** errno → its name ('EBUSY'), or `E<n>` when Node does not know it. */
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.errno)) {
+  // Aliases share a number (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK): keep the first, usual name.
+  if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name);
+}
+
+/** errno → its name ('EBUSY'), or `E<n>` when the platform does not know it. */
 export function errnoCode(errno: number): string {
-  try {
-    return getSystemErrorName(-Math.abs(errno));
-  } catch {
-    return `E${errno}`;
-  }
+  return ERRNO_NAMES.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 
 const DESCRIPTIONS: Record<string, string> = {
@@ -94,6 +96,8 @@ const DESCRIPTIONS: Record<string, string> = {
   EPROTO: 'Protocol error',
   EOPNOTSUPP: 'Operation not supported',
   ECANCELED: 'Operation canceled',
+  ESTALE: 'Stale file handle',
+  EOVERFLOW: 'Value too large for defined data type',
 };
 
 function describeErrno(errno: number): string {

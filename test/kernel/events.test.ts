@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { stat } from 'node:fs/promises';
+import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
 import { Fixture, devName } from './helpers';
 
@@ -57,6 +59,82 @@ describe('events in the kernel', function () {
     const e = await waiting;
     expect(e).to.be.instanceOf(Error);
     expect(e).to.have.property('name', 'AbortError');
+  });
+
+  it('parked waits never hold Node\'s threadpool: with more waits than pool threads, fs and device calls still complete', async () => {
+    const name = devName('pool');
+    await dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const { eventNr } = await dm.info(name);
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const controller = new AbortController();
+    const waits = Array.from({ length: poolSize * 2 }, () => dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
+    await new Promise((r) => setTimeout(r, 100));
+    const work = Promise.all([...Array.from({ length: 8 }, () => stat('/proc/self/status')), ...Array.from({ length: 8 }, () => dm.info(name))]);
+    const outcome = await Promise.race([work.then(() => 'done'), new Promise((r) => setTimeout(() => r('starved'), 10000))]);
+    controller.abort();
+    for (const e of await Promise.all(waits)) expect(e).to.have.property('name', 'AbortError');
+    expect(outcome).to.equal('done');
+  });
+
+  it('watch reports an event that happens between its first arm and its first listing', async () => {
+    const loop = await fx.loop(2048);
+    const name = await multipath(dm, loop, 2048);
+    let fired = false;
+    const unhook = hookControl(dm, {
+      onArmed: (onArmed) => () => {
+        if (fired) return onArmed();
+        fired = true;
+        // The event falls after the arm and before the listing that follows it.
+        void dm.message(name, `fail_path ${loop.devString}`).then(onArmed, onArmed);
+      },
+    });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 10000);
+    const seen: DeviceEvent[] = [];
+    try {
+      for await (const ev of dm.watch({ signal: controller.signal })) {
+        seen.push(ev);
+        if (ev.name === name) controller.abort();
+      }
+    } finally {
+      clearTimeout(timer);
+      unhook();
+    }
+    expect(fired).to.equal(true);
+    expect(seen.map((e) => e.name)).to.include(name);
+  });
+
+  it('watch forgets a removed device: a new device that reuses its number is not an event', async () => {
+    const loop = await fx.loop(2048);
+    const first = await multipath(dm, loop, 2048);
+    const firstDev = (await dm.info(first)).dev;
+    const controller = new AbortController();
+    const seen: DeviceEvent[] = [];
+    const marker = devName('marker');
+    const watching = (async () => {
+      for await (const ev of dm.watch({ signal: controller.signal })) {
+        seen.push(ev);
+        if (ev.name === marker) controller.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    await dm.message(first, `fail_path ${loop.devString}`);
+    await new Promise((r) => setTimeout(r, 300));
+    await dm.remove(first);
+    const second = devName('reuse');
+    const reused = await dm.create(second, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    expect(reused.dev).to.deep.equal(firstDev);
+    await new Promise((r) => setTimeout(r, 300));
+    // A device whose counter really moves ends the watch.
+    const loop2 = await fx.loop(2048);
+    await dm.create(marker, { table: new Table([{ start: 0, length: 2048, type: 'multipath', params: `0 0 1 1 round-robin 0 1 1 ${loop2.devString} 1` }]) });
+    await dm.message(marker, `fail_path ${loop2.devString}`);
+    const timer = setTimeout(() => controller.abort(), 10000);
+    await watching;
+    clearTimeout(timer);
+    expect(seen.map((e) => e.name)).to.include(first);
+    expect(seen.map((e) => e.name)).to.include(marker);
+    expect(seen.map((e) => e.name)).to.not.include(second);
   });
 
   it('close cancels a parked wait (ECANCELED)', async () => {

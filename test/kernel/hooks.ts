@@ -1,0 +1,47 @@
+import type { Control, NativeRequest, NativeResult, NativeWatch } from '../../binding';
+import type { DeviceMapper } from '../../ts/index';
+
+/** What a test may run between a client's steps (the way another actor's steps can fall there). */
+export interface ControlHooks {
+  /** Before a request is sent. */
+  before?: (request: NativeRequest) => Promise<void> | void;
+  /** Once it answered. */
+  after?: (request: NativeRequest, result: NativeResult) => Promise<void> | void;
+  /** Wraps the callback a watch gets after each arm. */
+  onArmed?: (onArmed: () => void) => () => void;
+}
+
+function isControl(value: unknown): value is Control {
+  return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'ioctl') === 'function';
+}
+
+/**
+ * Puts `hooks` around the native control of one DeviceMapper (its private `control`): the
+ * client code runs unchanged. Returns the function that takes them away again.
+ */
+export function hookControl(dm: DeviceMapper, hooks: ControlHooks): () => void {
+  const control: unknown = Reflect.get(dm, 'control');
+  if (!isControl(control)) throw new Error('DeviceMapper has no native control');
+  const proxy = new Proxy(control, {
+    get(target, property) {
+      if (property === 'ioctl') {
+        return async (request: NativeRequest): Promise<NativeResult> => {
+          if (hooks.before) await hooks.before(request);
+          const result = await target.ioctl(request);
+          if (hooks.after) await hooks.after(request, result);
+          return result;
+        };
+      }
+      if (property === 'watch' && hooks.onArmed) {
+        const wrap = hooks.onArmed;
+        return (onArmed: () => void, onError: (e: Error) => void): NativeWatch => target.watch(wrap(onArmed), onError);
+      }
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  Reflect.set(dm, 'control', proxy);
+  return () => {
+    Reflect.set(dm, 'control', control);
+  };
+}
