@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import type { NativeResult } from '../../binding';
+import { Command, DmError } from '../../ts/index';
+import { createProgram, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
+
+function answer(fields: Partial<NativeResult>): NativeResult {
+  return { version: [4, 47, 0], flags: 0, name: 'vol', uuid: '', dev: 0xfd00, openCount: 0, eventNr: 0, targetCount: 0, ioctls: 1, ...fields };
+}
+
+function dmError(code: string, errno: number, command: string): DmError {
+  return new DmError({ errno, syscall: 'ioctl', command, device: 'vol' });
+}
+
+/** Drives a program with scripted kernel answers (a result, or an error thrown in), recording each request. */
+function drive<T>(program: Program<T>, script: ((step: Step) => NativeResult | Error)[]): { value?: T; error?: unknown; steps: Step[] } {
+  const steps: Step[] = [];
+  let input: Answer = {};
+  let thrown: Error | undefined;
+  try {
+    for (let i = 0; ; i++) {
+      const next = thrown === undefined ? program.next(input) : program.throw(thrown);
+      thrown = undefined;
+      if (next.done === true) return { value: next.value, steps };
+      steps.push(next.value);
+      if (next.value.kind !== 'ioctl') {
+        input = {};
+        continue;
+      }
+      const reply = script[i]?.(next.value);
+      if (reply === undefined) throw new Error(`no scripted answer for step ${i}`);
+      if (reply instanceof Error) thrown = reply;
+      else input = { result: reply };
+    }
+  } catch (error) {
+    return { error, steps };
+  }
+}
+
+describe('transaction programs', () => {
+  it('a failed rollback reaches the caller even when the first error is not a DmError', () => {
+    const first = new TypeError('not a kernel error');
+    const second = dmError('EIO', 5, 'DM_DEV_REMOVE');
+    const e = withRollback(first, second);
+    expect(e).to.equal(first);
+    expect(e).to.have.property('rollbackError', second);
+    const wrapped = withRollback('a string', second);
+    expect(wrapped).to.be.instanceOf(Error).and.have.property('rollbackError', second);
+    const dm = dmError('EINVAL', 22, 'DM_TABLE_LOAD');
+    expect(withRollback(dm, second)).to.have.property('rollbackError', second);
+    expect(withRollback(dm, undefined)).to.equal(dm);
+  });
+
+  it('create refers to the device by uuid after DEV_CREATE, and removes only the device it made when the load fails', () => {
+    const ours = { name: 'vol', uuid: 'U', dev: 0xfd00 };
+    const program = createProgram({ name: 'vol', uuid: 'U', rows: [{ start: 0, length: 8, type: 'zero', params: '' }], loadFlags: 0, activate: true });
+    const steps = [(): NativeResult => answer(ours), (): Error => dmError('EINVAL', 22, 'DM_TABLE_LOAD'), (): NativeResult => answer(ours), (): NativeResult => answer(ours)];
+    // lock steps are not ioctls: pad the script so indexes follow the steps.
+    const r = drive(program, [steps[0]!, () => answer(ours), steps[1]!, steps[2]!, steps[3]!]);
+    expect(r.error).to.be.instanceOf(DmError).and.include({ code: 'EINVAL' });
+    const ioctls = r.steps.filter((s) => s.kind === 'ioctl').map((s) => (s.kind === 'ioctl' ? s.request : undefined));
+    expect(ioctls.map((q) => q?.cmd)).to.deep.equal([Command.DEV_CREATE, Command.TABLE_LOAD, Command.DEV_STATUS, Command.DEV_REMOVE]);
+    for (const q of ioctls.slice(1)) expect(q).to.include({ uuid: 'U' }).and.not.have.property('dev');
+    for (const q of ioctls.slice(1)) expect(q).to.not.have.property('name');
+  });
+
+  it('create does not roll back a device that is not the one it made', () => {
+    const program = createProgram({ name: 'vol', uuid: undefined, rows: [{ start: 0, length: 8, type: 'zero', params: '' }], loadFlags: 0, activate: true });
+    const r = drive(program, [() => answer({ dev: 0xfd00 }), () => answer({}), () => answer({ name: 'vol', dev: 0xfd07 })]);
+    expect(r.error).to.be.instanceOf(DmError).and.include({ code: 'ESTALE' });
+    const cmds = r.steps.flatMap((s) => (s.kind === 'ioctl' ? [s.request.cmd] : []));
+    expect(cmds).to.deep.equal([Command.DEV_CREATE, Command.TABLE_LOAD]);
+  });
+
+  it('reload whose resume fails after the swap loads the old table again and resumes; a device suspended before stays suspended', () => {
+    const old = { start: 0, length: 8, type: 'linear', params: '7:0 0', status: 0 };
+    const fresh = { start: 0, length: 16, type: 'linear', params: '7:0 0', status: 0 };
+    const SUSPEND = 2;
+    const program = reloadProgram({ id: { name: 'vol' }, label: 'vol', rows: [fresh], loadFlags: 0, suspendFlags: SUSPEND });
+    const r = drive(program, [
+      () => answer({ flags: SUSPEND, targets: [old] }), // TABLE_STATUS: suspended by the caller
+      () => answer({}), // lock
+      () => answer({}), // TABLE_LOAD
+      () => dmError('EINVAL', 22, 'DM_DEV_SUSPEND'), // resume: preresume refused after the swap
+      () => answer({ flags: SUSPEND, targets: [fresh] }), // TABLE_STATUS: the new table is live
+      () => answer({}), // TABLE_LOAD old
+      () => answer({}), // resume (swaps the old table back)
+      () => answer({ flags: SUSPEND }), // suspend again: it was suspended before
+    ]);
+    expect(r.error).to.include({ code: 'EINVAL' });
+    expect((r.error as DmError).rollbackError).to.equal(undefined);
+    const ioctls = r.steps.flatMap((s) => (s.kind === 'ioctl' ? [s.request] : []));
+    expect(ioctls.map((q) => q.cmd)).to.deep.equal([
+      Command.TABLE_STATUS, Command.TABLE_LOAD, Command.DEV_SUSPEND, Command.TABLE_STATUS, Command.TABLE_LOAD, Command.DEV_SUSPEND, Command.DEV_SUSPEND,
+    ]);
+    expect(ioctls[4]?.targets).to.deep.equal([{ start: 0, length: 8, type: 'linear', params: '7:0 0' }]);
+    expect((ioctls[6]?.flags ?? 0) & SUSPEND).to.equal(SUSPEND);
+  });
+});
