@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DeviceMapper } from '../../ts/index';
+import { Fixture, devName, scratchDir } from './helpers';
+
+const root = resolve(__dirname, '..', '..', '..', '..');
+
+describe('secrets go with DM_SECURE_DATA', function () {
+  let dm: DeviceMapper;
+  let fx: Fixture;
+
+  beforeEach(async () => {
+    dm = await DeviceMapper.open();
+    fx = new Fixture(dm);
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+    await dm.close();
+  });
+
+  it('create, reload and message with secure: true send the flag on every request that carries or returns the key', async function () {
+    this.timeout(120000);
+    const loop = await fx.loop(64);
+    const name = devName('secure');
+    const trace = join(scratchDir(), 'strace.txt');
+    const r = spawnSync('strace', ['-f', '-e', 'trace=ioctl', '-o', trace, process.execPath, join(root, 'test', 'kernel', 'fixtures', 'secure-calls.js'), name, loop.devString], { encoding: 'utf8', timeout: 110000 });
+    expect(`${r.stdout}${r.stderr}`).to.contain('finished');
+    const lines = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('ioctl(') && / DM_[A-Z_]+, /.test(l));
+    const of = (command: string): string[] => lines.filter((l) => l.includes(` ${command}, `));
+    const loads = of('DM_TABLE_LOAD');
+    expect(loads.length).to.be.at.least(2);
+    for (const l of loads) expect(l).to.contain('DM_SECURE_DATA_FLAG');
+    const messages = of('DM_TARGET_MSG');
+    expect(messages).to.have.length(2);
+    expect(messages[0]).to.contain('DM_SECURE_DATA_FLAG');
+    expect(messages[1]?.split(' => ')[0]).to.not.contain('DM_SECURE_DATA_FLAG');
+    // reload reads the old table (which holds the key) to be able to put it back.
+    const reads = of('DM_TABLE_STATUS').filter((l) => l.split(' => ')[0]?.includes('DM_STATUS_TABLE_FLAG'));
+    expect(reads.length).to.be.at.least(1);
+    for (const l of reads) expect(l.split(' => ')[0]).to.contain('DM_SECURE_DATA_FLAG');
+  });
+});
