@@ -734,6 +734,7 @@ export class DeviceMapper {
     const key = (d: DeviceListEntry): string => `${formatDev(d.dev)} ${d.name} ${d.uuid ?? ''}`;
     let seen = new Map<string, number>();
     for (const d of await this.listDevices()) seen.set(key(d), d.eventNr ?? 0);
+    if (signal?.aborted || this.closing) return;
     let listing: Promise<void> = Promise.resolve();
     const onArmed = (): void => {
       // Each call follows an arm: list devices and report the counters that moved.
