@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
-import { Fixture, devName } from './helpers';
+import { TestContext, devName } from './helpers';
 
 // A multipath device over one loop path: failing the path is a table event (dm-mpath
 // raises it), which is what DEV_WAIT and DM_DEV_ARM_POLL report.
@@ -14,46 +14,36 @@ async function multipath(dm: DeviceMapper, loop: LoopDevice, sectors: number): P
 }
 
 describe('events in the kernel', function () {
-  let dm: DeviceMapper;
-  let fx: Fixture;
-
-  beforeEach(async () => {
-    dm = await DeviceMapper.open();
-    fx = new Fixture(dm);
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-    await dm.close();
-  });
+  const t = TestContext.perTest();
 
   it('waitEvent returns after an event, with the new event number', async () => {
-    const loop = await fx.loop(2048);
-    const name = await multipath(dm, loop, 2048);
-    const { eventNr } = await dm.info(name);
+    const loop = await t.fx.loop(2048);
+    const name = await multipath(t.dm, loop, 2048);
+    const { eventNr } = await t.dm.info(name);
     let settled = false;
-    const waiting = dm.waitEvent(name, eventNr).then((info) => {
+    const waiting = t.dm.waitEvent(name, eventNr).then((info) => {
       settled = true;
       return info;
     });
     await new Promise((r) => setTimeout(r, 200));
     expect(settled).to.equal(false);
-    await dm.message(name, `fail_path ${loop.devString}`);
+    await t.dm.message(name, `fail_path ${loop.devString}`);
     const info = await waiting;
     expect(info.name).to.equal(name);
     expect(info.eventNr).to.be.greaterThan(eventNr);
-    expect((await dm.status(name))[0]?.status.raw).to.match(/ F /);
+    expect((await t.dm.status(name))[0]?.status.raw).to.match(/ F /);
     // Already past: returns at once.
-    expect((await dm.waitEvent(name, eventNr)).eventNr).to.equal(info.eventNr);
+    expect((await t.dm.waitEvent(name, eventNr)).eventNr).to.equal(info.eventNr);
   });
 
   it('waitEvent ends with the abort reason when its signal aborts, and the event loop stays free meanwhile', async () => {
     const name = devName('waitabort');
-    await dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
-    const { eventNr } = await dm.info(name);
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const { eventNr } = await t.dm.info(name);
     const controller = new AbortController();
-    const waiting = dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x);
+    const waiting = t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x);
     // Other calls go on while the wait is parked (it is on the addon's own thread).
-    const infos = await Promise.all(Array.from({ length: 8 }, () => dm.info(name)));
+    const infos = await Promise.all(Array.from({ length: 8 }, () => t.dm.info(name)));
     expect(infos.length).to.equal(8);
     controller.abort();
     const e = await waiting;
@@ -63,13 +53,13 @@ describe('events in the kernel', function () {
 
   it('parked waits never hold Node\'s threadpool: with more waits than pool threads, fs and device calls still complete', async () => {
     const name = devName('pool');
-    await dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
-    const { eventNr } = await dm.info(name);
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const { eventNr } = await t.dm.info(name);
     const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
     const controller = new AbortController();
-    const waits = Array.from({ length: poolSize * 2 }, () => dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
+    const waits = Array.from({ length: poolSize * 2 }, () => t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
     await new Promise((r) => setTimeout(r, 100));
-    const work = Promise.all([...Array.from({ length: 8 }, () => stat('/proc/self/status')), ...Array.from({ length: 8 }, () => dm.info(name))]);
+    const work = Promise.all([...Array.from({ length: 8 }, () => stat('/proc/self/status')), ...Array.from({ length: 8 }, () => t.dm.info(name))]);
     const outcome = await Promise.race([work.then(() => 'done'), new Promise((r) => setTimeout(() => r('starved'), 10000))]);
     controller.abort();
     for (const e of await Promise.all(waits)) expect(e).to.have.property('name', 'AbortError');
@@ -77,22 +67,22 @@ describe('events in the kernel', function () {
   });
 
   it('watch reports an event that happens between its first arm and its first listing', async () => {
-    const loop = await fx.loop(2048);
-    const name = await multipath(dm, loop, 2048);
+    const loop = await t.fx.loop(2048);
+    const name = await multipath(t.dm, loop, 2048);
     let fired = false;
-    const unhook = hookControl(dm, {
+    const unhook = hookControl(t.dm, {
       onArmed: (onArmed) => () => {
         if (fired) return onArmed();
         fired = true;
         // The event falls after the arm and before the listing that follows it.
-        void dm.message(name, `fail_path ${loop.devString}`).then(onArmed, onArmed);
+        void t.dm.message(name, `fail_path ${loop.devString}`).then(onArmed, onArmed);
       },
     });
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), 10000);
     const seen: DeviceEvent[] = [];
     try {
-      for await (const ev of dm.watch({ signal: controller.signal })) {
+      for await (const ev of t.dm.watch({ signal: controller.signal })) {
         seen.push(ev);
         if (ev.name === name) controller.abort();
       }
@@ -105,30 +95,30 @@ describe('events in the kernel', function () {
   });
 
   it('watch forgets a removed device: a new device that reuses its number is not an event', async () => {
-    const loop = await fx.loop(2048);
-    const first = await multipath(dm, loop, 2048);
-    const firstDev = (await dm.info(first)).dev;
+    const loop = await t.fx.loop(2048);
+    const first = await multipath(t.dm, loop, 2048);
+    const firstDev = (await t.dm.info(first)).dev;
     const controller = new AbortController();
     const seen: DeviceEvent[] = [];
     const marker = devName('marker');
     const watching = (async () => {
-      for await (const ev of dm.watch({ signal: controller.signal })) {
+      for await (const ev of t.dm.watch({ signal: controller.signal })) {
         seen.push(ev);
         if (ev.name === marker) controller.abort();
       }
     })();
     await new Promise((r) => setTimeout(r, 200));
-    await dm.message(first, `fail_path ${loop.devString}`);
+    await t.dm.message(first, `fail_path ${loop.devString}`);
     await new Promise((r) => setTimeout(r, 300));
-    await dm.remove(first);
+    await t.dm.remove(first);
     const second = devName('reuse');
-    const reused = await dm.create(second, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const reused = await t.dm.create(second, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
     expect(reused.dev).to.deep.equal(firstDev);
     await new Promise((r) => setTimeout(r, 300));
     // A device whose counter really moves ends the watch.
-    const loop2 = await fx.loop(2048);
-    await dm.create(marker, { table: new Table([{ start: 0, length: 2048, type: 'multipath', params: `0 0 1 1 round-robin 0 1 1 ${loop2.devString} 1` }]) });
-    await dm.message(marker, `fail_path ${loop2.devString}`);
+    const loop2 = await t.fx.loop(2048);
+    await t.dm.create(marker, { table: new Table([{ start: 0, length: 2048, type: 'multipath', params: `0 0 1 1 round-robin 0 1 1 ${loop2.devString} 1` }]) });
+    await t.dm.message(marker, `fail_path ${loop2.devString}`);
     const timer = setTimeout(() => controller.abort(), 10000);
     await watching;
     clearTimeout(timer);
@@ -139,43 +129,42 @@ describe('events in the kernel', function () {
 
   it('close cancels a parked wait (ECANCELED)', async () => {
     const name = devName('waitclose');
-    await dm.create(name);
-    const waiting = dm.waitEvent(name, 0).catch((x: unknown) => x);
+    await t.dm.create(name);
+    const waiting = t.dm.waitEvent(name, 0).catch((x: unknown) => x);
     await new Promise((r) => setTimeout(r, 50));
     const other = await DeviceMapper.open();
-    await dm.close();
+    await t.dm.close();
     const e = await waiting;
     expect(e).to.be.instanceOf(DmError);
     expect(e).to.include({ code: 'ECANCELED', command: 'DM_DEV_WAIT', device: name });
-    dm = other;
-    fx = new Fixture(other);
+    t.use(other);
   });
 
   it('a wait on a device that is then removed ends with ENXIO', async () => {
     const name = devName('waitgone');
-    await dm.create(name);
-    const waiting = dm.waitEvent(name, 0).catch((x: unknown) => x);
+    await t.dm.create(name);
+    const waiting = t.dm.waitEvent(name, 0).catch((x: unknown) => x);
     await new Promise((r) => setTimeout(r, 50));
-    await dm.remove(name);
+    await t.dm.remove(name);
     const e = await waiting;
     expect(e).to.be.instanceOf(DmError);
     expect(e).to.include({ code: 'ENXIO', device: name });
   });
 
   it('watch yields the device whose event counter moved', async () => {
-    const loop = await fx.loop(2048);
-    const name = await multipath(dm, loop, 2048);
+    const loop = await t.fx.loop(2048);
+    const name = await multipath(t.dm, loop, 2048);
     const controller = new AbortController();
     const seen: DeviceEvent[] = [];
     const watching = (async () => {
-      for await (const ev of dm.watch({ signal: controller.signal })) {
+      for await (const ev of t.dm.watch({ signal: controller.signal })) {
         seen.push(ev);
         if (ev.name === name) controller.abort();
       }
     })();
     await new Promise((r) => setTimeout(r, 200));
-    const before = (await dm.info(name)).eventNr;
-    await dm.message(name, `fail_path ${loop.devString}`);
+    const before = (await t.dm.info(name)).eventNr;
+    await t.dm.message(name, `fail_path ${loop.devString}`);
     const timer = setTimeout(() => controller.abort(), 10000);
     await watching;
     clearTimeout(timer);

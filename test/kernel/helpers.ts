@@ -80,3 +80,44 @@ export async function eventually(check: () => Promise<boolean>, ms = 5000): Prom
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** A DeviceMapper and a Fixture made before each test and cleaned up after it. */
+export class TestContext {
+  private current: { dm: DeviceMapper; fx: Fixture } | undefined;
+
+  /** The test's DeviceMapper. */
+  get dm(): DeviceMapper {
+    if (this.current === undefined) throw new Error('no DeviceMapper outside a test');
+    return this.current.dm;
+  }
+
+  /** The test's Fixture (over `dm`). */
+  get fx(): Fixture {
+    if (this.current === undefined) throw new Error('no Fixture outside a test');
+    return this.current.fx;
+  }
+
+  /** Replaces the DeviceMapper (after a test closed its own): cleanup goes through `dm`. */
+  use(dm: DeviceMapper): void {
+    this.current = { dm, fx: new Fixture(dm) };
+  }
+
+  /** Registers the mocha hooks; call once inside a describe. */
+  static perTest(): TestContext {
+    const t = new TestContext();
+    beforeEach(async () => {
+      t.use(await DeviceMapper.open());
+    });
+    afterEach(async () => {
+      const c = t.current;
+      t.current = undefined;
+      if (c === undefined) return;
+      try {
+        await c.fx.cleanup();
+      } finally {
+        if (!c.dm.closed) await c.dm.close();
+      }
+    });
+    return t;
+  }
+}

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { DeviceMapper, Table } from '../../ts/index';
-import { Fixture, PREFIX, devName } from './helpers';
+import { Table } from '../../ts/index';
+import { PREFIX, TestContext, devName } from './helpers';
 
 // Compiled tests run from build/js/test/kernel; the fixture stays in the source tree.
 const root = resolve(__dirname, '..', '..', '..', '..');
@@ -14,17 +14,7 @@ function dieAt(mode: 'create' | 'reload', name: string, step: number): { signal:
 }
 
 describe('recover after a process died in the middle of an operation', function () {
-  let dm: DeviceMapper;
-  let fx: Fixture;
-
-  beforeEach(async () => {
-    dm = await DeviceMapper.open();
-    fx = new Fixture(dm);
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-    await dm.close();
-  });
+  const t = TestContext.perTest();
 
   // create: DEV_CREATE, TABLE_LOAD, resume. reload: TABLE_STATUS, TABLE_LOAD, suspend, resume.
   const cases: { mode: 'create' | 'reload'; step: number; suspended: boolean; inactiveTable: boolean }[] = [
@@ -35,18 +25,18 @@ describe('recover after a process died in the middle of an operation', function 
   for (const c of cases) {
     it(`${c.mode} killed before step ${c.step}: recover finds the device, and repair brings it back running`, async () => {
       const name = devName(`die-${c.mode}-${c.step}`);
-      if (c.mode === 'reload') await dm.create(name, { table: Table.parse('0 8 zero') });
+      if (c.mode === 'reload') await t.dm.create(name, { table: Table.parse('0 8 zero') });
       const died = dieAt(c.mode, name, c.step);
       expect(died.signal, died.output).to.equal('SIGKILL');
-      const found = await dm.recover({ prefix: PREFIX });
+      const found = await t.dm.recover({ prefix: PREFIX });
       const mine = found.filter((d) => d.name === name);
       expect(mine).to.have.length(1);
       expect(mine[0]).to.include({ suspended: c.suspended, inactiveTable: c.inactiveTable, repaired: false });
-      const repaired = await dm.recover({ prefix: name, repair: true });
+      const repaired = await t.dm.recover({ prefix: name, repair: true });
       expect(repaired.map((d) => ({ name: d.name, repaired: d.repaired }))).to.deep.equal([{ name, repaired: true }]);
-      expect(await dm.info(name)).to.include({ suspended: false, inactiveTable: false });
-      expect(await dm.recover({ prefix: name })).to.deep.equal([]);
-      if (c.mode === 'reload') expect((await dm.table(name))?.toString()).to.equal('0 8 zero');
+      expect(await t.dm.info(name)).to.include({ suspended: false, inactiveTable: false });
+      expect(await t.dm.recover({ prefix: name })).to.deep.equal([]);
+      if (c.mode === 'reload') expect((await t.dm.table(name))?.toString()).to.equal('0 8 zero');
     });
   }
 
@@ -56,7 +46,7 @@ describe('recover after a process died in the middle of an operation', function 
   });
 
   it('repair without a filter is refused: other tools suspend their own devices on purpose', async () => {
-    const e: unknown = await dm.recover({ repair: true }).catch((x: unknown) => x);
+    const e: unknown = await t.dm.recover({ repair: true }).catch((x: unknown) => x);
     expect(e).to.be.instanceOf(RangeError);
   });
 });

@@ -1,37 +1,27 @@
 import { expect } from 'chai';
 import { Command, DeviceMapper, Table, targets } from '../../ts/index';
-import { Fixture, devName, dmsetup } from './helpers';
+import { TestContext, devName, dmsetup } from './helpers';
 
 describe('buffer growth and concurrency in the kernel', function () {
-  let dm: DeviceMapper;
-  let fx: Fixture;
-
-  beforeEach(async () => {
-    dm = await DeviceMapper.open();
-    fx = new Fixture(dm);
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-    await dm.close();
-  });
+  const t = TestContext.perTest();
 
   it('a table of more than 64 KiB loads and reads back whole; the grown buffer is remembered (one ioctl per command after)', async () => {
-    const loop = await fx.loop(8192);
+    const loop = await t.fx.loop(8192);
     const rows = Array.from({ length: 4000 }, (_, i) => ({ start: i * 2, length: 2, target: targets.linear({ device: loop.dev, offset: 8190 - i * 2 }) }));
     const table = new Table(rows);
     expect(table.toString().length).to.be.greaterThan(64 * 1024);
     const name = devName('big');
-    await dm.create(name, { table });
+    await t.dm.create(name, { table });
 
-    const first = dm.ioctlStats;
-    const back = await dm.table(name);
-    const grown = dm.ioctlStats;
+    const first = t.dm.ioctlStats;
+    const back = await t.dm.table(name);
+    const grown = t.dm.ioctlStats;
     expect(back?.toString()).to.equal(table.toString());
     expect(grown.ioctls - first.ioctls).to.be.greaterThan(1); // 16 KiB, 32, 64, 128: it had to grow
-    expect(dm.bufferSizes()[Command.TABLE_STATUS]).to.be.at.least(128 * 1024);
+    expect(t.dm.bufferSizes()[Command.TABLE_STATUS]).to.be.at.least(128 * 1024);
 
-    await dm.table(name);
-    const steady = dm.ioctlStats;
+    await t.dm.table(name);
+    const steady = t.dm.ioctlStats;
     expect(steady.ioctls - grown.ioctls).to.equal(1);
     expect(steady.commands - grown.commands).to.equal(1);
     expect(dmsetup('table', name).trim()).to.equal(table.toString());
@@ -39,15 +29,15 @@ describe('buffer growth and concurrency in the kernel', function () {
 
   it('a long device list grows the LIST_DEVICES buffer and lists every device with its uuid', async () => {
     const names = Array.from({ length: 300 }, (_, i) => devName(`many${i}-${'x'.repeat(60)}`));
-    for (const name of names) await dm.create(name, { uuid: `DMT-UUID-${name}` });
-    const before = dm.ioctlStats;
-    const listed = await dm.listDevices();
-    expect(dm.ioctlStats.ioctls - before.ioctls).to.be.greaterThan(1);
+    for (const name of names) await t.dm.create(name, { uuid: `DMT-UUID-${name}` });
+    const before = t.dm.ioctlStats;
+    const listed = await t.dm.listDevices();
+    expect(t.dm.ioctlStats.ioctls - before.ioctls).to.be.greaterThan(1);
     const byName = new Map(listed.map((d) => [d.name, d]));
     for (const name of names) expect(byName.get(name)?.uuid).to.equal(`DMT-UUID-${name}`);
-    const again = dm.ioctlStats;
-    await dm.listDevices();
-    expect(dm.ioctlStats.ioctls - again.ioctls).to.equal(1);
+    const again = t.dm.ioctlStats;
+    await t.dm.listDevices();
+    expect(t.dm.ioctlStats.ioctls - again.ioctls).to.equal(1);
     const ls = dmsetup('ls').trim().split('\n').map((l) => l.split('\t')[0]);
     expect(ls.filter((n) => n !== undefined && names.includes(n)).length).to.equal(300);
   });
@@ -55,26 +45,25 @@ describe('buffer growth and concurrency in the kernel', function () {
   it('20 parallel creates, infos, status reads and removes all complete', async () => {
     const names = Array.from({ length: 20 }, (_, i) => devName(`par${i}`));
     const table = new Table([{ start: 0, length: 8, target: targets.zero() }]);
-    const infos = await Promise.all(names.map((n) => dm.create(n, { table })));
+    const infos = await Promise.all(names.map((n) => t.dm.create(n, { table })));
     expect(new Set(infos.map((i) => i.dev.minor)).size).to.equal(20);
-    const [again, statuses] = await Promise.all([Promise.all(names.map((n) => dm.info(n))), Promise.all(names.map((n) => dm.status(n)))]);
+    const [again, statuses] = await Promise.all([Promise.all(names.map((n) => t.dm.info(n))), Promise.all(names.map((n) => t.dm.status(n)))]);
     expect(again.map((i) => i.name)).to.deep.equal(names);
     expect(statuses.every((s) => s[0]?.type === 'zero')).to.equal(true);
-    await Promise.all(names.map((n) => dm.remove(n)));
-    const left = (await dm.listDevices()).filter((d) => names.includes(d.name));
+    await Promise.all(names.map((n) => t.dm.remove(n)));
+    const left = (await t.dm.listDevices()).filter((d) => names.includes(d.name));
     expect(left).to.deep.equal([]);
   });
 
   it('close waits for pending calls, then later calls reject', async () => {
     const name = devName('closing');
-    await dm.create(name);
-    const pending = Promise.all(Array.from({ length: 10 }, () => dm.info(name)));
-    await dm.close();
+    await t.dm.create(name);
+    const pending = Promise.all(Array.from({ length: 10 }, () => t.dm.info(name)));
+    await t.dm.close();
     expect((await pending).length).to.equal(10);
-    const e: unknown = await dm.info(name).catch((x: unknown) => x);
+    const e: unknown = await t.dm.info(name).catch((x: unknown) => x);
     expect(e).to.be.instanceOf(Error);
     expect(e).to.have.property('code', 'ERR_DM_CLOSED');
-    dm = await DeviceMapper.open();
-    fx = new Fixture(dm);
+    t.use(await DeviceMapper.open());
   });
 });

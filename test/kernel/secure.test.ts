@@ -2,27 +2,16 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DeviceMapper } from '../../ts/index';
-import { Fixture, devName, scratchDir } from './helpers';
+import { TestContext, devName, scratchDir } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
 describe('secrets go with DM_SECURE_DATA', function () {
-  let dm: DeviceMapper;
-  let fx: Fixture;
-
-  beforeEach(async () => {
-    dm = await DeviceMapper.open();
-    fx = new Fixture(dm);
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-    await dm.close();
-  });
+  const t = TestContext.perTest();
 
   it('create, reload and message with secure: true send the flag on every request that carries or returns the key', async function () {
     this.timeout(120000);
-    const loop = await fx.loop(64);
+    const loop = await t.fx.loop(64);
     const name = devName('secure');
     const trace = join(scratchDir(), 'strace.txt');
     const r = spawnSync('strace', ['-f', '-e', 'trace=ioctl', '-o', trace, process.execPath, join(root, 'test', 'kernel', 'fixtures', 'secure-calls.js'), name, loop.devString], { encoding: 'utf8', timeout: 110000 });
