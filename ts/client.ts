@@ -21,7 +21,7 @@ import {
   type Step,
 } from './steps';
 import { Table } from './table';
-import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, expected } from './validate';
+import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, checkWellFormed, expected } from './validate';
 
 export { Command, Flag } from './constants';
 
@@ -235,8 +235,7 @@ function checkTable(value: unknown, name: string): Table {
 function checkPrefix(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw expected('a string', name, value);
-  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)) throw new RangeError(`Expected well-formed Unicode for ${name} but received a string with a lone surrogate`);
-  return value;
+  return checkWellFormed(value, name);
 }
 
 function version(v: readonly number[]): [number, number, number] {

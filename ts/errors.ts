@@ -152,7 +152,8 @@ export function toDmError(error: unknown, site: CallSite, device?: string): Erro
   if (!isNativeError(error)) return error instanceof Error ? site.attach(error) : site.attach(new Error(String(error)));
   const path: unknown = Reflect.get(error, 'path');
   const dm = new DmError({
-    errno: error.errno,
+    // Node's own fs errors carry a negative errno (-2 for ENOENT); the kernel's are positive.
+    errno: Math.abs(error.errno),
     syscall: error.syscall,
     ...(error.command !== undefined ? { command: error.command } : {}),
     // A file operation names its own file (the backing file, not the loop device): keep it.

@@ -1,9 +1,10 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import type { NativeLoopInfo } from '../binding';
 import { binding } from './binding';
 import { decodeDev, decodeRdev, type DevNumber } from './dev';
-import { CallSite, toDmError } from './errors';
-import { checkBoolean, checkInteger, checkOptions, checkSector, expected } from './validate';
+import { CallSite, exactNumber, toDmError } from './errors';
+import { checkBoolean, checkInteger, checkOptions, checkSector, checkWellFormed, expected, expectedRange } from './validate';
 
 /** Options of `LoopDevice.attach`. */
 export interface LoopAttachOptions {
@@ -45,20 +46,46 @@ const LO_FLAGS_AUTOCLEAR = 4;
 const LO_FLAGS_PARTSCAN = 8;
 const LO_FLAGS_DIRECT_IO = 16;
 
-function statusOf(info: NativeLoopInfo): LoopStatus {
+function statusOf(info: NativeLoopInfo, path: string): LoopStatus {
   // lo_device is a dev_t in the kernel's new encoding, which decodeDev reads.
   return {
     number: info.number,
     fileName: info.fileName,
-    offset: info.offset,
-    sizeLimit: info.sizeLimit,
+    offset: exactNumber(info.offset, 'lo_offset', path),
+    sizeLimit: exactNumber(info.sizeLimit, 'lo_sizelimit', path),
     readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0,
     autoclear: (info.flags & LO_FLAGS_AUTOCLEAR) !== 0,
     partscan: (info.flags & LO_FLAGS_PARTSCAN) !== 0,
     directIo: (info.flags & LO_FLAGS_DIRECT_IO) !== 0,
-    backingDev: decodeDev(info.device),
-    backingInode: info.inode,
+    backingDev: decodeDev(exactNumber(info.device, 'lo_device', path)),
+    backingInode: exactNumber(info.inode, 'lo_inode', path),
   };
+}
+
+/** Attaches of this process, one at a time: LOOP_CTL_GET_FREE answers every racer with the same device. */
+let attachQueue: Promise<void> = Promise.resolve();
+
+function serialized<T>(work: () => Promise<T>): Promise<T> {
+  const run = attachQueue.then(work);
+  attachQueue = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  return run;
+}
+
+/** How many times an attach that lost its free device to another process tries again. */
+const ATTACH_RETRIES = 20;
+
+/** Backoff before retry `attempt` (0-based): growing, jittered, at most about 400 ms. */
+function backoff(attempt: number): number {
+  return Math.min(5 * 2 ** attempt, 250) * (0.5 + Math.random());
+}
+
+/** The backing file as the kernel identifies it (LOOP_GET_STATUS64's lo_device, lo_inode). */
+interface Backing {
+  dev: DevNumber;
+  inode: number;
 }
 
 /** A loop device bound to a file (LOOP_CONFIGURE), without losetup. */
@@ -70,12 +97,15 @@ export class LoopDevice {
   /** The backing file. */
   readonly file: string;
   private hold: FileHandle | undefined;
+  private readonly backing: Backing;
+  private detached = false;
 
-  private constructor(path: string, dev: DevNumber, file: string, hold: FileHandle | undefined) {
+  private constructor(path: string, dev: DevNumber, file: string, hold: FileHandle | undefined, backing: Backing) {
     this.path = path;
     this.dev = dev;
     this.file = file;
     this.hold = hold;
+    this.backing = backing;
   }
 
   /** 'major:minor', as tables reference it. */
@@ -83,10 +113,17 @@ export class LoopDevice {
     return `${this.dev.major}:${this.dev.minor}`;
   }
 
-  /** Binds a free loop device to `file` (retrying when another process takes the free one first). */
+  /**
+   * Binds a free loop device to `file`. The file is checked first (it exists, is a regular file
+   * or a block device, and is readable — and writable unless `readOnly`), so a bad path makes
+   * no loop device. Attaches of one process run one at a time; an attach that loses its free
+   * device to another process retries with a growing, jittered pause (20 times at most).
+   */
   static async attach(file: string, options?: LoopAttachOptions): Promise<LoopDevice> {
     const site = new CallSite(LoopDevice.attach);
-    if (typeof file !== 'string' || file === '') throw expected('a file path', 'file', file);
+    if (typeof file !== 'string' || file === '') throw site.attach(expected('a file path', 'file', file));
+    checkWellFormed(file, 'file');
+    if (file.includes('\0')) throw site.attach(expectedRange('a file path without NUL bytes', 'file', file));
     const opts = checkOptions(options, 'options', ['readOnly', 'offset', 'sizeLimit', 'autoclear', 'directIo', 'blockSize']);
     const config = {
       readOnly: checkBoolean(opts.readOnly, 'options.readOnly', false),
@@ -96,23 +133,41 @@ export class LoopDevice {
       directIo: checkBoolean(opts.directIo, 'options.directIo', false),
       blockSize: opts.blockSize === undefined ? 0 : checkBlockSize(opts.blockSize),
     };
+    let fileStat;
+    try {
+      fileStat = await stat(file);
+      await access(file, config.readOnly ? fsConstants.R_OK : fsConstants.R_OK | fsConstants.W_OK);
+    } catch (e) {
+      throw toDmError(e, site, file);
+    }
+    if (!fileStat.isFile() && !fileStat.isBlockDevice()) {
+      throw site.attach(expectedRange('a regular file or a block device', 'file', file));
+    }
+    const wanted: Backing = { dev: decodeRdev(fileStat.dev), inode: fileStat.ino };
     const native = binding();
     for (let attempt = 0; ; attempt++) {
       let path = '';
-      let hold: FileHandle | undefined;
       try {
-        const n = await native.loopGetFree(LOOP_CONTROL);
-        path = `/dev/loop${n}`;
-        // With autoclear the device detaches at its last close: hold it open from before binding.
-        if (config.autoclear) hold = await open(path, config.readOnly ? 'r' : 'r+');
-        await native.loopConfigure(path, file, config);
-        const st = await stat(path);
-        return new LoopDevice(path, decodeRdev(st.rdev), file, hold);
+        return await serialized(async () => {
+          let hold: FileHandle | undefined;
+          try {
+            const n = await native.loopGetFree(LOOP_CONTROL);
+            path = `/dev/loop${n}`;
+            // With autoclear the device detaches at its last close: hold it open from before binding.
+            if (config.autoclear) hold = await open(path, config.readOnly ? 'r' : 'r+');
+            await native.loopConfigure(path, file, config);
+            const st = await stat(path);
+            return new LoopDevice(path, decodeRdev(st.rdev), file, hold, wanted);
+          } catch (e) {
+            await hold?.close();
+            throw e;
+          }
+        });
       } catch (e) {
-        await hold?.close();
         // Another process bound the device between GET_FREE and CONFIGURE: take the next one.
         const busy = e instanceof Error && Reflect.get(e, 'code') === 'EBUSY';
-        if (!busy || attempt >= 10) throw toDmError(e, site, path === '' ? LOOP_CONTROL : path);
+        if (!busy || attempt >= ATTACH_RETRIES) throw toDmError(e, site, path === '' ? LOOP_CONTROL : path);
+        await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
       }
     }
   }
@@ -121,7 +176,7 @@ export class LoopDevice {
   async status(): Promise<LoopStatus> {
     const site = new CallSite(this.status);
     try {
-      return statusOf(await binding().loopStatus(this.path));
+      return statusOf(await binding().loopStatus(this.path), this.path);
     } catch (e) {
       throw toDmError(e, site, this.path);
     }
@@ -142,7 +197,10 @@ export class LoopDevice {
     }
   }
 
-  /** Lets go of the open handle that keeps an autoclear device bound. */
+  /**
+   * Lets go of the open handle that keeps an autoclear device bound: the kernel detaches it at
+   * its last close (at once, unless a device-mapper table or another opener still uses it).
+   */
   async release(): Promise<void> {
     const h = this.hold;
     this.hold = undefined;
@@ -150,17 +208,39 @@ export class LoopDevice {
   }
 
   /**
-   * LOOP_CLR_FD: unbinds the file. On a device still in use the kernel only marks it
-   * autoclear, and it goes when the last user closes it.
+   * Unbinds the file (LOOP_CLR_FD), only while the device is still bound to this file: the
+   * kernel hands a freed loop device to the next attach at once, so the binding is checked
+   * (backing device and inode) with the device held open, which keeps it bound to whatever it
+   * is bound to until the clear. A device already detached (an autoclear device after
+   * `release()`, or one that another tool detached) resolves without touching it, as does a
+   * second `detach()`. On a device still in use the kernel only marks it autoclear, and it goes
+   * when the last user closes it.
    */
   async detach(): Promise<void> {
     const site = new CallSite(this.detach);
-    await this.release();
+    if (this.detached) return;
+    let handle = this.hold;
+    this.hold = undefined;
     try {
-      await binding().loopClear(this.path);
+      handle ??= await open(this.path, 'r');
+      let info: NativeLoopInfo | undefined;
+      try {
+        info = await binding().loopStatus(this.path);
+      } catch (e) {
+        if (!(e instanceof Error && Reflect.get(e, 'code') === 'ENXIO')) throw e;
+      }
+      if (info !== undefined && this.isOurs(info)) await binding().loopClear(this.path);
+      this.detached = true;
     } catch (e) {
       throw toDmError(e, site, this.path);
+    } finally {
+      await handle?.close();
     }
+  }
+
+  private isOurs(info: NativeLoopInfo): boolean {
+    const dev = decodeDev(exactNumber(info.device, 'lo_device', this.path));
+    return dev.major === this.backing.dev.major && dev.minor === this.backing.dev.minor && exactNumber(info.inode, 'lo_inode', this.path) === this.backing.inode;
   }
 }
 
@@ -175,7 +255,7 @@ export async function blockDeviceSize(path: string): Promise<number> {
   const site = new CallSite(blockDeviceSize);
   if (typeof path !== 'string') throw expected('a device path', 'path', path);
   try {
-    return await binding().blockDeviceSize(path);
+    return exactNumber(await binding().blockDeviceSize(path), 'the size in bytes', path);
   } catch (e) {
     throw toDmError(e, site, path);
   }

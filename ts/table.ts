@@ -21,55 +21,74 @@ export interface TableRow {
 
 /**
  * A device-mapper table: rows that cover sectors 0..size contiguously, without gaps or
- * overlaps (the kernel's rule, checked here before any ioctl).
+ * overlaps (the kernel's rule, checked here before any ioctl). A Table is immutable and always
+ * valid: it keeps frozen copies of its rows and targets, never the caller's objects.
  */
 export class Table {
-  /** The rows, in sector order. */
-  readonly rows: readonly TableRow[];
+  readonly #rows: readonly TableRow[];
 
-  /** Checks and freezes the rows. Throws TypeError/RangeError on bad rows. */
+  /** Checks, copies and freezes the rows. Throws TypeError/RangeError on bad rows. */
   constructor(rows: readonly TableRowInput[]) {
     if (!Array.isArray(rows)) throw expected('an array of table rows', 'rows', rows);
     if (rows.length === 0) throw expectedRange('at least one table row', 'rows', rows);
+    const out: TableRow[] = [];
     let next = 0;
-    this.rows = Object.freeze(
-      rows.map((input: unknown, i) => {
-        const row = normaliseRow(input, `rows[${i}]`);
-        if (row.start !== next) {
-          throw new RangeError(
-            `Expected rows[${i}].start to be ${next} (rows must cover the device from sector 0 without gaps or overlaps) but received ${row.start}`,
-          );
-        }
-        next = row.start + row.length;
-        if (!Number.isSafeInteger(next)) throw expectedRange('a table whose size is a safe integer', `rows[${i}].length`, row.length);
-        return row;
-      }),
-    );
+    for (let i = 0; i < rows.length; i++) {
+      // A sparse array ([, row]) has holes that map() and forEach() would skip.
+      if (!Object.prototype.hasOwnProperty.call(rows, i)) throw expected('a table row', `rows[${i}]`, undefined);
+      const row = normaliseRow(rows[i], `rows[${i}]`);
+      if (row.start !== next) {
+        throw new RangeError(
+          `Expected rows[${i}].start to be ${next} (rows must cover the device from sector 0 without gaps or overlaps) but received ${row.start}`,
+        );
+      }
+      next = row.start + row.length;
+      if (!Number.isSafeInteger(next)) throw expectedRange('a table whose size is a safe integer', `rows[${i}].length`, row.length);
+      out.push(row);
+    }
+    this.#rows = Object.freeze(out);
+    Object.freeze(this);
+  }
+
+  /** The rows, in sector order (frozen). */
+  get rows(): readonly TableRow[] {
+    return this.#rows;
   }
 
   /** Size in sectors: the end of the last row. */
   get size(): number {
-    const last = this.rows[this.rows.length - 1];
+    const last = this.#rows[this.#rows.length - 1];
     return last === undefined ? 0 : last.start + last.length;
   }
 
   /** dmsetup's table format: one `start length type params` row a line. */
   toString(): string {
-    return this.rows.map(formatRow).join('\n');
+    return this.#rows.map(formatRow).join('\n');
   }
 
   /**
    * Parses dmsetup table text (one row a line; blank lines ignored). Rows of target types the
-   * library models become typed targets; others stay `{ type, params }`. Throws DmParseError.
+   * library models become typed targets; others stay `{ type, params }`. Throws DmParseError
+   * naming the field at fault.
    */
   static parse(text: string): Table {
     if (typeof text !== 'string') throw expected('table text (string)', 'text', text);
-    const rows = splitRows(text).map(({ start, length, type, params }) => ({ start, length, target: parseTarget(type, params) }));
-    if (rows.length === 0) throw new DmParseError('a table has at least one row', text, 'rows');
+    const split = splitRows(text);
+    if (split.length === 0) throw new DmParseError('a table has at least one row', text, 'rows');
+    let next = 0;
+    const rows = split.map(({ start, length, type, params, line }) => {
+      if (length === 0) throw new DmParseError('a row is at least 1 sector long', line, 'length');
+      if (start !== next) throw new DmParseError(`rows must cover the device from sector 0 without gaps or overlaps: this one should start at ${next}`, line, 'start');
+      next = start + length;
+      if (!Number.isSafeInteger(next)) throw new DmParseError('the table is larger than a safe integer of sectors', line, 'length');
+      if (!/^[^\s\0]{1,15}$/.test(type) || Buffer.byteLength(type) > 15) throw new DmParseError('a target type is 1 to 15 bytes without spaces', line, 'type');
+      return { start, length, target: parseTarget(type, params) };
+    });
     try {
       return new Table(rows);
     } catch (e) {
-      throw new DmParseError(e instanceof Error ? e.message : String(e), text, 'start');
+      // Starts, lengths and types are checked above: what is left is in the params.
+      throw new DmParseError(e instanceof Error ? e.message : String(e), text, 'params');
     }
   }
 
@@ -101,36 +120,32 @@ function normaliseRow(input: unknown, name: string): TableRow {
   const length = checkSector(Reflect.get(input, 'length'), `${name}.length`);
   if (length === 0) throw expectedRange('a length of at least 1 sector', `${name}.length`, length);
   const target: unknown = Reflect.get(input, 'target');
-  let type: unknown;
-  let params: unknown;
+  let typed: Target;
   if (target !== undefined) {
     if (typeof target !== 'object' || target === null) throw expected('a target', `${name}.target`, target);
-    type = Reflect.get(target, 'type');
-    params = Reflect.get(target, 'params');
+    const type = checkTargetType(Reflect.get(target, 'type'), `${name}.type`);
+    const params = checkParams(Reflect.get(target, 'params'), `${name}.params`);
+    // A frozen copy: the caller's object may change after the check, the table's may not.
+    typed = Object.freeze({ ...target, type, params });
   } else {
-    type = Reflect.get(input, 'type');
-    params = Reflect.get(input, 'params');
+    typed = Object.freeze({ type: checkTargetType(Reflect.get(input, 'type'), `${name}.type`), params: checkParams(Reflect.get(input, 'params'), `${name}.params`) });
   }
-  const checkedType = checkTargetType(type, `${name}.type`);
-  const checkedParams = checkParams(params, `${name}.params`);
-  const typed: Target =
-    target !== undefined && typeof target === 'object' && target !== null ? (target as Target) : { type: checkedType, params: checkedParams };
-  return Object.freeze({ start, length, type: checkedType, params: checkedParams, target: typed });
+  return Object.freeze({ start, length, type: typed.type, params: typed.params, target: typed });
 }
 
 function formatRow(row: TableRow): string {
   return row.params === '' ? `${row.start} ${row.length} ${row.type}` : `${row.start} ${row.length} ${row.type} ${row.params}`;
 }
 
-/** `start length type rest-of-line` rows of table or status text. */
-export function splitRows(text: string): { start: number; length: number; type: string; params: string }[] {
-  const out: { start: number; length: number; type: string; params: string }[] = [];
+/** `start length type rest-of-line` rows of table or status text, with the line each came from. */
+export function splitRows(text: string): { start: number; length: number; type: string; params: string; line: string }[] {
+  const out: { start: number; length: number; type: string; params: string; line: string }[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '') continue;
     const m = /^(\S+)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m || m[1] === undefined || m[2] === undefined || m[3] === undefined) throw new DmParseError('a row is <start> <length> <type> [params]', line, 'row');
-    out.push({ start: parseSector(m[1], line, 'start'), length: parseSector(m[2], line, 'length'), type: m[3], params: m[4] ?? '' });
+    out.push({ start: parseSector(m[1], line, 'start'), length: parseSector(m[2], line, 'length'), type: m[3], params: m[4] ?? '', line });
   }
   return out;
 }

@@ -65,6 +65,21 @@ export function checkOptions<T extends object>(value: T | undefined, name: strin
   return value;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when `s` is well-formed Unicode (no lone surrogate, which UTF-8 would turn into U+FFFD). */
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
+/** Refuses a string with a lone surrogate: it would silently become another string in UTF-8. */
+export function checkWellFormed(value: string, name: string): string {
+  if (!isWellFormed(value)) {
+    throw new RangeError(`Expected well-formed Unicode for ${name} but received a string with a lone surrogate (${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
 function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
@@ -75,6 +90,7 @@ function utf8Length(s: string): number {
  */
 export function checkName(value: unknown, name = 'name'): string {
   if (typeof value !== 'string') throw expected('a device name (string)', name, value);
+  checkWellFormed(value, name);
   const bytes = utf8Length(value);
   if (bytes < 1 || bytes > 127) throw expectedRange('a device name of 1 to 127 bytes', name, value);
   if (value.includes('/')) throw expectedRange("a device name without '/'", name, value);
@@ -86,6 +102,7 @@ export function checkName(value: unknown, name = 'name'): string {
 /** A device uuid: 1..128 bytes, no NUL. */
 export function checkUuid(value: unknown, name = 'uuid'): string {
   if (typeof value !== 'string') throw expected('a uuid (string)', name, value);
+  checkWellFormed(value, name);
   const bytes = utf8Length(value);
   if (bytes < 1 || bytes > 128) throw expectedRange('a uuid of 1 to 128 bytes', name, value);
   if (value.includes('\0')) throw expectedRange('a uuid without NUL bytes', name, value);
@@ -95,6 +112,7 @@ export function checkUuid(value: unknown, name = 'uuid'): string {
 /** A target type: 1..15 bytes of non-space characters. */
 export function checkTargetType(value: unknown, name = 'type'): string {
   if (typeof value !== 'string') throw expected('a target type (string)', name, value);
+  checkWellFormed(value, name);
   const bytes = utf8Length(value);
   if (bytes < 1 || bytes > 15) throw expectedRange('a target type of 1 to 15 bytes', name, value);
   if (/[\s\0]/.test(value)) throw expectedRange('a target type without spaces or NUL bytes', name, value);
@@ -104,6 +122,7 @@ export function checkTargetType(value: unknown, name = 'type'): string {
 /** Target parameters: one line, no NUL. */
 export function checkParams(value: unknown, name = 'params'): string {
   if (typeof value !== 'string') throw expected('target parameters (string)', name, value);
+  checkWellFormed(value, name);
   if (value.includes('\0')) throw expectedRange('target parameters without NUL bytes', name, value);
   if (/[\n\r]/.test(value)) throw expectedRange('target parameters on one line', name, value);
   return value;
@@ -112,6 +131,7 @@ export function checkParams(value: unknown, name = 'params'): string {
 /** A message to a target: non-empty, no NUL. */
 export function checkMessage(value: unknown, name = 'message'): string {
   if (typeof value !== 'string') throw expected('a target message (string)', name, value);
+  checkWellFormed(value, name);
   if (value.length === 0) throw expectedRange('a non-empty target message', name, value);
   if (value.includes('\0')) throw expectedRange('a target message without NUL bytes', name, value);
   return value;

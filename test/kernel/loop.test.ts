@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DmError, LoopDevice, blockDeviceSize, blockDiscard } from '../../ts/index';
@@ -87,6 +89,68 @@ describe('loop devices in the kernel', function () {
   it('a missing backing file is ENOENT naming the file', async () => {
     const e: unknown = await LoopDevice.attach(join(dir, 'missing.img')).catch((x: unknown) => x);
     expect(e).to.be.instanceOf(DmError);
-    expect(e).to.include({ code: 'ENOENT', syscall: 'open', device: join(dir, 'missing.img') });
+    expect(e).to.include({ code: 'ENOENT', errno: 2, device: join(dir, 'missing.img') });
+  });
+
+  it('a bad path makes no loop device: the file is checked before LOOP_CTL_GET_FREE', async () => {
+    const count = (): number => readdirSync('/sys/block').filter((d) => /^loop\d+$/.test(d)).length;
+    // Bind every loop device the kernel has, so that GET_FREE would have to make a new one.
+    const free = readdirSync('/sys/block').filter((d) => /^loop\d+$/.test(d) && readFileSync(`/sys/block/${d}/size`, 'utf8').trim() === '0');
+    for (const [i] of free.entries()) made.push(await LoopDevice.attach(await file(`fill${i}.img`, 65536)));
+    const before = count();
+    for (const bad of [join(dir, 'missing.img'), dir, '/dev/null']) {
+      const e: unknown = await LoopDevice.attach(bad).catch((x: unknown) => x);
+      expect(e, bad).to.be.instanceOf(Error);
+    }
+    expect(count()).to.equal(before);
+  });
+
+  it('detach of an autoclear device succeeds, also after release() and a second time', async () => {
+    for (const releaseFirst of [false, true]) {
+      const path = await file(`auto${String(releaseFirst)}.img`, 1 << 20);
+      const loop = await LoopDevice.attach(path, { autoclear: true });
+      if (releaseFirst) await loop.release();
+      await loop.detach();
+      await loop.detach();
+      const e: unknown = await loop.status().catch((x: unknown) => x);
+      expect(e).to.include({ code: 'ENXIO' });
+    }
+  });
+
+  it('detach never clears a loop device that another tool has bound to another file since', async () => {
+    const mine = await file('mine.img', 1 << 20);
+    const theirs = await file('theirs.img', 1 << 20);
+    const loop = await LoopDevice.attach(mine);
+    execFileSync('losetup', ['-d', loop.path]);
+    execFileSync('losetup', [loop.path, theirs]);
+    try {
+      await loop.detach();
+      expect((await loop.status()).fileName).to.equal(theirs);
+    } finally {
+      execFileSync('losetup', ['-d', loop.path]);
+    }
+  });
+
+  it('64 concurrent attaches in one process all succeed', async () => {
+    const files = await Promise.all(Array.from({ length: 64 }, (_, i) => file(`many${i}.img`, 65536)));
+    const loops = await Promise.all(files.map((f) => LoopDevice.attach(f)));
+    made.push(...loops);
+    expect(new Set(loops.map((l) => l.path)).size).to.equal(64);
+    for (const [i, l] of loops.entries()) expect((await l.status()).fileName).to.equal(files[i]);
+  });
+
+  it('attaches racing with other processes retry until they get a device', async function () {
+    this.timeout(120000);
+    const child = join(__dirname, '..', '..', '..', '..', 'test', 'kernel', 'fixtures', 'attach-many.js');
+    const run = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        execFile(process.execPath, [child, dir, '16'], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+      });
+    const files = await Promise.all(Array.from({ length: 16 }, (_, i) => file(`race${i}.img`, 65536)));
+    const [a, b, ours] = await Promise.all([run(), run(), Promise.allSettled(files.map((f) => LoopDevice.attach(f)))]);
+    for (const r of ours) if (r.status === 'fulfilled') made.push(r.value);
+    expect(ours.filter((r) => r.status === 'rejected').map((r) => (r.status === 'rejected' ? String(r.reason) : ''))).to.deep.equal([]);
+    expect(a.trim()).to.equal('attached 16');
+    expect(b.trim()).to.equal('attached 16');
   });
 });

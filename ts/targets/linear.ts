@@ -25,14 +25,18 @@ export function linear(options: LinearOptions): LinearTarget {
   return { type: 'linear', device, offset, params: `${device} ${offset}` };
 }
 
-/** Parses linear parameters ('7:0 2048'). */
+/** Parses linear parameters ('7:0 2048'). Throws DmParseError naming `params`, `device` or `offset`. */
 export function parseLinear(params: string): LinearTarget {
   const words = params.trim().split(/\s+/);
   if (words.length !== 2 || words[0] === undefined || words[1] === undefined) throw new DmParseError('linear takes <device> <offset>', params, 'params');
-  if (!/^\d+$/.test(words[1])) throw new DmParseError('linear offset is not a sector number', params, 'offset');
+  let device: string;
   try {
-    return linear({ device: words[0], offset: Number(words[1]) });
+    device = formatDeviceRef(words[0], 'linear.device');
   } catch (e) {
     throw new DmParseError(e instanceof Error ? e.message : String(e), params, 'device');
   }
+  if (!/^\d+$/.test(words[1])) throw new DmParseError('linear offset is not a sector number', params, 'offset');
+  const offset = Number(words[1]);
+  if (!Number.isSafeInteger(offset)) throw new DmParseError('linear offset is larger than a safe integer', params, 'offset');
+  return linear({ device, offset });
 }
