@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DmParseError, Table, parseStatus, targets } from '../../ts/index';
+import { DmParseError, Table, parseStatus, targets, type TableRowInput } from '../../ts/index';
 
 describe('Table', () => {
   it('formats rows in dmsetup table format and parses them back to the same typed rows', () => {
@@ -83,5 +83,63 @@ describe('Table', () => {
     const rows = Array.from({ length: 20000 }, (_, i) => ({ start: i * 8, length: 8, target: targets.linear({ device: '7:0', offset: i * 8 }) }));
     const text = new Table(rows).toString();
     expect(Table.parse(text).rows).to.have.length(20000);
+  });
+});
+
+describe('Table is immutable and always valid', () => {
+  it('refuses a sparse array of rows', () => {
+    const row = { start: 0, length: 8, target: targets.zero() };
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [, row] as unknown as TableRowInput[];
+    expect(() => new Table(sparse)).to.throw(TypeError, /^Expected a table row for rows\[0\] but received undefined$/);
+  });
+
+  it('keeps frozen copies: neither its rows nor the caller\'s objects can change it', () => {
+    const target = { type: 'linear', params: '7:0 0', device: '7:0', offset: 0 };
+    const input = [{ start: 0, length: 8, target }];
+    const t = new Table(input);
+    target.params = '7:1 99';
+    input[0] = { start: 0, length: 16, target };
+    expect(t.toString()).to.equal('0 8 linear 7:0 0');
+    // Every attempt to change it is refused (Reflect.set says whether an assignment took).
+    expect(Reflect.set(t, 'rows', [])).to.equal(false);
+    expect(Reflect.set(t.rows, 0, { start: 0, length: 99 })).to.equal(false);
+    expect(Reflect.set(t.rows, 'length', 0)).to.equal(false);
+    expect(Reflect.set(t.rows[0] ?? {}, 'length', 99)).to.equal(false);
+    expect(Reflect.set(t.rows[0]?.target ?? {}, 'params', 'x')).to.equal(false);
+    expect(Object.isFrozen(t)).to.equal(true);
+    expect(t.toString()).to.equal('0 8 linear 7:0 0');
+    expect(t.size).to.equal(8);
+  });
+
+  it('refuses strings that are not well-formed Unicode', () => {
+    expect(() => new Table([{ start: 0, length: 8, type: 'zero', params: 'a\uD800' }])).to.throw(RangeError, /well-formed Unicode for rows\[0\]\.params/);
+    expect(() => new Table([{ start: 0, length: 8, type: 'z\uDC00', params: '' }])).to.throw(RangeError, /well-formed Unicode/);
+    expect(() => Table.parse('0 8 zero \uD800')).to.throw(DmParseError);
+  });
+});
+
+describe('DmParseError names the field at fault', () => {
+  const field = (text: string): string => {
+    try {
+      Table.parse(text);
+    } catch (e) {
+      if (e instanceof DmParseError) return e.field;
+      throw e;
+    }
+    throw new Error(`${text} parsed`);
+  };
+  it('for every parse path', () => {
+    expect(field('0 0 zero')).to.equal('length');
+    expect(field('0 8 linear 7:0 99999999999999999999')).to.equal('offset');
+    expect(field('0 8 linear loop0 0')).to.equal('device');
+    expect(field('0 8 linear 7:0')).to.equal('params');
+    expect(field('0 8 zero x')).to.equal('params');
+    expect(field('0 8 zero\n9 8 zero')).to.equal('start');
+    expect(field('0 99999999999999999999 zero')).to.equal('length');
+    expect(field('0 9007199254740991 zero\n9007199254740991 1 zero')).to.equal('length');
+    expect(field('0 8 abcdefghijklmnopq')).to.equal('type');
+    expect(field('0 8')).to.equal('row');
+    expect(field('\n')).to.equal('rows');
   });
 });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { DmError, decodeDev, encodeDev, resolveId } from '../../ts/index';
 import { decodeRdev } from '../../ts/dev';
 import { CallSite, errnoCode, toDmError } from '../../ts/errors';
+import { checkMessage, checkTargetType } from '../../ts/validate';
 
 describe('device ids and numbers', () => {
   it('encodes device numbers the way the kernel does (huge encoding) and back', () => {
@@ -78,5 +79,16 @@ describe('errors', () => {
   it('passes non-system errors through with the caller\'s stack', () => {
     const t = new TypeError('Expected x');
     expect(toDmError(t, new CallSite(toDmError))).to.equal(t);
+  });
+});
+
+describe('strings that are not well-formed Unicode', () => {
+  it('are refused as names, uuids, target types and messages (never turned into U+FFFD)', () => {
+    expect(() => resolveId('\uD800')).to.throw(RangeError, /well-formed Unicode for id/);
+    expect(() => resolveId('a\uDC00b')).to.throw(RangeError, /well-formed Unicode/);
+    expect(() => resolveId({ uuid: 'u\uD83D' })).to.throw(RangeError, /well-formed Unicode for id\.uuid/);
+    expect(resolveId('\uD83D\uDE00').name).to.equal('\uD83D\uDE00');
+    expect(() => checkTargetType('x\uD800')).to.throw(RangeError, /well-formed/);
+    expect(() => checkMessage('fail_path \uDFFF')).to.throw(RangeError, /well-formed/);
   });
 });
