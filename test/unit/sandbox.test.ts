@@ -1,6 +1,7 @@
 // Real boots of the User-Mode Linux sandbox (no mocks): each boot costs about 2.5 s, so the
 // checks are grouped into few boots.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -140,6 +141,7 @@ describe('devmapper/sandbox: runInSandbox', function () {
       [['true'], { id: 'a b' }],
       [['true'], { modules: ['../x'] }],
       [['true'], { env: { 'A=B': 'x' } }],
+      [['true'], { memroy: 512 } as SandboxOptions],
     ];
     for (const [command, options] of bad) {
       let error: unknown;
@@ -151,5 +153,30 @@ describe('devmapper/sandbox: runInSandbox', function () {
       expect(error, JSON.stringify([command, options])).to.be.instanceOf(TypeError);
     }
     expect(DEFAULT_MODULES).to.include.members(['dm-mod', 'dm-thin-pool', 'dm-crypt', 'dm-raid', 'loop']);
+  });
+
+  it('the command line refuses every bad option value with a usage error (exit 2, one line, no stack)', () => {
+    const cli = path.join(__dirname, '..', '..', 'dist', 'sandbox', 'cli.js');
+    const cases: [string[], RegExp][] = [
+      [['--memory', '0.4', 'true'], /--memory expects a whole number from 64 to 65536, got "0\.4"/],
+      [['--memory', '1e20', 'true'], /--memory expects a whole number/],
+      [['--memory=-1', 'true'], /--memory expects a whole number/],
+      [['--scratch', 'x', 'true'], /--scratch expects a whole number/],
+      [['--timeout', '1.5', 'true'], /--timeout expects a whole number/],
+      [['--module', 'a/b', 'true'], /--module expects a module name/],
+      [['--bogus', 'true'], /Unknown option '--bogus'/],
+      [['--memory'], /argument missing/],
+      [[], /no command given/],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+      expect(r.status, args.join(' ')).to.equal(2);
+      const first = r.stderr.split('\n')[0] ?? '';
+      expect(first, args.join(' ')).to.match(message);
+      expect(r.stderr, args.join(' ')).to.not.match(/\n\s+at /);
+    }
+    // The command's own options are the command's: `--version` here is dmsetup's.
+    const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
+    expect(help.status).to.equal(0);
   });
 });

@@ -11,6 +11,7 @@
  * command could not be started; 125 when the sandbox itself failed; 130/143 on SIGINT/SIGTERM.
  * @packageDocumentation
  */
+import { parseArgs } from 'node:util';
 import { SandboxError, runInSandbox } from './index';
 import type { SandboxOptions } from './index';
 
@@ -21,9 +22,9 @@ module loaded, and exits with its status. The host's files are visible at the sa
 paths; a scratch tmpfs for loop backing files is at $DEVMAPPER_SCRATCH.
 
 Options:
-  --memory MiB     guest memory (default 1024)
+  --memory MiB     guest memory, 64 to 65536 (default 1024)
   --scratch MiB    size of the scratch tmpfs (default: half of the memory)
-  --timeout S      kill the sandbox after S seconds (exit status 124)
+  --timeout S      kill the sandbox after S whole seconds (exit status 124)
   --module NAME    load this kernel module too (repeatable)
   --udev           start systemd-udevd inside (/dev/mapper/<name> links)
   --linux PATH     the UML kernel (default /usr/bin/linux.uml)
@@ -32,67 +33,63 @@ Options:
 
 class UsageError extends Error {}
 
-function number(flag: string, value: string | undefined): number {
-  const n = value === undefined || value.trim() === '' ? NaN : Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} expects a positive number, got ${value ?? 'nothing'}`);
+/** A whole number in [min, max] given as decimal digits (no 0.4, 1e20, 0x10 or 12abc). */
+function wholeNumber(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} expects a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`${flag} expects a whole number from ${min} to ${max}, got ${value}`);
   return n;
+}
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  memory: { type: 'string' },
+  scratch: { type: 'string' },
+  timeout: { type: 'string' },
+  module: { type: 'string', multiple: true },
+  udev: { type: 'boolean' },
+  linux: { type: 'string' },
+} as const;
+
+/** Where the command starts: after `--`, or at the first argument that is not one of ours. */
+function commandStart(argv: readonly string[]): { ours: string[]; start: number } {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') return { ours: argv.slice(0, i), start: i + 1 };
+    if (!arg.startsWith('-') || arg === '-') return { ours: argv.slice(0, i), start: i };
+    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0] ?? '' : '';
+    const spec: { type: string } | undefined = Object.prototype.hasOwnProperty.call(OPTIONS, name) ? OPTIONS[name as keyof typeof OPTIONS] : undefined;
+    if (spec?.type === 'string' && !arg.includes('=')) i++; // its value
+  }
+  return { ours: [...argv], start: argv.length };
 }
 
 /** Parses the command line into sandbox options and the command. */
 function parse(argv: readonly string[]): { options: SandboxOptions; command: string[] } | 'help' {
-  const options: SandboxOptions = {};
-  const modules: string[] = [];
-  let i = 0;
-  const next = (): string | undefined => {
-    i += 1;
-    return argv[i];
-  };
-  for (; i < argv.length; i += 1) {
-    const arg = argv[i] ?? '';
-    if (arg === '--') {
-      i += 1;
-      break;
-    }
-    if (!arg.startsWith('-')) break; // the command starts here
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
-    const take = (): string | undefined => inline ?? next();
-    switch (flag) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--memory':
-        options.memory = Math.round(number(flag, take()));
-        break;
-      case '--scratch':
-        options.scratchSize = Math.round(number(flag, take()));
-        break;
-      case '--timeout':
-        options.timeout = number(flag, take()) * 1000;
-        break;
-      case '--module': {
-        const m = take();
-        if (m === undefined) throw new UsageError('--module expects a module name');
-        modules.push(m);
-        break;
-      }
-      case '--udev':
-        options.udev = true;
-        break;
-      case '--linux': {
-        const l = take();
-        if (l === undefined) throw new UsageError('--linux expects a path');
-        options.linux = l;
-        break;
-      }
-      default:
-        throw new UsageError(`unknown option ${arg}`);
-    }
+  const { ours, start } = commandStart(argv);
+  let values;
+  try {
+    values = parseArgs({ args: ours, options: OPTIONS, allowPositionals: false, strict: true }).values;
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message.split('\n')[0] ?? e.message : String(e));
   }
-  const command = argv.slice(i);
+  if (values.help === true) return 'help';
+  const options: SandboxOptions = {};
+  // 64 GiB of guest memory is far past anything UML here can back; the checks keep typos out.
+  if (values.memory !== undefined) options.memory = wholeNumber('--memory', values.memory, 64, 65536);
+  if (values.scratch !== undefined) options.scratchSize = wholeNumber('--scratch', values.scratch, 1, 65536);
+  if (values.timeout !== undefined) options.timeout = wholeNumber('--timeout', values.timeout, 1, 2147483) * 1000;
+  if (values.module !== undefined) {
+    for (const m of values.module) if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(m)) throw new UsageError(`--module expects a module name, got ${JSON.stringify(m)}`);
+    options.modules = values.module;
+  }
+  if (values.udev === true) options.udev = true;
+  if (values.linux !== undefined) {
+    if (values.linux === '') throw new UsageError('--linux expects a path');
+    options.linux = values.linux;
+  }
+  const command = argv.slice(start);
   if (command.length === 0) throw new UsageError('no command given');
-  if (modules.length > 0) options.modules = modules;
   return { options, command };
 }
 

@@ -22,6 +22,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkOptions } from '../validate';
 import { SandboxError } from './error';
 import { findExecutable, killGroup, killGroupAndWait, privateBase, umlEnvironment, visibleInGuest } from './host';
 import { FILES, RUNNER, SCRATCH_DIR, initScript } from './script';
@@ -278,6 +279,7 @@ export async function runInSandbox(command: readonly string[], options: SandboxO
     if (typeof arg !== 'string' || arg.includes('\0')) throw expected('a string without NUL', 'command[i]', arg);
   }
   if (command[0] === '') throw expected('a program name', 'command[0]', command[0]);
+  checkOptions(options, 'options', ['memory', 'modules', 'env', 'cwd', 'timeout', 'signal', 'id', 'scratchSize', 'onOutput', 'linux', 'modulesDir', 'udev']);
   const memory = positiveInteger('options.memory', options.memory, 1024);
   const scratchSize = positiveInteger('options.scratchSize', options.scratchSize, Math.max(1, Math.floor(memory / 2)));
   const timeout = options.timeout;
