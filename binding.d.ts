@@ -14,8 +14,18 @@ export interface NativeTargetSpec {
   params: string;
 }
 
+/**
+ * A 64-bit value from the kernel, exactly: a number up to 2^53 - 1, a bigint above (never a
+ * rounded number). `exactNumber` in ts/errors.ts turns it into a number or refuses it.
+ */
+export type NativeU64 = number | bigint;
+
 /** A row read back from TABLE_STATUS, DEV_STATUS or DEV_WAIT. */
-export interface NativeTargetRow extends NativeTargetSpec {
+export interface NativeTargetRow {
+  start: NativeU64;
+  length: NativeU64;
+  type: string;
+  params: string;
   /** `dm_target_spec.status`: unused by current kernels, kept as sent. */
   status: number;
 }
@@ -24,7 +34,7 @@ export interface NativeTargetRow extends NativeTargetSpec {
 export interface NativeNameEntry {
   name: string;
   /** Kernel huge encoding of the device number (see `decodeDev`). */
-  dev: number;
+  dev: NativeU64;
   /** Present when the kernel (>= 4.38) reports it. */
   eventNr?: number;
   /** Present when asked for with the UUID flag and the kernel (>= 4.45) has one. */
@@ -41,13 +51,19 @@ export interface NativeTargetVersion {
 export interface NativeRequest {
   /** Command number (DM_VERSION_CMD = 0 ... DM_GET_TARGET_VERSION_CMD = 17). */
   cmd: number;
-  /** `dm_ioctl.flags` to send. */
+  /**
+   * `dm_ioctl.flags` to send: only flags the command reads (a table per command in
+   * native/dm_ioctl.cc); any other flag, the kernel-to-user ones included, is a RangeError.
+   */
   flags: number;
   name?: string;
   uuid?: string;
   /** Kernel huge encoding of the device number. */
   dev?: number;
-  /** `dm_ioctl.event_nr`: udev cookie, or the event number DEV_WAIT waits past. */
+  /**
+   * `dm_ioctl.event_nr`: udev cookie (DEV_SUSPEND, DEV_REMOVE, DEV_RENAME), or the event
+   * number DEV_WAIT waits past; a RangeError for other commands.
+   */
   eventNr?: number;
   /** TABLE_LOAD rows. */
   targets?: NativeTargetSpec[];
@@ -56,6 +72,11 @@ export interface NativeRequest {
   /** TARGET_MSG: the sector and the message text. */
   sector?: number;
   message?: string;
+  /**
+   * TARGET_MSG only: the message has no side effect, so it may be sent again with a larger
+   * buffer when its answer did not fit (otherwise that is ENOBUFS, and it is not sent twice).
+   */
+  repeatable?: boolean;
 }
 
 /** The kernel's answer to a request. */
@@ -65,7 +86,7 @@ export interface NativeResult {
   flags: number;
   name: string;
   uuid: string;
-  dev: number;
+  dev: NativeU64;
   openCount: number;
   eventNr: number;
   targetCount: number;
@@ -78,7 +99,7 @@ export interface NativeResult {
   /** LIST_VERSIONS and GET_TARGET_VERSION. */
   versions?: NativeTargetVersion[];
   /** TABLE_DEPS: encoded device numbers. */
-  deps?: number[];
+  deps?: NativeU64[];
   /** TARGET_MSG output, when the kernel set DM_DATA_OUT. */
   data?: string;
 }
@@ -130,12 +151,12 @@ export declare class Control {
 /** Loop device status (LOOP_GET_STATUS64). */
 export interface NativeLoopInfo {
   /** lo_device: the backing file's device, in the kernel's huge encoding. */
-  device: number;
-  inode: number;
+  device: NativeU64;
+  inode: NativeU64;
   /** lo_rdevice. */
-  rdevice: number;
-  offset: number;
-  sizeLimit: number;
+  rdevice: NativeU64;
+  offset: NativeU64;
+  sizeLimit: NativeU64;
   number: number;
   flags: number;
   fileName: string;
@@ -167,9 +188,9 @@ export interface Binding {
   /** LOOP_SET_CAPACITY. */
   loopSetCapacity(loopPath: string): Promise<void>;
   /** BLKGETSIZE64 of a block device, in bytes. */
-  blockDeviceSize(path: string): Promise<number>;
+  blockDeviceSize(path: string): Promise<NativeU64>;
   /** BLKDISCARD of [offset, offset + length) bytes. */
   blockDiscard(path: string, offset: number, length: number): Promise<void>;
   /** HDIO_GETGEO of a block device. */
-  blockGeometry(path: string): Promise<{ cylinders: number; heads: number; sectors: number; start: number }>;
+  blockGeometry(path: string): Promise<{ cylinders: number; heads: number; sectors: number; start: NativeU64 }>;
 }

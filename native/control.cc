@@ -88,6 +88,7 @@ dm::Request toRequest(const Napi::Value& value) {
     req.message = requireString(o.Get("message"), "request.message");
   }
   if (has(o, "sector")) req.sector = requireInteger(o.Get("sector"), "request.sector", kMaxSafeInteger);
+  if (has(o, "repeatable")) req.repeatable = requireBool(o.Get("repeatable"), "request.repeatable");
   std::string why = dm::checkRequest(req);
   if (!why.empty()) {
     throw Napi::RangeError::New(o.Env(), "Invalid request for " + commandName(req.cmd) + ": " + why);

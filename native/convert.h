@@ -53,7 +53,11 @@ inline bool has(const Napi::Object& o, const char* key) {
   return o.Has(key) && !o.Get(key).IsUndefined();
 }
 
-inline Napi::Number number(Napi::Env env, uint64_t v) {
+// A 64-bit value for JavaScript, exactly: a Number up to 2^53 - 1, a BigInt above (a double
+// would round it). TypeScript refuses what it cannot hold as a number.
+inline Napi::Value number(Napi::Env env, uint64_t v) {
+  constexpr uint64_t kMaxSafe = (uint64_t{1} << 53) - 1;
+  if (v > kMaxSafe) return Napi::BigInt::New(env, v);
   return Napi::Number::New(env, static_cast<double>(v));
 }
 

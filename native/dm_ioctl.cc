@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -23,26 +24,41 @@ constexpr unsigned long ioc(uint32_t nr) {
   return _IOWR(DM_IOCTL, nr, struct dm_ioctl);
 }
 
+// Flags, by the kernel's names (dm-ioctl.h), that a caller may send.
+constexpr uint32_t READONLY = 1u << 0;
+constexpr uint32_t SUSPEND = 1u << 1;
+constexpr uint32_t PERSISTENT_DEV = 1u << 3;
+constexpr uint32_t STATUS_TABLE = 1u << 4;
+constexpr uint32_t SKIP_LOCKFS = 1u << 10;
+constexpr uint32_t NOFLUSH = 1u << 11;
+constexpr uint32_t QUERY_INACTIVE = 1u << 12;
+constexpr uint32_t UUID = 1u << 14;
+constexpr uint32_t SECURE_DATA = 1u << 15;  // the kernel wipes its copy, whatever the command
+constexpr uint32_t DEFERRED_REMOVE = 1u << 17;
+constexpr uint32_t IMA_MEASUREMENT = 1u << 19;
+
+// The flags each command reads (dm-ioctl.c); the kernel-to-user ones (ACTIVE_PRESENT,
+// INACTIVE_PRESENT, BUFFER_FULL, UEVENT_GENERATED, DATA_OUT, INTERNAL_SUSPEND) never go in.
 const CommandInfo kCommands[kCommandCount] = {
-    {"DM_VERSION", ioc(0), 0},
-    {"DM_REMOVE_ALL", ioc(1), 0},
-    {"DM_LIST_DEVICES", ioc(2), 0},
-    {"DM_DEV_CREATE", ioc(3), 0},
-    {"DM_DEV_REMOVE", ioc(4), 0},
-    {"DM_DEV_RENAME", ioc(5), 0},
-    {"DM_DEV_SUSPEND", ioc(6), 0},
-    {"DM_DEV_STATUS", ioc(7), 0},
-    {"DM_DEV_WAIT", ioc(8), 0},
-    {"DM_TABLE_LOAD", ioc(9), 0},
-    {"DM_TABLE_CLEAR", ioc(10), 0},
-    {"DM_TABLE_DEPS", ioc(11), 0},
-    {"DM_TABLE_STATUS", ioc(12), 0},
-    {"DM_LIST_VERSIONS", ioc(13), 1},
-    {"DM_TARGET_MSG", ioc(14), 2},
-    {"DM_DEV_SET_GEOMETRY", ioc(15), 6},
+    {"DM_VERSION", ioc(0), 0, SECURE_DATA, false, false},
+    {"DM_REMOVE_ALL", ioc(1), 0, SECURE_DATA | DEFERRED_REMOVE, false, false},
+    {"DM_LIST_DEVICES", ioc(2), 0, SECURE_DATA | UUID, false, true},
+    {"DM_DEV_CREATE", ioc(3), 0, SECURE_DATA | PERSISTENT_DEV, false, false},
+    {"DM_DEV_REMOVE", ioc(4), 0, SECURE_DATA | DEFERRED_REMOVE, true, false},
+    {"DM_DEV_RENAME", ioc(5), 0, SECURE_DATA | UUID, true, false},
+    {"DM_DEV_SUSPEND", ioc(6), 0, SECURE_DATA | SUSPEND | SKIP_LOCKFS | NOFLUSH, true, false},
+    {"DM_DEV_STATUS", ioc(7), 0, SECURE_DATA | QUERY_INACTIVE, false, true},
+    {"DM_DEV_WAIT", ioc(8), 0, SECURE_DATA | QUERY_INACTIVE | STATUS_TABLE | NOFLUSH | IMA_MEASUREMENT, true, true},
+    {"DM_TABLE_LOAD", ioc(9), 0, SECURE_DATA | READONLY, false, false},
+    {"DM_TABLE_CLEAR", ioc(10), 0, SECURE_DATA, false, false},
+    {"DM_TABLE_DEPS", ioc(11), 0, SECURE_DATA | QUERY_INACTIVE, false, true},
+    {"DM_TABLE_STATUS", ioc(12), 0, SECURE_DATA | QUERY_INACTIVE | STATUS_TABLE | NOFLUSH | IMA_MEASUREMENT, false, true},
+    {"DM_LIST_VERSIONS", ioc(13), 1, SECURE_DATA, false, true},
+    {"DM_TARGET_MSG", ioc(14), 2, SECURE_DATA, false, false},
+    {"DM_DEV_SET_GEOMETRY", ioc(15), 6, SECURE_DATA, false, false},
     // libdevmapper asks for 4.36, but the command arrived after 4.36.0.
-    {"DM_DEV_ARM_POLL", ioc(16), 37},
-    {"DM_GET_TARGET_VERSION", ioc(17), 41},
+    {"DM_DEV_ARM_POLL", ioc(16), 37, SECURE_DATA, false, false},
+    {"DM_GET_TARGET_VERSION", ioc(17), 41, SECURE_DATA, false, true},
 };
 
 constexpr uint32_t kCmdListDevices = 2;
@@ -234,7 +250,16 @@ void Request::wipe() {
 }
 
 std::string checkRequest(const Request& req) {
-  if (commandInfo(req.cmd) == nullptr) return "unknown DM command number";
+  const CommandInfo* info = commandInfo(req.cmd);
+  if (info == nullptr) return "unknown DM command number";
+  uint32_t stray = req.flags & ~info->flags;
+  if (stray != 0) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%x", stray);
+    return std::string("flags ") + hex + " are not flags " + info->name + " takes";
+  }
+  if (req.eventNr != 0 && !info->eventNr) return std::string(info->name) + " takes no event_nr";
+  if (req.repeatable && req.cmd != kCmdTargetMsg) return "only a message can be marked repeatable";
   if (req.name.size() > kNameMax) return "name longer than 127 bytes";
   if (req.uuid.size() > kUuidMax) return "uuid longer than 128 bytes";
   if (hasNul(req.name)) return "name contains a NUL byte";
@@ -271,8 +296,10 @@ void pack(const Request& req, uint8_t* buf, size_t size) {
   h->version[2] = 0;
   h->data_size = static_cast<uint32_t>(size);
   h->data_start = static_cast<uint32_t>(kHeaderSize);
-  h->flags = req.flags;
-  h->event_nr = req.eventNr;
+  const CommandInfo* info = commandInfo(req.cmd);
+  // Only what the command reads goes to the kernel (checkRequest refuses the rest up front).
+  h->flags = info ? req.flags & info->flags : 0;
+  h->event_nr = info && info->eventNr ? req.eventNr : 0;
   h->dev = req.dev;
   std::memcpy(h->name, req.name.data(), req.name.size());
   std::memcpy(h->uuid, req.uuid.data(), req.uuid.size());
@@ -371,6 +398,21 @@ Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, Ioc
     uint32_t flags;
     std::memcpy(&flags, buffer.bytes() + offsetof(struct dm_ioctl, flags), sizeof flags);
     if (flags & DM_BUFFER_FULL_FLAG) {
+      bool retry = info->retryWhenFull || (req.cmd == kCmdTargetMsg && req.repeatable);
+      if (!retry) {
+        // The command has side effects (a message did what it does): it is never sent twice.
+        // The remembered size grows, so that the caller may ask again with room for the answer.
+        size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
+        size_t seen = rememberedSize.load(std::memory_order_relaxed);
+        while (seen < grown && !rememberedSize.compare_exchange_weak(seen, grown)) {
+        }
+        outcome.err = req.cmd == kCmdTargetMsg ? ENOBUFS : EPROTO;
+        outcome.detail = req.cmd == kCmdTargetMsg
+                             ? "the target's answer did not fit in " + std::to_string(size) +
+                                   " bytes; the message was delivered once and is not sent again"
+                             : "the kernel answered DM_BUFFER_FULL to a command without output";
+        return outcome;
+      }
       if (size >= kMaxBufferSize) {
         outcome.err = ENOBUFS;
         outcome.detail = "the kernel's answer does not fit in 256 MiB";

@@ -24,6 +24,9 @@ struct CommandInfo {
   const char* name;      // "DM_DEV_REMOVE"
   unsigned long request; // the _IOWR number
   uint32_t minMinor;     // minimum interface minor version the command needs
+  uint32_t flags;        // the dm_ioctl flags the kernel reads for this command
+  bool eventNr;          // whether the kernel reads event_nr (a udev cookie, or DEV_WAIT's)
+  bool retryWhenFull;    // read-only with an output payload: safe to send again, larger
 };
 
 // nullptr for a command number outside 0..17.
@@ -70,6 +73,9 @@ struct Request {
   bool hasMessage = false;          // TARGET_MSG
   uint64_t sector = 0;
   std::string message;
+  // TARGET_MSG only: the message has no side effect, so it may be sent again with a larger
+  // buffer when its answer did not fit. Every other command's retry is decided by the core.
+  bool repeatable = false;
 
   Request() = default;
   Request(const Request&) = default;

@@ -144,6 +144,13 @@ export interface MessageOptions {
    * wipes its copies, and the library wipes its request buffers after the ioctl.
    */
   secure?: boolean;
+  /**
+   * The message only reports (it changes nothing), so it may be sent again with a larger buffer
+   * when its answer did not fit. Default: true for `@stats_list` and `@stats_print`, false
+   * otherwise — then an answer too large for the buffer rejects with ENOBUFS (the message was
+   * delivered once; the buffer has grown, so asking again gets the whole answer).
+   */
+  repeatable?: boolean;
 }
 
 /** Options of `remove`. */
@@ -212,6 +219,9 @@ export interface SignalOptions {
 }
 
 const DEFAULT_CONTROL = '/dev/mapper/control';
+
+/** dm core messages that only report (dm-stats listing and printing): safe to send again. */
+const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
 
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
@@ -573,10 +583,11 @@ export class DeviceMapper {
     const site = new CallSite(this.message);
     const dev = resolveId(id);
     const text = checkMessage(message);
-    const opts = checkOptions(options, 'options', ['sector', 'secure']);
+    const opts = checkOptions(options, 'options', ['sector', 'secure', 'repeatable']);
     const sector = opts.sector === undefined ? 0 : checkSector(opts.sector, 'options.sector');
     const flags = checkBoolean(opts.secure, 'options.secure', false) ? Flag.SECURE_DATA : 0;
-    const r = await this.exec(site, single({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: text }, dev.label));
+    const repeatable = checkBoolean(opts.repeatable, 'options.repeatable', READ_ONLY_MESSAGE.test(text));
+    const r = await this.exec(site, single({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: text, repeatable }, dev.label));
     return r.data;
   }
 

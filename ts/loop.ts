@@ -279,7 +279,8 @@ export async function blockGeometry(path: string): Promise<{ cylinders: number; 
   const site = new CallSite(blockGeometry);
   if (typeof path !== 'string') throw expected('a device path', 'path', path);
   try {
-    return await binding().blockGeometry(path);
+    const g = await binding().blockGeometry(path);
+    return { cylinders: g.cylinders, heads: g.heads, sectors: g.sectors, start: exactNumber(g.start, 'the start sector', path) };
   } catch (e) {
     throw toDmError(e, site, path);
   }

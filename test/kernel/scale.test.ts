@@ -66,4 +66,31 @@ describe('buffer growth and concurrency in the kernel', function () {
     expect(e).to.have.property('code', 'ERR_DM_CLOSED');
     t.use(await DeviceMapper.open());
   });
+
+  it('a message whose answer does not fit is not sent twice unless it only reports', async () => {
+    const name = devName('bigmsg');
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 4000, target: targets.zero() }]) });
+    expect(await t.dm.message(name, '@stats_create - /2000')).to.equal('0'); // 2000 areas of 2 sectors
+    // @stats_print only reports: it is sent again with a larger buffer, in one call.
+    const before = t.dm.ioctlStats;
+    const printed = await t.dm.message(name, '@stats_print 0');
+    expect(printed?.split('\n').filter((l) => l !== '').length).to.equal(2000);
+    expect(t.dm.ioctlStats.ioctls - before.ioctls).to.be.greaterThan(1);
+    // Marked as not repeatable, a short buffer is ENOBUFS: delivered once, not sent again.
+    const other = await DeviceMapper.open();
+    try {
+      const e: unknown = await other.message(name, '@stats_print 0', { repeatable: false }).catch((x: unknown) => x);
+      expect(e).to.include({ code: 'ENOBUFS', command: 'DM_TARGET_MSG' });
+      expect((e as Error).message).to.contain('not sent again');
+      expect(other.ioctlStats).to.deep.equal({ commands: 1, ioctls: 1 });
+      // The buffer grew meanwhile: asked again, it fits (eventually) without repeating on its own.
+      let answer: string | undefined;
+      for (let i = 0; i < 8 && answer === undefined; i++) {
+        answer = await other.message(name, '@stats_print 0', { repeatable: false }).catch(() => undefined);
+      }
+      expect(answer).to.equal(printed);
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -72,6 +72,14 @@ describe('native addon contract', () => {
         [{ cmd: 9, flags: 0, targets: [null] }, /request\.targets\[0\]/],
         [{ cmd: 14, flags: 0, message: 'a\0b' }, /message contains a NUL/],
         [{ cmd: 0, flags: 0, dev: 2 ** 53 }, /request\.dev/],
+        // Kernel-to-user flags are never sent: BUFFER_FULL made the retry loop reissue REMOVE_ALL.
+        [{ cmd: Command.VERSION, flags: Flag.BUFFER_FULL }, /flags 0x100 are not flags DM_VERSION takes/],
+        [{ cmd: Command.REMOVE_ALL, flags: Flag.BUFFER_FULL }, /flags 0x100 are not flags DM_REMOVE_ALL takes/],
+        [{ cmd: Command.DEV_STATUS, flags: Flag.ACTIVE_PRESENT | Flag.DATA_OUT }, /are not flags DM_DEV_STATUS takes/],
+        [{ cmd: Command.TABLE_LOAD, flags: Flag.SUSPEND }, /are not flags DM_TABLE_LOAD takes/],
+        [{ cmd: Command.DEV_SUSPEND, flags: Flag.READONLY }, /are not flags DM_DEV_SUSPEND takes/],
+        [{ cmd: Command.TABLE_LOAD, flags: 0, eventNr: 5 }, /DM_TABLE_LOAD takes no event_nr/],
+        [{ cmd: Command.DEV_STATUS, flags: 0, repeatable: true }, /only a message can be marked repeatable/],
       ];
       for (const [request, message] of bad) {
         expect(() => control.ioctl(request as never), JSON.stringify(request)).to.throw(message);
