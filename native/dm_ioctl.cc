@@ -206,12 +206,12 @@ std::string unpackDeps(const uint8_t* buf, size_t start, size_t end, Result* out
 
 // The ioctl buffer: 8-aligned, zero-filled, wiped on release when it held secrets.
 struct Buffer {
-  Buffer(size_t n, bool wipe) : words(new uint64_t[(n + 7) / 8]()), size(n), secure(wipe) {}
+  Buffer(size_t n, bool wipe) : words((n + 7) / 8), size(n), secure(wipe) {}
   ~Buffer() {
-    if (secure) secureZero(words.get(), size);
+    if (secure) secureZero(words.data(), size);
   }
-  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(words.get()); }
-  std::unique_ptr<uint64_t[]> words;
+  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(words.data()); }
+  std::vector<uint64_t> words;
   size_t size;
   bool secure;
 };

@@ -138,8 +138,19 @@ async function runInUml(files) {
   return result.exitCode;
 }
 
+// The addon the tests will load, said and checked: build/Release (what `npm run build` made),
+// never a prebuild or a stale binary picked up by accident, unless DEVMAPPER_ADDON names one.
+function checkAddon() {
+  const { addonPath } = require(path.join(root, 'dist', 'binding.js'));
+  const addon = addonPath();
+  const expected = process.env.DEVMAPPER_ADDON || path.join(root, 'build', 'Release', 'devmapper.node');
+  process.stdout.write(`kernel tests: addon ${path.relative(root, addon) || addon}\n`);
+  if (path.resolve(addon) !== path.resolve(expected)) fail(`the tests would load ${addon}, not ${expected} (run npm run build)`);
+}
+
 async function main() {
   compileTests();
+  checkAddon();
   const files = findTests(kernelTestDir);
   if (files.length === 0) fail(`no kernel tests found under ${path.relative(root, kernelTestDir)} (test/kernel/**/*.test.ts)`);
   const status = process.env.DEVMAPPER_TEST_HOST === '1' ? runOnHost(files) : await runInUml(files);

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Binding } from '../binding';
 
 /** The package root: the nearest directory above this file whose package.json is devmapper's. */
@@ -19,12 +19,30 @@ function packageRoot(): string {
 
 let loaded: Binding | undefined;
 
-/** Loads the native addon once (a prebuild, or build/Release). */
+/**
+ * Where the addon is loaded from: `$DEVMAPPER_ADDON` when set (an absolute path to a
+ * devmapper.node, e.g. a build with sanitizers), else what node-gyp-build finds (build/Release,
+ * then prebuilds/).
+ */
+export function addonPath(): string {
+  const override = process.env['DEVMAPPER_ADDON'];
+  if (override !== undefined && override !== '') {
+    if (!isAbsolute(override)) throw new Error(`devmapper: DEVMAPPER_ADDON must be an absolute path, got ${override}`);
+    return override;
+  }
+  const gypBuild: unknown = require('node-gyp-build');
+  const resolveAddon: unknown = typeof gypBuild === 'function' ? Reflect.get(gypBuild, 'resolve') : undefined;
+  if (typeof resolveAddon !== 'function') throw new Error('devmapper: node-gyp-build has no resolve()');
+  const found: unknown = resolveAddon(packageRoot());
+  if (typeof found !== 'string') throw new Error('devmapper: node-gyp-build found no addon');
+  return found;
+}
+
+/** Loads the native addon once (see {@link addonPath}). */
 export function binding(): Binding {
   if (loaded === undefined) {
-    // node-gyp-build returns the addon's exports, which binding.d.ts describes.
-    const load = require('node-gyp-build') as (root: string) => Binding;
-    loaded = load(packageRoot());
+    // The addon's exports, which binding.d.ts describes.
+    loaded = require(addonPath()) as Binding;
   }
   return loaded;
 }
