@@ -181,11 +181,18 @@ class IoctlWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (outcome_.err != 0)
-      deferred_.Reject(outcomeError(env, req_.cmd, outcome_).Value());
-    else
-      deferred_.Resolve(fromResult(env, outcome_.result));
+    guarded([&] {
+      if (outcome_.err != 0)
+        deferred_.Reject(outcomeError(env, req_.cmd, outcome_).Value());
+      else
+        deferred_.Resolve(fromResult(env, outcome_.result));
+    });
     control_->endWork(env);
+  }
+
+  void OnError(const Napi::Error&) override {
+    // Execute() never sets an error; kept so that nothing here can throw either.
+    control_->endWork(Env());
   }
 
  private:
@@ -335,17 +342,19 @@ class Waiter : public BackgroundThread {
   }
 
   void settle(Napi::Env env) {
-    if (outcome_.err != 0)
-      deferred_.Reject(outcomeError(env, cmd_, outcome_).Value());
-    else
-      deferred_.Resolve(fromResult(env, outcome_.result));
+    guarded([&] {
+      if (outcome_.err != 0)
+        deferred_.Reject(outcomeError(env, cmd_, outcome_).Value());
+      else
+        deferred_.Resolve(fromResult(env, outcome_.result));
+    });
     join();
     *token_ = nullptr;
     tsfn_.Release();
     Control* control = control_;
     control->forget(this);
     control->endWork(env);
-    self_.Reset();
+    guarded([&] { self_.Reset(); });
     delete this;
   }
 
@@ -396,7 +405,7 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
     errors_.Release();
     if (control_) control_->forget(this);
     control_ = nullptr;
-    controlRef_.Reset();
+    guarded([&] { controlRef_.Reset(); });
   }
 
  private:
@@ -410,7 +419,10 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
       dm::Outcome armed = arm();
       if (armed.err != 0) return fail(armed.err, "ioctl", kCmdArmPoll, armed.detail);
       // A full queue already holds a call that will list devices after this arm: skip.
-      if (armed_.NonBlockingCall() == napi_closing) return;
+      napi_status queued = armed_.NonBlockingCall([](Napi::Env, Napi::Function cb) {
+        guarded([&] { cb.Call({}); });
+      });
+      if (queued == napi_closing) return;
       int pollErr = 0;
       if (!waitForEvent(&pollErr)) {
         if (pollErr != 0) fail(pollErr, "poll", kCmdArmPoll, "");
@@ -425,9 +437,8 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
     outcome->syscall = syscall;
     outcome->detail = detail;
     napi_status s = errors_.BlockingCall(outcome, [cmd](Napi::Env env, Napi::Function cb, dm::Outcome* o) {
-      Napi::Error e = outcomeError(env, cmd, *o);
-      delete o;
-      cb.Call({e.Value()});
+      std::unique_ptr<dm::Outcome> owned(o);
+      guarded([&] { cb.Call({outcomeError(env, cmd, *owned).Value()}); });
     });
     if (s != napi_ok) delete outcome;
   }
@@ -498,7 +509,7 @@ void Control::endWork(Napi::Env env) {
   if (pending_ == 0 && closing_ && fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
-    for (auto& d : closeWaiters_) d.Resolve(env.Undefined());
+    for (auto& d : closeWaiters_) guarded([&] { d.Resolve(env.Undefined()); });
     closeWaiters_.clear();
   }
 }

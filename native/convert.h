@@ -14,6 +14,18 @@ namespace devmapper {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
+// Runs `f` and drops any exception. For code that runs when JavaScript may no longer run (a
+// worker being terminated, the environment shutting down): there every napi call can fail, and
+// node-addon-api turns a failure into a C++ exception, which must never escape into Node (it
+// would abort the whole process). What such code settles is then gone with its environment.
+template <typename F>
+void guarded(F&& f) noexcept {
+  try {
+    f();
+  } catch (...) {
+  }
+}
+
 inline Napi::Object requireObject(const Napi::Value& v, const std::string& name) {
   if (!v.IsObject() || v.IsArray() || v.IsFunction())
     throw typeError(v.Env(), "an object", name, v);

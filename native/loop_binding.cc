@@ -29,15 +29,19 @@ class LoopWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (failure_.err != 0) {
-      std::string what = std::string(failure_.syscall) + " " + failure_.path;
-      Napi::Error e = systemError(env, failure_.err, failure_.syscall, what, "");
-      e.Set("path", Napi::String::New(env, failure_.path));
-      deferred_.Reject(e.Value());
-    } else {
-      deferred_.Resolve(done_(env));
-    }
+    guarded([&] {
+      if (failure_.err != 0) {
+        std::string what = std::string(failure_.syscall) + " " + failure_.path;
+        Napi::Error e = systemError(env, failure_.err, failure_.syscall, what, "");
+        e.Set("path", Napi::String::New(env, failure_.path));
+        deferred_.Reject(e.Value());
+      } else {
+        deferred_.Resolve(done_(env));
+      }
+    });
   }
+
+  void OnError(const Napi::Error&) override {}
 
  private:
   Work work_;
