@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "convert.h"
@@ -207,9 +208,14 @@ class IoctlWorker : public Napi::AsyncWorker {
 // waits live here, never on the threadpool.
 class BackgroundThread {
  public:
-  virtual ~BackgroundThread() {
+  virtual ~BackgroundThread() { closeFds(); }
+
+  // Closes the private fds: once the thread has ended, never left for the garbage collector.
+  void closeFds() {
     if (wake_ >= 0) ::close(wake_);
     if (fd_ >= 0) ::close(fd_);
+    wake_ = -1;
+    fd_ = -1;
   }
 
   // Asks the thread to stop; safe from any thread and more than once.
@@ -296,7 +302,14 @@ class Waiter : public BackgroundThread {
     int err = open(control_->path(), &syscall);
     if (err != 0) throw systemError(env, err, syscall, std::string(syscall) + " " + control_->path(), "");
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:wait", 0, 1);
-    thread_ = std::thread([this] { body(); });
+    try {
+      thread_ = std::thread([this] { body(); });
+    } catch (const std::system_error& e) {
+      // No thread: let go of what keeps the event loop alive, and say why.
+      tsfn_.Release();
+      closeFds();
+      throw systemError(env, e.code().value(), "pthread_create", "DM_DEV_WAIT", "cannot start the wait's thread");
+    }
   }
 
  private:
@@ -390,7 +403,16 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
     controlRef_ = Napi::Persistent(controlObject);
     armed_ = Napi::ThreadSafeFunction::New(env, onArmed, "devmapper:watch", 1, 1);
     errors_ = Napi::ThreadSafeFunction::New(env, onError, "devmapper:watch-error", 1, 1);
-    thread_ = std::thread([this] { body(); });
+    try {
+      thread_ = std::thread([this] { body(); });
+    } catch (const std::system_error& e) {
+      armed_.Release();
+      errors_.Release();
+      controlRef_.Reset();
+      control_ = nullptr;
+      closeFds();
+      throw systemError(env, e.code().value(), "pthread_create", "DM_DEV_ARM_POLL", "cannot start the watch's thread");
+    }
     started_ = true;
   }
 
@@ -403,6 +425,7 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
     join();
     armed_.Release();
     errors_.Release();
+    closeFds();
     if (control_) control_->forget(this);
     control_ = nullptr;
     guarded([&] { controlRef_.Reset(); });
@@ -537,10 +560,19 @@ Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   return worker->Promise();
 }
 
+void Control::checkThreadBound(Napi::Env env, const char* command) {
+  if (threads_.size() >= kMaxBackgroundThreads) {
+    throw systemError(env, EAGAIN, "pthread_create", command,
+                      "more than " + std::to_string(kMaxBackgroundThreads) +
+                          " waits and watches in flight on one control");
+  }
+}
+
 Napi::Value Control::WaitEvent(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   rejectIfClosed(env, "DM_DEV_WAIT");
   dm::Request req = toRequest(info[0]);
+  checkThreadBound(env, "DM_DEV_WAIT");
   auto waiter = std::make_unique<Waiter>(this, env, std::move(req));
   Napi::Object handle = Napi::Object::New(env);
   handle.Set("promise", waiter->Promise());
@@ -564,6 +596,7 @@ Napi::Value Control::Watch(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throw typeError(env, "a function", "onArmed", info[0]);
   if (!info[1].IsFunction()) throw typeError(env, "a function", "onError", info[1]);
   rejectIfClosed(env, "DM_DEV_ARM_POLL");
+  checkThreadBound(env, "DM_DEV_ARM_POLL");
   Napi::Object handle = watcherConstructor(env)->New({});
   Watcher* watcher = Napi::ObjectWrap<Watcher>::Unwrap(handle);
   watcher->setup(this, Value(), info[0].As<Napi::Function>(), info[1].As<Napi::Function>());

@@ -41,6 +41,9 @@ class Control : public Napi::ObjectWrap<Control> {
   Napi::Value Closed(const Napi::CallbackInfo& info);
 
   void rejectIfClosed(Napi::Env env, const char* what);
+  // Each wait and watch has a thread and two fds of its own: at most this many at once.
+  static constexpr size_t kMaxBackgroundThreads = 256;
+  void checkThreadBound(Napi::Env env, const char* command);
   void stopThreads();
   static void CleanupHook(Control* self);
   static void CleanupHookThunk(void* arg);

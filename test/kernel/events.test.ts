@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
@@ -125,6 +126,43 @@ describe('events in the kernel', function () {
     expect(seen.map((e) => e.name)).to.include(first);
     expect(seen.map((e) => e.name)).to.include(marker);
     expect(seen.map((e) => e.name)).to.not.include(second);
+  });
+
+  it('watch closes its fds and ends its thread when it stops, not at garbage collection', async () => {
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const threads = (): number => readdirSync('/proc/self/task').length;
+    const before = { fds: fds(), threads: threads() };
+    for (let i = 0; i < 300; i++) {
+      const controller = new AbortController();
+      const it = t.dm.watch({ signal: controller.signal })[Symbol.asyncIterator]();
+      const next = it.next();
+      await new Promise((r) => setImmediate(r));
+      controller.abort();
+      await next;
+      await it.return?.();
+    }
+    expect(fds()).to.be.at.most(before.fds + 2);
+    expect(threads()).to.be.at.most(before.threads + 1);
+  });
+
+  it('waits and watches in flight on one DeviceMapper are bounded (EAGAIN past 256), and all is released after', async () => {
+    const name = devName('bound');
+    const { eventNr } = await t.dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const threads = (): number => readdirSync('/proc/self/task').length;
+    const before = { fds: fds(), threads: threads() };
+    const controller = new AbortController();
+    const waits = Array.from({ length: 300 }, () => t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(threads() - before.threads).to.be.at.most(256);
+    controller.abort();
+    const outcomes = await Promise.all(waits);
+    const refused = outcomes.filter((e) => e instanceof DmError && e.code === 'EAGAIN');
+    expect(refused).to.have.length(300 - 256);
+    expect(outcomes.filter((e) => e instanceof Error && e.name === 'AbortError')).to.have.length(256);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fds()).to.be.at.most(before.fds + 2);
+    expect(threads()).to.be.at.most(before.threads + 1);
   });
 
   it('close cancels a parked wait (ECANCELED)', async () => {
