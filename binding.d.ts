@@ -92,6 +92,8 @@ export interface NativeResult {
   targetCount: number;
   /** How many ioctl calls this request took (more than 1 only when the buffer grew). */
   ioctls: number;
+  /** Bytes of the buffer the answer came in (the request's own size for commands without output). */
+  bufferSize: number;
   /** Rows for TABLE_STATUS, DEV_WAIT (and DEV_STATUS never has any). */
   targets?: NativeTargetRow[];
   /** LIST_DEVICES. */
@@ -141,7 +143,7 @@ export declare class Control {
    * `onError` gets a NativeError if arming or polling fails; the thread then ends.
    */
   watch(onArmed: () => void, onError: (error: NativeError) => void): NativeWatch;
-  /** Sizes (bytes) remembered per command for the ioctl buffer. */
+  /** Per command, the largest buffer size (bytes) remembered for any device (16 KiB when none). */
   bufferSizes(): number[];
   /** Rejects new calls, cancels waits and watches, waits for pending work, closes the fd. */
   close(): Promise<void>;

@@ -108,6 +108,7 @@ Napi::Object fromResult(Napi::Env env, const dm::Result& r) {
   o.Set("eventNr", Napi::Number::New(env, r.eventNr));
   o.Set("targetCount", Napi::Number::New(env, r.targetCount));
   o.Set("ioctls", Napi::Number::New(env, r.ioctls));
+  o.Set("bufferSize", number(env, r.bufferSize));
   switch (r.payload) {
     case dm::Payload::Specs: {
       Napi::Array rows = Napi::Array::New(env, r.targets.size());
@@ -177,7 +178,7 @@ class IoctlWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    outcome_ = dm::run(control_->fd(), req_, control_->rememberedSize(req_.cmd));
+    outcome_ = dm::run(control_->fd(), req_, control_->hints());
   }
 
   void OnOK() override {
@@ -273,15 +274,13 @@ class BackgroundThread {
   dm::Outcome arm() {
     dm::Request req;
     req.cmd = kCmdArmPoll;
-    return dm::run(fd_, req, armSize_);
+    return dm::run(fd_, req, hints_);
   }
 
   int fd_ = -1;
   int wake_ = -1;
   std::atomic<bool> cancelled_{false};
-  std::atomic<size_t> armSize_{dm::kHeaderSize};
-  std::atomic<size_t> statusSize_{dm::kHeaderSize};
-  std::atomic<size_t> waitSize_{dm::kInitialBufferSize};
+  dm::SizeHints hints_;
   std::thread thread_;
 };
 
@@ -319,12 +318,12 @@ class Waiter : public BackgroundThread {
       if (armed.err != 0) return finish(armed.err, "ioctl", kCmdArmPoll, armed.detail);
       dm::Request status = req_;
       status.cmd = kCmdDevStatus;
-      dm::Outcome info = dm::run(fd_, status, statusSize_);
+      dm::Outcome info = dm::run(fd_, status, hints_);
       if (info.err != 0) return finish(info.err, "ioctl", kCmdDevStatus, info.detail);
       if (info.result.eventNr != req_.eventNr) {
         dm::Request wait = req_;
         wait.cmd = kCmdDevWait;
-        outcome_ = dm::run(fd_, wait, waitSize_);
+        outcome_ = dm::run(fd_, wait, hints_);
         cmd_ = kCmdDevWait;
         return deliver();
       }
@@ -493,7 +492,6 @@ Napi::Function Control::Define(Napi::Env env) {
 }
 
 Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(info) {
-  for (auto& s : sizes_) s.store(dm::kInitialBufferSize);
   path_ = requirePath(info[0], "path");
   fd_ = openControl(path_);
   if (fd_ < 0) throw systemError(info.Env(), errno, "open", "open " + path_, "");
@@ -606,7 +604,7 @@ Napi::Value Control::Watch(const Napi::CallbackInfo& info) {
 
 Napi::Value Control::BufferSizes(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env(), dm::kCommandCount);
-  for (uint32_t i = 0; i < dm::kCommandCount; i++) a.Set(i, number(info.Env(), sizes_[i].load()));
+  for (uint32_t i = 0; i < dm::kCommandCount; i++) a.Set(i, number(info.Env(), hints_.largest(i)));
   return a;
 }
 

@@ -25,7 +25,7 @@ class Control : public Napi::ObjectWrap<Control> {
 
   int fd() const { return fd_; }
   const std::string& path() const { return path_; }
-  std::atomic<size_t>& rememberedSize(uint32_t cmd) { return sizes_[cmd]; }
+  dm::SizeHints& hints() { return hints_; }
 
   // Work in flight: close() resolves once it drops to zero.
   void beginWork();
@@ -53,7 +53,7 @@ class Control : public Napi::ObjectWrap<Control> {
   bool closing_ = false;
   int pending_ = 0;
   std::vector<Napi::Promise::Deferred> closeWaiters_;
-  std::atomic<size_t> sizes_[dm::kCommandCount];
+  dm::SizeHints hints_;
   std::set<BackgroundThread*> threads_;
   bool cleanupHookAdded_ = false;
 };

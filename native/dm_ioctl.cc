@@ -372,8 +372,67 @@ int systemIoctl(int fd, unsigned long request, void* arg, void*) {
   return r < 0 ? errno : 0;
 }
 
-Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, IoctlFn fn,
-            void* context) {
+std::string SizeHints::key(const Request& req) {
+  std::string k = std::to_string(req.cmd);
+  k += '\0';
+  k += req.name;
+  k += '\0';
+  k += req.uuid;
+  k += '\0';
+  k += std::to_string(req.dev);
+  return k;
+}
+
+size_t SizeHints::lookup(const Request& req) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sizes_.find(key(req));
+  return it == sizes_.end() ? kInitialBufferSize : it->second;
+}
+
+void SizeHints::learned(const Request& req, size_t size, size_t used, bool grew) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string k = key(req);
+  auto it = sizes_.find(k);
+  if (grew) {
+    if (it != sizes_.end()) {
+      it->second = size;
+      return;
+    }
+    if (sizes_.size() >= kMaxEntries) {
+      sizes_.erase(order_.front());
+      order_.pop_front();
+    }
+    sizes_.emplace(k, size);
+    order_.push_back(k);
+    return;
+  }
+  if (it == sizes_.end() || used > size / 4) return;
+  // Much room left over: halve, until the default size is enough again.
+  size_t half = align8(size / 2);
+  if (half > kInitialBufferSize) {
+    it->second = half;
+    return;
+  }
+  sizes_.erase(it);
+  for (auto o = order_.begin(); o != order_.end(); ++o) {
+    if (*o == k) {
+      order_.erase(o);
+      break;
+    }
+  }
+}
+
+size_t SizeHints::largest(uint32_t cmd) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string prefix = std::to_string(cmd);
+  prefix += '\0';
+  size_t best = kInitialBufferSize;
+  for (const auto& [k, v] : sizes_)
+    if (k.compare(0, prefix.size(), prefix) == 0 && v > best) best = v;
+  return best;
+}
+
+Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn, void* context) {
   Outcome outcome;
   const CommandInfo* info = commandInfo(req.cmd);
   if (info == nullptr) {
@@ -383,13 +442,15 @@ Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, Ioc
   }
   bool secure = (req.flags & DM_SECURE_DATA_FLAG) != 0;
   size_t needed = requestSize(req);
-  size_t size = rememberedSize.load(std::memory_order_relaxed);
+  // Commands without output need no more than their request.
+  size_t size = outputPayload(req.cmd) == Payload::None ? needed : hints.lookup(req);
   if (size < needed) size = align8(needed);
   for (;;) {
     Buffer buffer(size, secure);
     // Packed anew on every try: the kernel has written its answer over the previous one.
     pack(req, buffer.bytes(), size);
     outcome.result.ioctls++;
+    outcome.result.bufferSize = size;
     int err = fn(fd, info->request, buffer.bytes(), context);
     if (err != 0) {
       outcome.err = err;
@@ -399,13 +460,11 @@ Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, Ioc
     std::memcpy(&flags, buffer.bytes() + offsetof(struct dm_ioctl, flags), sizeof flags);
     if (flags & DM_BUFFER_FULL_FLAG) {
       bool retry = info->retryWhenFull || (req.cmd == kCmdTargetMsg && req.repeatable);
+      size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
       if (!retry) {
         // The command has side effects (a message did what it does): it is never sent twice.
-        // The remembered size grows, so that the caller may ask again with room for the answer.
-        size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
-        size_t seen = rememberedSize.load(std::memory_order_relaxed);
-        while (seen < grown && !rememberedSize.compare_exchange_weak(seen, grown)) {
-        }
+        // The hint grows, so that the caller may ask again with room for the answer.
+        hints.learned(req, grown, 0, true);
         outcome.err = req.cmd == kCmdTargetMsg ? ENOBUFS : EPROTO;
         outcome.detail = req.cmd == kCmdTargetMsg
                              ? "the target's answer did not fit in " + std::to_string(size) +
@@ -418,16 +477,12 @@ Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize, Ioc
         outcome.detail = "the kernel's answer does not fit in 256 MiB";
         return outcome;
       }
-      size = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
+      size = grown;
       continue;
     }
-    // Remember only a size the kernel asked for: an input-sized buffer (a large table load)
-    // would make every later call allocate and copy that much.
-    if (outcome.result.ioctls > 1) {
-      size_t seen = rememberedSize.load(std::memory_order_relaxed);
-      while (seen < size && !rememberedSize.compare_exchange_weak(seen, size)) {
-      }
-    }
+    uint32_t used;
+    std::memcpy(&used, buffer.bytes() + offsetof(struct dm_ioctl, data_size), sizeof used);
+    if (outputPayload(req.cmd) != Payload::None) hints.learned(req, size, used, outcome.result.ioctls > 1);
     std::string why = unpack(req.cmd, buffer.bytes(), size, &outcome.result);
     if (!why.empty()) {
       outcome.err = EPROTO;

@@ -3,9 +3,11 @@
 // Plain C++ (no Node-API), so it can be fuzzed and benchmarked on its own.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -104,6 +106,7 @@ struct Result {
   uint32_t eventNr = 0;
   uint32_t targetCount = 0;
   uint32_t ioctls = 0;
+  size_t bufferSize = 0;  // bytes of the buffer the answer came in
   Payload payload = Payload::None;
   std::vector<TargetRow> targets;
   std::vector<NameEntry> devices;
@@ -137,11 +140,33 @@ struct Outcome {
   Result result;
 };
 
-// Runs a request: packs it into a buffer of the remembered size (at least what it needs),
-// grows and retries on DM_BUFFER_FULL (re-packing from the original request each time),
-// remembers the size that worked, and unpacks the answer.
-Outcome run(int fd, const Request& req, std::atomic<size_t>& rememberedSize,
-            IoctlFn fn = systemIoctl, void* context = nullptr);
+// Buffer sizes that worked, per command and device (the identity in the request): repeated
+// large answers take one ioctl a call, and a small answer never pays for the largest one ever
+// seen (the kernel allocates and copies the whole buffer too). A hint shrinks when answers use
+// a quarter of it or less. Bounded; safe from any thread.
+class SizeHints {
+ public:
+  static constexpr size_t kMaxEntries = 256;
+
+  // The size to start with for this request: its hint, else kInitialBufferSize.
+  size_t lookup(const Request& req) const;
+  // After an answer: `size` worked (it had to grow when `grew`), and the kernel used `used`.
+  void learned(const Request& req, size_t size, size_t used, bool grew);
+  // The largest hint for a command (kInitialBufferSize when it has none).
+  size_t largest(uint32_t cmd) const;
+
+ private:
+  static std::string key(const Request& req);
+  mutable std::mutex mutex_;
+  std::map<std::string, size_t> sizes_;
+  std::deque<std::string> order_;
+};
+
+// Runs a request: packs it into a buffer of the hinted size (at least what it needs), grows
+// and retries on DM_BUFFER_FULL when the command may be sent again (re-packing from the
+// original request each time), records what worked, and unpacks the answer.
+Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn = systemIoctl,
+            void* context = nullptr);
 
 // Overwrites memory so that the compiler cannot drop it.
 void secureZero(void* p, size_t n);

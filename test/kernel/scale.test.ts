@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Command, DeviceMapper, Table, targets } from '../../ts/index';
+import { hookControl } from './hooks';
 import { TestContext, devName, dmsetup } from './helpers';
 
 describe('buffer growth and concurrency in the kernel', function () {
@@ -91,6 +92,37 @@ describe('buffer growth and concurrency in the kernel', function () {
       expect(answer).to.equal(printed);
     } finally {
       await other.close();
+    }
+  });
+
+  it('a large answer does not make small ones pay: buffer sizes are remembered per device and shrink', async () => {
+    const loop = await t.fx.loop(8192);
+    const big = devName('hint-big');
+    const small = devName('hint-small');
+    const rows = Array.from({ length: 4000 }, (_, i) => ({ start: i * 2, length: 2, target: targets.linear({ device: loop.dev, offset: i * 2 }) }));
+    await t.dm.create(big, { table: new Table(rows) });
+    await t.dm.create(small, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    const seen: { name: string | undefined; cmd: number; ioctls: number; bufferSize: number }[] = [];
+    const unhook = hookControl(t.dm, { after: (request, result) => void seen.push({ name: request.name, cmd: request.cmd, ioctls: result.ioctls, bufferSize: result.bufferSize }) });
+    try {
+      await t.dm.table(big);
+      await t.dm.table(big);
+      await t.dm.status(small);
+      await t.dm.table(small);
+      const [first, second, status, table] = seen;
+      expect(first?.ioctls).to.be.greaterThan(1);
+      expect(second).to.include({ ioctls: 1, bufferSize: first?.bufferSize });
+      expect(status).to.include({ ioctls: 1, bufferSize: 16 * 1024 });
+      expect(table).to.include({ ioctls: 1, bufferSize: 16 * 1024 });
+      // The big device's table gets small: its hint halves until the default is enough again.
+      await t.dm.reload(big, new Table([{ start: 0, length: 8, target: targets.zero() }]));
+      seen.length = 0;
+      for (let i = 0; i < 8; i++) await t.dm.table(big);
+      const sizes = seen.filter((s) => s.cmd === Command.TABLE_STATUS).map((s) => s.bufferSize);
+      expect(sizes[sizes.length - 1]).to.equal(16 * 1024);
+      expect(seen.every((s) => s.ioctls === 1)).to.equal(true);
+    } finally {
+      unhook();
     }
   });
 });

@@ -4,7 +4,7 @@ import { Command, DmError } from '../../ts/index';
 import { createProgram, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
 
 function answer(fields: Partial<NativeResult>): NativeResult {
-  return { version: [4, 47, 0], flags: 0, name: 'vol', uuid: '', dev: 0xfd00, openCount: 0, eventNr: 0, targetCount: 0, ioctls: 1, ...fields };
+  return { version: [4, 47, 0], flags: 0, name: 'vol', uuid: '', dev: 0xfd00, openCount: 0, eventNr: 0, targetCount: 0, ioctls: 1, bufferSize: 16384, ...fields };
 }
 
 function dmError(code: string, errno: number, command: string): DmError {
