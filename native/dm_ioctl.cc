@@ -62,14 +62,12 @@ const CommandInfo kCommands[kCommandCount] = {
 };
 
 constexpr uint32_t kCmdListDevices = 2;
-constexpr uint32_t kCmdDevRename = 5;
 constexpr uint32_t kCmdDevWait = 8;
 constexpr uint32_t kCmdTableLoad = 9;
 constexpr uint32_t kCmdTableDeps = 11;
 constexpr uint32_t kCmdTableStatus = 12;
 constexpr uint32_t kCmdListVersions = 13;
 constexpr uint32_t kCmdTargetMsg = 14;
-constexpr uint32_t kCmdSetGeometry = 15;
 constexpr uint32_t kCmdGetTargetVersion = 17;
 
 struct FlagMinimum {

@@ -7,7 +7,10 @@
 //
 // Environment: DEVMAPPER_TEST_HOST=1 (run on the host), DEVMAPPER_SANDBOX_MEMORY (MiB, default
 // 1024), DEVMAPPER_SANDBOX_LINUX (the UML kernel, default /usr/bin/linux.uml),
-// DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400).
+// DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400),
+// DEVMAPPER_ADDON (the addon binary to load, default build/Release/devmapper.node),
+// DEVMAPPER_TEST_PRELOAD (LD_PRELOAD for the test process: the sanitizer runtime of an addon
+// built with sanitizers, see scripts/test-sanitize.sh).
 // The tests get DEVMAPPER_SCRATCH: a directory for loop backing files (a tmpfs in the sandbox).
 'use strict';
 
@@ -112,7 +115,9 @@ async function runInUml(files) {
   ].join('\n');
   let result;
   try {
-    result = await sandbox.runInSandbox(['sh', '-c', script, 'sh', process.execPath, ...mochaArgs(files)], {
+    // DEVMAPPER_TEST_PRELOAD: a sanitizer runtime for the test process only (and its children).
+    const preload = process.env.DEVMAPPER_TEST_PRELOAD ? ['env', `LD_PRELOAD=${process.env.DEVMAPPER_TEST_PRELOAD}`] : [];
+    result = await sandbox.runInSandbox(['sh', '-c', script, 'sh', ...preload, process.execPath, ...mochaArgs(files)], {
       cwd: root,
       memory,
       linux,

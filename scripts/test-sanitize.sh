@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm run test:sanitize: the machines' part of the tests. Any sanitizer report fails the run.
+#  1. The libFuzzer target over the ioctl core (ASan + UBSan) for $FUZZ_SECONDS (default 60),
+#     from the seed corpus.
+#  2. The addon built with AddressSanitizer and UndefinedBehaviorSanitizer (build-asan/), under
+#     the host's unit tests that drive it (requests, waits, watches, teardown of workers).
+#  3. The addon built with UndefinedBehaviorSanitizer (build-ubsan/), under the whole kernel
+#     suite in the sandbox. (ASan cannot run there: User-Mode Linux gives a process 512 GiB of
+#     address space, and ASan's shadow memory on x86-64 starts at 2 TiB.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+
+cmakejs=(node node_modules/cmake-js/bin/cmake-js compile --CDDEVMAPPER_WERROR=ON)
+"${cmakejs[@]}" --out build-asan --CDDEVMAPPER_SANITIZE=address,undefined >/dev/null
+"${cmakejs[@]}" --out build-ubsan --CDDEVMAPPER_SANITIZE=undefined >/dev/null
+runtime="$(g++ -print-file-name=libasan.so)"
+[ -f "$runtime" ] || { echo "test:sanitize: no ASan runtime at $runtime (g++'s libasan)" >&2; exit 1; }
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# Node itself is not built with ASan: its own allocations at exit are not ours to report.
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
+
+echo "test:sanitize: unit tests on the host with build-asan (ASan + UBSan, $runtime preloaded)"
+DEVMAPPER_ADDON="$PWD/build-asan/Release/devmapper.node" LD_PRELOAD="$runtime" \
+  node node_modules/mocha/bin/mocha.js test/unit/native.test.ts test/unit/teardown.test.ts test/unit/client.test.ts
+
+echo "test:sanitize: kernel suite in the sandbox with build-ubsan (UBSan)"
+DEVMAPPER_ADDON="$PWD/build-ubsan/Release/devmapper.node" node scripts/kernel-tests.js
