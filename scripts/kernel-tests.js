@@ -57,7 +57,11 @@ function mochaArgs(files) {
   return [
     path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'),
     '--no-config', // .mocharc.json loads tsx, slow inside UML; the tests are compiled already
+    // Root hooks: after every test, no fd and no thread more than before the suite.
+    '--require', path.relative(root, path.join(kernelTestDir, 'leak-check.js')),
     '--timeout', '60000',
+    // A leaked handle (reported by the leak check) must not keep the run waiting for the timeout.
+    '--exit',
     '--reporter', 'spec',
     process.stdout.isTTY ? '--color' : '--no-color',
     ...files.map((f) => path.relative(root, f)),
