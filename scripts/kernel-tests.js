@@ -10,7 +10,9 @@
 // DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400),
 // DEVMAPPER_ADDON (the addon binary to load, default build/Release/devmapper.node),
 // DEVMAPPER_TEST_PRELOAD (LD_PRELOAD for the test process: the sanitizer runtime of an addon
-// built with sanitizers, see scripts/test-sanitize.sh).
+// built with sanitizers, see scripts/test-sanitize.sh), DEVMAPPER_TEST_VALGRIND (a file: run the
+// test process under Valgrind memcheck, which writes its XML report there; see
+// scripts/check-valgrind.js), DEVMAPPER_TEST_TIMEOUT (mocha's per-test timeout in ms, default 60000).
 // The tests get DEVMAPPER_SCRATCH: a directory for loop backing files (a tmpfs in the sandbox).
 'use strict';
 
@@ -59,12 +61,24 @@ function mochaArgs(files) {
     '--no-config', // .mocharc.json loads tsx, slow inside UML; the tests are compiled already
     // Root hooks: after every test, no fd and no thread more than before the suite.
     '--require', path.relative(root, path.join(kernelTestDir, 'leak-check.js')),
-    '--timeout', '60000',
+    '--timeout', String(positiveEnv('DEVMAPPER_TEST_TIMEOUT', 60000)),
     // A leaked handle (reported by the leak check) must not keep the run waiting for the timeout.
     '--exit',
     '--reporter', 'spec',
     process.stdout.isTTY ? '--color' : '--no-color',
     ...files.map((f) => path.relative(root, f)),
+  ];
+}
+
+// DEVMAPPER_TEST_VALGRIND: memcheck over the test process (not its children), every error kind
+// and leaks, into an XML report that scripts/check-valgrind.js judges.
+function valgrind() {
+  const xml = process.env.DEVMAPPER_TEST_VALGRIND;
+  if (!xml) return [];
+  return [
+    'valgrind', '--tool=memcheck', '--xml=yes', `--xml-file=${path.resolve(xml)}`,
+    '--leak-check=full', '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
+    '--num-callers=40', '--error-limit=no',
   ];
 }
 
@@ -84,7 +98,8 @@ function runOnHost(files) {
   }
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'devmapper-scratch-'));
   try {
-    const r = spawnSync(process.execPath, mochaArgs(files), {
+    const [command, ...args] = [...valgrind(), process.execPath, ...mochaArgs(files)];
+    const r = spawnSync(command, args, {
       cwd: root,
       stdio: 'inherit',
       env: { ...process.env, DEVMAPPER_SCRATCH: scratch },
@@ -121,7 +136,7 @@ async function runInUml(files) {
   try {
     // DEVMAPPER_TEST_PRELOAD: a sanitizer runtime for the test process only (and its children).
     const preload = process.env.DEVMAPPER_TEST_PRELOAD ? ['env', `LD_PRELOAD=${process.env.DEVMAPPER_TEST_PRELOAD}`] : [];
-    result = await sandbox.runInSandbox(['sh', '-c', script, 'sh', ...preload, process.execPath, ...mochaArgs(files)], {
+    result = await sandbox.runInSandbox(['sh', '-c', script, 'sh', ...preload, ...valgrind(), process.execPath, ...mochaArgs(files)], {
       cwd: root,
       memory,
       linux,

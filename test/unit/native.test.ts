@@ -137,7 +137,9 @@ describe('native addon contract', () => {
       () => expect.fail('should reject'),
       (e: unknown) => expect(e).to.be.instanceOf(TypeError),
     );
-    expect(() => new Table([{ start: 0, length: 8, target: targets.zero() }])).to.not.throw();
+    expect(new Table([{ start: 0, length: 8, target: targets.zero() }]).toString()).to.equal('0 8 zero');
+    expect(() => new Table([{ start: 0, length: 0, target: targets.zero() }])).to.throw(RangeError, /length/);
+    expect(() => new Table([{ start: 8, length: 8, target: targets.zero() }])).to.throw(RangeError, /start/);
     const attach: unknown = await LoopDevice.attach('', {}).catch((x: unknown) => x);
     expect(attach).to.be.instanceOf(TypeError);
     const block: unknown = await LoopDevice.attach('/x', { blockSize: 1000 }).catch((x: unknown) => x);
