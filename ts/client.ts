@@ -1,4 +1,5 @@
 import type { Control, NativeRequest, NativeResult, NativeWait } from '../binding';
+import { abortError, checkSignal, onAbort } from './abort';
 import { binding } from './binding';
 import { Command, Flag } from './constants';
 import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
@@ -222,20 +223,6 @@ const DEFAULT_CONTROL = '/dev/mapper/control';
 
 /** dm core messages that only report (dm-stats listing and printing): safe to send again. */
 const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
-
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  const e = new Error('The operation was aborted');
-  e.name = 'AbortError';
-  return e;
-}
-
-function checkSignal(value: unknown, name: string): AbortSignal | undefined {
-  if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw expected('an AbortSignal', name, value);
-  return value;
-}
 
 function checkTable(value: unknown, name: string): Table {
   if (!(value instanceof Table)) throw expected('a Table', name, value);
@@ -706,8 +693,7 @@ export class DeviceMapper {
       throw toDmError(e, site, dev.label);
     }
     this.waits.add(wait);
-    const onAbort = (): void => wait.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = onAbort(signal, () => wait.cancel());
     try {
       const r = await wait.promise;
       return this.infoAt(site, r, dev.label);
@@ -716,7 +702,7 @@ export class DeviceMapper {
       throw toDmError(e, site, dev.label);
     } finally {
       this.waits.delete(wait);
-      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
     }
   }
 
@@ -778,8 +764,7 @@ export class DeviceMapper {
     } catch (e) {
       throw toDmError(e, site);
     }
-    const onAbort = (): void => notify();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = onAbort(signal, notify);
     this.watchers.add(notify);
     try {
       for (;;) {
@@ -796,7 +781,7 @@ export class DeviceMapper {
       }
     } finally {
       this.watchers.delete(notify);
-      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
       handle.stop();
     }
   }

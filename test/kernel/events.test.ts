@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { getEventListeners } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
@@ -60,6 +61,8 @@ describe('events in the kernel', function () {
     const controller = new AbortController();
     const waits = Array.from({ length: poolSize * 2 }, () => t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
     await new Promise((r) => setTimeout(r, 100));
+    // Waits sharing one signal share one 'abort' listener (no MaxListenersExceededWarning).
+    expect(getEventListeners(controller.signal, 'abort')).to.have.length(1);
     const work = Promise.all([...Array.from({ length: 8 }, () => stat('/proc/self/status')), ...Array.from({ length: 8 }, () => t.dm.info(name))]);
     const outcome = await Promise.race([work.then(() => 'done'), new Promise((r) => setTimeout(() => r('starved'), 10000))]);
     controller.abort();
