@@ -5,7 +5,8 @@ import { Command, Flag } from './constants';
 import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
 import { CallSite, DmClosedError, DmError, exactNumber, toDmError } from './errors';
 import { DeviceLocks } from './locks';
-import { parseTargetStatus, type StatusRow } from './status';
+import { statusRowsFromKernel, type StatusRow } from './status';
+import { rawStatus } from './targets/index';
 import {
   call,
   createProgram,
@@ -537,7 +538,8 @@ export class DeviceMapper {
     let flags = 0;
     if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
     if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
-    if (checkBoolean(opts.ima, 'options.ima', false)) {
+    const ima = checkBoolean(opts.ima, 'options.ima', false);
+    if (ima) {
       if (this.driverVersion[1] < 45) {
         throw site.attach(new RangeError(`Expected a device-mapper interface of 4.45 or later for options.ima but the kernel has ${this.driverVersion.join('.')}`));
       }
@@ -545,7 +547,10 @@ export class DeviceMapper {
     }
     const r = await this.exec(site, single({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label));
     try {
-      return specsOf(r, dev.label).map((row) => Object.freeze({ start: row.start, length: row.length, type: row.type, status: parseTargetStatus(row.type, row.params) }));
+      const rows = specsOf(r, dev.label);
+      // IMA measurement text is not a status: it stays raw.
+      if (ima) return rows.map((row) => Object.freeze({ start: row.start, length: row.length, type: row.type, status: rawStatus(row.type, row.params) }));
+      return statusRowsFromKernel(rows);
     } catch (e) {
       throw e instanceof Error ? site.attach(e) : e;
     }

@@ -25,10 +25,10 @@ export type {
 } from './client';
 export { Table, parseTarget } from './table';
 export type { TableRow, TableRowInput } from './table';
-export { targets, targetParsers } from './targets/index';
-export type { Target, TargetParser, LinearOptions, LinearTarget, ZeroTarget, ErrorTarget } from './targets/index';
-export { parseStatus, parseTargetStatus } from './status';
-export type { StatusRow, TargetStatus } from './status';
+export { targets, targetModules, targetParsers, parseTargetStatus, rawStatus } from './targets/index';
+export type * from './targets/index';
+export { parseStatus } from './status';
+export type { StatusRow } from './status';
 export { LoopDevice, blockDeviceSize, blockDiscard, blockGeometry } from './loop';
 export type { LoopAttachOptions, LoopStatus } from './loop';
 export { DmError, DmParseError, DmClosedError } from './errors';

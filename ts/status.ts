@@ -1,34 +1,27 @@
 import { splitRows } from './table';
-
-/**
- * A target's status. Target types the library models get typed fields in their own
- * modules; every status keeps the kernel's text in `raw`.
- */
-export interface TargetStatus {
-  /** The target type the status belongs to. */
-  readonly type: string;
-  /** The status text exactly as the kernel gave it. */
-  readonly raw: string;
-}
+import { parseTargetStatus, type TargetStatus } from './targets/index';
 
 /** One status row: the sectors it covers and the target's status. */
 export interface StatusRow {
   readonly start: number;
   readonly length: number;
   readonly type: string;
+  /** Typed (`known: true`, narrow on `type`) for the target types the library models, raw words otherwise. */
   readonly status: TargetStatus;
-}
-
-/** The status of one row from its type and the kernel's status text. */
-export function parseTargetStatus(type: string, text: string): TargetStatus {
-  return Object.freeze({ type, raw: text });
 }
 
 /**
  * Parses status text as `dmsetup status` prints it for one device (one
- * `start length type status...` row a line) into the rows `DeviceMapper.status` returns.
- * Throws DmParseError.
+ * `start length type status...` row a line) into typed rows, the same rows
+ * `DeviceMapper.status` returns. Text of a modelled type that does not read as that type's
+ * status throws DmParseError naming the field (`DeviceMapper.status` keeps such a row raw
+ * instead).
  */
 export function parseStatus(text: string): StatusRow[] {
   return splitRows(text).map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params) }));
+}
+
+/** Status rows from the kernel's answer: typed where the library can read them, raw otherwise. */
+export function statusRowsFromKernel(rows: readonly { start: number; length: number; type: string; params: string }[]): StatusRow[] {
+  return rows.map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params, false) }));
 }

@@ -1,5 +1,6 @@
 import { DmParseError } from './errors';
-import { targetParsers, type Target } from './targets/index';
+import { isTypedTarget } from './targets/args';
+import { targetModules, type Target } from './targets/index';
 import { checkParams, checkSector, checkTargetType, expected, expectedRange } from './validate';
 
 /** A row given to `new Table`: a typed target, or a raw type and params. */
@@ -44,6 +45,7 @@ export class Table {
       }
       next = row.start + row.length;
       if (!Number.isSafeInteger(next)) throw expectedRange('a table whose size is a safe integer', `rows[${i}].length`, row.length);
+      targetModules[row.type]?.checkLength?.(row.target, row.length, `rows[${i}].length`);
       out.push(row);
     }
     this.#rows = Object.freeze(out);
@@ -59,6 +61,54 @@ export class Table {
   get size(): number {
     const last = this.#rows[this.#rows.length - 1];
     return last === undefined ? 0 : last.start + last.length;
+  }
+
+  /** The rows whose target is of kernel type `type` ('thin-pool'), in sector order. */
+  rowsOfType(type: string): readonly TableRow[] {
+    return this.#rows.filter((r) => r.type === type);
+  }
+
+  /**
+   * True when `other` maps the same sectors the same way: same rows, and targets that are the
+   * same once read by their type's parser (so defaults made explicit and feature args in
+   * another order compare equal; untyped targets compare by params text).
+   */
+  equals(other: Table): boolean {
+    if (!(other instanceof Table)) throw expected('a Table', 'other', other);
+    const a = this.#rows;
+    const b = other.rows;
+    return a.length === b.length && a.every((r, i) => {
+      const o = b[i];
+      return o !== undefined && r.start === o.start && r.length === o.length && targetsEqual(r.target, o.target);
+    });
+  }
+
+  /** A new table with row `index`'s target replaced (same sectors). */
+  withTarget(index: number, target: Target): Table {
+    const rows = this.#editable();
+    const row = rows[checkIndex(index, rows.length)];
+    if (row !== undefined) rows[index] = { start: row.start, length: row.length, target };
+    return new Table(rows);
+  }
+
+  /** A new table whose last row is `sectors` longer (a grown device, say). */
+  grow(sectors: number): Table {
+    const by = checkSector(sectors, 'sectors');
+    const rows = this.#editable();
+    const last = rows[rows.length - 1];
+    if (last !== undefined) rows[rows.length - 1] = { ...last, length: last.length + by };
+    return new Table(rows);
+  }
+
+  /** A new table with a row of `length` sectors mapped by `target` added at the end. */
+  append(length: number, target: Target): Table {
+    const rows = this.#editable();
+    rows.push({ start: this.size, length: checkSector(length, 'length'), target });
+    return new Table(rows);
+  }
+
+  #editable(): { start: number; length: number; target: Target }[] {
+    return this.#rows.map((r) => ({ start: r.start, length: r.length, target: r.target }));
   }
 
   /** dmsetup's table format: one `start length type params` row a line. */
@@ -104,14 +154,29 @@ export class Table {
  * kernel may print more than the library knows).
  */
 export function parseTarget(type: string, params: string, strict = true): Target {
-  const parser = targetParsers[type];
-  if (!parser) return { type, params };
-  if (strict) return parser(params);
+  const m = targetModules[type];
+  if (!m) return Object.freeze({ type, params });
+  if (strict) return m.parse(params);
   try {
-    return parser(params);
+    return m.parse(params);
   } catch {
-    return { type, params };
+    return Object.freeze({ type, params });
   }
+}
+
+/**
+ * True when two targets are the same: same type, and the same params once each is read by
+ * its type's parser and formatted back (the canonical form); params text otherwise.
+ */
+export function targetsEqual(a: Target, b: Target): boolean {
+  if (a.type !== b.type) return false;
+  return parseTarget(a.type, a.params, false).params === parseTarget(b.type, b.params, false).params;
+}
+
+function checkIndex(index: number, length: number): number {
+  if (typeof index !== 'number') throw expected(`a row index from 0 to ${length - 1}`, 'index', index);
+  if (!Number.isInteger(index) || index < 0 || index >= length) throw expectedRange(`a row index from 0 to ${length - 1}`, 'index', index);
+  return index;
 }
 
 function normaliseRow(input: unknown, name: string): TableRow {
@@ -123,12 +188,18 @@ function normaliseRow(input: unknown, name: string): TableRow {
   let typed: Target;
   if (target !== undefined) {
     if (typeof target !== 'object' || target === null) throw expected('a target', `${name}.target`, target);
-    const type = checkTargetType(Reflect.get(target, 'type'), `${name}.type`);
-    const params = checkParams(Reflect.get(target, 'params'), `${name}.params`);
-    // A frozen copy: the caller's object may change after the check, the table's may not.
-    typed = Object.freeze({ ...target, type, params });
+    if (isTypedTarget(target)) {
+      // Made by a builder: frozen, its fields and params agree.
+      typed = target;
+    } else {
+      const type = checkTargetType(Reflect.get(target, 'type'), `${name}.type`);
+      const params = checkParams(Reflect.get(target, 'params'), `${name}.params`);
+      // Anything else is read again from its params: the caller's fields may disagree with
+      // them, or change after the check; the table's may not.
+      typed = parseTarget(type, params, false);
+    }
   } else {
-    typed = Object.freeze({ type: checkTargetType(Reflect.get(input, 'type'), `${name}.type`), params: checkParams(Reflect.get(input, 'params'), `${name}.params`) });
+    typed = parseTarget(checkTargetType(Reflect.get(input, 'type'), `${name}.type`), checkParams(Reflect.get(input, 'params'), `${name}.params`), false);
   }
   return Object.freeze({ start, length, type: typed.type, params: typed.params, target: typed });
 }

@@ -63,7 +63,7 @@ describe('Table', () => {
     bad('x 8 zero', 'start');
     bad('0 -8 zero', 'length');
     bad('0 8', 'row');
-    bad('0 8 linear 7:0', 'params');
+    bad('0 8 linear 7:0', 'offset');
     bad('0 8 linear 7:0 abc', 'offset');
     bad('0 8 zero extra', 'params');
     bad('0 8 zero\n16 8 zero', 'start');
@@ -74,8 +74,8 @@ describe('Table', () => {
     const rows = parseStatus('0 2048 thin-pool 1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024\n2048 8 error \n');
     expect(rows).to.have.length(2);
     expect(rows[0]).to.deep.include({ start: 0, length: 2048, type: 'thin-pool' });
-    expect(rows[0]?.status).to.deep.equal({ type: 'thin-pool', raw: '1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024' });
-    expect(rows[1]?.status).to.deep.equal({ type: 'error', raw: '' });
+    expect(rows[0]?.status).to.deep.include({ type: 'thin-pool', raw: '1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024' });
+    expect(rows[1]?.status).to.deep.equal({ type: 'error', raw: '', known: true });
     expect(() => parseStatus('Fail')).to.throw(DmParseError);
   });
 
@@ -133,7 +133,8 @@ describe('DmParseError names the field at fault', () => {
     expect(field('0 0 zero')).to.equal('length');
     expect(field('0 8 linear 7:0 99999999999999999999')).to.equal('offset');
     expect(field('0 8 linear loop0 0')).to.equal('device');
-    expect(field('0 8 linear 7:0')).to.equal('params');
+    expect(field('0 8 linear 7:0')).to.equal('offset');
+    expect(field('0 8 linear 7:0 0 1')).to.equal('params');
     expect(field('0 8 zero x')).to.equal('params');
     expect(field('0 8 zero\n9 8 zero')).to.equal('start');
     expect(field('0 99999999999999999999 zero')).to.equal('length');

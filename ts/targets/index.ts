@@ -1,24 +1,66 @@
-import { linear, parseLinear } from './linear';
-import { error, parseError, parseZero, zero } from './simple';
-import type { TargetParser } from './types';
+/**
+ * The typed targets: one module per kernel target type (`ts/targets/<type>.ts`), registered
+ * here by kernel type name. Pure data: nothing here touches the kernel.
+ */
+import { freeze } from './args';
+import { errorModule, error, zero, zeroModule, type ErrorStatus, type ZeroStatus } from './simple';
+import { linear, linearModule, type LinearStatus } from './linear';
+import { striped, stripedModule, type StripedStatus } from './striped';
+import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
-export type { Target, TargetParser } from './types';
-export type { LinearOptions, LinearTarget } from './linear';
-export type { ZeroTarget, ErrorTarget } from './simple';
+export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
+export type { UsedTotal } from './args';
+export type { LinearOptions, LinearStatus, LinearTarget } from './linear';
+export type { ErrorStatus, ErrorTarget, ZeroStatus, ZeroTarget } from './simple';
+export type { Stripe, StripedOptions, StripedStatus, StripedTarget } from './striped';
 
-/** Builders of typed targets, named after the kernel's target types. */
-export const targets = {
+/** Builders of typed targets, named after the kernel's target types (camelCase). */
+export const targets = Object.freeze({
   /** `linear <device> <offset>`. */
   linear,
+  /** `striped <#stripes> <chunk size> [<device> <offset>]+`. */
+  striped,
   /** `zero`. */
   zero,
   /** `error`. */
   error,
-};
+});
+
+const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, stripedModule, zeroModule, errorModule];
+
+/** The modules of the target types the library models, by kernel type name. */
+export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTargetStatus>>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m])));
 
 /** Parsers of the target types the library models, by kernel type name. */
-export const targetParsers: Readonly<Record<string, TargetParser>> = {
-  linear: parseLinear,
-  zero: parseZero,
-  error: parseError,
-};
+export const targetParsers: Readonly<Record<string, TargetParser>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m.parse])));
+
+/** A typed status, one member per target type the library models (narrow on `type`). */
+export type KnownTargetStatus = LinearStatus | StripedStatus | ZeroStatus | ErrorStatus;
+
+/**
+ * A row's status: typed (`known: true`, narrow on `type`) for the target types the library
+ * models, raw words otherwise (`known: false`).
+ */
+export type TargetStatus = KnownTargetStatus | RawTargetStatus;
+
+/** A raw status: the words as the kernel gave them. */
+export function rawStatus(type: string, text: string): RawTargetStatus {
+  const trimmed = text.trim();
+  return freeze({ type, raw: text, known: false, words: trimmed === '' ? [] : trimmed.split(/\s+/) });
+}
+
+/**
+ * The typed status of one row, from its type and the kernel's status text. A type the library
+ * does not model gives a raw status; so does text it cannot read when `strict` is false (a
+ * newer kernel's shape); when `strict` (the default), such text throws DmParseError.
+ */
+export function parseTargetStatus(type: string, text: string, strict = true): TargetStatus {
+  const m = targetModules[type];
+  if (m === undefined) return rawStatus(type, text);
+  if (strict) return m.parseStatus(text);
+  try {
+    return m.parseStatus(text);
+  } catch {
+    return rawStatus(type, text);
+  }
+}

@@ -1,11 +1,12 @@
-import { formatDeviceRef, type DeviceRef } from '../dev';
-import { DmParseError } from '../errors';
-import { checkSector } from '../validate';
-import type { Target } from './types';
+import type { DeviceRef } from '../dev';
+import { ArgReader, builderOptions, device, freeze, sectors, typedTarget } from './args';
+import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Options of a linear target: the device and the sector on it where the mapping starts. */
 export interface LinearOptions {
+  /** The device mapped onto: 'major:minor', a /dev path, or { major, minor }. */
   device: DeviceRef;
+  /** The sector of `device` where the row's first sector lands (512-byte sectors). */
   offset: number;
 }
 
@@ -14,29 +15,38 @@ export interface LinearTarget extends Target {
   readonly type: 'linear';
   /** 'major:minor' or a /dev path. */
   readonly device: string;
+  /** The start sector on `device` (512-byte sectors). */
   readonly offset: number;
+}
+
+/** The status of a linear target: the kernel reports nothing. */
+export interface LinearStatus extends TargetStatusBase {
+  readonly type: 'linear';
+  readonly known: true;
 }
 
 /** Builds a linear target. Throws TypeError/RangeError on bad options. */
 export function linear(options: LinearOptions): LinearTarget {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected { device, offset } for linear options but received ${String(options)}`);
-  const device = formatDeviceRef(options.device, 'linear.device');
-  const offset = checkSector(options.offset, 'linear.offset');
-  return { type: 'linear', device, offset, params: `${device} ${offset}` };
+  const o = builderOptions(options, 'linear options', ['device', 'offset']);
+  const dev = device(o.device, 'linear.device');
+  const offset = sectors(o.offset, 'linear.offset');
+  return typedTarget({ type: 'linear', device: dev, offset, params: `${dev} ${offset}` });
 }
 
 /** Parses linear parameters ('7:0 2048'). Throws DmParseError naming `params`, `device` or `offset`. */
 export function parseLinear(params: string): LinearTarget {
-  const words = params.trim().split(/\s+/);
-  if (words.length !== 2 || words[0] === undefined || words[1] === undefined) throw new DmParseError('linear takes <device> <offset>', params, 'params');
-  let device: string;
-  try {
-    device = formatDeviceRef(words[0], 'linear.device');
-  } catch (e) {
-    throw new DmParseError(e instanceof Error ? e.message : String(e), params, 'device');
-  }
-  if (!/^\d+$/.test(words[1])) throw new DmParseError('linear offset is not a sector number', params, 'offset');
-  const offset = Number(words[1]);
-  if (!Number.isSafeInteger(offset)) throw new DmParseError('linear offset is larger than a safe integer', params, 'offset');
-  return linear({ device, offset });
+  const at = new ArgReader(params, 'linear');
+  const dev = at.device('device');
+  const offset = at.uint('offset');
+  at.done();
+  return linear({ device: dev, offset });
 }
+
+/** Parses a linear target's status (empty). */
+export function parseLinearStatus(text: string): LinearStatus {
+  new ArgReader(text, 'linear status').done();
+  return freeze({ type: 'linear', raw: text, known: true });
+}
+
+/** The linear target type. */
+export const linearModule: TargetModule<LinearTarget, LinearStatus> = { type: 'linear', parse: parseLinear, parseStatus: parseLinearStatus };

@@ -1,7 +1,8 @@
 /**
  * A target of a table row: its kernel type name and its parameter string. Typed targets
- * (made by the builders in `targets`) add their fields; a row of a type the library does not
- * model yet stays a plain `{ type, params }`.
+ * (made by the builders in `targets`, or parsed) add their fields, and their `params` is
+ * always formatted from those fields the way the kernel prints them back; a row of a type the
+ * library does not model stays a plain `{ type, params }`.
  */
 export interface Target {
   /** The kernel's target type ('linear', 'thin-pool'). */
@@ -12,3 +13,38 @@ export interface Target {
 
 /** A target type's parser: params text to its typed target. Throws DmParseError. */
 export type TargetParser = (params: string) => Target;
+
+/** What every status has: its type, the kernel's text, and whether the library typed it. */
+export interface TargetStatusBase {
+  /** The target type the status belongs to. */
+  readonly type: string;
+  /** The status text exactly as the kernel gave it. */
+  readonly raw: string;
+  /** True for a typed status (its fields follow), false for a raw one. */
+  readonly known: boolean;
+}
+
+/**
+ * The status of a target type the library does not model, or whose text it could not read
+ * (a newer kernel's shape): the words as the kernel gave them.
+ */
+export interface RawTargetStatus extends TargetStatusBase {
+  readonly known: false;
+  /** The status words. */
+  readonly words: readonly string[];
+}
+
+/** One target type's module: its parsers, registered by kernel type name. */
+export interface TargetModule<T extends Target = Target, S extends TargetStatusBase = TargetStatusBase> {
+  /** The kernel's type name. */
+  readonly type: string;
+  /** Params text to the typed target. Throws DmParseError. */
+  readonly parse: (params: string) => T;
+  /** Status text (`dmsetup status` after the row's start, length and type) to the typed status. Throws DmParseError. */
+  readonly parseStatus: (text: string) => S;
+  /**
+   * The kernel's rules on a row's length for this type (striped: whole chunks on every
+   * stripe), checked by `Table` before any ioctl. Throws RangeError naming `name`.
+   */
+  readonly checkLength?: (target: Target, length: number, name: string) => void;
+}

@@ -1,0 +1,93 @@
+// Every line of the corpus of real kernel output (test/fixtures/corpus/<type>.txt, recorded by
+// `npm run corpus` in the kernel sandbox) parses: a table row formats back byte for byte, and a
+// status row becomes a typed status that carries every word of the line.
+import { expect } from 'chai';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Table, parseStatus, targetModules } from '../../ts/index';
+
+const dir = resolve(__dirname, '..', 'fixtures', 'corpus');
+
+/**
+ * Status words that are constants of the format, not values (by type: their indexes among the
+ * status words). striped: the `1` before the health letters (the kernel always prints one
+ * group of them).
+ */
+const CONSTANT_WORDS: Record<string, (words: readonly string[]) => number[]> = {
+  striped: (w) => [w.length - 2],
+};
+
+/** Every leaf of a typed status (numbers, bigints, strings, booleans) and every list's length, as text. */
+function leaves(value: unknown, out: string[] = []): string[] {
+  if (value === null || value === undefined) return out;
+  if (typeof value === 'object') {
+    if (Array.isArray(value)) out.push(String(value.length));
+    for (const [k, v] of Object.entries(value)) if (k !== 'raw' && k !== 'type' && k !== 'known') leaves(v, out);
+  } else {
+    out.push(String(value));
+  }
+  return out;
+}
+
+interface Entry {
+  kind: 'table' | 'status';
+  line: string;
+  note: string;
+}
+
+function read(file: string): Entry[] {
+  const entries: Entry[] = [];
+  let note = '';
+  for (const raw of readFileSync(join(dir, file), 'utf8').split('\n')) {
+    if (raw.startsWith('# ')) note = raw.slice(2);
+    else if (raw.startsWith('table ')) entries.push({ kind: 'table', line: raw.slice(6), note });
+    else if (raw.startsWith('status ')) entries.push({ kind: 'status', line: raw.slice(7), note });
+    else if (raw.trim() !== '') throw new Error(`${file}: a corpus line starts with "# ", "table " or "status ": ${raw}`);
+  }
+  return entries;
+}
+
+describe('the corpus of real kernel output', () => {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort();
+
+  it('has a file for each modelled target type, each with tables and statuses', () => {
+    const expectedTypes = Object.keys(targetModules).filter((t) => t !== 'zero' && t !== 'error' && t !== 'linear');
+    for (const t of expectedTypes) expect(files, `test/fixtures/corpus/${t}.txt`).to.include(`${t}.txt`);
+  });
+
+  for (const file of files) {
+    describe(file, () => {
+      const entries = read(file);
+      it('has table and status lines', () => {
+        expect(entries.some((e) => e.kind === 'table')).to.equal(true);
+        expect(entries.some((e) => e.kind === 'status')).to.equal(true);
+      });
+      for (const e of entries) {
+        if (e.kind === 'table') {
+          it(`table, ${e.note}: formats back byte for byte`, () => {
+            const t = Table.parse(e.line);
+            expect(t.toString()).to.equal(e.line);
+            for (const row of t.rows) if (targetModules[row.type]) expect(row.target, row.type).to.not.deep.equal({ type: row.type, params: row.params });
+          });
+        } else {
+          it(`status, ${e.note}: typed, every word carried`, () => {
+            const [row] = parseStatus(e.line);
+            expect(row).to.not.equal(undefined);
+            if (row === undefined) return;
+            const status = row.status;
+            expect(status.known, 'a typed status').to.equal(true);
+            expect(status.raw).to.equal(e.line.split(/\s+/).slice(3).join(' '));
+            if ('extra' in status) expect(status.extra, 'no word left unread').to.deep.equal([]);
+            const have = leaves(status);
+            const words = status.raw.split(/\s+/);
+            const constant = new Set(CONSTANT_WORDS[status.type]?.(words) ?? []);
+            for (const word of words.filter((w, i) => /^\d+$/.test(w) && !constant.has(i))) {
+              // Each number of the line is a field value, alone or in a pair/list it belongs to.
+              expect(have.some((v) => v === word || v === String(BigInt(word))), `${word} of "${status.raw}"`).to.equal(true);
+            }
+          });
+        }
+      }
+    });
+  }
+});
