@@ -1,4 +1,4 @@
-import type { Control, NativeRequest, NativeResult, NativeWait } from '../binding';
+import type { Control, NativeRequest, NativeResult, NativeTargetSpec, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import { binding } from './binding';
 import { Command, Flag } from './constants';
@@ -224,6 +224,17 @@ const DEFAULT_CONTROL = '/dev/mapper/control';
 
 /** dm core messages that only report (dm-stats listing and printing): safe to send again. */
 const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
+
+/** The load and suspend flags of reload's and update's options. */
+function reloadFlags(options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number } {
+  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
+  let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
+  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
+  let suspendFlags = Flag.SUSPEND;
+  if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
+  if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
+  return { loadFlags, suspendFlags };
+}
 
 function checkTable(value: unknown, name: string): Table {
   if (!(value instanceof Table)) throw expected('a Table', name, value);
@@ -497,13 +508,29 @@ export class DeviceMapper {
     const site = new CallSite(this.reload);
     const dev = resolveId(id);
     const t = checkTable(table, 'table');
-    const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
-    let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-    if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
-    let suspendFlags = Flag.SUSPEND;
-    if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
-    if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
+    const { loadFlags, suspendFlags } = reloadFlags(options);
     const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags });
+    return this.infoAt(site, await this.exec(site, program, lockKey(dev)), dev.label);
+  }
+
+  /**
+   * Reloads the device with the table `change` makes from its live table (`undefined` when
+   * it has none): a programmatic edit (grow the last row, swap a row's target) in one
+   * transaction. The live table is read under the device's lock, so another reload or update
+   * of this instance cannot slip in between the read and the reload; `change` runs
+   * synchronously, and if it throws (or returns something that is not a Table) nothing is
+   * changed. Then it is `reload`, with the same options and the same rollback.
+   */
+  async update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
+    const site = new CallSite(this.update);
+    const dev = resolveId(id);
+    if (typeof change !== 'function') throw site.attach(expected('a function (table) => Table', 'change', change));
+    const { loadFlags, suspendFlags } = reloadFlags(options);
+    const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => {
+      const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
+      return rowsOf(checkTable(next, 'the table change returned'));
+    };
+    const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows, loadFlags, suspendFlags });
     return this.infoAt(site, await this.exec(site, program, lockKey(dev)), dev.label);
   }
 

@@ -234,7 +234,8 @@ export function* createProgram(plan: CreatePlan): Program<NativeResult> {
 export interface ReloadPlan {
   id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>;
   label: string;
-  rows: NativeTargetSpec[];
+  /** The new table, or how to make it from the live one (read under the device's lock). */
+  rows: NativeTargetSpec[] | ((live: NativeTargetSpec[]) => NativeTargetSpec[]);
   loadFlags: number;
   suspendFlags: number;
 }
@@ -288,7 +289,9 @@ export function* reloadProgram(plan: ReloadPlan): Program<NativeResult> {
   const before = yield* readBefore(plan, secure);
   const { ours } = before;
   const ref = refOf(ours);
-  const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: plan.rows }, plan.label);
+  // An update's new table is made from the live table just read: nothing has changed yet.
+  const rows = typeof plan.rows === 'function' ? plan.rows(before.live) : plan.rows;
+  const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: rows }, plan.label);
   expectSame(ours, loaded, Command.TABLE_LOAD, plan.label);
   try {
     if (!before.suspended) {

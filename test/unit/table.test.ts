@@ -144,3 +144,38 @@ describe('DmParseError names the field at fault', () => {
     expect(field('\n')).to.equal('rows');
   });
 });
+
+describe('Table: comparing and editing', () => {
+  const lin = (offset: number): ReturnType<typeof targets.linear> => targets.linear({ device: '7:0', offset });
+
+  it('equals compares rows and targets as their parsers read them', () => {
+    const a = new Table([{ start: 0, length: 8, target: lin(0) }, { start: 8, length: 8, target: targets.zero() }]);
+    expect(a.equals(Table.parse('0 8 linear 7:0 0\n8 8 zero'))).to.equal(true);
+    expect(a.equals(Table.parse('0 8 linear  7:0   0\n8 8 zero'))).to.equal(true);
+    expect(a.equals(Table.parse('0 8 linear 7:0 1\n8 8 zero'))).to.equal(false);
+    expect(a.equals(Table.parse('0 8 linear 7:0 0\n8 16 zero'))).to.equal(false);
+    expect(a.equals(Table.parse('0 8 linear 7:0 0'))).to.equal(false);
+    expect(new Table([{ start: 0, length: 8, type: 'nosuch', params: 'a  b' }]).equals(new Table([{ start: 0, length: 8, type: 'nosuch', params: 'a b' }]))).to.equal(false);
+    expect(() => a.equals('0 8 zero' as never)).to.throw(TypeError, /Expected a Table for other/);
+  });
+
+  it('rows given as type and params are typed when the library models the type', () => {
+    const t = new Table([{ start: 0, length: 8, type: 'linear', params: '7:0 16' }]);
+    expect(t.rows[0]?.target).to.deep.equal(lin(16));
+    const spread = new Table([{ start: 0, length: 8, target: { ...lin(16), offset: 99 } }]);
+    expect(spread.rows[0]?.target, 'read from params, not from fields that disagree').to.deep.equal(lin(16));
+  });
+
+  it('withTarget, grow and append make new tables and leave the old one as it was', () => {
+    const a = new Table([{ start: 0, length: 8, target: lin(0) }]);
+    expect(a.withTarget(0, targets.zero()).toString()).to.equal('0 8 zero');
+    expect(a.grow(8).toString()).to.equal('0 16 linear 7:0 0');
+    expect(a.append(4, targets.error()).toString()).to.equal('0 8 linear 7:0 0\n8 4 error');
+    expect(a.rowsOfType('linear')).to.have.length(1);
+    expect(a.append(4, targets.error()).rowsOfType('error')[0]).to.include({ start: 8, length: 4 });
+    expect(a.toString()).to.equal('0 8 linear 7:0 0');
+    expect(() => a.withTarget(1, targets.zero())).to.throw(RangeError, /row index from 0 to 0/);
+    expect(() => a.grow(-1)).to.throw(RangeError);
+    expect(() => a.append(0, targets.zero())).to.throw(RangeError);
+  });
+});
