@@ -28,6 +28,8 @@ export type { TableRow, TableRowInput } from './table';
 export { targets, targetModules, targetParsers, parseTargetStatus, rawStatus } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';
+export { statsMessages, parseStatsRegionId, parseStatsList, parseStatsPrint } from './stats';
+export type { StatsArea, StatsCreateOptions, StatsPrintOptions, StatsRange, StatsRegion, StatsStep } from './stats';
 export type { StatusRow } from './status';
 export { LoopDevice, blockDeviceSize, blockDiscard, blockGeometry } from './loop';
 export type { LoopAttachOptions, LoopStatus } from './loop';

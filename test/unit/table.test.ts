@@ -162,7 +162,8 @@ describe('Table: comparing and editing', () => {
   it('rows given as type and params are typed when the library models the type', () => {
     const t = new Table([{ start: 0, length: 8, type: 'linear', params: '7:0 16' }]);
     expect(t.rows[0]?.target).to.deep.equal(lin(16));
-    const spread = new Table([{ start: 0, length: 8, target: { ...lin(16), offset: 99 } }]);
+    const disagreeing: { type: string; params: string; offset: number } = { ...lin(16), offset: 99 };
+    const spread = new Table([{ start: 0, length: 8, target: disagreeing }]);
     expect(spread.rows[0]?.target, 'read from params, not from fields that disagree').to.deep.equal(lin(16));
   });
 
