@@ -6,6 +6,7 @@ import { freeze } from './args';
 import { errorModule, error, zero, zeroModule, type ErrorStatus, type ZeroStatus } from './simple';
 import { linear, linearModule, type LinearStatus } from './linear';
 import { striped, stripedModule, type StripedStatus } from './striped';
+import { switchModule, switchTarget, type SwitchStatus } from './switch';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -13,6 +14,8 @@ export type { UsedTotal } from './args';
 export type { LinearOptions, LinearStatus, LinearTarget } from './linear';
 export type { ErrorStatus, ErrorTarget, ZeroStatus, ZeroTarget } from './simple';
 export type { Stripe, StripedOptions, StripedStatus, StripedTarget } from './striped';
+export type { RegionMapping, SwitchOptions, SwitchPath, SwitchStatus, SwitchTarget } from './switch';
+export { compressRegionMappings, switchMessages } from './switch';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
 export const targets = Object.freeze({
@@ -20,13 +23,15 @@ export const targets = Object.freeze({
   linear,
   /** `striped <#stripes> <chunk size> [<device> <offset>]+`. */
   striped,
+  /** `switch <#paths> <region size> 0 [<device> <offset>]+`. */
+  switch: switchTarget,
   /** `zero`. */
   zero,
   /** `error`. */
   error,
 });
 
-const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, stripedModule, zeroModule, errorModule];
+const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, stripedModule, switchModule, zeroModule, errorModule];
 
 /** The modules of the target types the library models, by kernel type name. */
 export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTargetStatus>>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m])));
@@ -35,7 +40,7 @@ export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTa
 export const targetParsers: Readonly<Record<string, TargetParser>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m.parse])));
 
 /** A typed status, one member per target type the library models (narrow on `type`). */
-export type KnownTargetStatus = LinearStatus | StripedStatus | ZeroStatus | ErrorStatus;
+export type KnownTargetStatus = LinearStatus | StripedStatus | SwitchStatus | ZeroStatus | ErrorStatus;
 
 /**
  * A row's status: typed (`known: true`, narrow on `type`) for the target types the library
