@@ -5,6 +5,7 @@
 import { freeze } from './args';
 import { errorModule, error, zero, zeroModule, type ErrorStatus, type ZeroStatus } from './simple';
 import { linear, linearModule, type LinearStatus } from './linear';
+import { logWrites, logWritesModule, type LogWritesStatus } from './log-writes';
 import { striped, stripedModule, type StripedStatus } from './striped';
 import { switchModule, switchTarget, type SwitchStatus } from './switch';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
@@ -12,6 +13,8 @@ import type { RawTargetStatus, Target, TargetModule, TargetParser } from './type
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
 export type { UsedTotal } from './args';
 export type { LinearOptions, LinearStatus, LinearTarget } from './linear';
+export type { LogWritesOptions, LogWritesStatus, LogWritesTarget } from './log-writes';
+export { logWritesMessages } from './log-writes';
 export type { ErrorStatus, ErrorTarget, ZeroStatus, ZeroTarget } from './simple';
 export type { Stripe, StripedOptions, StripedStatus, StripedTarget } from './striped';
 export type { RegionMapping, SwitchOptions, SwitchPath, SwitchStatus, SwitchTarget } from './switch';
@@ -21,6 +24,8 @@ export { compressRegionMappings, switchMessages } from './switch';
 export const targets = Object.freeze({
   /** `linear <device> <offset>`. */
   linear,
+  /** `log-writes <device> <log device>`. */
+  logWrites,
   /** `striped <#stripes> <chunk size> [<device> <offset>]+`. */
   striped,
   /** `switch <#paths> <region size> 0 [<device> <offset>]+`. */
@@ -31,7 +36,7 @@ export const targets = Object.freeze({
   error,
 });
 
-const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, stripedModule, switchModule, zeroModule, errorModule];
+const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, logWritesModule, stripedModule, switchModule, zeroModule, errorModule];
 
 /** The modules of the target types the library models, by kernel type name. */
 export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTargetStatus>>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m])));
@@ -40,7 +45,7 @@ export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTa
 export const targetParsers: Readonly<Record<string, TargetParser>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m.parse])));
 
 /** A typed status, one member per target type the library models (narrow on `type`). */
-export type KnownTargetStatus = LinearStatus | StripedStatus | SwitchStatus | ZeroStatus | ErrorStatus;
+export type KnownTargetStatus = LinearStatus | LogWritesStatus | StripedStatus | SwitchStatus | ZeroStatus | ErrorStatus;
 
 /**
  * A row's status: typed (`known: true`, narrow on `type`) for the target types the library
