@@ -51,7 +51,10 @@ describe('the corpus of real kernel output', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort();
 
   it('has a file for each modelled target type, each with tables and statuses', () => {
-    const expectedTypes = Object.keys(targetModules).filter((t) => t !== 'zero' && t !== 'error' && t !== 'linear');
+    // zero, error and linear have their own tests; ebs, zoned and vdo have no module in the
+    // sandbox kernel and are proven on the kernel documentation's examples instead.
+    const elsewhere = ['zero', 'error', 'linear', 'ebs', 'zoned', 'vdo'];
+    const expectedTypes = Object.keys(targetModules).filter((t) => !elsewhere.includes(t));
     for (const t of expectedTypes) expect(files, `test/fixtures/corpus/${t}.txt`).to.include(`${t}.txt`);
   });
 

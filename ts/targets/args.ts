@@ -192,10 +192,13 @@ export function flag(value: unknown, name: string): boolean {
   return value;
 }
 
-/** One of the listed strings. */
-export function choice<T extends string>(value: unknown, name: string, choices: readonly T[]): T {
+/** One of the listed values (strings or numbers). */
+export function choice<T extends string | number>(value: unknown, name: string, choices: readonly T[]): T {
   const found = choices.find((c) => c === value);
-  if (found === undefined) throw (typeof value === 'string' ? expectedRange : expected)(`one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`, name, value);
+  if (found === undefined) {
+    const what = `one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`;
+    throw typeof value === typeof choices[0] ? expectedRange(what, name, value) : expected(what, name, value);
+  }
   return found;
 }
 

@@ -4,14 +4,18 @@
  */
 import { freeze } from './args';
 import { errorModule, error, zero, zeroModule, type ErrorStatus, type ZeroStatus } from './simple';
+import { ebs, ebsModule, type EbsStatus } from './ebs';
 import { linear, linearModule, type LinearStatus } from './linear';
 import { logWrites, logWritesModule, type LogWritesStatus } from './log-writes';
 import { striped, stripedModule, type StripedStatus } from './striped';
 import { switchModule, switchTarget, type SwitchStatus } from './switch';
+import { vdo, vdoModule, type VdoStatus } from './vdo';
+import { zoned, zonedModule, type ZonedStatus } from './zoned';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
 export type { UsedTotal } from './args';
+export type { EbsOptions, EbsStatus, EbsTarget } from './ebs';
 export type { LinearOptions, LinearStatus, LinearTarget } from './linear';
 export type { LogWritesOptions, LogWritesStatus, LogWritesTarget } from './log-writes';
 export { logWritesMessages } from './log-writes';
@@ -19,9 +23,15 @@ export type { ErrorStatus, ErrorTarget, ZeroStatus, ZeroTarget } from './simple'
 export type { Stripe, StripedOptions, StripedStatus, StripedTarget } from './striped';
 export type { RegionMapping, SwitchOptions, SwitchPath, SwitchStatus, SwitchTarget } from './switch';
 export { compressRegionMappings, switchMessages } from './switch';
+export type { VdoOptions, VdoStatus, VdoTarget } from './vdo';
+export { VDO_OPTION_KEYS, vdoMessages } from './vdo';
+export type { ZoneCount, ZonedOptions, ZonedStatus, ZonedTarget } from './zoned';
+export { zonedMessages } from './zoned';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
 export const targets = Object.freeze({
+  /** `ebs <device> <offset> <emulated sectors> [<underlying sectors>]` (parse-only in the sandbox). */
+  ebs,
   /** `linear <device> <offset>`. */
   linear,
   /** `log-writes <device> <log device>`. */
@@ -30,13 +40,17 @@ export const targets = Object.freeze({
   striped,
   /** `switch <#paths> <region size> 0 [<device> <offset>]+`. */
   switch: switchTarget,
+  /** `vdo V4 <storage> <blocks> <min I/O> <cache blocks> <era length> [<key> <value>]*` (parse-only in the sandbox). */
+  vdo,
   /** `zero`. */
   zero,
+  /** `zoned <device>...` (parse-only in the sandbox). */
+  zoned,
   /** `error`. */
   error,
 });
 
-const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [linearModule, logWritesModule, stripedModule, switchModule, zeroModule, errorModule];
+const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [ebsModule, linearModule, logWritesModule, stripedModule, switchModule, vdoModule, zeroModule, zonedModule, errorModule];
 
 /** The modules of the target types the library models, by kernel type name. */
 export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTargetStatus>>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m])));
@@ -45,7 +59,7 @@ export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTa
 export const targetParsers: Readonly<Record<string, TargetParser>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m.parse])));
 
 /** A typed status, one member per target type the library models (narrow on `type`). */
-export type KnownTargetStatus = LinearStatus | LogWritesStatus | StripedStatus | SwitchStatus | ZeroStatus | ErrorStatus;
+export type KnownTargetStatus = EbsStatus | LinearStatus | LogWritesStatus | StripedStatus | SwitchStatus | VdoStatus | ZeroStatus | ZonedStatus | ErrorStatus;
 
 /**
  * A row's status: typed (`known: true`, narrow on `type`) for the target types the library
