@@ -180,3 +180,17 @@ describe('Table: comparing and editing', () => {
     expect(() => a.append(0, targets.zero())).to.throw(RangeError);
   });
 });
+
+describe('kernel output of a shape the library does not know', () => {
+  it('dm.table() and dm.status() keep such rows raw instead of failing; Table.parse and parseStatus refuse them', async () => {
+    const { statusRowsFromKernel } = await import('../../ts/status');
+    const odd = { start: 0, length: 8, type: 'striped', params: '2 7:0 7:1 1 AAA' };
+    const [row] = statusRowsFromKernel([odd]);
+    expect(row?.status).to.deep.equal({ type: 'striped', raw: '2 7:0 7:1 1 AAA', known: false, words: ['2', '7:0', '7:1', '1', 'AAA'] });
+    expect(() => parseStatus('0 8 striped 2 7:0 7:1 1 AAA')).to.throw(DmParseError);
+    const t = Table.fromKernelRows([{ start: 0, length: 8, type: 'linear', params: '7:0 0 newfeature' }]);
+    expect(t.rows[0]?.target).to.deep.equal({ type: 'linear', params: '7:0 0 newfeature' });
+    expect(t.toString()).to.equal('0 8 linear 7:0 0 newfeature');
+    expect(() => Table.parse('0 8 linear 7:0 0 newfeature')).to.throw(DmParseError);
+  });
+});
