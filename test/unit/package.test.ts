@@ -73,6 +73,7 @@ describe('packaging', function () {
 
   it('the build needs no glibc newer than 2.28 and no libstdc++ newer than gcc 8\'s', () => {
     expectPortable(join(root, 'build', 'Release', 'devmapper.node'));
+    expectPortable(join(root, 'build', 'Release', 'uml_xstate.so'));
   });
 
   it('prebuildify makes prebuilds/linux-x64/*.node, it loads with PREBUILDS_ONLY=1, and build/ is left alone', () => {
@@ -84,6 +85,9 @@ describe('packaging', function () {
     const files = readdirSync(dir).filter((f) => f.endsWith('.node'));
     expect(files.length).to.equal(1);
     expectPortable(join(dir, files[0] ?? ''));
+    // The sandbox's FPU-state wrapper for linux.uml ships beside it (prebuildify copies the
+    // build's shared libraries).
+    expectPortable(join(dir, 'uml_xstate.so'));
     const out = run(process.execPath, ['-e', `const b = require('node-gyp-build'); console.log(b.resolve(${JSON.stringify(copy)})); console.log(typeof b(${JSON.stringify(copy)}).Control)`], copy, {
       ...process.env,
       PREBUILDS_ONLY: '1',
@@ -109,5 +113,7 @@ describe('packaging', function () {
     expect(existsSync(join(installed, 'build'))).to.equal(false);
     const out = run(process.execPath, ['-e', "const d = require('devmapper'); const s = require('devmapper/sandbox'); console.log(typeof d.DeviceMapper.open, typeof d.Table.parse, typeof s.runInSandbox, d.Table.parse('0 8 zero').toString())"], app);
     expect(out.trim()).to.equal('function function function 0 8 zero');
+    const shim = run(process.execPath, ['-e', `console.log(require(${JSON.stringify(join(installed, 'dist', 'sandbox', 'host.js'))}).xstateShim())`], app).trim();
+    expect(shim).to.equal(join(installed, 'prebuilds', `linux-${process.arch}`, 'uml_xstate.so'));
   });
 });

@@ -79,6 +79,22 @@ describe('devmapper/sandbox: runInSandbox', function () {
     }
   });
 
+  it('threads of one guest process keep their own vector registers across switches (linux.uml preloads the FPU-state wrapper)', async () => {
+    // UML 6.1 alone panics at its first guest process on hosts with AMX; the wrapper
+    // (native/uml_xstate.c) must hand back each thread's whole state, not another's.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-fpu-'));
+    try {
+      const exe = path.join(dir, 'fpu-threads');
+      const cc = spawnSync('cc', ['-O2', '-pthread', '-o', exe, path.join(__dirname, '..', 'fixtures', 'native', 'fpu-threads.c')], { encoding: 'utf8' });
+      expect(cc.status, cc.stderr).to.equal(0);
+      const r = await runInSandbox([exe]);
+      expect(r.output.trim()).to.match(/^(zmm16|ymm8|xmm8) kept$/);
+      expect(r.exitCode).to.equal(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs instances at once; reports a command ended by a signal, and one that cannot start (ESPAWN)', async () => {
     const started = Date.now();
     const [killed, plain, notFound] = await Promise.all([

@@ -4,6 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { packageRoot } from '../binding';
 
 /** The first of `candidates` that is an executable file, or undefined. */
 export function findExecutable(candidates: readonly string[]): string | undefined {
@@ -46,6 +48,8 @@ function mountOf(mountPoint: string): { fsType: string; options: string[] } | un
  */
 export function umlEnvironment(memoryMiB: number): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
+  const shim = xstateShim();
+  if (shim !== undefined) env['LD_PRELOAD'] = [shim, env['LD_PRELOAD']].filter((p) => p !== undefined && p !== '').join(':');
   if (env['TMPDIR'] !== undefined || env['TMP'] !== undefined || env['TEMP'] !== undefined) return env;
   const shm = mountOf('/dev/shm');
   let shmFits = false;
@@ -59,6 +63,17 @@ export function umlEnvironment(memoryMiB: number): NodeJS.ProcessEnv {
   }
   if (!shmFits) env['TMPDIR'] = os.tmpdir();
   return env;
+}
+
+/**
+ * The FPU-state wrapper preloaded into linux.uml (native/uml_xstate.c: without it UML 6.1
+ * panics at its first guest process on hosts with AVX-512 or AMX), as built with the addon or
+ * shipped beside the prebuild; undefined when neither is there.
+ */
+export function xstateShim(): string | undefined {
+  const root = packageRoot();
+  const candidates = [path.join(root, 'build', 'Release', 'uml_xstate.so'), path.join(root, 'prebuilds', `linux-${process.arch}`, 'uml_xstate.so')];
+  return candidates.find((c) => fs.existsSync(c));
 }
 
 /** Host directories that the guest does not see as the host does (it mounts over them). */

@@ -420,7 +420,11 @@ async function boot(
   const ready = readIfExists(file(FILES.ready));
   const [t0, t1, kernelRelease] = (ready ?? '').trim().split(' ');
   if (ready === undefined || kernelRelease === undefined) {
-    throw new SandboxError('EBOOT', withConsole(`The sandbox kernel did not reach the command: ${linux} ${exit}`), details);
+    // UML 6.1 on a host with a larger XSAVE area than it knows (AVX-512, AMX), without the wrapper.
+    const why = consoleTail.includes('ptrace set fp regs failed')
+      ? ` (it cannot restore FPU state on this CPU: build the addon: it builds build/Release/uml_xstate.so, the wrapper that fixes this)`
+      : '';
+    throw new SandboxError('EBOOT', withConsole(`The sandbox kernel did not reach the command: ${linux} ${exit}${why}`), details);
   }
   const bootMs = Math.max(0, Math.round(fs.statSync(file(FILES.ready)).mtimeMs - started));
   const modulesMs = Math.max(0, Math.round((Number(t1) - Number(t0)) * 1000));
