@@ -14,7 +14,11 @@ const root = path.resolve(__dirname, '..');
 const scripts = path.join(__dirname, 'corpus');
 const out = path.join(root, 'test', 'fixtures', 'corpus');
 
+// The scratch directory of this run: removed on every way out, also when fail() exits.
+let scratch;
+
 function fail(message) {
+  if (scratch !== undefined) fs.rmSync(scratch, { recursive: true, force: true });
   process.stderr.write(`corpus: FAILED: ${message}\n`);
   process.exit(1);
 }
@@ -27,6 +31,7 @@ async function main() {
   const { runInSandbox, SandboxError } = require(path.join(root, 'dist', 'sandbox'));
   fs.mkdirSync(out, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(out, '.tmp-'));
+  scratch = tmp;
   try {
     // One boot; each type in its own bash, so one failing script does not hide the others.
     const body = types

@@ -25,7 +25,23 @@ export type {
 } from './client';
 export { Table, parseTarget } from './table';
 export type { TableRow, TableRowInput } from './table';
-export { targets, targetModules, targetParsers, parseTargetStatus, rawStatus, compressRegionMappings, switchMessages, logWritesMessages, vdoMessages, zonedMessages, VDO_OPTION_KEYS } from './targets/index';
+export {
+  targets,
+  targetModules,
+  targetParsers,
+  parseTargetStatus,
+  rawStatus,
+  cacheMessages,
+  cloneMessages,
+  compressRegionMappings,
+  logWritesMessages,
+  raidMessages,
+  switchMessages,
+  vdoMessages,
+  writecacheMessages,
+  zonedMessages,
+  VDO_OPTION_KEYS,
+} from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';
 export { statsMessages, parseStatsRegionId, parseStatsList, parseStatsPrint } from './stats';

@@ -54,3 +54,9 @@ devpath() {
 devnum() {
   dmsetup info -c --noheadings -o major,minor --separator : "$1" | tr -d ' '
 }
+
+# devnode MAJ:MIN: the node of a block device by number (mkloop runs in a subshell, so its
+# LOOP_PATH does not reach the caller), from sysfs.
+devnode() {
+  echo "/dev/$(sed -n 's/^DEVNAME=//p' "/sys/dev/block/$1/uevent")"
+}

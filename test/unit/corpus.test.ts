@@ -15,6 +15,14 @@ const dir = resolve(__dirname, '..', 'fixtures', 'corpus');
  */
 const CONSTANT_WORDS: Record<string, (words: readonly string[]) => number[]> = {
   striped: (w) => [w.length - 2],
+  // clone: the count of core args (the kernel always prints its two key/value pairs: 4).
+  clone: (w) => (w.length > 6 ? [6 + Number(w[5])] : []),
+  // mirror: the `1` before the health letters (one group of them) and the count of the log's
+  // words (1 for core, 3 for disk: fixed by the log type).
+  mirror: (w) => [Number(w[0]) + 2, Number(w[0]) + 4],
+  // cache: the count of core args (always its one pair, migration_threshold: 2) and the count
+  // of policy args (twice the key/value pairs the typed status holds in policyArgs).
+  cache: (w) => (w.length > 12 ? [12 + Number(w[11]), 16 + Number(w[11])] : []),
 };
 
 /** Every leaf of a typed status (numbers, bigints, strings, booleans) and every list's length, as text. */

@@ -66,6 +66,31 @@ export class ArgReader {
     return parseUint(this.word(field), field, min, max, this);
   }
 
+  /** A decimal integer, possibly negative, in [min, max] (the kernel's signed fields). */
+  int(field: string, min: number, max: number): number {
+    const w = this.word(field);
+    if (!/^-?\d+$/.test(w)) throw this.fail(`<${field}> is not an integer: ${JSON.stringify(w)}`, field);
+    const n = Number(w);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw this.fail(`<${field}> is ${w}, outside ${min}..${max}`, field);
+    return n === 0 ? 0 : n;
+  }
+
+  /**
+   * `<count> key value...` as the kernel prints core and policy args: the pairs, in order, each
+   * value an unsigned integer. Refuses an odd count and a key given twice.
+   */
+  pairs(field: string, max = 1024): [string, number][] {
+    const words = this.group(field, max);
+    if (words.length % 2 !== 0) throw this.fail(`<${field}> are key/value pairs, but ${words.length} word(s) were counted`, `${field} count`);
+    const out: [string, number][] = [];
+    for (let i = 0; i < words.length; i += 2) {
+      const key = words[i] ?? '';
+      if (out.some(([k]) => k === key)) throw this.fail(`<${field}> gives ${key} twice`, field);
+      out.push([key, parseUint(words[i + 1] ?? '', `${field} ${key}`, 0, Number.MAX_SAFE_INTEGER, this)]);
+    }
+    return out;
+  }
+
   /** A decimal unsigned 64-bit integer, exact (bigint). */
   u64(field: string): bigint {
     const w = this.word(field);

@@ -11,6 +11,11 @@ import { striped, stripedModule, type StripedStatus } from './striped';
 import { switchModule, switchTarget, type SwitchStatus } from './switch';
 import { vdo, vdoModule, type VdoStatus } from './vdo';
 import { zoned, zonedModule, type ZonedStatus } from './zoned';
+import { clone, cloneModule, type CloneStatus } from './clone';
+import { mirror, mirrorModule, type MirrorStatus } from './mirror';
+import { cache, cacheModule, type CacheStatus } from './cache';
+import { raid, raidModule, type RaidStatus } from './raid';
+import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -27,6 +32,15 @@ export type { VdoOptions, VdoStatus, VdoTarget } from './vdo';
 export { VDO_OPTION_KEYS, vdoMessages } from './vdo';
 export type { ZoneCount, ZonedOptions, ZonedStatus, ZonedTarget } from './zoned';
 export { zonedMessages } from './zoned';
+export type { CloneCoreKey, CloneFailedStatus, CloneFeature, CloneOptions, CloneRunningStatus, CloneStatus, CloneTarget } from './clone';
+export { cloneMessages } from './clone';
+export type { CacheBlockRange, CacheFailedStatus, CacheFeature, CacheMode, CacheOptions, CachePolicy, CachePolicyKey, CacheRunningStatus, CacheStatus, CacheTarget } from './cache';
+export { cacheMessages } from './cache';
+export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, RaidJournalMode, RaidOptions, RaidStatus, RaidSyncAction, RaidSyncMessage, RaidTarget, RaidType } from './raid';
+export { raidMessages } from './raid';
+export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
+export { writecacheMessages } from './writecache';
+export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
 export const targets = Object.freeze({
@@ -48,9 +62,34 @@ export const targets = Object.freeze({
   zoned,
   /** `error`. */
   error,
+  /** `clone <metadata dev> <destination dev> <source dev> <region size> [<#features> <feature>* [<#core args> <key> <value>...]]`. */
+  clone,
+  /** `mirror <log type> <#log args> <log args> <#legs> [<device> <offset>]+ [<#features> <feature>+]`. */
+  mirror,
+  /** `cache <metadata dev> <cache dev> <origin dev> <block size> <#features> [<feature>]* <policy> <#policy args> [<key> <value>]*`. */
+  cache,
+  /** `raid <raid type> <#raid params> <chunk size> [<param>...] <#raid devs> [<meta dev|-> <data dev|->]+`. */
+  raid,
+  /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
+  writecache,
 });
 
-const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [ebsModule, linearModule, logWritesModule, stripedModule, switchModule, vdoModule, zeroModule, zonedModule, errorModule];
+const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
+  cacheModule,
+  cloneModule,
+  ebsModule,
+  linearModule,
+  logWritesModule,
+  mirrorModule,
+  raidModule,
+  stripedModule,
+  switchModule,
+  vdoModule,
+  writecacheModule,
+  zeroModule,
+  zonedModule,
+  errorModule,
+];
 
 /** The modules of the target types the library models, by kernel type name. */
 export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTargetStatus>>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m])));
@@ -59,7 +98,21 @@ export const targetModules: Readonly<Record<string, TargetModule<Target, KnownTa
 export const targetParsers: Readonly<Record<string, TargetParser>> = Object.freeze(Object.fromEntries(MODULES.map((m) => [m.type, m.parse])));
 
 /** A typed status, one member per target type the library models (narrow on `type`). */
-export type KnownTargetStatus = EbsStatus | LinearStatus | LogWritesStatus | StripedStatus | SwitchStatus | VdoStatus | ZeroStatus | ZonedStatus | ErrorStatus;
+export type KnownTargetStatus =
+  | CacheStatus
+  | CloneStatus
+  | EbsStatus
+  | LinearStatus
+  | LogWritesStatus
+  | MirrorStatus
+  | RaidStatus
+  | StripedStatus
+  | SwitchStatus
+  | VdoStatus
+  | WritecacheStatus
+  | ZeroStatus
+  | ZonedStatus
+  | ErrorStatus;
 
 /**
  * A row's status: typed (`known: true`, narrow on `type`) for the target types the library

@@ -1,0 +1,361 @@
+/**
+ * dm-cache: a fast device (the cache) in front of a slow one (the origin), block by block,
+ * with a policy choosing which blocks to promote and demote. Pure data: nothing here touches
+ * the kernel.
+ */
+import type { DeviceRef } from '../dev';
+import { expected, expectedRange } from '../validate';
+import { ArgReader, U32_MAX, builderOptions, choice, counted, device, flag, freeze, integer, join, parseRatio, sectors, typedTarget, type UsedTotal } from './args';
+import type { Target, TargetModule, TargetStatusBase } from './types';
+
+/** The smallest cache block: 64 sectors (32 KiB). */
+const MIN_BLOCK = 64;
+/** The largest cache block: 2097152 sectors (1 GiB). */
+const MAX_BLOCK = 2097152;
+
+/**
+ * How writes are cached: `writeback` (the kernel's default: written to the cache only, copied
+ * to the origin later), `writethrough` (written to both before completing), `passthrough`
+ * (every I/O goes to the origin; for a cache whose content may be stale).
+ */
+export type CacheMode = 'writeback' | 'writethrough' | 'passthrough';
+/** A feature word of a cache table. */
+export type CacheFeature = CacheMode | 'metadata2' | 'no_discard_passdown';
+/**
+ * A cache policy: `smq` (the stochastic multiqueue policy, the kernel's default), `mq` (now
+ * an alias of smq that takes the old mq's tunables and ignores them), `cleaner` (writes every
+ * dirty block back and promotes nothing, to decommission a cache), `default` (the kernel's
+ * default policy, smq).
+ */
+export type CachePolicy = 'smq' | 'mq' | 'cleaner' | 'default';
+/** A tunable of a policy, given as a policy arg or by message. */
+export type CachePolicyKey = 'migration_threshold' | 'random_threshold' | 'sequential_threshold' | 'discard_promote_adjustment' | 'read_promote_adjustment' | 'write_promote_adjustment';
+
+const MODES: readonly CacheMode[] = ['writeback', 'writethrough', 'passthrough'];
+const FEATURES: readonly CacheFeature[] = [...MODES, 'metadata2', 'no_discard_passdown'];
+const POLICIES: readonly CachePolicy[] = ['smq', 'mq', 'cleaner', 'default'];
+const MQ_KEYS: readonly CachePolicyKey[] = ['migration_threshold', 'random_threshold', 'sequential_threshold', 'discard_promote_adjustment', 'read_promote_adjustment', 'write_promote_adjustment'];
+
+function isMode(word: string): word is CacheMode {
+  return (MODES as readonly string[]).includes(word);
+}
+
+function policyKeys(policy: CachePolicy): readonly CachePolicyKey[] {
+  // The core takes migration_threshold for every policy; only mq takes (and ignores) the old
+  // mq tunables; smq and the cleaner have none of their own.
+  return policy === 'mq' ? MQ_KEYS : ['migration_threshold'];
+}
+
+function policyValue(key: CachePolicyKey, value: unknown, name: string): number {
+  // migration_threshold is a 64-bit sector count; the rest are 32-bit.
+  return key === 'migration_threshold' ? sectors(value, name) : integer(value, name, 0, U32_MAX);
+}
+
+/** Options of a cache target. */
+export interface CacheOptions {
+  /** The device holding the cache's metadata (which origin block each cache block holds, dirty bits, policy hints). */
+  metadataDevice: DeviceRef;
+  /** The fast device holding the cached blocks. */
+  cacheDevice: DeviceRef;
+  /** The slow device being cached. */
+  originDevice: DeviceRef;
+  /** The cache block size, in 512-byte sectors: a multiple of 64 (32 KiB) from 64 to 2097152 (1 GiB). */
+  blockSize: number;
+  /** The write mode (see `CacheMode`); unset writes no mode word and the kernel uses writeback. */
+  mode?: CacheMode;
+  /** Use version 2 of the metadata format (`metadata2`: dirty bits kept apart, faster commits). */
+  metadata2?: boolean;
+  /** Pass discards down to the origin (default true; false writes `no_discard_passdown`). */
+  discardPassdown?: boolean;
+  /** The policy (default `smq`). */
+  policy?: CachePolicy;
+  /**
+   * The policy's tunables, in the order given: `migration_threshold` (sectors that may be
+   * migrating at once; the kernel's default 2048) for every policy, and for mq only the old mq
+   * tunables, which it takes and ignores (smq and the cleaner refuse them).
+   */
+  policyArgs?: Readonly<Partial<Record<CachePolicyKey, number>>>;
+}
+
+/**
+ * `cache <metadata dev> <cache dev> <origin dev> <block size> <#features> [<feature>]*
+ * <policy> <#policy args> [<key> <value>]*`: the origin, cached on a fast device.
+ */
+export interface CacheTarget extends Target {
+  readonly type: 'cache';
+  /** 'major:minor' or a /dev path. */
+  readonly metadataDevice: string;
+  /** 'major:minor' or a /dev path. */
+  readonly cacheDevice: string;
+  /** 'major:minor' or a /dev path. */
+  readonly originDevice: string;
+  /** Cache block size, 512-byte sectors. */
+  readonly blockSize: number;
+  /** The write mode in effect (`writeback` when the table names none). */
+  readonly mode: CacheMode;
+  /** `metadata2`. */
+  readonly metadata2: boolean;
+  /** False when the table says `no_discard_passdown`. */
+  readonly discardPassdown: boolean;
+  /**
+   * The feature words in the table's order. The kernel prints a cache table back exactly as it
+   * was given, so a parsed table keeps its order; a built one writes mode, metadata2,
+   * no_discard_passdown.
+   */
+  readonly features: readonly CacheFeature[];
+  /** The policy. */
+  readonly policy: CachePolicy;
+  /** The policy args, in the table's order. */
+  readonly policyArgs: Readonly<Partial<Record<CachePolicyKey, number>>>;
+}
+
+/** A cache whose metadata failed (`Fail`) or whose status the kernel could not read (`Error`). */
+export interface CacheFailedStatus extends TargetStatusBase {
+  readonly type: 'cache';
+  readonly known: true;
+  /** `Fail`: the cache is in fail mode (metadata trouble); `Error`: the kernel could not read its metadata for the status. */
+  readonly failed: 'Fail' | 'Error';
+  /** Words after the known fields (a newer kernel's), kept as given. */
+  readonly extra: readonly string[];
+}
+
+/** The status of a working cache. */
+export interface CacheRunningStatus extends TargetStatusBase {
+  readonly type: 'cache';
+  readonly known: true;
+  readonly failed: false;
+  /** Size of a metadata block, 512-byte sectors (8: 4 KiB). */
+  readonly metadataBlockSize: number;
+  /** Metadata blocks in use and in all. */
+  readonly metadataBlocks: UsedTotal;
+  /** Cache block size, 512-byte sectors. */
+  readonly cacheBlockSize: number;
+  /** Cache blocks holding origin blocks, and cache blocks in all. */
+  readonly cacheBlocks: UsedTotal;
+  /** Reads served from the cache (bios, since activation). */
+  readonly readHits: number;
+  /** Reads that went to the origin. */
+  readonly readMisses: number;
+  /** Writes to blocks in the cache. */
+  readonly writeHits: number;
+  /** Writes to blocks not in the cache. */
+  readonly writeMisses: number;
+  /** Blocks moved out of the cache. */
+  readonly demotions: number;
+  /** Blocks moved into the cache. */
+  readonly promotions: number;
+  /** Cache blocks whose data the origin does not have yet. */
+  readonly dirty: number;
+  /** The feature words, as the status lists them (metadata2, the mode, no_discard_passdown). */
+  readonly features: readonly CacheFeature[];
+  /** The write mode. */
+  readonly mode: CacheMode;
+  /** Metadata format version 2. */
+  readonly metadata2: boolean;
+  /** False when discards are not passed down. */
+  readonly discardPassdown: boolean;
+  /** Sectors that may be migrating at once (the current value; the kernel's default is 2048). */
+  readonly migrationThreshold: number;
+  /** The policy's name (`smq`, `mq`, `cleaner`). */
+  readonly policy: string;
+  /** The policy's tunables as it reports them, in its order. */
+  readonly policyArgs: Readonly<Record<string, number>>;
+  /** The metadata mode: `rw` read-write, `ro` read-only (after a metadata error). */
+  readonly metadataMode: 'rw' | 'ro';
+  /** The metadata needs a check (`needs_check`; run cache_check before the cache is used again). */
+  readonly needsCheck: boolean;
+  /** Words after the known fields (a newer kernel's), kept as given. */
+  readonly extra: readonly string[];
+}
+
+/** The status of a cache target: working, or failed (narrow on `failed`). */
+export type CacheStatus = CacheRunningStatus | CacheFailedStatus;
+
+function makeCache(options: CacheOptions, featureOrder?: readonly CacheFeature[]): CacheTarget {
+  const o = builderOptions(options, 'cache options', ['metadataDevice', 'cacheDevice', 'originDevice', 'blockSize', 'mode', 'metadata2', 'discardPassdown', 'policy', 'policyArgs']);
+  const metadataDevice = device(o.metadataDevice, 'cache.metadataDevice');
+  const cacheDevice = device(o.cacheDevice, 'cache.cacheDevice');
+  const originDevice = device(o.originDevice, 'cache.originDevice');
+  const blockSize = integer(o.blockSize, 'cache.blockSize', MIN_BLOCK, MAX_BLOCK);
+  if (blockSize % MIN_BLOCK !== 0) throw expectedRange(`a multiple of ${MIN_BLOCK} from ${MIN_BLOCK} to ${MAX_BLOCK}`, 'cache.blockSize', blockSize);
+  const mode = o.mode === undefined ? undefined : choice(o.mode, 'cache.mode', MODES);
+  const metadata2 = flag(o.metadata2, 'cache.metadata2');
+  const discardPassdown = o.discardPassdown === undefined ? true : flag(o.discardPassdown, 'cache.discardPassdown');
+  const policy = o.policy === undefined ? 'smq' : choice(o.policy, 'cache.policy', POLICIES);
+  const keys = policyKeys(policy);
+  const policyArgs: Partial<Record<CachePolicyKey, number>> = {};
+  if (o.policyArgs !== undefined) {
+    const given = builderOptions(o.policyArgs, 'cache.policyArgs', [...keys]);
+    for (const [k, v] of Object.entries(given)) {
+      const key = keys.find((x) => x === k);
+      if (key === undefined || v === undefined) continue;
+      policyArgs[key] = policyValue(key, v, `cache.policyArgs.${key}`);
+    }
+  }
+  const wanted: CacheFeature[] = [];
+  if (mode !== undefined) wanted.push(mode);
+  if (metadata2) wanted.push('metadata2');
+  if (!discardPassdown) wanted.push('no_discard_passdown');
+  const features = featureOrder === undefined ? wanted : featureOrder.filter((f) => wanted.includes(f));
+  const params = join([metadataDevice, cacheDevice, originDevice, blockSize, counted(features), policy, counted(Object.entries(policyArgs).flatMap(([k, v]) => [k, v]))]);
+  return typedTarget({ type: 'cache', metadataDevice, cacheDevice, originDevice, blockSize, mode: mode ?? 'writeback', metadata2, discardPassdown, features, policy, policyArgs, params });
+}
+
+/**
+ * Builds a cache target: `<metadata> <cache> <origin> <block size> <#features> [mode]
+ * [metadata2] [no_discard_passdown] <policy> <#policy args> [<key> <value>]*`. Throws
+ * TypeError/RangeError naming the field at fault.
+ */
+export function cache(options: CacheOptions): CacheTarget {
+  return makeCache(options);
+}
+
+/**
+ * Parses cache parameters ('7:0 7:1 7:2 512 1 writeback smq 2 migration_threshold 1024'),
+ * keeping the order of features and policy args (the kernel prints them back as given).
+ * Throws DmParseError naming the field.
+ */
+export function parseCache(params: string): CacheTarget {
+  const at = new ArgReader(params, 'cache');
+  const metadataDevice = at.device('metadata dev');
+  const cacheDevice = at.device('cache dev');
+  const originDevice = at.device('origin dev');
+  const blockSize = at.uint('block size', MIN_BLOCK, MAX_BLOCK);
+  if (blockSize % MIN_BLOCK !== 0) throw at.fail(`<block size> is a multiple of ${MIN_BLOCK}`, 'block size');
+  const features: CacheFeature[] = [];
+  for (const w of at.group('feature args', 3)) {
+    const f = FEATURES.find((x) => x === w);
+    if (f === undefined) throw at.fail(`unknown feature ${JSON.stringify(w)} (${FEATURES.join(', ')})`, 'feature args');
+    if (features.includes(f) || (isMode(f) && features.some(isMode))) throw at.fail(`feature ${f} repeats or conflicts`, 'feature args');
+    features.push(f);
+  }
+  const policy = at.oneOf('policy', POLICIES);
+  const keys = policyKeys(policy);
+  const policyArgs: Partial<Record<CachePolicyKey, number>> = {};
+  for (const [k, v] of at.pairs('policy args', 12)) {
+    const key = keys.find((x) => x === k);
+    if (key === undefined) throw at.fail(`${policy} takes no policy arg ${JSON.stringify(k)} (${keys.join(', ')})`, 'policy args');
+    if (key !== 'migration_threshold' && v > U32_MAX) throw at.fail(`<${key}> is larger than 32 bits`, 'policy args');
+    policyArgs[key] = v;
+  }
+  at.done();
+  const mode = features.find(isMode);
+  return makeCache({ metadataDevice, cacheDevice, originDevice, blockSize, mode, metadata2: features.includes('metadata2'), discardPassdown: !features.includes('no_discard_passdown'), policy, policyArgs }, features);
+}
+
+/**
+ * Parses a cache target's status ('8 7/1024 512 6/64 83 429 24 40 0 6 6 1 writeback 2
+ * migration_threshold 2048 smq 0 rw -', or 'Fail', or 'Error'). Throws DmParseError naming
+ * the field.
+ */
+export function parseCacheStatus(text: string): CacheStatus {
+  const at = new ArgReader(text, 'cache status');
+  const first = at.peek();
+  if (first === 'Fail' || first === 'Error') {
+    at.word('state');
+    return freeze({ type: 'cache', raw: text, known: true, failed: first, extra: at.rest() });
+  }
+  const metadataBlockSize = at.uint('metadata block size');
+  const metadataBlocks = parseRatio(at, 'metadata blocks');
+  const cacheBlockSize = at.uint('cache block size');
+  const cacheBlocks = parseRatio(at, 'cache blocks');
+  const readHits = at.uint('read hits');
+  const readMisses = at.uint('read misses');
+  const writeHits = at.uint('write hits');
+  const writeMisses = at.uint('write misses');
+  const demotions = at.uint('demotions');
+  const promotions = at.uint('promotions');
+  const dirty = at.uint('dirty');
+  const features: CacheFeature[] = [];
+  for (const w of at.group('features', 8)) {
+    const f = FEATURES.find((x) => x === w);
+    if (f === undefined) throw at.fail(`unknown feature ${JSON.stringify(w)}`, 'features');
+    features.push(f);
+  }
+  const mode = features.find(isMode);
+  if (mode === undefined) throw at.fail('<features> name no write mode', 'features');
+  let migrationThreshold: number | undefined;
+  for (const [k, v] of at.pairs('core args', 16)) {
+    if (k === 'migration_threshold') migrationThreshold = v;
+    else throw at.fail(`unknown core arg ${JSON.stringify(k)}`, 'core args');
+  }
+  if (migrationThreshold === undefined) throw at.fail('<core args> lack migration_threshold', 'core args');
+  const policy = at.word('policy');
+  const policyArgs: Record<string, number> = {};
+  for (const [k, v] of at.pairs('policy args', 64)) policyArgs[k] = v;
+  const metadataMode = at.oneOf('metadata mode', ['rw', 'ro'] as const);
+  const needsCheck = at.oneOf('needs check', ['needs_check', '-'] as const) === 'needs_check';
+  return freeze({
+    type: 'cache',
+    raw: text,
+    known: true,
+    failed: false,
+    metadataBlockSize,
+    metadataBlocks,
+    cacheBlockSize,
+    cacheBlocks,
+    readHits,
+    readMisses,
+    writeHits,
+    writeMisses,
+    demotions,
+    promotions,
+    dirty,
+    features,
+    mode,
+    metadata2: features.includes('metadata2'),
+    discardPassdown: !features.includes('no_discard_passdown'),
+    migrationThreshold,
+    policy,
+    policyArgs,
+    metadataMode,
+    needsCheck,
+    extra: at.rest(),
+  });
+}
+
+/** A cache block or a half-open range of them (`begin` included, `end` excluded). */
+export type CacheBlockRange = number | { readonly begin: number; readonly end: number };
+
+/**
+ * Messages a cache takes (`dm.message(name, cacheMessages.migrationThreshold(4096))`). Each
+ * returns the message text; the checks throw TypeError/RangeError naming the argument.
+ */
+export const cacheMessages = Object.freeze({
+  /**
+   * Drops cache blocks from the cache without writing them back (`invalidate_cblocks`), for a
+   * cache in passthrough mode (the kernel refuses it in other modes, EPERM). Each item is a
+   * cache block index or a range `{ begin, end }` with `end` excluded.
+   */
+  invalidateCblocks(ranges: readonly CacheBlockRange[]): string {
+    if (!Array.isArray(ranges)) throw expected('an array of cache blocks and ranges', 'ranges', ranges);
+    if (ranges.length === 0) throw expectedRange('at least one cache block or range', 'ranges', ranges);
+    const words = ranges.map((r: unknown, i) => {
+      const name = `ranges[${i}]`;
+      if (typeof r === 'number') return String(sectors(r, name));
+      if (typeof r !== 'object' || r === null) throw expected('a cache block or { begin, end }', name, r);
+      const o = builderOptions(r as { begin: number; end: number }, name, ['begin', 'end']);
+      const begin = sectors(o.begin, `${name}.begin`);
+      const end = sectors(o.end, `${name}.end`);
+      if (end <= begin) throw expectedRange(`an end after begin (${begin})`, `${name}.end`, end);
+      return `${begin}-${end}`;
+    });
+    return `invalidate_cblocks ${words.join(' ')}`;
+  },
+  /** Sets how many sectors may be migrating between cache and origin at once. */
+  migrationThreshold(sectorCount: number): string {
+    return `migration_threshold ${sectors(sectorCount, 'sectorCount')}`;
+  },
+  /**
+   * Sets a policy tunable by key: `migration_threshold` for every policy; the old mq tunables
+   * only for the mq policy, which takes and ignores them (smq and the cleaner refuse them,
+   * EINVAL).
+   */
+  policyArg(key: CachePolicyKey, value: number): string {
+    const k = choice(key, 'key', MQ_KEYS);
+    return `${k} ${policyValue(k, value, 'value')}`;
+  },
+});
+
+/** The cache target type. */
+export const cacheModule: TargetModule<CacheTarget, CacheStatus> = { type: 'cache', parse: parseCache, parseStatus: parseCacheStatus };
