@@ -82,10 +82,21 @@ function backoff(attempt: number): number {
   return Math.min(5 * 2 ** attempt, 250) * (0.5 + Math.random());
 }
 
-/** The backing file as the kernel identifies it (LOOP_GET_STATUS64's lo_device, lo_inode). */
-interface Backing {
+/** The backing file as the kernel identifies it (LOOP_GET_STATUS64's lo_device, lo_inode). @internal */
+export interface Backing {
   dev: DevNumber;
-  inode: number;
+  /** Exact: an inode number may be any 64-bit value (stat with bigint). */
+  inode: bigint;
+}
+
+/**
+ * Whether LOOP_GET_STATUS64's answer is about `backing`: the same device and inode, compared
+ * exactly (an inode above 2^53 - 1 must neither be rounded nor stop a detach).
+ * @internal
+ */
+export function sameBacking(info: Pick<NativeLoopInfo, 'device' | 'inode'>, backing: Backing, path: string): boolean {
+  const dev = decodeDev(exactNumber(info.device, 'lo_device', path));
+  return dev.major === backing.dev.major && dev.minor === backing.dev.minor && BigInt(info.inode) === backing.inode;
 }
 
 /** A loop device bound to a file (LOOP_CONFIGURE), without losetup. */
@@ -135,7 +146,7 @@ export class LoopDevice {
     };
     let fileStat;
     try {
-      fileStat = await stat(file);
+      fileStat = await stat(file, { bigint: true });
       await access(file, config.readOnly ? fsConstants.R_OK : fsConstants.R_OK | fsConstants.W_OK);
     } catch (e) {
       throw toDmError(e, site, file);
@@ -143,7 +154,8 @@ export class LoopDevice {
     if (!fileStat.isFile() && !fileStat.isBlockDevice()) {
       throw site.attach(expectedRange('a regular file or a block device', 'file', file));
     }
-    const wanted: Backing = { dev: decodeRdev(fileStat.dev), inode: fileStat.ino };
+    // st_dev is a kernel dev_t (32 bits): exact as a number.
+    const wanted: Backing = { dev: decodeRdev(Number(fileStat.dev)), inode: fileStat.ino };
     const native = binding();
     for (let attempt = 0; ; attempt++) {
       let path = '';
@@ -239,8 +251,7 @@ export class LoopDevice {
   }
 
   private isOurs(info: NativeLoopInfo): boolean {
-    const dev = decodeDev(exactNumber(info.device, 'lo_device', this.path));
-    return dev.major === this.backing.dev.major && dev.minor === this.backing.dev.minor && exactNumber(info.inode, 'lo_inode', this.path) === this.backing.inode;
+    return sameBacking(info, this.backing, this.path);
   }
 }
 
