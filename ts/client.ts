@@ -185,13 +185,14 @@ export interface RecoverOptions {
   /** Only devices whose uuid starts with this. */
   uuidPrefix?: string;
   /**
-   * Clear each found device's inactive table and resume it if suspended. Needs `prefix` or
+   * Clear each found device's inactive table and resume it if suspended; remove a device that
+   * has no live table (what the dead `create` would have rolled back). Needs `prefix` or
    * `uuidPrefix`: another tool may have suspended its own devices on purpose.
    */
   repair?: boolean;
 }
 
-/** A device `recover` found suspended or carrying an inactive table. */
+/** A device `recover` found suspended, carrying an inactive table, or without a live table. */
 export interface RecoveredDevice {
   name: string;
   /** '' when the device has no uuid. */
@@ -201,7 +202,12 @@ export interface RecoveredDevice {
   suspended: boolean;
   /** It carried an inactive table when found. */
   inactiveTable: boolean;
-  /** With `repair`: the inactive table is cleared and the device runs. */
+  /** It had a live table when found (a `create` that died before its resume left none). */
+  activeTable: boolean;
+  /**
+   * With `repair`: the inactive table is cleared and the device runs on its live table; a
+   * device that had no live table is removed.
+   */
   repaired: boolean;
   /** With `repair`: why the repair failed. */
   error?: Error;
@@ -661,9 +667,12 @@ export class DeviceMapper {
   }
 
   /**
-   * Finds the devices left suspended or carrying an inactive table (by a process that died in
-   * the middle of a `reload` or `create`, say), and with `repair` clears their inactive table
-   * and resumes them on their live table. `repair` needs a `prefix` or `uuidPrefix` filter.
+   * Finds the devices left suspended, carrying an inactive table or without a live table (by
+   * a process that died in the middle of a `reload` or `create`, say), and with `repair` clears
+   * their inactive table and resumes them on their live table, and removes those that never
+   * got a live table. `repair` needs a `prefix` or `uuidPrefix` filter. Run it when no other process is
+   * in the middle of an operation on the devices it matches (at start-up, say): it cannot tell
+   * such a live operation from a dead one.
    */
   async recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
     const site = new CallSite(this.recover);
@@ -898,12 +907,17 @@ function* recoverProgram(ref: { uuid: string } | { name: string }, listed: Devic
   const status = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...refOf(ours) }, label);
   const suspended = (status.flags & Flag.SUSPEND) !== 0;
   const inactiveTable = (status.flags & Flag.INACTIVE_PRESENT) !== 0;
-  if (!suspended && !inactiveTable) return [];
-  const found: RecoveredDevice = { name: ours.name, uuid: ours.uuid, dev: decodeDev(ours.dev), suspended, inactiveTable, repaired: false };
+  const activeTable = (status.flags & Flag.ACTIVE_PRESENT) !== 0;
+  if (!suspended && !inactiveTable && activeTable) return [];
+  const found: RecoveredDevice = { name: ours.name, uuid: ours.uuid, dev: decodeDev(ours.dev), suspended, inactiveTable, activeTable, repaired: false };
   if (!repair) return [found];
   try {
-    if (inactiveTable) yield* call({ cmd: Command.TABLE_CLEAR, flags: 0, ...refOf(ours) }, label);
-    if (suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...refOf(ours) }, label);
+    if (!activeTable) {
+      yield* call({ cmd: Command.DEV_REMOVE, flags: 0, ...refOf(ours) }, label);
+    } else {
+      if (inactiveTable) yield* call({ cmd: Command.TABLE_CLEAR, flags: 0, ...refOf(ours) }, label);
+      if (suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...refOf(ours) }, label);
+    }
     found.repaired = true;
   } catch (e) {
     found.error = e instanceof Error ? e : new Error(String(e));

@@ -17,13 +17,14 @@ describe('recover after a process died in the middle of an operation', function 
   const t = TestContext.perTest();
 
   // create: DEV_CREATE, TABLE_LOAD, resume. reload: TABLE_STATUS, TABLE_LOAD, suspend, resume.
-  const cases: { mode: 'create' | 'reload'; step: number; suspended: boolean; inactiveTable: boolean }[] = [
-    { mode: 'create', step: 3, suspended: false, inactiveTable: true },
-    { mode: 'reload', step: 3, suspended: false, inactiveTable: true },
-    { mode: 'reload', step: 4, suspended: true, inactiveTable: true },
+  const cases: { mode: 'create' | 'reload'; step: number; suspended: boolean; inactiveTable: boolean; activeTable: boolean }[] = [
+    { mode: 'create', step: 2, suspended: false, inactiveTable: false, activeTable: false },
+    { mode: 'create', step: 3, suspended: false, inactiveTable: true, activeTable: false },
+    { mode: 'reload', step: 3, suspended: false, inactiveTable: true, activeTable: true },
+    { mode: 'reload', step: 4, suspended: true, inactiveTable: true, activeTable: true },
   ];
   for (const c of cases) {
-    it(`${c.mode} killed before step ${c.step}: recover finds the device, and repair brings it back running`, async () => {
+    it(`${c.mode} killed before step ${c.step}: recover finds the device, and repair ${c.activeTable ? 'brings it back running' : 'removes it (it never went live)'}`, async () => {
       const name = devName(`die-${c.mode}-${c.step}`);
       if (c.mode === 'reload') await t.dm.create(name, { table: Table.parse('0 8 zero') });
       const died = dieAt(c.mode, name, c.step);
@@ -31,12 +32,34 @@ describe('recover after a process died in the middle of an operation', function 
       const found = await t.dm.recover({ prefix: PREFIX });
       const mine = found.filter((d) => d.name === name);
       expect(mine).to.have.length(1);
-      expect(mine[0]).to.include({ suspended: c.suspended, inactiveTable: c.inactiveTable, repaired: false });
+      expect(mine[0]).to.include({ suspended: c.suspended, inactiveTable: c.inactiveTable, activeTable: c.activeTable, repaired: false });
       const repaired = await t.dm.recover({ prefix: name, repair: true });
       expect(repaired.map((d) => ({ name: d.name, repaired: d.repaired }))).to.deep.equal([{ name, repaired: true }]);
-      expect(await t.dm.info(name)).to.include({ suspended: false, inactiveTable: false });
       expect(await t.dm.recover({ prefix: name })).to.deep.equal([]);
+      if (!c.activeTable) {
+        expect((await t.dm.listDevices()).map((d) => d.name)).to.not.include(name);
+        return;
+      }
+      expect(await t.dm.info(name)).to.include({ suspended: false, inactiveTable: false });
       if (c.mode === 'reload') expect((await t.dm.table(name))?.toString()).to.equal('0 8 zero');
+    });
+  }
+
+  // Killed before its first ioctl (create: DEV_CREATE; reload: the read of the old table) or
+  // before a reload's load: nothing changed, so there is nothing to recover.
+  for (const c of [
+    { mode: 'create', step: 1 },
+    { mode: 'reload', step: 1 },
+    { mode: 'reload', step: 2 },
+  ] as const) {
+    it(`${c.mode} killed before step ${c.step}: nothing is left to recover`, async () => {
+      const name = devName(`die-${c.mode}-${c.step}`);
+      if (c.mode === 'reload') await t.dm.create(name, { table: Table.parse('0 8 zero') });
+      const died = dieAt(c.mode, name, c.step);
+      expect(died.signal, died.output).to.equal('SIGKILL');
+      expect((await t.dm.recover({ prefix: PREFIX })).filter((d) => d.name === name)).to.deep.equal([]);
+      if (c.mode === 'create') expect((await t.dm.listDevices()).map((d) => d.name)).to.not.include(name);
+      else expect(await t.dm.info(name)).to.include({ suspended: false, inactiveTable: false, activeTable: true });
     });
   }
 
