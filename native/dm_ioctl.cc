@@ -247,6 +247,11 @@ void Request::wipe() {
   secureZero(&data[0], data.size());
 }
 
+void Result::wipe() {
+  for (TargetRow& t : targets) secureZero(&t.params[0], t.params.size());
+  secureZero(&data[0], data.size());
+}
+
 std::string checkRequest(const Request& req) {
   const CommandInfo* info = commandInfo(req.cmd);
   if (info == nullptr) return "unknown DM command number";
@@ -439,6 +444,7 @@ Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn, void* cont
     return outcome;
   }
   bool secure = (req.flags & DM_SECURE_DATA_FLAG) != 0;
+  outcome.result.secure = secure;
   size_t needed = requestSize(req);
   // Commands without output need no more than their request.
   size_t size = outputPayload(req.cmd) == Payload::None ? needed : hints.lookup(req);

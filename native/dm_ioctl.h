@@ -97,6 +97,19 @@ enum class Payload { None, Specs, Names, Versions, Deps, Message };
 Payload outputPayload(uint32_t cmd);
 
 struct Result {
+  Result() = default;
+  Result(const Result&) = default;
+  Result(Result&&) = default;
+  Result& operator=(const Result&) = default;
+  Result& operator=(Result&&) = default;
+  // An answer to a SECURE_DATA request (a table read back with its key) is wiped when it goes.
+  ~Result() {
+    if (secure) wipe();
+  }
+  // Overwrites the strings of the answer that may hold a secret (table params, message output).
+  void wipe();
+
+  bool secure = false;
   uint32_t version[3] = {0, 0, 0};
   uint32_t flags = 0;
   std::string name;
