@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { getEventListeners } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
@@ -212,5 +214,40 @@ describe('events in the kernel', function () {
     const ev = seen.find((e) => e.name === name);
     expect(ev).to.not.equal(undefined);
     expect(ev?.eventNr).to.be.greaterThan(before);
+  });
+});
+
+describe('waits and watches whose thread cannot start', function () {
+  const t = TestContext.perTest();
+
+  it('reject with EAGAIN from pthread_create, leak no fd, and keep nothing alive', async function () {
+    this.timeout(60000);
+    // A pids cgroup (cgroup v2) limits the threads a process may start, root or not.
+    const top = '/sys/fs/cgroup';
+    if (!existsSync(join(top, 'cgroup.controllers'))) {
+      mkdirSync(top, { recursive: true });
+      execFileSync('mount', ['-t', 'cgroup2', 'none', top]);
+    }
+    writeFileSync(join(top, 'cgroup.subtree_control'), '+pids');
+    const cgroup = join(top, `devmapper-threads-${process.pid}`);
+    mkdirSync(cgroup);
+    try {
+      const name = devName('threads');
+      await t.dm.create(name, { table: Table.parse('0 8 zero') });
+      const fixture = join(__dirname, '..', '..', '..', '..', 'test', 'kernel', 'fixtures', 'thread-limit.js');
+      const r = spawnSync(process.execPath, [fixture, name, cgroup], { encoding: 'utf8', timeout: 40000 });
+      expect(r.signal, `${r.stdout}${r.stderr}`).to.equal(null); // ended by itself, not by the timeout
+      expect(r.status, r.stderr).to.equal(0);
+      const out: { results: { code?: string; syscall?: string; name?: string }[]; watchFailure?: { code?: string; syscall?: string }; fdsBefore: number; fdsAfter: number } = JSON.parse(r.stdout);
+      const refused = out.results.filter((x) => x.syscall === 'pthread_create');
+      expect(refused.length, r.stdout).to.be.greaterThan(0);
+      for (const x of refused) expect(x.code).to.equal('EAGAIN');
+      // The waits that did start ended with the abort.
+      for (const x of out.results.filter((y) => y.syscall !== 'pthread_create')) expect(x.name, r.stdout).to.equal('AbortError');
+      expect(out.watchFailure, r.stdout).to.deep.include({ code: 'EAGAIN', syscall: 'pthread_create' });
+      expect(out.fdsAfter, r.stdout).to.equal(out.fdsBefore);
+    } finally {
+      rmdirSync(cgroup);
+    }
   });
 });
