@@ -34,12 +34,18 @@ export {
   cacheMessages,
   cloneMessages,
   compressRegionMappings,
+  dustMessages,
+  eraMessages,
   logWritesMessages,
   raidMessages,
   switchMessages,
   vdoMessages,
   writecacheMessages,
   zonedMessages,
+  parseDustClearBadBlocks,
+  parseDustCountBadBlocks,
+  parseDustListBadBlocks,
+  parseDustQueryBlock,
   VDO_OPTION_KEYS,
 } from './targets/index';
 export type * from './targets/index';

@@ -16,6 +16,9 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { era, eraModule, type EraStatus } from './era';
+import { dust, dustModule, type DustStatus } from './dust';
+import { unstriped, unstripedModule, type UnstripedStatus } from './unstriped';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +43,11 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { EraFailedStatus, EraOptions, EraRunningStatus, EraStatus, EraTarget } from './era';
+export { eraMessages } from './era';
+export type { DustBlockQuery, DustMode, DustOptions, DustStatus, DustTarget } from './dust';
+export { dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock } from './dust';
+export type { UnstripedOptions, UnstripedStatus, UnstripedTarget } from './unstriped';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,18 +80,27 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `era <metadata dev> <origin dev> <block size>`. */
+  era,
+  /** `dust <device> <offset> <blksz>`. */
+  dust,
+  /** `unstriped <number of stripes> <chunk size> <stripe #> <dev_path> <offset>`. */
+  unstriped,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   cacheModule,
   cloneModule,
+  dustModule,
   ebsModule,
+  eraModule,
   linearModule,
   logWritesModule,
   mirrorModule,
   raidModule,
   stripedModule,
   switchModule,
+  unstripedModule,
   vdoModule,
   writecacheModule,
   zeroModule,
@@ -101,13 +118,16 @@ export const targetParsers: Readonly<Record<string, TargetParser>> = Object.free
 export type KnownTargetStatus =
   | CacheStatus
   | CloneStatus
+  | DustStatus
   | EbsStatus
+  | EraStatus
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
   | RaidStatus
   | StripedStatus
   | SwitchStatus
+  | UnstripedStatus
   | VdoStatus
   | WritecacheStatus
   | ZeroStatus

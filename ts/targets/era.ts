@@ -1,0 +1,144 @@
+/**
+ * dm-era: a linear mapping that also records, block by block, in which era each block was last
+ * written (the era is a 32-bit counter the user moves on with `checkpoint`), for backup tools
+ * and cache invalidation (thin-provisioning-tools' era_invalidate reads the metadata). Pure
+ * data: nothing here touches the kernel.
+ */
+import type { DeviceRef } from '../dev';
+import { expectedRange } from '../validate';
+import { ArgReader, U32_MAX, builderOptions, device, freeze, integer, parseRatio, typedTarget, type UsedTotal } from './args';
+import type { Target, TargetModule, TargetStatusBase } from './types';
+
+/** The kernel's unit of era block sizes: 8 sectors (4 KiB); a block size is a multiple of it. */
+const MIN_BLOCK = 8;
+
+/** Options of an era target. */
+export interface EraOptions {
+  /** The (fast) device holding the persistent metadata: the era of every block, the writesets. */
+  metadataDevice: DeviceRef;
+  /** The device holding the data, mapped one to one; its blocks are the ones tracked. */
+  originDevice: DeviceRef;
+  /**
+   * The granularity of tracking, in 512-byte sectors: a multiple of 8 (4 KiB), at most
+   * 4294967288 (the kernel reads it as 32 bits).
+   */
+  blockSize: number;
+}
+
+/** `era <metadata dev> <origin dev> <block size>`: the origin, with the era of each block's last write kept on the metadata device. */
+export interface EraTarget extends Target {
+  readonly type: 'era';
+  /** 'major:minor' or a /dev path. */
+  readonly metadataDevice: string;
+  /** 'major:minor' or a /dev path. */
+  readonly originDevice: string;
+  /** The tracking block size, 512-byte sectors. */
+  readonly blockSize: number;
+}
+
+/** An era whose metadata the kernel could not read for the status (`Error`). */
+export interface EraFailedStatus extends TargetStatusBase {
+  readonly type: 'era';
+  readonly known: true;
+  /** `Error`: reading the metadata's statistics failed. */
+  readonly failed: 'Error';
+  /** Words after the known fields (a newer kernel's), kept as given. */
+  readonly extra: readonly string[];
+}
+
+/** The status of a working era target. */
+export interface EraRunningStatus extends TargetStatusBase {
+  readonly type: 'era';
+  readonly known: true;
+  readonly failed: false;
+  /** Size of a metadata block, 512-byte sectors (fixed: 8, 4 KiB). */
+  readonly metadataBlockSize: number;
+  /** Metadata blocks in use and in all. */
+  readonly metadataBlocks: UsedTotal;
+  /**
+   * The current era (a 32-bit counter). `checkpoint` may move it on, and so do a metadata
+   * snapshot and every resume; read it here rather than assume it moved.
+   */
+  readonly currentEra: number;
+  /**
+   * Where the metadata snapshot held for userspace (`take_metadata_snap`) is, in metadata
+   * blocks; null (`-`) when none is held.
+   */
+  readonly heldMetadataRoot: number | null;
+  /** Words after the known fields (a newer kernel's), kept as given. */
+  readonly extra: readonly string[];
+}
+
+/** The status of an era target: working, or failed (narrow on `failed`). */
+export type EraStatus = EraRunningStatus | EraFailedStatus;
+
+function blockSizeOf(value: unknown, name: string): number {
+  const n = integer(value, name, MIN_BLOCK, U32_MAX);
+  if (n % MIN_BLOCK !== 0) throw expectedRange(`a multiple of ${MIN_BLOCK} from ${MIN_BLOCK} to ${U32_MAX - (U32_MAX % MIN_BLOCK)}`, name, value);
+  return n;
+}
+
+/** Builds an era target. Throws TypeError/RangeError naming the field at fault. */
+export function era(options: EraOptions): EraTarget {
+  const o = builderOptions(options, 'era options', ['metadataDevice', 'originDevice', 'blockSize']);
+  const metadataDevice = device(o.metadataDevice, 'era.metadataDevice');
+  const originDevice = device(o.originDevice, 'era.originDevice');
+  const blockSize = blockSizeOf(o.blockSize, 'era.blockSize');
+  return typedTarget({ type: 'era', metadataDevice, originDevice, blockSize, params: `${metadataDevice} ${originDevice} ${blockSize}` });
+}
+
+/** Parses era parameters ('7:2 7:1 128'). Throws DmParseError naming the field. */
+export function parseEra(params: string): EraTarget {
+  const at = new ArgReader(params, 'era');
+  const metadataDevice = at.device('metadata dev');
+  const originDevice = at.device('origin dev');
+  const blockSize = at.uint('block size', MIN_BLOCK, U32_MAX);
+  if (blockSize % MIN_BLOCK !== 0) throw at.fail(`<block size> is a multiple of ${MIN_BLOCK}`, 'block size');
+  at.done();
+  return era({ metadataDevice, originDevice, blockSize });
+}
+
+/** Parses an era target's status ('8 12/1024 3 43', '8 9/1024 1 -', or 'Error'). Throws DmParseError naming the field. */
+export function parseEraStatus(text: string): EraStatus {
+  const at = new ArgReader(text, 'era status');
+  if (at.peek() === 'Error') {
+    at.word('state');
+    return freeze({ type: 'era', raw: text, known: true, failed: 'Error', extra: at.rest() });
+  }
+  const metadataBlockSize = at.uint('metadata block size');
+  const metadataBlocks = parseRatio(at, 'metadata blocks');
+  const currentEra = at.uint('current era', 0, U32_MAX);
+  let heldMetadataRoot: number | null = null;
+  if (at.peek() === '-') at.word('held metadata root');
+  else heldMetadataRoot = at.uint('held metadata root');
+  return freeze({ type: 'era', raw: text, known: true, failed: false, metadataBlockSize, metadataBlocks, currentEra, heldMetadataRoot, extra: at.rest() });
+}
+
+/**
+ * Messages an era target takes (`dm.message(name, eraMessages.checkpoint())`); none answers
+ * with text.
+ */
+export const eraMessages = Object.freeze({
+  /**
+   * `checkpoint`: possibly moves on to a new era (the kernel does not promise it: read
+   * `currentEra` in the status afterwards).
+   */
+  checkpoint(): string {
+    return 'checkpoint';
+  },
+  /**
+   * `take_metadata_snap`: a clone of the metadata for userspace to read (era_invalidate
+   * `--metadata-snapshot`); its root shows as `heldMetadataRoot`. Only one is held at a time:
+   * a second fails with EINVAL.
+   */
+  takeMetadataSnap(): string {
+    return 'take_metadata_snap';
+  },
+  /** `drop_metadata_snap`: drops the held metadata snapshot (EINVAL when none is held). */
+  dropMetadataSnap(): string {
+    return 'drop_metadata_snap';
+  },
+});
+
+/** The era target type. */
+export const eraModule: TargetModule<EraTarget, EraStatus> = { type: 'era', parse: parseEra, parseStatus: parseEraStatus };
