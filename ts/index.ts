@@ -41,6 +41,7 @@ export {
   writecacheMessages,
   zonedMessages,
   VDO_OPTION_KEYS,
+  SNAPSHOT_MAX_CHUNK,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

@@ -16,6 +16,9 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { snapshotOrigin, snapshotOriginModule, type SnapshotOriginStatus } from './snapshot-origin';
+import { snapshot, snapshotModule, type SnapshotStatus } from './snapshot';
+import { snapshotMerge, snapshotMergeModule, type SnapshotMergeStatus } from './snapshot-merge';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +43,10 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { SnapshotOriginOptions, SnapshotOriginStatus, SnapshotOriginTarget } from './snapshot-origin';
+export type { SnapshotFailedStatus, SnapshotFailedStatusOf, SnapshotFeature, SnapshotFields, SnapshotKind, SnapshotMergeOptions, SnapshotMergePersistence, SnapshotMergeTarget, SnapshotOptions, SnapshotPersistence, SnapshotState, SnapshotStatus, SnapshotTarget, SnapshotValidStatus, SnapshotValidStatusOf } from './snapshot';
+export { SNAPSHOT_MAX_CHUNK } from './snapshot';
+export type { SnapshotMergeFailedStatus, SnapshotMergeStatus, SnapshotMergeValidStatus } from './snapshot-merge';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,6 +79,12 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `snapshot-origin <origin>`. */
+  snapshotOrigin,
+  /** `snapshot <origin> <COW device> <P|PO|N> <chunk size> [<#features> <feature>...]`. */
+  snapshot,
+  /** `snapshot-merge <origin> <COW device> <P|PO> <chunk size> [<#features> <feature>...]`. */
+  snapshotMerge,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -82,6 +95,9 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   logWritesModule,
   mirrorModule,
   raidModule,
+  snapshotModule,
+  snapshotMergeModule,
+  snapshotOriginModule,
   stripedModule,
   switchModule,
   vdoModule,
@@ -106,6 +122,9 @@ export type KnownTargetStatus =
   | LogWritesStatus
   | MirrorStatus
   | RaidStatus
+  | SnapshotStatus
+  | SnapshotMergeStatus
+  | SnapshotOriginStatus
   | StripedStatus
   | SwitchStatus
   | VdoStatus
