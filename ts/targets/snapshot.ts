@@ -5,7 +5,7 @@
  * kernel.
  */
 import type { DeviceRef } from '../dev';
-import { expected, expectedRange } from '../validate';
+import { expectedRange } from '../validate';
 import { ArgReader, builderOptions, choice, device, flag, freeze, integer, join, parseRatio, typedTarget, type UsedTotal } from './args';
 import type { Target, TargetModule, TargetStatusBase } from './types';
 
@@ -161,7 +161,6 @@ export function snapshotFields<S extends SnapshotPersistence>(options: Omit<Snap
   const o = builderOptions<SnapshotOptions>(options, `${name} options`, ['origin', 'cowDevice', 'persistent', 'chunkSize', 'discardZeroesCow', 'discardPassdownOrigin']);
   const origin = device(o.origin, `${name}.origin`);
   const cowDevice = device(o.cowDevice, `${name}.cowDevice`);
-  if (o.persistent === undefined) throw expected(`one of ${stores.map((s) => JSON.stringify(s)).join(', ')}`, `${name}.persistent`, o.persistent);
   const persistent = choice(o.persistent, `${name}.persistent`, stores);
   const chunkSize = integer(o.chunkSize, `${name}.chunkSize`, 0, SNAPSHOT_MAX_CHUNK);
   if ((chunkSize & (chunkSize - 1)) !== 0) throw expectedRange(`0 or a power of two up to ${SNAPSHOT_MAX_CHUNK}`, `${name}.chunkSize`, chunkSize);
