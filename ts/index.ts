@@ -47,6 +47,7 @@ export {
   parseDustListBadBlocks,
   parseDustQueryBlock,
   VDO_OPTION_KEYS,
+  SNAPSHOT_MAX_CHUNK,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

@@ -19,6 +19,9 @@ import { writecache, writecacheModule, type WritecacheStatus } from './writecach
 import { era, eraModule, type EraStatus } from './era';
 import { dust, dustModule, type DustStatus } from './dust';
 import { unstriped, unstripedModule, type UnstripedStatus } from './unstriped';
+import { snapshotOrigin, snapshotOriginModule, type SnapshotOriginStatus } from './snapshot-origin';
+import { snapshot, snapshotModule, type SnapshotStatus } from './snapshot';
+import { snapshotMerge, snapshotMergeModule, type SnapshotMergeStatus } from './snapshot-merge';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -48,6 +51,10 @@ export { eraMessages } from './era';
 export type { DustBlockQuery, DustMode, DustOptions, DustStatus, DustTarget } from './dust';
 export { dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock } from './dust';
 export type { UnstripedOptions, UnstripedStatus, UnstripedTarget } from './unstriped';
+export type { SnapshotOriginOptions, SnapshotOriginStatus, SnapshotOriginTarget } from './snapshot-origin';
+export type { SnapshotFailedStatus, SnapshotFailedStatusOf, SnapshotFeature, SnapshotFields, SnapshotKind, SnapshotMergeOptions, SnapshotMergePersistence, SnapshotMergeTarget, SnapshotOptions, SnapshotPersistence, SnapshotState, SnapshotStatus, SnapshotTarget, SnapshotValidStatus, SnapshotValidStatusOf } from './snapshot';
+export { SNAPSHOT_MAX_CHUNK } from './snapshot';
+export type { SnapshotMergeFailedStatus, SnapshotMergeStatus, SnapshotMergeValidStatus } from './snapshot-merge';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -86,6 +93,12 @@ export const targets = Object.freeze({
   dust,
   /** `unstriped <number of stripes> <chunk size> <stripe #> <dev_path> <offset>`. */
   unstriped,
+  /** `snapshot-origin <origin>`. */
+  snapshotOrigin,
+  /** `snapshot <origin> <COW device> <P|PO|N> <chunk size> [<#features> <feature>...]`. */
+  snapshot,
+  /** `snapshot-merge <origin> <COW device> <P|PO> <chunk size> [<#features> <feature>...]`. */
+  snapshotMerge,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -98,6 +111,9 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   logWritesModule,
   mirrorModule,
   raidModule,
+  snapshotModule,
+  snapshotMergeModule,
+  snapshotOriginModule,
   stripedModule,
   switchModule,
   unstripedModule,
@@ -125,6 +141,9 @@ export type KnownTargetStatus =
   | LogWritesStatus
   | MirrorStatus
   | RaidStatus
+  | SnapshotStatus
+  | SnapshotMergeStatus
+  | SnapshotOriginStatus
   | StripedStatus
   | SwitchStatus
   | UnstripedStatus
