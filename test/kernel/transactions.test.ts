@@ -268,13 +268,20 @@ describe('transactions in the kernel', function () {
       () => dm.remove(name, bogus),
       () => dm.recover(bogus),
       () => dm.waitEvent(name, 0, bogus),
+      () => dm.update(name, (tb) => tb ?? zero(8), bogus),
+      () => dm.watch(bogus).next(),
       () => DeviceMapper.open(bogus),
+      () => LoopDevice.attach('/dev/null', bogus),
     ];
     for (const c of calls) {
       const e = await rejection(c());
       expect(e).to.be.instanceOf(TypeError);
       expect((e as Error).message).to.match(/unknown option "prefx"$/);
     }
+    // setGeometry's geometry is its options: an unknown field is refused the same way.
+    const g = await rejection(dm.setGeometry(name, { cylinders: 1, heads: 1, sectors: 1, start: 0, prefx: 'x' } as never));
+    expect(g).to.be.instanceOf(TypeError);
+    expect((g as Error).message).to.match(/unknown option "prefx"$/);
     expect(dm.ioctlStats.commands).to.equal(before);
     expect((await dm.info(name)).activeTable).to.equal(true);
   });

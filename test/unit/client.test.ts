@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DeviceMapper, DmError } from '../../ts/index';
 import { errnoCode } from '../../ts/errors';
 
@@ -13,6 +16,26 @@ describe('DeviceMapper.open on a host without device-mapper', () => {
     if (!existsSync('/dev/mapper/control')) {
       const d: unknown = await DeviceMapper.open().catch((x: unknown) => x);
       expect((d as Error).message).to.match(/^open \/dev\/mapper\/control: .*does not exist: this kernel has no device-mapper loaded/);
+    }
+  });
+
+  it('says that a control node it may not open needs root (EACCES), and points to the kernel sandbox', () => {
+    // A root-only node opened by an unprivileged process (the test drops to nobody when it is root).
+    const dir = mkdtempSync(join(tmpdir(), 'devmapper-perm-'));
+    try {
+      chmodSync(dir, 0o755);
+      const path = join(dir, 'control');
+      writeFileSync(path, '', { mode: 0o600 });
+      const script = `require(${JSON.stringify(join(__dirname, '..', '..', 'dist', 'index.js'))}).DeviceMapper.open({ path: ${JSON.stringify(path)} })` +
+        '.then(() => console.log("opened"), (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, message: e.message })))';
+      const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', ...asNobody });
+      expect(r.status, r.stderr).to.equal(0);
+      const e: { code: string; syscall: string; message: string } = JSON.parse(r.stdout);
+      expect(e).to.include({ code: 'EACCES', syscall: 'open' });
+      expect(e.message).to.contain('needs root').and.contain('devmapper-sandbox');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
