@@ -35,6 +35,7 @@ export {
   cloneMessages,
   compressRegionMappings,
   logWritesMessages,
+  multipathMessages,
   raidMessages,
   switchMessages,
   vdoMessages,
