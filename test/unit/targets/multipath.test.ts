@@ -58,11 +58,15 @@ describe('targets: multipath', () => {
     expect(() => targets.multipath(undefined as never)).to.throw(TypeError, /multipath options/);
   });
 
-  it('parses what the kernel documentation writes, byte for byte back', () => {
+  it('parses the kernel documentation\'s tables (byte for byte back) and statuses', () => {
     // Documentation/admin-guide/device-mapper/dm-service-time.rst and dm-queue-length.rst.
     for (const line of ['0 0 1 1 service-time 0 2 2 8:0 128 1 8:16 128 4', '0 0 1 1 service-time 0 2 2 8:0 128 2 8:16 128 8', '0 0 1 1 queue-length 0 2 1 8:0 128 8:16 128']) {
       expect(parseMultipath(line).params).to.equal(line);
     }
+    for (const line of ['2 0 0 0 1 1 E 0 2 2 8:0 A 0 0 1 8:16 A 0 0 4', '2 0 0 0 1 1 E 0 2 2 8:0 A 0 0 2 8:16 A 0 0 8', '2 0 0 0 1 1 E 0 2 1 8:0 A 0 0 8:16 A 0 0']) {
+      expect(parseMultipathStatus(line)).to.deep.include({ raw: line, queueIo: false, nextGroup: 1, extra: [] });
+    }
+    expect(parseMultipathStatus('2 0 0 0 1 1 E 0 2 2 8:0 A 0 0 2 8:16 A 0 0 8').groups[0]?.paths.map((p) => p.relativeThroughput)).to.deep.equal([2, 8]);
     const st = parseMultipath('0 0 1 1 service-time 0 2 2 8:0 128 1 8:16 128 4');
     expect(st.groups[0]?.paths.map((p) => [p.device, p.repeatCount, p.relativeThroughput])).to.deep.equal([['8:0', 128, 1], ['8:16', 128, 4]]);
   });
