@@ -37,6 +37,7 @@ export {
   dustMessages,
   eraMessages,
   logWritesMessages,
+  multipathMessages,
   raidMessages,
   switchMessages,
   vdoMessages,

@@ -23,6 +23,27 @@ const CONSTANT_WORDS: Record<string, (words: readonly string[]) => number[]> = {
   // cache: the count of core args (always its one pair, migration_threshold: 2) and the count
   // of policy args (twice the key/value pairs the typed status holds in policyArgs).
   cache: (w) => (w.length > 12 ? [12 + Number(w[11]), 16 + Number(w[11])] : []),
+  // multipath: the count of feature words (always 2: queue_io, pg_init_count), and in each
+  // group the count of selector status words and of each path's selector words (fixed by the
+  // selector; the typed status holds the words themselves). Also the queue_io flag: a 0/1
+  // word, typed as the boolean queueIo (checked by the multipath unit tests).
+  multipath: (w) => {
+    const out = [0, 1];
+    let i = 1 + Number(w[0]);
+    i += 1 + Number(w[i]);
+    const groups = Number(w[i]);
+    i += 2;
+    for (let g = 0; g < groups && i < w.length; g++) {
+      i++; // state
+      out.push(i);
+      i += 1 + Number(w[i]);
+      const paths = Number(w[i]);
+      const words = Number(w[i + 1]);
+      out.push(i + 1);
+      i += 2 + paths * (3 + words);
+    }
+    return out;
+  },
 };
 
 /** Every leaf of a typed status (numbers, bigints, strings, booleans) and every list's length, as text. */

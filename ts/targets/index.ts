@@ -13,6 +13,7 @@ import { vdo, vdoModule, type VdoStatus } from './vdo';
 import { zoned, zonedModule, type ZonedStatus } from './zoned';
 import { clone, cloneModule, type CloneStatus } from './clone';
 import { mirror, mirrorModule, type MirrorStatus } from './mirror';
+import { multipath, multipathModule, type MultipathStatus } from './multipath';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
@@ -55,6 +56,22 @@ export type { SnapshotOriginOptions, SnapshotOriginStatus, SnapshotOriginTarget 
 export type { SnapshotFailedStatus, SnapshotFailedStatusOf, SnapshotFeature, SnapshotFields, SnapshotKind, SnapshotMergeOptions, SnapshotMergePersistence, SnapshotMergeTarget, SnapshotOptions, SnapshotPersistence, SnapshotState, SnapshotStatus, SnapshotTarget, SnapshotValidStatus, SnapshotValidStatusOf } from './snapshot';
 export { SNAPSHOT_MAX_CHUNK } from './snapshot';
 export type { SnapshotMergeFailedStatus, SnapshotMergeStatus, SnapshotMergeValidStatus } from './snapshot-merge';
+export type {
+  MultipathGroup,
+  MultipathGroupOptions,
+  MultipathGroupState,
+  MultipathGroupStatus,
+  MultipathOptions,
+  MultipathPath,
+  MultipathPathHealth,
+  MultipathPathOptions,
+  MultipathPathStatus,
+  MultipathQueueMode,
+  MultipathSelector,
+  MultipathStatus,
+  MultipathTarget,
+} from './multipath';
+export { multipathMessages } from './multipath';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -81,6 +98,11 @@ export const targets = Object.freeze({
   clone,
   /** `mirror <log type> <#log args> <log args> <#legs> [<device> <offset>]+ [<#features> <feature>+]`. */
   mirror,
+  /**
+   * `multipath <#features> [<feature>]* <#hw handler args> [<hw handler> [<arg>]*] <#groups> <initial group>
+   * [<selector> <#selector args> [<arg>]* <#paths> <#path args> [<path> [<arg>]*]+]+`.
+   */
+  multipath,
   /** `cache <metadata dev> <cache dev> <origin dev> <block size> <#features> [<feature>]* <policy> <#policy args> [<key> <value>]*`. */
   cache,
   /** `raid <raid type> <#raid params> <chunk size> [<param>...] <#raid devs> [<meta dev|-> <data dev|->]+`. */
@@ -110,6 +132,7 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   linearModule,
   logWritesModule,
   mirrorModule,
+  multipathModule,
   raidModule,
   snapshotModule,
   snapshotMergeModule,
@@ -140,6 +163,7 @@ export type KnownTargetStatus =
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
+  | MultipathStatus
   | RaidStatus
   | SnapshotStatus
   | SnapshotMergeStatus
