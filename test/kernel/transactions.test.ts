@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Command, DeviceMapper, DmClosedError, DmError, Flag, Table, decodeDev, targets, type DevId, type DevNumber, type DeviceInfo } from '../../ts/index';
+import { Command, DeviceMapper, DmClosedError, DmError, Flag, LoopDevice, Table, decodeDev, targets, type DevId, type DevNumber, type DeviceInfo } from '../../ts/index';
 import { hookControl } from './hooks';
 import { Fixture, devName, dmsetup } from './helpers';
 
