@@ -41,6 +41,7 @@ export {
   writecacheMessages,
   zonedMessages,
   VDO_OPTION_KEYS,
+  FLAKEY_PROBABILITY_BASE,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

@@ -16,6 +16,8 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { flakey, flakeyModule, type FlakeyStatus } from './flakey';
+import { delay, delayModule, type DelayStatus } from './delay';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +42,9 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { FlakeyCorruptBioByte, FlakeyCorruptDirection, FlakeyOptions, FlakeyStatus, FlakeyTarget } from './flakey';
+export { FLAKEY_PROBABILITY_BASE } from './flakey';
+export type { DelayClass, DelayClassOptions, DelayOptions, DelayStatus, DelayTarget } from './delay';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,12 +77,18 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `flakey <dev path> <offset> <up interval> <down interval> [<num_features> [<feature arguments>]]`. */
+  flakey,
+  /** `delay <device> <offset> <delay> [<write_device> <write_offset> <write_delay> [<flush_device> <flush_offset> <flush_delay>]]`. */
+  delay,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   cacheModule,
   cloneModule,
+  delayModule,
   ebsModule,
+  flakeyModule,
   linearModule,
   logWritesModule,
   mirrorModule,
@@ -101,7 +112,9 @@ export const targetParsers: Readonly<Record<string, TargetParser>> = Object.free
 export type KnownTargetStatus =
   | CacheStatus
   | CloneStatus
+  | DelayStatus
   | EbsStatus
+  | FlakeyStatus
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
