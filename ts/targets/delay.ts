@@ -89,7 +89,11 @@ export function delay(options: DelayOptions): DelayTarget {
   return typedTarget({ type: 'delay', read, write, flush, params });
 }
 
-/** Parses delay parameters ('7:0 0 200', '7:0 0 0 7:1 0 500', or nine words). Throws DmParseError naming the field. */
+/**
+ * Parses delay parameters ('7:0 0 200', '7:0 0 0 7:1 0 500', or nine words). A delay above
+ * 32 bits is refused (the 6.1 kernel's own reader wraps it: 4294967296 loads as 0). Throws
+ * DmParseError naming the field.
+ */
 export function parseDelay(params: string): DelayTarget {
   const at = new ArgReader(params, 'delay');
   if (![3, 6, 9].includes(at.remaining)) throw at.fail(`takes exactly 3, 6 or 9 arguments, not ${at.remaining}`, 'params');

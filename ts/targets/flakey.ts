@@ -22,7 +22,11 @@ export type FlakeyCorruptDirection = 'r' | 'w';
 export interface FlakeyCorruptBioByte {
   /** Which byte of the bio's data is overwritten, counted from 1 (1 to 2^32 − 1). */
   readonly nthByte: number;
-  /** Reads (`r`) or writes (`w`). */
+  /**
+   * Reads (`r`) or writes (`w`). The 6.1 kernel takes `r` but leaves reads intact: it looks
+   * for the byte in the bio's remaining segments after the read completed, when none remain
+   * (later kernels save the bio's position first and do corrupt it).
+   */
   readonly direction: FlakeyCorruptDirection;
   /** The byte value written in its place (0 to 255). */
   readonly value: number;
@@ -114,14 +118,23 @@ function probability(value: unknown, name: string): number | null {
   return value === undefined ? null : integer(value, name, 1, FLAKEY_PROBABILITY_BASE);
 }
 
-/** The kernel's rules between features (flakey_ctr), as a message naming the conflict, or undefined. */
-function conflict(t: { errorReads: boolean; dropWrites: boolean; errorWrites: boolean; corruptBioByte: FlakeyCorruptBioByte | null; randomReadCorrupt: number | null; randomWriteCorrupt: number | null }): string | undefined {
-  const corruptsWrites = t.corruptBioByte?.direction === 'w' || t.randomWriteCorrupt !== null;
-  const corruptsReads = t.corruptBioByte?.direction === 'r' || t.randomReadCorrupt !== null;
-  if (t.dropWrites && t.errorWrites) return 'drop_writes conflicts with error_writes';
-  if (t.dropWrites && corruptsWrites) return 'drop_writes is incompatible with corrupting writes';
-  if (t.errorWrites && corruptsWrites) return 'error_writes is incompatible with corrupting writes';
-  if (t.errorReads && corruptsReads) return 'error_reads is incompatible with corrupting reads';
+interface Features {
+  errorReads: boolean;
+  dropWrites: boolean;
+  errorWrites: boolean;
+  corruptBioByte: FlakeyCorruptBioByte | null;
+  randomReadCorrupt: number | null;
+  randomWriteCorrupt: number | null;
+}
+
+/** The kernel's rules between features (flakey_ctr): the conflict and the option it lies in, or undefined. */
+function conflict(t: Features): { message: string; field: keyof Features | 'corruptBioByte.direction' } | undefined {
+  const writes = t.corruptBioByte?.direction === 'w' ? 'corruptBioByte.direction' : t.randomWriteCorrupt !== null ? 'randomWriteCorrupt' : undefined;
+  const reads = t.corruptBioByte?.direction === 'r' ? 'corruptBioByte.direction' : t.randomReadCorrupt !== null ? 'randomReadCorrupt' : undefined;
+  if (t.dropWrites && t.errorWrites) return { message: 'drop_writes conflicts with error_writes', field: 'errorWrites' };
+  if (t.dropWrites && writes !== undefined) return { message: 'drop_writes is incompatible with corrupting writes', field: writes };
+  if (t.errorWrites && writes !== undefined) return { message: 'error_writes is incompatible with corrupting writes', field: writes };
+  if (t.errorReads && reads !== undefined) return { message: 'error_reads is incompatible with corrupting reads', field: reads };
   return undefined;
 }
 
@@ -156,9 +169,12 @@ export function flakey(options: FlakeyOptions): FlakeyTarget {
   }
   const randomReadCorrupt = probability(o.randomReadCorrupt, 'flakey.randomReadCorrupt');
   const randomWriteCorrupt = probability(o.randomWriteCorrupt, 'flakey.randomWriteCorrupt');
-  const fields = { errorReads, dropWrites, errorWrites, corruptBioByte, randomReadCorrupt, randomWriteCorrupt };
+  const fields: Features = { errorReads, dropWrites, errorWrites, corruptBioByte, randomReadCorrupt, randomWriteCorrupt };
   const bad = conflict(fields);
-  if (bad !== undefined) throw expectedRange(`features the kernel takes together (${bad})`, 'flakey options', options);
+  if (bad !== undefined) {
+    const value = bad.field === 'corruptBioByte.direction' ? corruptBioByte?.direction : fields[bad.field];
+    throw expectedRange(`features the kernel takes together (${bad.message})`, `flakey.${bad.field}`, value);
+  }
   const features: (string | number)[] = [];
   if (errorReads) features.push('error_reads');
   if (dropWrites) features.push('drop_writes');
@@ -223,7 +239,7 @@ export function parseFlakey(params: string): FlakeyTarget {
       randomReadCorrupt: o.randomReadCorrupt ?? null,
       randomWriteCorrupt: o.randomWriteCorrupt ?? null,
     });
-    if (bad !== undefined) throw at.fail(bad, 'feature args');
+    if (bad !== undefined) throw at.fail(bad.message, 'feature args');
   }
   at.done();
   return flakey(o);
