@@ -49,6 +49,7 @@ export {
   parseDustQueryBlock,
   VDO_OPTION_KEYS,
   SNAPSHOT_MAX_CHUNK,
+  FLAKEY_PROBABILITY_BASE,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

@@ -23,6 +23,8 @@ import { unstriped, unstripedModule, type UnstripedStatus } from './unstriped';
 import { snapshotOrigin, snapshotOriginModule, type SnapshotOriginStatus } from './snapshot-origin';
 import { snapshot, snapshotModule, type SnapshotStatus } from './snapshot';
 import { snapshotMerge, snapshotMergeModule, type SnapshotMergeStatus } from './snapshot-merge';
+import { flakey, flakeyModule, type FlakeyStatus } from './flakey';
+import { delay, delayModule, type DelayStatus } from './delay';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -72,6 +74,9 @@ export type {
   MultipathTarget,
 } from './multipath';
 export { multipathMessages } from './multipath';
+export type { FlakeyCorruptBioByte, FlakeyCorruptDirection, FlakeyOptions, FlakeyStatus, FlakeyTarget } from './flakey';
+export { FLAKEY_PROBABILITY_BASE } from './flakey';
+export type { DelayClass, DelayClassOptions, DelayOptions, DelayStatus, DelayTarget } from './delay';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -121,6 +126,10 @@ export const targets = Object.freeze({
   snapshot,
   /** `snapshot-merge <origin> <COW device> <P|PO> <chunk size> [<#features> <feature>...]`. */
   snapshotMerge,
+  /** `flakey <dev path> <offset> <up interval> <down interval> [<num_features> [<feature arguments>]]`. */
+  flakey,
+  /** `delay <device> <offset> <delay> [<write_device> <write_offset> <write_delay> [<flush_device> <flush_offset> <flush_delay>]]`. */
+  delay,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -129,6 +138,9 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   dustModule,
   ebsModule,
   eraModule,
+  delayModule,
+  ebsModule,
+  flakeyModule,
   linearModule,
   logWritesModule,
   mirrorModule,
@@ -160,6 +172,9 @@ export type KnownTargetStatus =
   | DustStatus
   | EbsStatus
   | EraStatus
+  | DelayStatus
+  | EbsStatus
+  | FlakeyStatus
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
