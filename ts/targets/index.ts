@@ -16,6 +16,7 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { crypt, cryptModule, type CryptStatus } from './crypt';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +41,8 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { CryptCapiCipherOptions, CryptCipher, CryptFlag, CryptIntegrity, CryptIvMode, CryptKey, CryptKeyInput, CryptKeyringKeyOptions, CryptKeyringType, CryptLegacyCipherOptions, CryptOptions, CryptStatus, CryptTarget } from './crypt';
+export { cryptKeySizes, cryptMaskedParams, cryptMessages, maskCryptKeys } from './crypt';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,11 +75,14 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `crypt <cipher> <key> <iv_offset> <device path> <offset> [<#opt_params> <opt_params>]` (create it with `{ secure: true }`). */
+  crypt,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   cacheModule,
   cloneModule,
+  cryptModule,
   ebsModule,
   linearModule,
   logWritesModule,
@@ -101,6 +107,7 @@ export const targetParsers: Readonly<Record<string, TargetParser>> = Object.free
 export type KnownTargetStatus =
   | CacheStatus
   | CloneStatus
+  | CryptStatus
   | EbsStatus
   | LinearStatus
   | LogWritesStatus
