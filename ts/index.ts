@@ -39,6 +39,7 @@ export {
   cryptMessages,
   logWritesMessages,
   maskCryptKeys,
+  parseCryptCipher,
   raidMessages,
   switchMessages,
   vdoMessages,

@@ -286,6 +286,17 @@ function readCipher(spec: string): CryptCipher | string {
   return { spec, form: 'legacy', cipher, chainMode, api: `${chainMode}(${cipher})`, keyCount, ivMode, ivOptions };
 }
 
+/**
+ * Reads a cipher spec on its own ('aes-xts-plain64', 'capi:cbc(aes)-essiv:sha256') the way
+ * dm-crypt reads it. Throws DmParseError naming `cipher`.
+ */
+export function parseCryptCipher(spec: string): CryptCipher {
+  if (typeof spec !== 'string') throw new DmParseError('crypt: a cipher spec is a string', String(spec), 'cipher');
+  const c = readCipher(spec);
+  if (typeof c === 'string') throw new DmParseError(`crypt: <cipher> ${c}`, spec, 'cipher');
+  return freeze(c);
+}
+
 /** Key sizes (bytes) of one instance of a block cipher, where known. */
 const BLOCK_CIPHER_KEYS: Readonly<Record<string, readonly number[]>> = {
   aes: [16, 24, 32],
@@ -479,6 +490,10 @@ function ivOffsetOption(value: unknown, name: string): bigint {
 
 /** '16, 24 or 32'. */
 function orList(items: readonly number[]): string {
+  const first = items[0];
+  const last = items[items.length - 1];
+  // A whole range (serpent's 0 to 32 bytes) reads better as one.
+  if (items.length > 4 && first !== undefined && last !== undefined && last - first === items.length - 1) return `${first} to ${last}`;
   return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
 }
 
