@@ -25,6 +25,7 @@ import { snapshot, snapshotModule, type SnapshotStatus } from './snapshot';
 import { snapshotMerge, snapshotMergeModule, type SnapshotMergeStatus } from './snapshot-merge';
 import { flakey, flakeyModule, type FlakeyStatus } from './flakey';
 import { delay, delayModule, type DelayStatus } from './delay';
+import { crypt, cryptModule, type CryptStatus } from './crypt';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -77,6 +78,8 @@ export { multipathMessages } from './multipath';
 export type { FlakeyCorruptBioByte, FlakeyCorruptDirection, FlakeyOptions, FlakeyStatus, FlakeyTarget } from './flakey';
 export { FLAKEY_PROBABILITY_BASE } from './flakey';
 export type { DelayClass, DelayClassOptions, DelayOptions, DelayStatus, DelayTarget } from './delay';
+export type { CryptCapiCipherOptions, CryptCipher, CryptFlag, CryptIntegrity, CryptIvMode, CryptKey, CryptKeyInput, CryptKeyringKeyOptions, CryptKeyringType, CryptLegacyCipherOptions, CryptOptions, CryptStatus, CryptTarget } from './crypt';
+export { cryptKeySizes, cryptMaskedParams, cryptMessages, maskCryptKeys, parseCryptCipher } from './crypt';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -130,12 +133,15 @@ export const targets = Object.freeze({
   flakey,
   /** `delay <device> <offset> <delay> [<write_device> <write_offset> <write_delay> [<flush_device> <flush_offset> <flush_delay>]]`. */
   delay,
+  /** `crypt <cipher> <key> <iv_offset> <device path> <offset> [<#opt_params> <opt_params>]` (create it with `{ secure: true }`). */
+  crypt,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   cacheModule,
   cloneModule,
   dustModule,
+  cryptModule,
   ebsModule,
   eraModule,
   delayModule,
@@ -170,6 +176,7 @@ export type KnownTargetStatus =
   | CacheStatus
   | CloneStatus
   | DustStatus
+  | CryptStatus
   | EbsStatus
   | EraStatus
   | DelayStatus
