@@ -41,6 +41,7 @@ export {
   writecacheMessages,
   zonedMessages,
   VDO_OPTION_KEYS,
+  INTEGRITY_MAX_TAG_SIZE,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

@@ -16,6 +16,8 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { integrity, integrityModule, type IntegrityStatus } from './integrity';
+import { verity, verityModule, type VerityStatus } from './verity';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +42,9 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { IntegrityAlgorithm, IntegrityAlgorithmOption, IntegrityMode, IntegrityOptions, IntegrityStatus, IntegrityTarget } from './integrity';
+export { INTEGRITY_MAX_TAG_SIZE } from './integrity';
+export type { VerityCorruptionMode, VerityErrorMode, VerityFec, VerityFecOptions, VerityOptions, VerityStatus, VerityTarget } from './verity';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,12 +77,17 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `integrity <dev> <offset> <tag size|-> <J|B|D|R|I> <#opt params> [<opt param>]*`. */
+  integrity,
+  /** `verity <version> <dev> <hash dev> <data block size> <hash block size> <#data blocks> <hash start block> <algorithm> <digest> <salt|-> [<#opt params> <opt param>*]` (load it read-only). */
+  verity,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   cacheModule,
   cloneModule,
   ebsModule,
+  integrityModule,
   linearModule,
   logWritesModule,
   mirrorModule,
@@ -85,6 +95,7 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   stripedModule,
   switchModule,
   vdoModule,
+  verityModule,
   writecacheModule,
   zeroModule,
   zonedModule,
@@ -102,6 +113,7 @@ export type KnownTargetStatus =
   | CacheStatus
   | CloneStatus
   | EbsStatus
+  | IntegrityStatus
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
@@ -109,6 +121,7 @@ export type KnownTargetStatus =
   | StripedStatus
   | SwitchStatus
   | VdoStatus
+  | VerityStatus
   | WritecacheStatus
   | ZeroStatus
   | ZonedStatus
