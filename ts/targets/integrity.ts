@@ -57,7 +57,11 @@ export interface IntegrityOptions {
   metaDevice?: DeviceRef;
   /** `block_size`: bytes covered by one tag, a power of two from 512 (the kernel's default) to 4096. */
   blockSize?: number;
-  /** `recalculate`: compute the tags of the whole device in the background (needs an internal hash); the kernel prints it back while the recalculation is under way. */
+  /**
+   * `recalculate`: compute the tags of the whole device in the background (needs an internal
+   * hash). The kernel prints it back for as long as the superblock is marked recalculating,
+   * which stays so once the recalculation is done (its sector then equals the provided sectors).
+   */
   recalculate?: boolean;
   /** `reset_recalculate`: start the recalculation again from the first sector (implies recalculating). */
   resetRecalculate?: boolean;
@@ -161,7 +165,7 @@ export interface IntegrityStatus extends TargetStatusBase {
   readonly mismatches: number;
   /** Sectors of data the device provides (the most a table row over it can map). */
   readonly providedDataSectors: number;
-  /** While tags are being recalculated, the sector the recalculation has reached; null (`-`) when none is under way. */
+  /** The sector the tags' recalculation has reached (the provided data sectors once it is done); null (`-`) when the device is not marked recalculating. */
   readonly recalculatingSector: number | null;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
