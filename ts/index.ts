@@ -55,6 +55,7 @@ export {
   FLAKEY_PROBABILITY_BASE,
   SNAPSHOT_MAX_CHUNK,
   VDO_OPTION_KEYS,
+  INTEGRITY_MAX_TAG_SIZE,
 } from './targets/index';
 export type * from './targets/index';
 export { parseStatus } from './status';

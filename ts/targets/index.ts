@@ -26,6 +26,8 @@ import { snapshotMerge, snapshotMergeModule, type SnapshotMergeStatus } from './
 import { flakey, flakeyModule, type FlakeyStatus } from './flakey';
 import { delay, delayModule, type DelayStatus } from './delay';
 import { crypt, cryptModule, type CryptStatus } from './crypt';
+import { integrity, integrityModule, type IntegrityStatus } from './integrity';
+import { verity, verityModule, type VerityStatus } from './verity';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -80,6 +82,9 @@ export { FLAKEY_PROBABILITY_BASE } from './flakey';
 export type { DelayClass, DelayClassOptions, DelayOptions, DelayStatus, DelayTarget } from './delay';
 export type { CryptCapiCipherOptions, CryptCipher, CryptFlag, CryptIntegrity, CryptIvMode, CryptKey, CryptKeyInput, CryptKeyringKeyOptions, CryptKeyringType, CryptLegacyCipherOptions, CryptOptions, CryptStatus, CryptTarget } from './crypt';
 export { cryptKeySizes, cryptMaskedParams, cryptMessages, maskCryptKeys, parseCryptCipher } from './crypt';
+export type { IntegrityAlgorithm, IntegrityAlgorithmOption, IntegrityMode, IntegrityOptions, IntegrityStatus, IntegrityTarget } from './integrity';
+export { INTEGRITY_MAX_TAG_SIZE } from './integrity';
+export type { VerityCorruptionMode, VerityErrorMode, VerityFec, VerityFecOptions, VerityOptions, VerityStatus, VerityTarget } from './verity';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -135,6 +140,10 @@ export const targets = Object.freeze({
   delay,
   /** `crypt <cipher> <key> <iv_offset> <device path> <offset> [<#opt_params> <opt_params>]` (create it with `{ secure: true }`). */
   crypt,
+  /** `integrity <dev> <offset> <tag size|-> <J|B|D|R|I> <#opt params> [<opt param>]*`. */
+  integrity,
+  /** `verity <version> <dev> <hash dev> <data block size> <hash block size> <#data blocks> <hash start block> <algorithm> <digest> <salt|-> [<#opt params> <opt param>*]` (load it read-only). */
+  verity,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -147,6 +156,7 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   delayModule,
   ebsModule,
   flakeyModule,
+  integrityModule,
   linearModule,
   logWritesModule,
   mirrorModule,
@@ -159,6 +169,7 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   switchModule,
   unstripedModule,
   vdoModule,
+  verityModule,
   writecacheModule,
   zeroModule,
   zonedModule,
@@ -182,6 +193,7 @@ export type KnownTargetStatus =
   | DelayStatus
   | EbsStatus
   | FlakeyStatus
+  | IntegrityStatus
   | LinearStatus
   | LogWritesStatus
   | MirrorStatus
@@ -194,6 +206,7 @@ export type KnownTargetStatus =
   | SwitchStatus
   | UnstripedStatus
   | VdoStatus
+  | VerityStatus
   | WritecacheStatus
   | ZeroStatus
   | ZonedStatus
