@@ -37,6 +37,8 @@ export {
   logWritesMessages,
   raidMessages,
   switchMessages,
+  thinPoolMessages,
+  THIN_MAX_DEVICE_ID,
   vdoMessages,
   writecacheMessages,
   zonedMessages,

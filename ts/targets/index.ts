@@ -16,6 +16,8 @@ import { mirror, mirrorModule, type MirrorStatus } from './mirror';
 import { cache, cacheModule, type CacheStatus } from './cache';
 import { raid, raidModule, type RaidStatus } from './raid';
 import { writecache, writecacheModule, type WritecacheStatus } from './writecache';
+import { thinPool, thinPoolModule, type ThinPoolStatus } from './thin-pool';
+import { thin, thinModule, type ThinStatus } from './thin';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -40,6 +42,9 @@ export type { Raid10Format, RaidDevice, RaidDeviceHealth, RaidJournalHealth, Rai
 export { raidMessages } from './raid';
 export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStatus, WritecacheTarget } from './writecache';
 export { writecacheMessages } from './writecache';
+export type { ThinPoolDiscard, ThinPoolFailedStatus, ThinPoolFeature, ThinPoolMode, ThinPoolOptions, ThinPoolRunningStatus, ThinPoolStatus, ThinPoolTarget } from './thin-pool';
+export { THIN_MAX_DEVICE_ID, thinPoolMessages } from './thin-pool';
+export type { ThinFailedStatus, ThinOptions, ThinRunningStatus, ThinStatus, ThinTarget } from './thin';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -72,6 +77,10 @@ export const targets = Object.freeze({
   raid,
   /** `writecache <p|s> <origin> <cache> <block size> <#optional args> [<arg>]*`. */
   writecache,
+  /** `thin-pool <metadata dev> <data dev> <data block size> <low water mark> [<#feature args> [<arg>]*]`. */
+  thinPool,
+  /** `thin <pool dev> <dev id> [<external origin dev>]`. */
+  thin,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -84,6 +93,8 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   raidModule,
   stripedModule,
   switchModule,
+  thinModule,
+  thinPoolModule,
   vdoModule,
   writecacheModule,
   zeroModule,
@@ -108,6 +119,8 @@ export type KnownTargetStatus =
   | RaidStatus
   | StripedStatus
   | SwitchStatus
+  | ThinStatus
+  | ThinPoolStatus
   | VdoStatus
   | WritecacheStatus
   | ZeroStatus
