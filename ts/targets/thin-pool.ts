@@ -40,8 +40,9 @@ export interface ThinPoolOptions {
   /** The data block size, in 512-byte sectors: a multiple of 128 (64 KiB) from 128 to 2097152 (1 GiB). */
   blockSize: number;
   /**
-   * Free data blocks below which the kernel sends a device event (once, until the next
-   * resume), so that a daemon can grow the pool. 0 sends none.
+   * The low water mark, in data blocks: when a block is provisioned and this many or fewer
+   * are left free, the kernel sends a device event (once, until the next resume), so that a
+   * daemon can grow the pool.
    */
   lowWaterMark: number;
   /** Do not zero newly provisioned blocks (`skip_block_zeroing`): faster, but a new block shows what the data device held. */
@@ -276,7 +277,8 @@ function transactionId(value: unknown, name: string): bigint {
 /**
  * Messages a thin-pool takes (`dm.message(pool, thinPoolMessages.createThin(0))`). Each
  * returns the message text; the checks throw TypeError/RangeError naming the argument. The
- * kernel refuses every message to a pool in `ro` mode or failed (EOPNOTSUPP).
+ * kernel refuses every message to a pool in `ro` mode or failed (EOPNOTSUPP, which DmError
+ * names `ENOTSUP`: the same errno on Linux).
  */
 export const thinPoolMessages = Object.freeze({
   /** Makes a new, empty thin device with id `deviceId` (24 bits: 0 to 16777215); activate it with a `thin` table. */
@@ -292,12 +294,12 @@ export const thinPoolMessages = Object.freeze({
     const origin = deviceId(originId, 'originId');
     return `create_snap ${id} ${origin}`;
   },
-  /** Deletes thin device `deviceId` (not active) and frees the blocks only it used. */
+  /** Deletes thin device `deviceId` (not active) and frees the blocks only it used; ENODATA when there is no such device. */
   delete(deviceId_: number): string {
     return `delete ${deviceId(deviceId_, 'deviceId')}`;
   },
   /**
-   * Sets the metadata's transaction id to `next`, if it is `current` now (else EINVAL): a
+   * Sets the metadata's transaction id to `next` if it is `current` now (else EINVAL): a
    * 64-bit number userspace uses to keep in step with its own metadata.
    */
   setTransactionId(current: bigint | number, next: bigint | number): string {
@@ -305,7 +307,8 @@ export const thinPoolMessages = Object.freeze({
   },
   /**
    * Takes a snapshot of the metadata for userspace to read while the pool is live (thin_dump
-   * --metadata-snap); its root shows in the status as the held metadata root. One at a time.
+   * --metadata-snap); its root shows in the status as the held metadata root. One at a time
+   * (EBUSY while one is held).
    */
   reserveMetadataSnap(): string {
     return 'reserve_metadata_snap';
