@@ -50,3 +50,18 @@ dd if=/dev/urandom of="$(devpath corpus-pool-full-t)" bs=64k count=8 oflag=direc
 record corpus-pool-full "error_if_no_space, 8 of its 16 data blocks used"
 dd if=/dev/urandom of="$(devpath corpus-pool-full-t)" bs=64k count=32 oflag=direct status=none 2>/dev/null || true
 record corpus-pool-full "error_if_no_space, out of data space after writing past the end of the data device"
+
+# Metadata on a linear device turned into an error device: the next commit fails, the abort
+# too, and the pool goes to fail mode.
+m7=$(mkloop 8); d7=$(mkloop 8); zero_meta "$m7"
+dmc corpus-pool-meta "0 16384 linear $m7 0"
+dmc corpus-pool-fail "0 16384 thin-pool $(devnum corpus-pool-meta) $d7 128 0"
+dmsetup message corpus-pool-fail 0 create_thin 0
+dmc corpus-pool-fail-t "0 16384 thin $(devnum corpus-pool-fail) 0"
+printf '0 16384 error\n' | dmsetup reload corpus-pool-meta
+dmsetup suspend corpus-pool-meta; dmsetup resume corpus-pool-meta
+dd if=/dev/urandom of="$(devpath corpus-pool-fail-t)" bs=64k count=1 oflag=direct status=none 2>/dev/null || true
+# The periodic commit (every second) fails, and so does its abort. A status read first makes
+# that commit itself and then answers Error: wait, so the corpus shows the mode.
+sleep 2
+record corpus-pool-fail "fail mode: a commit and its abort failed"

@@ -31,3 +31,16 @@ dmsetup message corpus-thin-pool2 0 create_thin 16777215
 dmc corpus-thin-big "0 65536 thin $(devnum corpus-thin-pool2) 16777215"
 dd if=/dev/urandom of="$(devpath corpus-thin-big)" bs=4k count=1 seek=1000 oflag=direct status=none
 record corpus-thin-big "1 MiB blocks, the largest device id, one block mapped"
+
+# The pool's metadata on a linear device turned into an error device: the pool fails, and the
+# thin device's table and status both read Fail.
+m3=$(mkloop 8); d3=$(mkloop 8); zero_meta "$m3"
+dmc corpus-thin-meta "0 16384 linear $m3 0"
+dmc corpus-thin-pool3 "0 16384 thin-pool $(devnum corpus-thin-meta) $d3 128 0"
+dmsetup message corpus-thin-pool3 0 create_thin 0
+dmc corpus-thin-fail "0 16384 thin $(devnum corpus-thin-pool3) 0"
+printf '0 16384 error\n' | dmsetup reload corpus-thin-meta
+dmsetup suspend corpus-thin-meta; dmsetup resume corpus-thin-meta
+dd if=/dev/urandom of="$(devpath corpus-thin-fail)" bs=64k count=1 oflag=direct status=none 2>/dev/null || true
+sleep 2
+record corpus-thin-fail "its pool in fail mode: the table reads Fail too"

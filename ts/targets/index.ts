@@ -44,7 +44,7 @@ export type { WritecacheMode, WritecacheOptions, WritecacheStats, WritecacheStat
 export { writecacheMessages } from './writecache';
 export type { ThinPoolDiscard, ThinPoolFailedStatus, ThinPoolFeature, ThinPoolMode, ThinPoolOptions, ThinPoolRunningStatus, ThinPoolStatus, ThinPoolTarget } from './thin-pool';
 export { THIN_MAX_DEVICE_ID, thinPoolMessages } from './thin-pool';
-export type { ThinFailedStatus, ThinOptions, ThinRunningStatus, ThinStatus, ThinTarget } from './thin';
+export type { ThinFailedStatus, ThinFailedTarget, ThinOptions, ThinRunningStatus, ThinStatus, ThinTarget } from './thin';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */

@@ -34,6 +34,19 @@ export interface ThinTarget extends Target {
   readonly externalOriginDevice: string | null;
 }
 
+/**
+ * What the kernel prints as a thin row's table while its pool is in fail mode: `Fail` in
+ * place of the params (thin_status answers `Fail` before it looks at what is asked). It
+ * names no pool nor device, so it cannot be loaded again: reload the row from its own table.
+ */
+export interface ThinFailedTarget extends Target {
+  readonly type: 'thin';
+  /** `Fail`. */
+  readonly params: 'Fail';
+  /** The pool is in fail mode. */
+  readonly failed: true;
+}
+
 /** A thin device whose pool failed (`Fail`), or whose status the kernel could not read (`Error`). */
 export interface ThinFailedStatus extends TargetStatusBase {
   readonly type: 'thin';
@@ -75,9 +88,13 @@ export function thin(options: ThinOptions): ThinTarget {
   return typedTarget({ type: 'thin', poolDevice, deviceId, externalOriginDevice, params });
 }
 
-/** Parses thin parameters ('253:0 1', '253:0 2 7:3'). Throws DmParseError naming the field. */
-export function parseThin(params: string): ThinTarget {
+/**
+ * Parses thin parameters ('253:0 1', '253:0 2 7:3'), and the `Fail` the kernel prints as the
+ * table of a thin row whose pool failed. Throws DmParseError naming the field.
+ */
+export function parseThin(params: string): ThinTarget | ThinFailedTarget {
   const at = new ArgReader(params, 'thin');
+  if (at.peek() === 'Fail' && at.remaining === 1) return freeze({ type: 'thin', params: 'Fail', failed: true });
   const poolDevice = at.device('pool dev');
   const deviceId = at.uint('dev id', 0, THIN_MAX_DEVICE_ID);
   const externalOriginDevice = at.remaining > 0 ? at.device('external origin dev') : undefined;
@@ -105,4 +122,4 @@ export function parseThinStatus(text: string): ThinStatus {
 }
 
 /** The thin target type. */
-export const thinModule: TargetModule<ThinTarget, ThinStatus> = { type: 'thin', parse: parseThin, parseStatus: parseThinStatus };
+export const thinModule: TargetModule<ThinTarget | ThinFailedTarget, ThinStatus> = { type: 'thin', parse: parseThin, parseStatus: parseThinStatus };

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Table, targets, thinPoolMessages } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
-import { makePool, poolStatus, readAt, thinStatus, writeAt } from './thin-fixture';
+import { DmError, Table, targets, thinPoolMessages } from '../../../ts/index';
+import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { makePool, poolStatus, readAt, thinStatus, writeAt, zeroSuperblock } from './thin-fixture';
 
 const BLOCK = 128 * 512;
 
@@ -102,5 +102,57 @@ describe('thin in the kernel', () => {
     expect(readAt(info.path, r.length, 0).equals(expected)).to.equal(true);
     expect(await thinStatus(t, name)).to.deep.include({ mappedSectors: 128, highestMappedSector: 127 });
     expect(readAt(ext.path, r.length, 0).equals(r)).to.equal(true);
+  });
+
+  it('when the pool fails (its metadata device gives I/O errors), the thin status and even its table read Fail, typed; the pool refuses messages and new thin devices', async () => {
+    const metaLoop = await t.fx.loop(8192);
+    zeroSuperblock(metaLoop.path);
+    const data = await t.fx.loop(16384);
+    const metaName = devName('meta');
+    const linear = new Table([{ start: 0, length: 8192, target: targets.linear({ device: metaLoop.dev, offset: 0 }) }]);
+    const meta = await t.dm.create(metaName, { table: linear });
+    const poolTable = new Table([{ start: 0, length: 16384, target: targets.thinPool({ metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, lowWaterMark: 0 }) }]);
+    const poolName = devName('pool');
+    const pool = await t.dm.create(poolName, { table: poolTable });
+    await t.dm.message(poolName, thinPoolMessages.createThin(0));
+    const name = devName('thin');
+    const thinTable = new Table([{ start: 0, length: 16384, target: targets.thin({ poolDevice: pool.dev, deviceId: 0 }) }]);
+    const info = await t.dm.create(name, { table: thinTable });
+
+    await t.dm.reload(metaName, new Table([{ start: 0, length: 8192, target: targets.error() }]));
+    // The write may fail at once (EIO, metadata read) or later in the commit that follows it.
+    try {
+      writeAt(info.path, randomBytes(BLOCK), 0);
+    } catch {
+      // either way the pool fails
+    }
+    // A status read may itself make the failing commit and answer Error; then the mode is Fail.
+    expect(await eventually(async () => {
+      const [row] = await t.dm.status(poolName);
+      return row?.status.type === 'thin-pool' && row.status.known && row.status.failed === 'Fail';
+    }, 10000)).to.equal(true);
+    const [s] = await t.dm.status(name);
+    expect(s?.status).to.deep.include({ type: 'thin', known: true, failed: 'Fail', extra: [] });
+    const back = await t.dm.table(name);
+    expect(back?.rows[0]?.target).to.deep.equal({ type: 'thin', params: 'Fail', failed: true });
+    expect(dmsetup('table', name).trimEnd()).to.equal('0 16384 thin Fail');
+    expect(back?.toString()).to.equal('0 16384 thin Fail');
+    // The pool's own table is still what was loaded.
+    expect((await t.dm.table(poolName))?.equals(poolTable)).to.equal(true);
+
+    let code: string | undefined;
+    try {
+      await t.dm.message(poolName, thinPoolMessages.createThin(1));
+    } catch (e) {
+      if (e instanceof DmError) code = e.code;
+    }
+    expect(code).to.equal('ENOTSUP');
+    code = undefined;
+    try {
+      await t.dm.create(devName('thin2'), { table: thinTable });
+    } catch (e) {
+      if (e instanceof DmError) code = e.code;
+    }
+    expect(code).to.equal('EINVAL');
   });
 });

@@ -23,9 +23,13 @@ describe('targets: thin', () => {
     expect(() => targets.thin({ poolDevice: '254:0', deviceId: 1, origin: '7:0' } as never)).to.throw(TypeError, /unknown option "origin"/);
   });
 
-  it('parses what users and the kernel write, and refuses malformed params naming the field', () => {
+  it('parses what users and the kernel write (Fail for a failed pool), and refuses malformed params naming the field', () => {
     expect(parseThin('254:0 2 7:10')).to.deep.equal(targets.thin({ poolDevice: '254:0', deviceId: 2, externalOriginDevice: '7:10' }));
     expect(parseThin('/dev/dm-0 1').params).to.equal('/dev/dm-0 1');
+    // The table the kernel prints for a thin row whose pool failed.
+    expect(parseThin('Fail')).to.deep.equal({ type: 'thin', params: 'Fail', failed: true });
+    expect(Table.parse('0 16384 thin Fail').toString()).to.equal('0 16384 thin Fail');
+    expect(fieldOf(() => parseThin('Fail 1'))).to.equal('pool dev');
     expect(fieldOf(() => parseThin(''))).to.equal('pool dev');
     expect(fieldOf(() => parseThin('254:0'))).to.equal('dev id');
     expect(fieldOf(() => parseThin('254:0 16777216'))).to.equal('dev id');
