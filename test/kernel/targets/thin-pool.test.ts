@@ -136,7 +136,7 @@ describe('thin-pool in the kernel', () => {
     expect((await poolStatus(t, pool.name)).data.used).to.equal(2);
   });
 
-  it('with error_if_no_space, writes past the last free block fail at once (ENOSPC) and the pool is out_of_data_space, past the low water mark with an event; a grown data device brings it back to rw', async () => {
+  it('with error_if_no_space, writes past the last free block fail at once (ENOSPC) and the pool is out_of_data_space, with a device event (low water mark and out of space); a grown data device brings it back to rw', async () => {
     const pool = await makePool(t, 16 * 128, { errorIfNoSpace: true, lowWaterMark: 4 });
     await t.dm.message(pool.name, thinPoolMessages.createThin(0));
     const thin = devName('thin');
