@@ -49,6 +49,8 @@ export {
   parseDustQueryBlock,
   raidMessages,
   switchMessages,
+  thinPoolMessages,
+  THIN_MAX_DEVICE_ID,
   vdoMessages,
   writecacheMessages,
   zonedMessages,

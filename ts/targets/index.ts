@@ -28,6 +28,8 @@ import { delay, delayModule, type DelayStatus } from './delay';
 import { crypt, cryptModule, type CryptStatus } from './crypt';
 import { integrity, integrityModule, type IntegrityStatus } from './integrity';
 import { verity, verityModule, type VerityStatus } from './verity';
+import { thinPool, thinPoolModule, type ThinPoolStatus } from './thin-pool';
+import { thin, thinModule, type ThinStatus } from './thin';
 import type { RawTargetStatus, Target, TargetModule, TargetParser } from './types';
 
 export type { RawTargetStatus, Target, TargetModule, TargetParser, TargetStatusBase } from './types';
@@ -85,6 +87,9 @@ export { cryptKeySizes, cryptMaskedParams, cryptMessages, maskCryptKeys, parseCr
 export type { IntegrityAlgorithm, IntegrityAlgorithmOption, IntegrityMode, IntegrityOptions, IntegrityStatus, IntegrityTarget } from './integrity';
 export { INTEGRITY_MAX_TAG_SIZE } from './integrity';
 export type { VerityCorruptionMode, VerityErrorMode, VerityFec, VerityFecOptions, VerityOptions, VerityStatus, VerityTarget } from './verity';
+export type { ThinPoolDiscard, ThinPoolFailedStatus, ThinPoolFeature, ThinPoolMode, ThinPoolOptions, ThinPoolRunningStatus, ThinPoolStatus, ThinPoolTarget } from './thin-pool';
+export { THIN_MAX_DEVICE_ID, thinPoolMessages } from './thin-pool';
+export type { ThinFailedStatus, ThinFailedTarget, ThinOptions, ThinRunningStatus, ThinStatus, ThinTarget } from './thin';
 export type { MirrorLeg, MirrorLegHealth, MirrorLog, MirrorLogOptions, MirrorLogStatus, MirrorOptions, MirrorStatus, MirrorSync, MirrorTarget } from './mirror';
 
 /** Builders of typed targets, named after the kernel's target types (camelCase). */
@@ -144,6 +149,10 @@ export const targets = Object.freeze({
   integrity,
   /** `verity <version> <dev> <hash dev> <data block size> <hash block size> <#data blocks> <hash start block> <algorithm> <digest> <salt|-> [<#opt params> <opt param>*]` (load it read-only). */
   verity,
+  /** `thin-pool <metadata dev> <data dev> <data block size> <low water mark> [<#feature args> [<arg>]*]`. */
+  thinPool,
+  /** `thin <pool dev> <dev id> [<external origin dev>]`. */
+  thin,
 });
 
 const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
@@ -168,6 +177,8 @@ const MODULES: readonly TargetModule<Target, KnownTargetStatus>[] = [
   stripedModule,
   switchModule,
   unstripedModule,
+  thinModule,
+  thinPoolModule,
   vdoModule,
   verityModule,
   writecacheModule,
@@ -205,6 +216,8 @@ export type KnownTargetStatus =
   | StripedStatus
   | SwitchStatus
   | UnstripedStatus
+  | ThinStatus
+  | ThinPoolStatus
   | VdoStatus
   | VerityStatus
   | WritecacheStatus
