@@ -100,21 +100,29 @@ function hex(n: number): string {
   return n.toString(16);
 }
 
-function mappingWord(m: unknown, name: string, index: number): string {
+/**
+ * One mapping's word. `last` is the region the words before it wrote last (the kernel starts
+ * from region 0): an `R<n>,<m>` may repeat only regions that exist before it, n <= last + 1
+ * (dm-switch.c process_set_region_mappings), whatever words wrote them. Returns the word and
+ * the region it writes last.
+ */
+function mappingWord(m: unknown, name: string, index: number, last: number): { word: string; last: number } {
   if (typeof m !== 'object' || m === null) throw expected('{ region?, path } or { repeat, times }', name, m);
   if ('repeat' in m) {
     const r = builderOptions(m as { repeat: number; times: number }, name, ['repeat', 'times']);
     const n = integer(r.repeat, `${name}.repeat`, 1, 0xffffffff);
-    if (n > index) throw expectedRange(`at most the ${index} mapping(s) before it`, `${name}.repeat`, n);
-    return `R${hex(n)},${hex(integer(r.times, `${name}.times`, 1, 0xffffffff))}`;
+    if (n > last + 1) throw expectedRange(`at most the ${last + 1} region(s) up to region ${last}, the last one written before it`, `${name}.repeat`, n);
+    const times = integer(r.times, `${name}.times`, 1, 0xffffffff);
+    return { word: `R${hex(n)},${hex(times)}`, last: last + times };
   }
   const p = builderOptions(m as { region?: number; path: number }, name, ['region', 'path']);
   const path = hex(integer(p.path, `${name}.path`, 0, MAX_PATHS));
   if (p.region === undefined) {
     if (index === 0) throw expected('a region for the first mapping', `${name}.region`, undefined);
-    return `:${path}`;
+    return { word: `:${path}`, last: last + 1 };
   }
-  return `${hex(integer(p.region, `${name}.region`, 0, Number.MAX_SAFE_INTEGER))}:${path}`;
+  const region = integer(p.region, `${name}.region`, 0, Number.MAX_SAFE_INTEGER);
+  return { word: `${hex(region)}:${path}`, last: region };
 }
 
 /**
@@ -155,7 +163,13 @@ export const switchMessages = Object.freeze({
   setRegionMappings(mappings: readonly RegionMapping[]): string {
     if (!Array.isArray(mappings)) throw expected('an array of region mappings', 'mappings', mappings);
     if (mappings.length === 0) throw expectedRange('at least one mapping', 'mappings', mappings);
-    const words = mappings.map((m: unknown, i) => mappingWord(m, `mappings[${i}]`, i));
+    const words: string[] = [];
+    let last = 0;
+    mappings.forEach((m: unknown, i) => {
+      const w = mappingWord(m, `mappings[${i}]`, i, last);
+      words.push(w.word);
+      last = w.last;
+    });
     return `set_region_mappings ${words.join(' ')}`;
   },
 });

@@ -56,6 +56,24 @@ describe('switch in the kernel', () => {
     expect(row?.status).to.deep.include({ type: 'switch', known: true, extra: [] });
   });
 
+  it('a repeat may reach back over regions an earlier repeat wrote, as the kernel counts regions, not words', async () => {
+    const [a, b, c] = [await t.fx.loop(1024), await t.fx.loop(1024), await t.fx.loop(1024)];
+    fill(a.path, 0xa0, 1024);
+    fill(b.path, 0xb0, 1024);
+    fill(c.path, 0xc0, 1024);
+    const target = targets.switch({ regionSize: 8, paths: [{ device: a.dev, offset: 0 }, { device: b.dev, offset: 0 }, { device: c.dev, offset: 0 }] });
+    const name = devName('switch-reach');
+    const info = await t.dm.create(name, { table: new Table([{ start: 0, length: 1024, target }]) });
+    const paths = [2, 2, 2, 2, 0, 2, 2, 2, 0];
+    const message = switchMessages.setRegionMappings(compressRegionMappings(0, paths));
+    expect(message).to.equal('set_region_mappings 0:2 R1,3 :0 R4,4'); // R4 after three words
+    await t.dm.message(name, message);
+    await t.dm.suspend(name);
+    await t.dm.resume(name);
+    const bytes = [0xa0, 0xb0, 0xc0];
+    expect(firstByteOfRegions(info.path, paths.length, 8)).to.deep.equal(paths.map((p) => bytes[p] ?? -1));
+  });
+
   it('a mapping to a path the switch does not have is refused by the kernel (EINVAL)', async () => {
     const a = await t.fx.loop(64);
     const name = devName('switch-bad');

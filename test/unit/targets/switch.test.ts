@@ -49,6 +49,10 @@ describe('targets: switch', () => {
     expect(() => switchMessages.setRegionMappings([])).to.throw(RangeError, /mappings/);
     expect(() => switchMessages.setRegionMappings([{ path: 1 }])).to.throw(TypeError, /mappings\[0\]\.region/);
     expect(() => switchMessages.setRegionMappings([{ region: 0, path: 1 }, { repeat: 2, times: 1 }])).to.throw(RangeError, /mappings\[1\]\.repeat/);
+    // The kernel bounds a repeat by the region written last, not by the words before it.
+    expect(switchMessages.setRegionMappings([{ region: 0, path: 2 }, { repeat: 1, times: 3 }, { path: 0 }, { repeat: 4, times: 4 }])).to.equal('set_region_mappings 0:2 R1,3 :0 R4,4');
+    expect(switchMessages.setRegionMappings([{ region: 100, path: 1 }, { repeat: 101, times: 2 }])).to.equal('set_region_mappings 64:1 R65,2');
+    expect(() => switchMessages.setRegionMappings([{ region: 100, path: 1 }, { repeat: 102, times: 2 }])).to.throw(RangeError, /mappings\[1\]\.repeat/);
     expect(() => switchMessages.setRegionMappings([{ region: 0, path: -1 }])).to.throw(RangeError, /mappings\[0\]\.path/);
     expect(() => switchMessages.setRegionMappings([{ region: 0, path: 1, extra: 1 } as never])).to.throw(TypeError, /unknown option "extra"/);
   });
@@ -57,11 +61,14 @@ describe('targets: switch', () => {
     const words = (paths: number[], start = 0): string[] => switchMessages.setRegionMappings(compressRegionMappings(start, paths)).split(' ').slice(1);
     expect(words([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1])).to.deep.equal(['0:0', ':1', ':2', 'R3,8']);
     expect(words([1, 1, 1, 1], 16)).to.deep.equal(['10:1', 'R1,3']);
+    // A repeat of four after three words: the first repeat wrote three regions.
+    expect(words([2, 2, 2, 2, 0, 2, 2, 2, 0])).to.deep.equal(['0:2', 'R1,3', ':0', 'R4,4']);
     fc.assert(
       fc.property(fc.nat(1000), fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 200 }), (start, paths) => {
         const map = apply(words(paths, start));
         expect([...map.entries()].sort((a, b) => a[0] - b[0])).to.deep.equal(paths.map((p, i) => [start + i, p]));
       }),
+      { numRuns: 2000 },
     );
   });
 
