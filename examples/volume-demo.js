@@ -9,6 +9,8 @@ const { join } = require('node:path');
 const { DeviceMapper, LoopDevice, Table, targets } = require('..');
 
 const MiB = 2048; // sectors
+// Device names, with $DEVMAPPER_EXAMPLE_PREFIX before them (the tests run this with theirs).
+const n = (name) => `${process.env.DEVMAPPER_EXAMPLE_PREFIX || ''}${name}`;
 
 async function main() {
   const dm = await DeviceMapper.open();
@@ -32,10 +34,10 @@ async function main() {
       { start: 0, length: 8 * MiB, target: targets.linear({ device: loops[0].dev, offset: 0 }) },
       { start: 8 * MiB, length: 8 * MiB, target: targets.linear({ device: loops[1].dev, offset: 0 }) },
     ]);
-    const vol = await dm.create('demo-vol', { table, uuid: 'DEMO-VOL-0001' });
+    const vol = await dm.create(n('demo-vol'), { table, uuid: n('DEMO-VOL-0001') });
     console.log(`\ncreated ${vol.name} at ${vol.path} (${vol.dev.major}:${vol.dev.minor}), ${table.size} sectors`);
-    console.log(`table (read back from the kernel):\n  ${(await dm.table('demo-vol')).toString().replace(/\n/g, '\n  ')}`);
-    console.log(`dmsetup table agrees:\n  ${execFileSync('dmsetup', ['table', 'demo-vol'], { encoding: 'utf8' }).trim().replace(/\n/g, '\n  ')}`);
+    console.log(`table (read back from the kernel):\n  ${(await dm.table(n('demo-vol'))).toString().replace(/\n/g, '\n  ')}`);
+    console.log(`dmsetup table agrees:\n  ${execFileSync('dmsetup', ['table', n('demo-vol')], { encoding: 'utf8' }).trim().replace(/\n/g, '\n  ')}`);
 
     // Write across the boundary between the two disks and read it back from the second disk.
     const message = Buffer.from('written through /dev/dm-N across two loop disks');
@@ -50,11 +52,11 @@ async function main() {
 
     // Grow the volume live: append a zero segment, then rename.
     const grown = new Table([...table.rows, { start: 16 * MiB, length: MiB, target: targets.zero() }]);
-    await dm.reload('demo-vol', grown);
-    await dm.rename('demo-vol', 'demo-grown');
-    const info = await dm.info({ uuid: 'DEMO-VOL-0001' });
+    await dm.reload(n('demo-vol'), grown);
+    await dm.rename(n('demo-vol'), n('demo-grown'));
+    const info = await dm.info({ uuid: n('DEMO-VOL-0001') });
     console.log(`reloaded and renamed: ${info.name}, ${info.targetCount} rows, suspended=${info.suspended}`);
-    for (const row of await dm.status('demo-grown')) console.log(`  status ${row.start} ${row.length} ${row.type} ${row.status.raw}`);
+    for (const row of await dm.status(n('demo-grown'))) console.log(`  status ${row.start} ${row.length} ${row.type} ${row.status.raw}`);
 
     // A mistake is refused before it reaches the kernel, and a kernel refusal keeps its errno.
     try {
@@ -63,12 +65,12 @@ async function main() {
       console.log(`\nrefused before any ioctl: ${e.message}`);
     }
     try {
-      await dm.create('demo-grown');
+      await dm.create(n('demo-grown'));
     } catch (e) {
       console.log(`kernel refused: ${e.message} (code ${e.code}, errno ${e.errno})`);
     }
 
-    await dm.remove('demo-grown');
+    await dm.remove(n('demo-grown'));
     console.log(`\nremoved; devices left: ${(await dm.listDevices()).length}`);
   } finally {
     for (const l of loops) await l.detach().catch(() => undefined);
