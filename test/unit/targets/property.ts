@@ -1,4 +1,5 @@
 // Shared pieces of the targets' property tests (fast-check).
+import { expect } from 'chai';
 import fc from 'fast-check';
 import { DmParseError } from '../../../ts/index';
 
@@ -38,4 +39,23 @@ export function fieldOf(f: () => unknown): string {
     throw e;
   }
   throw new Error('no DmParseError');
+}
+
+/**
+ * Feeds every parser mutated lines of `samples` (see mutatedLines): each must return or throw a
+ * DmParseError, never another error, a crash or a hang.
+ */
+export function expectOnlyParseErrors(parsers: readonly ((text: string) => unknown)[], samples: readonly string[], numRuns = 500): void {
+  for (const parse of parsers) {
+    fc.assert(
+      fc.property(mutatedLines(samples), (line) => {
+        try {
+          parse(line);
+        } catch (e) {
+          expect(e).to.be.instanceOf(DmParseError);
+        }
+      }),
+      { numRuns },
+    );
+  }
 }
