@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceMapper, LoopDevice } from '../../ts/index';
+import { DeviceMapper, DmError, LoopDevice } from '../../ts/index';
 
 /** Every device a test makes is named with this prefix, so cleanup never touches others'. */
 export const PREFIX = 'dmt-';
@@ -18,6 +18,29 @@ export function scratchDir(): string {
   const base = process.env.DEVMAPPER_SCRATCH;
   if (base === undefined || base === '') throw new Error('DEVMAPPER_SCRATCH is not set: run the kernel tests with npm run test:kernel');
   return mkdtempSync(join(base, 'kt-'));
+}
+
+/** Reads `bytes` at byte `offset` of a block device or file, through a fresh open (a block device's page cache goes at its last close). */
+export function readAt(path: string, bytes: number, offset: number): Buffer {
+  const buf = Buffer.alloc(bytes);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, bytes, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+/** The DmError a promise rejects with (fails when it resolves or rejects with something else). */
+export async function rejection(p: Promise<unknown>): Promise<DmError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DmError) return e;
+    throw e;
+  }
+  throw new Error('resolved, expected a DmError');
 }
 
 /** Runs dmsetup and returns its stdout. */

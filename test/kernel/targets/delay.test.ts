@@ -1,23 +1,12 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Table, targets, type DelayOptions, type DelayStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, readAt } from '../helpers';
 
 /** One jiffy of the sandbox kernel (CONFIG_HZ=100): a timer of n jiffies fires after more than n − 1 of them. */
 const JIFFY_MS = 10;
-
-function readAt(path: string, bytes: number, offset: number): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
-}
 
 function writeAt(path: string, data: Buffer, offset: number): void {
   const fd = openSync(path, constants.O_WRONLY | constants.O_SYNC);

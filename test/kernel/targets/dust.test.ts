@@ -1,25 +1,14 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
-import { DmError, Table, dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock, targets, type DustStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
+import { Table, dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock, targets, type DustStatus } from '../../../ts/index';
+import { TestContext, devName, dmsetup, rejection } from '../helpers';
 
 /** The typed status of a dust target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<DustStatus> {
   const [row] = await t.dm.status(name);
   if (row === undefined || !row.status.known || row.status.type !== 'dust') throw new Error(`no typed dust status for ${name}`);
   return row.status;
-}
-
-/** The error a promise rejects with (fails when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<DmError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof DmError) return e;
-    throw e;
-  }
-  throw new Error('resolved, expected a DmError');
 }
 
 const BS = 4096;

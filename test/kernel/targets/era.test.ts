@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
-import { DmError, Table, eraMessages, targets, type EraRunningStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
+import { Table, eraMessages, targets, type EraRunningStatus } from '../../../ts/index';
+import { TestContext, devName, dmsetup, rejection } from '../helpers';
 
 /** The typed status of a working era target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<EraRunningStatus> {
@@ -20,17 +20,6 @@ function writeBlocks(path: string, first: number, count: number, fill: number): 
   } finally {
     closeSync(fd);
   }
-}
-
-/** The error a promise rejects with (fails when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<DmError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof DmError) return e;
-    throw e;
-  }
-  throw new Error('resolved, expected a DmError');
 }
 
 /** The block ranges era_invalidate lists, from its XML: [begin, end) pairs. */

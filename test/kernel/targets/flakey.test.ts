@@ -1,20 +1,8 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { Table, targets, type FlakeyOptions, type FlakeyStatus, type LoopDevice } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
-
-/** Reads `bytes` at `offset` of a block device or file (a fresh open: a block device's page cache goes at its last close). */
-function readAt(path: string, bytes: number, offset: number): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
-}
+import { TestContext, devName, dmsetup, readAt } from '../helpers';
 
 /** Writes synchronously (O_SYNC: the write returns once the data reached the device); the error, or null. */
 function writeAt(path: string, data: Buffer, offset: number): NodeJS.ErrnoException | null {

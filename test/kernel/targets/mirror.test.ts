@@ -1,26 +1,15 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { Table, targets, type MirrorStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, readAt } from '../helpers';
 
 /** The typed status of a mirror, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<MirrorStatus> {
   const [row] = await t.dm.status(name);
   if (row === undefined || !row.status.known || row.status.type !== 'mirror') throw new Error(`no typed mirror status for ${name}`);
   return row.status;
-}
-
-function readAt(path: string, bytes: number, offset: number): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
 }
 
 describe('mirror in the kernel', () => {

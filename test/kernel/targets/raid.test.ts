@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { Table, raidMessages, targets, type RaidStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, readAt } from '../helpers';
 
 /** The typed status of a raid target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<RaidStatus> {
@@ -16,17 +16,6 @@ async function inSync(t: TestContext, name: string, ms = 30000): Promise<boolean
     const s = await statusOf(t, name);
     return s.syncAction === 'idle' && s.syncRatio.used === s.syncRatio.total && s.devices.every((d) => d === 'in-sync' || d === 'missing');
   }, ms);
-}
-
-function readAt(path: string, bytes: number, offset: number): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
 }
 
 describe('raid in the kernel', () => {

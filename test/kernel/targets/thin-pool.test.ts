@@ -1,22 +1,11 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { truncateSync } from 'node:fs';
-import { DmError, Table, targets, thinPoolMessages, type ThinPoolOptions } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
+import { Table, targets, thinPoolMessages, type ThinPoolOptions } from '../../../ts/index';
+import { TestContext, devName, dmsetup, rejection } from '../helpers';
 import { makePool, poolStatus, readAt, thinStatus, thinTool, writeAt, writeError, zeroSuperblock } from './thin-fixture';
 
 const BLOCK = 128 * 512;
-
-/** The error a promise rejects with (fails when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<DmError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof DmError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('thin-pool in the kernel', () => {
   const t = TestContext.perTest();

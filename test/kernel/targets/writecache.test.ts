@@ -1,27 +1,16 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Table, targets, writecacheMessages, type WritecacheStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { TestContext, devName, dmsetup, readAt, scratchDir } from '../helpers';
 
 /** The typed status of a writecache, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<WritecacheStatus> {
   const [row] = await t.dm.status(name);
   if (row === undefined || !row.status.known || row.status.type !== 'writecache') throw new Error(`no typed writecache status for ${name}`);
   return row.status;
-}
-
-function readAt(path: string, bytes: number, offset: number): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, offset);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
 }
 
 describe('writecache in the kernel', () => {
