@@ -106,7 +106,7 @@ export class IdentityChanged extends DmError {
       device: label,
       message:
         `${command} ${label}: the device changed identity during the operation: it was ${describeIdentity(expected)}, ` +
-        `the kernel answered for ${describeIdentity(found)}; stopped without touching it further`,
+        `the kernel answered for ${describeIdentity(found)} (this ${command} reached that device; the kernel cannot name a device by two identities at once); nothing more is sent to it`,
     });
   }
 }

@@ -76,9 +76,11 @@ describe('transactions in the kernel', function () {
       expect(e).to.be.instanceOf(DmError);
       expect(e).to.include({ code: 'ESTALE', command: 'DM_TABLE_LOAD', device: x });
       expect((e as Error).message).to.contain('changed identity');
-      // Not ours: still there, never resumed, never removed.
+      expect((e as Error).message).to.contain('this DM_TABLE_LOAD reached that device');
+      // Not ours: still there, never resumed, never removed. The load that answered for it
+      // reached it (its inactive table, as the message says), and nothing after it did.
       const info = await dm.info({ uuid });
-      expect(info).to.include({ name: intruder, activeTable: false });
+      expect(info).to.include({ name: intruder, activeTable: false, inactiveTable: true, suspended: false });
     });
 
     it('reload: another actor replacing the device between the steps keeps its own pending table', async () => {
@@ -147,6 +149,58 @@ describe('transactions in the kernel', function () {
     expect(await dm.info(name)).to.include({ suspended: true, inactiveTable: false, activeTable: true });
     expect((await dm.table(name))?.toString()).to.equal(table.toString());
     await dm.resume(name);
+  });
+
+  it('a rollback step the kernel fails reaches the caller as rollbackError, beside the first error', async () => {
+    const loop = await fx.loop(64);
+    const name = devName('rbfail');
+    const table = new Table([{ start: 0, length: 64, target: targets.linear({ device: loop.dev, offset: 0 }) }]);
+    await dm.create(name, { table });
+    // The reload's resume fails for real (a row past the end of its device); the rollback's
+    // resume after it is failed by injection, as a kernel refusing it would.
+    let resumes = 0;
+    unhook = hookControl(dm, {
+      before: (request) => {
+        if (request.cmd !== Command.DEV_SUSPEND || (request.flags & Flag.SUSPEND) !== 0 || request.name !== name) return;
+        resumes++;
+        if (resumes === 2) throw new DmError({ errno: 5, syscall: 'ioctl', command: 'DM_DEV_SUSPEND', device: name, message: 'injected: resume refused' });
+      },
+    });
+    const e = await rejection(dm.reload(name, new Table([{ start: 0, length: 4096, target: targets.linear({ device: loop.dev, offset: 0 }) }])));
+    unhook();
+    unhook = undefined;
+    expect(e).to.include({ code: 'EINVAL', command: 'DM_DEV_SUSPEND' });
+    expect((e as DmError).rollbackError).to.be.instanceOf(DmError).and.include({ code: 'EIO', command: 'DM_DEV_SUSPEND' });
+    // What the failed rollback left: suspended on the old table, which a resume brings back.
+    expect(await dm.info(name)).to.include({ suspended: true, activeTable: true });
+    await dm.resume(name);
+    expect((await dm.table(name))?.toString()).to.equal(table.toString());
+  });
+
+  it('close() in the middle of a reload\'s rollback lets the rollback finish', async () => {
+    fx = new Fixture(other); // dm is closed by the end: the fixture cleans up through the other
+    const loop = await fx.loop(64);
+    const name = devName('closerb');
+    const table = new Table([{ start: 0, length: 64, target: targets.linear({ device: loop.dev, offset: 0 }) }]);
+    await dm.create(name, { table });
+    let resumes = 0;
+    let closing: Promise<void> | undefined;
+    unhook = hookControl(dm, {
+      before: (request) => {
+        if (request.cmd !== Command.DEV_SUSPEND || (request.flags & Flag.SUSPEND) !== 0 || request.name !== name) return;
+        if (++resumes === 2) closing = dm.close(); // the rollback's resume is about to go
+      },
+    });
+    const e = await rejection(dm.reload(name, new Table([{ start: 0, length: 4096, target: targets.linear({ device: loop.dev, offset: 0 }) }])));
+    unhook();
+    unhook = undefined;
+    expect(closing).to.not.equal(undefined);
+    await closing;
+    expect(e).to.include({ code: 'EINVAL', command: 'DM_DEV_SUSPEND' });
+    expect((e as DmError).rollbackError).to.equal(undefined);
+    expect(await other.info(name)).to.include({ suspended: false, activeTable: true, inactiveTable: false });
+    expect((await other.table(name))?.toString()).to.equal(table.toString());
+    expect(await rejection(dm.info(name))).to.be.instanceOf(DmClosedError);
   });
 
   it('a failed reload puts the caller\'s own pending inactive table back', async () => {
