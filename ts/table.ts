@@ -126,7 +126,9 @@ export class Table {
     const split = splitRows(text);
     if (split.length === 0) throw new DmParseError('a table has at least one row', text, 'rows');
     let next = 0;
-    const rows = split.map(({ start, length, type, params, line }) => {
+    const rows = split.map(({ start, length, type, params, line: original }) => {
+      // Errors carry the line with its secrets hidden (a crypt key).
+      const line = redactedLine({ start, length, type, params, line: original });
       if (length === 0) throw new DmParseError('a row is at least 1 sector long', line, 'length');
       if (start !== next) throw new DmParseError(`rows must cover the device from sector 0 without gaps or overlaps: this one should start at ${next}`, line, 'start');
       next = start + length;
@@ -138,7 +140,8 @@ export class Table {
       return new Table(rows);
     } catch (e) {
       // Starts, lengths and types are checked above: what is left is in the params.
-      throw new DmParseError(e instanceof Error ? e.message : String(e), text, 'params');
+      const shown = split.map(redactedLine).join('\n');
+      throw new DmParseError(e instanceof Error ? e.message : String(e), shown, 'params');
     }
   }
 
@@ -205,7 +208,17 @@ function normaliseRow(input: unknown, name: string): TableRow {
 }
 
 function formatRow(row: TableRow): string {
-  return row.params === '' ? `${row.start} ${row.length} ${row.type}` : `${row.start} ${row.length} ${row.type} ${row.params}`;
+  return formatParts(row.start, row.length, row.type, row.params);
+}
+
+function formatParts(start: number, length: number, type: string, params: string): string {
+  return params === '' ? `${start} ${length} ${type}` : `${start} ${length} ${type} ${params}`;
+}
+
+/** A row's line as errors may show it: its type's secrets hidden (see TargetModule.redact). */
+function redactedLine(row: { start: number; length: number; type: string; params: string; line: string }): string {
+  const redact = targetModules[row.type]?.redact;
+  return redact === undefined ? row.line : formatParts(row.start, row.length, row.type, redact(row.params));
 }
 
 /** `start length type rest-of-line` rows of table or status text, with the line each came from. */

@@ -716,6 +716,7 @@ export const cryptModule: TargetModule<CryptTarget, CryptStatus> = {
   type: 'crypt',
   parse: parseCrypt,
   parseStatus: parseCryptStatus,
+  redact: maskParamsText,
   // The kernel's rule: the row is whole encryption sectors ("Device size is not multiple of sector_size feature").
   checkLength(target, length, name) {
     const t = parseCrypt(target.params);

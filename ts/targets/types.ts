@@ -47,4 +47,9 @@ export interface TargetModule<T extends Target = Target, S extends TargetStatusB
    * stripe), checked by `Table` before any ioctl. Throws RangeError naming `name`.
    */
   readonly checkLength?: (target: Target, length: number, name: string) => void;
+  /**
+   * The params text with its secrets hidden (crypt: the key zeroed, as `dmsetup table` shows
+   * it without `--showkeys`), for the text that errors carry. Absent: nothing to hide.
+   */
+  readonly redact?: (params: string) => string;
 }

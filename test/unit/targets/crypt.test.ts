@@ -214,6 +214,27 @@ describe('targets: crypt', () => {
     expect(() => Table.parse(`0 12 crypt ${t.params}`)).to.throw(DmParseError, /multiple of 8/);
   });
 
+  it('Table.parse errors about crypt rows never carry the key: the text they quote has it zeroed', () => {
+    const key = K64;
+    const texts: string[] = [];
+    for (const text of [
+      `8 8 crypt aes-xts-plain64 ${key} 0 7:0 0`, // a gap before the row: its start is refused
+      `0 0 crypt aes-xts-plain64 ${key} 0 7:0 0`, // a zero length
+      `0 12 crypt aes-xts-plain64 ${key} 0 7:0 0 1 sector_size:4096`, // not whole sectors (the Table's check)
+      `0 8 crypt aes-xts-plain64 ${key} 0 7:0`, // the params' own parse
+    ]) {
+      try {
+        Table.parse(text);
+        expect.fail(`parsed: ${text}`);
+      } catch (e) {
+        expect(e).to.be.instanceOf(DmParseError);
+        texts.push((e as DmParseError).text, (e as Error).message);
+      }
+    }
+    for (const shown of texts) expect(shown).to.not.contain(key.slice(0, 16));
+    expect(texts[0]).to.equal(`8 8 crypt aes-xts-plain64 ${'0'.repeat(128)} 0 7:0 0`);
+  });
+
   it('reads the status: empty, any words kept', () => {
     expect(parseCryptStatus('')).to.deep.equal({ type: 'crypt', raw: '', known: true, extra: [] });
     expect(parseCryptStatus('new words').extra).to.deep.equal(['new', 'words']);
