@@ -126,6 +126,15 @@ export interface QueryOptions {
   inactive?: boolean;
 }
 
+/** Options of `table`. */
+export interface TableOptions extends QueryOptions {
+  /**
+   * The table holds a key (dm-crypt): ask with DM_SECURE_DATA, so that the kernel wipes its
+   * copy of the answer, and the addon its own once it is handed over.
+   */
+  secure?: boolean;
+}
+
 /** Options of `status`. */
 export interface StatusOptions extends QueryOptions {
   /** Do not flush before reporting (for targets whose status would flush). */
@@ -548,12 +557,13 @@ export class DeviceMapper {
   }
 
   /** The device's table (live, or inactive with `{ inactive: true }`), typed where the library can. */
-  async table(id: DevId, options?: QueryOptions): Promise<Table | undefined> {
+  async table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
     const site = new CallSite(this.table);
     const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['inactive']);
+    const opts = checkOptions(options, 'options', ['inactive', 'secure']);
     let flags = Flag.STATUS_TABLE;
     if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
+    if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
     const r = await this.exec(site, single({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label));
     try {
       const rows = specsOf(r, dev.label);

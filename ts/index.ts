@@ -14,6 +14,7 @@ export type {
   SuspendOptions,
   ReloadOptions,
   QueryOptions,
+  TableOptions,
   StatusOptions,
   MessageOptions,
   RemoveOptions,
