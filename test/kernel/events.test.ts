@@ -160,6 +160,10 @@ describe('events in the kernel', function () {
     const waits = Array.from({ length: 300 }, () => t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));
     await new Promise((r) => setTimeout(r, 500));
     expect(threads() - before.threads).to.be.at.most(256);
+    // A watch counts against the same bound.
+    const watching = t.dm.watch({ signal: controller.signal }).next().catch((x: unknown) => x);
+    const watchOutcome = await Promise.race([watching, new Promise((r) => setTimeout(() => r('not refused'), 2000))]);
+    expect(watchOutcome).to.be.instanceOf(DmError).and.include({ code: 'EAGAIN' });
     controller.abort();
     const outcomes = await Promise.all(waits);
     const refused = outcomes.filter((e) => e instanceof DmError && e.code === 'EAGAIN');
