@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run test:kernel [-- part-of-a-path...]` (after `npm run build`): compiles the tests, then runs the kernel suite
+// `npm run test:kernel [-- part-of-a-path... !part-to-leave-out...]` (after `npm run build`): compiles the tests, then runs the kernel suite
 // (build/js/test/kernel/**/*.test.js) with mocha in ONE boot of the User-Mode Linux sandbox
 // (dist/sandbox), so the boot is paid once. It never skips: no sandbox, no kernel tests, no
 // pass. With DEVMAPPER_TEST_HOST=1 it runs the same mocha command on the host instead, which
@@ -176,9 +176,15 @@ async function main() {
   compileTests();
   checkAddon();
   // Arguments narrow the run to the test files whose path contains one of them
-  // (`npm run test:kernel -- targets/thin`); none runs them all.
-  const only = process.argv.slice(2);
-  const files = findTests(kernelTestDir).filter((f) => only.length === 0 || only.some((o) => path.relative(kernelTestDir, f).includes(o)));
+  // (`npm run test:kernel -- targets/thin`), and leave out those whose path contains one
+  // given after a `!` (`'!targets/'`); none runs them all.
+  const args = process.argv.slice(2);
+  const only = args.filter((a) => !a.startsWith('!'));
+  const not = args.filter((a) => a.startsWith('!')).map((a) => a.slice(1));
+  const files = findTests(kernelTestDir).filter((f) => {
+    const rel = path.relative(kernelTestDir, f);
+    return (only.length === 0 || only.some((o) => rel.includes(o))) && !not.some((o) => rel.includes(o));
+  });
   if (files.length === 0) fail(`no kernel tests found under ${path.relative(root, kernelTestDir)} (test/kernel/**/*.test.ts)`);
   const status = process.env.DEVMAPPER_TEST_HOST === '1' ? runOnHost(files) : await runInUml(files);
   process.exitCode = status;
