@@ -1,31 +1,19 @@
-import type { Control, NativeRequest, NativeResult, NativeTargetSpec, NativeWait } from '../binding';
+import type { Control, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import { binding } from './binding';
-import { Command, Flag } from './constants';
-import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
-import { CallSite, DmClosedError, DmError, exactNumber, toDmError } from './errors';
+import * as commands from './commands';
+import type { Cmd } from './commands';
+import { Command } from './constants';
+import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
+import { CallSite, DmClosedError, DmError, toDmError } from './errors';
 import { DeviceLocks } from './locks';
-import { statusRowsFromKernel, type StatusRow } from './status';
-import { rawStatus } from './targets/index';
-import {
-  call,
-  createProgram,
-  identityOf,
-  lockDevice,
-  refOf,
-  reloadProgram,
-  removeProgram,
-  renameProgram,
-  single,
-  specsOf,
-  type Answer,
-  type Program,
-  type Step,
-} from './steps';
-import { Table } from './table';
-import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, checkWellFormed, expected } from './validate';
+import type { StatusRow } from './status';
+import type { Answer, Program, Step } from './steps';
+import type { Table } from './table';
+import { checkInteger, checkOptions, expected } from './validate';
 
 export { Command, Flag } from './constants';
+export { infoOf } from './commands';
 
 /** A device as LIST_DEVICES reports it. */
 export interface DeviceListEntry {
@@ -237,48 +225,6 @@ export interface SignalOptions {
 
 const DEFAULT_CONTROL = '/dev/mapper/control';
 
-/** dm core messages that only report (dm-stats listing and printing): safe to send again. */
-const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
-
-/** The load and suspend flags of reload's and update's options. */
-function reloadFlags(options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number } {
-  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
-  let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
-  let suspendFlags = Flag.SUSPEND;
-  if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
-  if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
-  return { loadFlags, suspendFlags };
-}
-
-function checkTable(value: unknown, name: string): Table {
-  if (!(value instanceof Table)) throw expected('a Table', name, value);
-  return value;
-}
-
-function checkPrefix(value: unknown, name: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw expected('a string', name, value);
-  return checkWellFormed(value, name);
-}
-
-function version(v: readonly number[]): [number, number, number] {
-  return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0];
-}
-
-/** The queue key of a device as the caller names it. */
-function lockKey(id: ResolvedId): string {
-  if (id.uuid !== undefined) return `uuid:${id.uuid}`;
-  if (id.dev !== undefined) return `dev:${id.dev}`;
-  return `name:${id.name ?? ''}`;
-}
-
-function idRequest(id: ResolvedId): Pick<NativeRequest, 'name' | 'uuid' | 'dev'> {
-  if (id.uuid !== undefined) return { uuid: id.uuid };
-  if (id.dev !== undefined) return { dev: id.dev };
-  return { name: id.name ?? '' };
-}
-
 /** Why `DeviceMapper.open` failed, in words a user can act on. */
 function openFailure(e: unknown, path: string, site: CallSite): Error {
   const error = toDmError(e, site, path);
@@ -343,7 +289,7 @@ export class DeviceMapper {
     }
     try {
       const r = await control.ioctl({ cmd: Command.VERSION, flags: 0 });
-      return new DeviceMapper(control, version(r.version));
+      return new DeviceMapper(control, commands.version(r.version));
     } catch (e) {
       await control.close();
       throw toDmError(e, site, path);
@@ -420,38 +366,28 @@ export class DeviceMapper {
     }
   }
 
-  /** All devices, with uuids and event numbers where the kernel reports them. */
-  async listDevices(): Promise<DeviceListEntry[]> {
-    const site = new CallSite(this.listDevices);
-    const r = await this.exec(site, single({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined));
+  /** Runs a command made by `make` (its checks' errors, too, carry the caller's stack). */
+  private async run<T>(site: CallSite, make: () => Cmd<T>): Promise<T> {
+    let cmd: Cmd<T>;
     try {
-      return listEntries(r);
+      cmd = make();
     } catch (e) {
       throw e instanceof Error ? site.attach(e) : e;
     }
+    return this.exec(site, cmd.program, cmd.key);
   }
+
+  /** All devices, with uuids and event numbers where the kernel reports them. */
+  async listDevices(): Promise<DeviceListEntry[]> {
+    return this.run(new CallSite(this.listDevices), () => commands.listDevices());  }
 
   /** The target types the kernel has loaded, with their versions. */
   async listTargets(): Promise<TargetTypeVersion[]> {
-    const site = new CallSite(this.listTargets);
-    const r = await this.exec(site, single({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined));
-    return (r.versions ?? []).map((v) => ({ name: v.name, version: version(v.version) }));
-  }
+    return this.run(new CallSite(this.listTargets), () => commands.listTargets());  }
 
   /** One target type's version (GET_TARGET_VERSION; LIST_VERSIONS on kernels before 4.41). */
   async targetVersion(type: string): Promise<[number, number, number]> {
-    const site = new CallSite(this.targetVersion);
-    const name = checkTargetType(type, 'type');
-    if (this.driverVersion[1] < 41) {
-      const found = (await this.listTargets()).find((t) => t.name === name);
-      if (!found) throw site.attach(new DmError({ errno: 22, syscall: 'ioctl', command: 'DM_LIST_VERSIONS', device: name, message: `DM_LIST_VERSIONS: no target type ${name}` }));
-      return found.version;
-    }
-    const r = await this.exec(site, single({ cmd: Command.GET_TARGET_VERSION, flags: 0, name }, name));
-    const v = r.versions?.[0];
-    if (v === undefined) throw site.attach(new DmError({ errno: 71, syscall: 'ioctl', command: 'DM_GET_TARGET_VERSION', device: name, message: `DM_GET_TARGET_VERSION ${name}: the kernel answered with no version` }));
-    return version(v.version);
-  }
+    return this.run(new CallSite(this.targetVersion), () => commands.targetVersion(this, type));  }
 
   /**
    * Creates a device and, given a table, loads it and (unless `activate: false`) resumes it.
@@ -461,56 +397,23 @@ export class DeviceMapper {
    * it meanwhile, the call fails with `ESTALE` and touches nothing more.
    */
   async create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.create);
-    const devName = checkName(name);
-    const opts = checkOptions(options, 'options', ['table', 'uuid', 'readOnly', 'activate', 'secure']);
-    const uuid = opts.uuid === undefined ? undefined : checkUuid(opts.uuid, 'options.uuid');
-    const table = opts.table === undefined ? undefined : checkTable(opts.table, 'options.table');
-    let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-    if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
-    const activate = checkBoolean(opts.activate, 'options.activate', true);
-    const program = createProgram({ name: devName, uuid, rows: table === undefined ? undefined : rowsOf(table), loadFlags, activate });
-    return this.infoAt(site, await this.exec(site, program, `name:${devName}`), devName);
-  }
+    return this.run(new CallSite(this.create), () => commands.create(name, options));  }
 
   /** DEV_STATUS: what the kernel says of the device. */
   async info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.info);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['inactive']);
-    const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
-    return this.infoAt(site, await this.exec(site, single({ cmd: Command.DEV_STATUS, flags, ...idRequest(dev) }, dev.label)), dev.label);
-  }
+    return this.run(new CallSite(this.info), () => commands.info(id, options));  }
 
   /** Loads a table as the device's inactive table (made live by `resume`). */
   async load(id: DevId, table: Table, options?: LoadOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.load);
-    const dev = resolveId(id);
-    const t = checkTable(table, 'table');
-    const opts = checkOptions(options, 'options', ['readOnly', 'secure']);
-    let flags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-    if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
-    const r = await this.exec(site, single({ cmd: Command.TABLE_LOAD, flags, ...idRequest(dev), targets: rowsOf(t) }, dev.label), lockKey(dev));
-    return this.infoAt(site, r, dev.label);
-  }
+    return this.run(new CallSite(this.load), () => commands.load(id, table, options));  }
 
   /** Suspends the device (I/O queues until resume). */
   async suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.suspend);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs']);
-    let flags = Flag.SUSPEND;
-    if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
-    if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) flags |= Flag.SKIP_LOCKFS;
-    return this.infoAt(site, await this.exec(site, single({ cmd: Command.DEV_SUSPEND, flags, ...idRequest(dev) }, dev.label), lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.suspend), () => commands.suspend(id, options));  }
 
   /** Resumes the device, making its inactive table live if it has one. */
   async resume(id: DevId): Promise<DeviceInfo> {
-    const site = new CallSite(this.resume);
-    const dev = resolveId(id);
-    return this.infoAt(site, await this.exec(site, single({ cmd: Command.DEV_SUSPEND, flags: 0, ...idRequest(dev) }, dev.label), lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.resume), () => commands.resume(id));  }
 
   /**
    * Replaces the live table: reads the device's state and tables, loads, suspends, resumes.
@@ -520,13 +423,7 @@ export class DeviceMapper {
    * device runs on the new table. Reloads of one device by one instance run one at a time.
    */
   async reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.reload);
-    const dev = resolveId(id);
-    const t = checkTable(table, 'table');
-    const { loadFlags, suspendFlags } = reloadFlags(options);
-    const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags });
-    return this.infoAt(site, await this.exec(site, program, lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.reload), () => commands.reload(id, table, options));  }
 
   /**
    * Reloads the device with the table `change` makes from its live table (`undefined` when
@@ -537,124 +434,42 @@ export class DeviceMapper {
    * changed. Then it is `reload`, with the same options and the same rollback.
    */
   async update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.update);
-    const dev = resolveId(id);
-    if (typeof change !== 'function') throw site.attach(expected('a function (table) => Table', 'change', change));
-    const { loadFlags, suspendFlags } = reloadFlags(options);
-    const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => {
-      const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
-      return rowsOf(checkTable(next, 'the table change returned'));
-    };
-    const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows, loadFlags, suspendFlags });
-    return this.infoAt(site, await this.exec(site, program, lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.update), () => commands.update(id, change, options));  }
 
   /** Drops the device's inactive table. */
   async clear(id: DevId): Promise<DeviceInfo> {
-    const site = new CallSite(this.clear);
-    const dev = resolveId(id);
-    return this.infoAt(site, await this.exec(site, single({ cmd: Command.TABLE_CLEAR, flags: 0, ...idRequest(dev) }, dev.label), lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.clear), () => commands.clear(id));  }
 
   /** The device's table (live, or inactive with `{ inactive: true }`), typed where the library can. */
   async table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
-    const site = new CallSite(this.table);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['inactive', 'secure']);
-    let flags = Flag.STATUS_TABLE;
-    if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
-    if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
-    const r = await this.exec(site, single({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label));
-    try {
-      const rows = specsOf(r, dev.label);
-      return rows.length === 0 ? undefined : Table.fromKernelRows(rows);
-    } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
-    }
-  }
+    return this.run(new CallSite(this.table), () => commands.table(id, options));  }
 
   /** The status of each row of the device's table. */
   async status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
-    const site = new CallSite(this.status);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['inactive', 'noFlush', 'ima']);
-    let flags = 0;
-    if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
-    if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
-    const ima = checkBoolean(opts.ima, 'options.ima', false);
-    if (ima) {
-      if (this.driverVersion[1] < 45) {
-        throw site.attach(new RangeError(`Expected a device-mapper interface of 4.45 or later for options.ima but the kernel has ${this.driverVersion.join('.')}`));
-      }
-      flags |= Flag.IMA_MEASUREMENT;
-    }
-    const r = await this.exec(site, single({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label));
-    try {
-      const rows = specsOf(r, dev.label);
-      // IMA measurement text is not a status: it stays raw.
-      if (ima) return rows.map((row) => Object.freeze({ start: row.start, length: row.length, type: row.type, status: rawStatus(row.type, row.params) }));
-      return statusRowsFromKernel(rows);
-    } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
-    }
-  }
+    return this.run(new CallSite(this.status), () => commands.status(this, id, options));  }
 
   /** The devices the table uses. */
   async deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
-    const site = new CallSite(this.deps);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['inactive']);
-    const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
-    const r = await this.exec(site, single({ cmd: Command.TABLE_DEPS, flags, ...idRequest(dev) }, dev.label));
-    try {
-      return (r.deps ?? []).map((d) => decodeDev(exactNumber(d, 'a dependency', dev.label)));
-    } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
-    }
-  }
+    return this.run(new CallSite(this.deps), () => commands.deps(id, options));  }
 
   /** Sends a message to the target at `sector`; resolves with its output, if it gave any. */
   async message(id: DevId, message: string, options?: MessageOptions): Promise<string | undefined> {
-    const site = new CallSite(this.message);
-    const dev = resolveId(id);
-    const text = checkMessage(message);
-    const opts = checkOptions(options, 'options', ['sector', 'secure', 'repeatable']);
-    const sector = opts.sector === undefined ? 0 : checkSector(opts.sector, 'options.sector');
-    const flags = checkBoolean(opts.secure, 'options.secure', false) ? Flag.SECURE_DATA : 0;
-    const repeatable = checkBoolean(opts.repeatable, 'options.repeatable', READ_ONLY_MESSAGE.test(text));
-    const r = await this.exec(site, single({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: text, repeatable }, dev.label));
-    return r.data;
-  }
+    return this.run(new CallSite(this.message), () => commands.message(id, message, options));  }
 
   /** Renames the device (any DevId form: the kernel renames by name, so others are looked up first). */
   async rename(id: DevId, newName: string): Promise<DeviceInfo> {
-    const site = new CallSite(this.rename);
-    const dev = resolveId(id);
-    const name = checkName(newName, 'newName');
-    return this.infoAt(site, await this.exec(site, renameProgram(idRequest(dev), dev.label, name, false), lockKey(dev)), name);
-  }
+    return this.run(new CallSite(this.rename), () => commands.rename(id, newName));  }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
   async setUuid(id: DevId, uuid: string): Promise<DeviceInfo> {
-    const site = new CallSite(this.setUuid);
-    const dev = resolveId(id);
-    const value = checkUuid(uuid);
-    return this.infoAt(site, await this.exec(site, renameProgram(idRequest(dev), dev.label, value, true), lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.setUuid), () => commands.setUuid(id, uuid));  }
 
   /**
    * Removes the device. EBUSY is retried `retries` times with a growing pause (scans by
    * udev or blkid hold devices open briefly), then reported.
    */
   async remove(id: DevId, options?: RemoveOptions): Promise<void> {
-    const site = new CallSite(this.remove);
-    const dev = resolveId(id);
-    const opts = checkOptions(options, 'options', ['deferred', 'retries']);
-    const deferred = checkBoolean(opts.deferred, 'options.deferred', false);
-    const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
-    const request: NativeRequest = { cmd: Command.DEV_REMOVE, flags: deferred ? Flag.DEFERRED_REMOVE : 0, ...idRequest(dev) };
-    await this.exec(site, removeProgram(request, dev.label, retries), lockKey(dev));
-  }
+    return this.run(new CallSite(this.remove), () => commands.remove(id, options));  }
 
   /**
    * **Without a filter this removes every device-mapper device on the host** that is not open
@@ -664,17 +479,7 @@ export class DeviceMapper {
    * (with a filter) or [] (DM_REMOVE_ALL does not say).
    */
   async removeAll(options?: RemoveAllOptions): Promise<string[]> {
-    const site = new CallSite(this.removeAll);
-    const opts = checkOptions(options, 'options', ['deferred', 'prefix', 'uuidPrefix']);
-    const flags = checkBoolean(opts.deferred, 'options.deferred', false) ? Flag.DEFERRED_REMOVE : 0;
-    const prefix = checkPrefix(opts.prefix, 'options.prefix');
-    const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
-    if (prefix === undefined && uuidPrefix === undefined) {
-      await this.exec(site, single({ cmd: Command.REMOVE_ALL, flags }, undefined));
-      return [];
-    }
-    return this.exec(site, removeMatching(flags, (d) => matches(d, prefix, uuidPrefix)));
-  }
+    return this.run(new CallSite(this.removeAll), () => commands.removeAll(options));  }
 
   /**
    * Finds the devices left suspended, carrying an inactive table or without a live table (by
@@ -685,44 +490,11 @@ export class DeviceMapper {
    * such a live operation from a dead one.
    */
   async recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
-    const site = new CallSite(this.recover);
-    const opts = checkOptions(options, 'options', ['prefix', 'uuidPrefix', 'repair']);
-    const prefix = checkPrefix(opts.prefix, 'options.prefix');
-    const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
-    const repair = checkBoolean(opts.repair, 'options.repair', false);
-    if (repair && prefix === undefined && uuidPrefix === undefined) {
-      throw site.attach(
-        new RangeError("Expected options.prefix or options.uuidPrefix with options.repair (other tools may suspend their own devices on purpose; prefix '' means every device) but received neither"),
-      );
-    }
-    const listed = await this.listDevices();
-    const found: RecoveredDevice[] = [];
-    for (const d of listed.filter((e) => matches(e, prefix, uuidPrefix))) {
-      const ref = d.uuid !== undefined ? { uuid: d.uuid } : { name: d.name };
-      try {
-        found.push(...(await this.exec(site, recoverProgram(ref, d, repair))));
-      } catch (e) {
-        if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
-        throw e;
-      }
-    }
-    return found;
-  }
+    return this.run(new CallSite(this.recover), () => commands.recover(options));  }
 
   /** Sets the geometry the device reports (HDIO_GETGEO). */
   async setGeometry(id: DevId, geometry: Geometry): Promise<DeviceInfo> {
-    const site = new CallSite(this.setGeometry);
-    const dev = resolveId(id);
-    if (typeof geometry !== 'object' || geometry === null) throw expected('{ cylinders, heads, sectors, start }', 'geometry', geometry);
-    const g = checkOptions(geometry, 'geometry', ['cylinders', 'heads', 'sectors', 'start']);
-    // The kernel's limits (dm-ioctl.c dev_set_geometry): 16-bit cylinders, 8-bit heads and sectors.
-    const cylinders = checkInteger(g.cylinders, 'geometry.cylinders', 0, 65535);
-    const heads = checkInteger(g.heads, 'geometry.heads', 0, 255);
-    const sectors = checkInteger(g.sectors, 'geometry.sectors', 0, 255);
-    const start = checkSector(g.start, 'geometry.start');
-    const data = `${cylinders} ${heads} ${sectors} ${start}`;
-    return this.infoAt(site, await this.exec(site, geometryProgram(idRequest(dev), dev.label, data), lockKey(dev)), dev.label);
-  }
+    return this.run(new CallSite(this.setGeometry), () => commands.setGeometry(id, geometry));  }
 
   /**
    * Waits until the device's event counter differs from `eventNr` (a target raised an
@@ -739,7 +511,7 @@ export class DeviceMapper {
     if (this.closing || this.control.closed) throw site.attach(new DmClosedError('waitEvent'));
     let wait: NativeWait;
     try {
-      wait = this.control.waitEvent({ cmd: Command.DEV_WAIT, flags: 0, ...idRequest(dev), eventNr: nr });
+      wait = this.control.waitEvent({ cmd: Command.DEV_WAIT, flags: 0, ...commands.idRequest(dev), eventNr: nr });
     } catch (e) {
       throw toDmError(e, site, dev.label);
     }
@@ -747,7 +519,11 @@ export class DeviceMapper {
     const unsubscribe = onAbort(signal, () => wait.cancel());
     try {
       const r = await wait.promise;
-      return this.infoAt(site, r, dev.label);
+      try {
+        return commands.infoOf(r, dev.label);
+      } catch (e) {
+        throw e instanceof Error ? site.attach(e) : e;
+      }
     } catch (e) {
       if (signal?.aborted) throw site.attach(abortError(signal));
       throw toDmError(e, site, dev.label);
@@ -851,116 +627,4 @@ export class DeviceMapper {
     if (this.inflight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.control.close();
   }
-
-  private infoAt(site: CallSite, r: NativeResult, label: string): DeviceInfo {
-    try {
-      return infoOf(r, label);
-    } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
-    }
-  }
-}
-
-function matches(d: { name: string; uuid?: string }, prefix: string | undefined, uuidPrefix: string | undefined): boolean {
-  if (prefix !== undefined && !d.name.startsWith(prefix)) return false;
-  if (uuidPrefix !== undefined && (d.uuid === undefined || !d.uuid.startsWith(uuidPrefix))) return false;
-  return true;
-}
-
-function listEntries(r: NativeResult): DeviceListEntry[] {
-  return (r.devices ?? []).map((d) => {
-    const entry: DeviceListEntry = { name: d.name, dev: decodeDev(exactNumber(d.dev, 'dev', d.name)) };
-    if (d.uuid !== undefined && d.uuid !== '') entry.uuid = d.uuid;
-    if (d.eventNr !== undefined) entry.eventNr = d.eventNr;
-    return entry;
-  });
-}
-
-/** Removes the listed devices that match, top-down (a device others use is busy until they go). */
-function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean): Program<string[]> {
-  const listed = yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined);
-  let left = listEntries(listed).filter(match);
-  const removed: string[] = [];
-  let lastError: unknown;
-  while (left.length > 0) {
-    const busy: DeviceListEntry[] = [];
-    for (const d of left) {
-      const ref = d.uuid !== undefined ? { uuid: d.uuid } : { name: d.name };
-      try {
-        yield* call({ cmd: Command.DEV_REMOVE, flags, ...ref }, d.name);
-        removed.push(d.name);
-      } catch (e) {
-        if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
-        if (!(e instanceof DmError && e.code === 'EBUSY')) throw e;
-        lastError = e;
-        busy.push(d);
-      }
-    }
-    if (busy.length === left.length) {
-      if (lastError instanceof DmError) {
-        lastError.message = `${lastError.message} (still in use: ${busy.map((d) => d.name).join(', ')}; removed: ${removed.length === 0 ? 'none' : removed.join(', ')})`;
-      }
-      throw lastError;
-    }
-    left = busy;
-  }
-  return removed;
-}
-
-/** Looks at one device and, with `repair`, clears its inactive table and resumes it. */
-function* recoverProgram(ref: { uuid: string } | { name: string }, listed: DeviceListEntry, repair: boolean): Program<RecoveredDevice[]> {
-  const label = listed.name;
-  const first = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...ref }, label);
-  const ours = identityOf(first, label);
-  if (formatDev(decodeDev(ours.dev)) !== formatDev(listed.dev)) return []; // replaced since the listing
-  yield* lockDevice(ours.dev);
-  const status = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...refOf(ours) }, label);
-  const suspended = (status.flags & Flag.SUSPEND) !== 0;
-  const inactiveTable = (status.flags & Flag.INACTIVE_PRESENT) !== 0;
-  const activeTable = (status.flags & Flag.ACTIVE_PRESENT) !== 0;
-  if (!suspended && !inactiveTable && activeTable) return [];
-  const found: RecoveredDevice = { name: ours.name, uuid: ours.uuid, dev: decodeDev(ours.dev), suspended, inactiveTable, activeTable, repaired: false };
-  if (!repair) return [found];
-  try {
-    if (!activeTable) {
-      yield* call({ cmd: Command.DEV_REMOVE, flags: 0, ...refOf(ours) }, label);
-    } else {
-      if (inactiveTable) yield* call({ cmd: Command.TABLE_CLEAR, flags: 0, ...refOf(ours) }, label);
-      if (suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...refOf(ours) }, label);
-    }
-    found.repaired = true;
-  } catch (e) {
-    found.error = e instanceof Error ? e : new Error(String(e));
-  }
-  return [found];
-}
-
-/** DEV_SET_GEOMETRY answers without the device's status: ask for it after. */
-function* geometryProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string): Program<NativeResult> {
-  yield* call({ cmd: Command.DEV_SET_GEOMETRY, flags: 0, ...id, data }, label);
-  return yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
-}
-
-function rowsOf(table: Table): { start: number; length: number; type: string; params: string }[] {
-  return table.rows.map((r) => ({ start: r.start, length: r.length, type: r.type, params: r.params }));
-}
-
-/** DeviceInfo from a DEV_STATUS-like answer. */
-export function infoOf(r: NativeResult, label?: string): DeviceInfo {
-  const dev = decodeDev(exactNumber(r.dev, 'dev', label));
-  return {
-    name: r.name,
-    uuid: r.uuid,
-    dev,
-    path: `/dev/dm-${dev.minor}`,
-    openCount: r.openCount,
-    eventNr: r.eventNr,
-    targetCount: r.targetCount,
-    suspended: (r.flags & Flag.SUSPEND) !== 0,
-    readOnly: (r.flags & Flag.READONLY) !== 0,
-    activeTable: (r.flags & Flag.ACTIVE_PRESENT) !== 0,
-    inactiveTable: (r.flags & Flag.INACTIVE_PRESENT) !== 0,
-    deferredRemove: (r.flags & Flag.DEFERRED_REMOVE) !== 0,
-    internalSuspend: (r.flags & Flag.INTERNAL_SUSPEND) !== 0,
-  };
 }

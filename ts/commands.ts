@@ -1,0 +1,458 @@
+/**
+ * Every command's logic, written once: each function checks its arguments (TypeError or
+ * RangeError before any ioctl) and returns the command as a step program (see steps.ts) and
+ * the per-device queue it runs in. `DeviceMapper` drives the programs asynchronously,
+ * `DeviceMapperSync` on the calling thread; nothing here touches the kernel by itself.
+ * @internal
+ */
+import type { NativeRequest, NativeResult, NativeTargetSpec } from '../binding';
+import type {
+  CreateOptions,
+  DeviceInfo,
+  DeviceListEntry,
+  Geometry,
+  LoadOptions,
+  MessageOptions,
+  QueryOptions,
+  RecoveredDevice,
+  RecoverOptions,
+  ReloadOptions,
+  RemoveAllOptions,
+  RemoveOptions,
+  StatusOptions,
+  SuspendOptions,
+  TableOptions,
+  TargetTypeVersion,
+} from './client';
+import { Command, Flag } from './constants';
+import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
+import { DmError, exactNumber } from './errors';
+import { statusRowsFromKernel, type StatusRow } from './status';
+import {
+  call,
+  createProgram,
+  identityOf,
+  lockDevice,
+  refOf,
+  reloadProgram,
+  removeProgram,
+  renameProgram,
+  specsOf,
+  type Program,
+} from './steps';
+import { Table } from './table';
+import { rawStatus } from './targets/index';
+import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, checkWellFormed, expected } from './validate';
+
+/** A command ready to run: its program, and the per-device queue it waits in (if any). */
+export interface Cmd<T> {
+  readonly program: Program<T>;
+  readonly key?: string;
+}
+
+/** What commands need to know of the connection. */
+export interface Context {
+  readonly driverVersion: readonly [number, number, number];
+}
+
+/** The program's result, turned into the command's. */
+function* map<T, U>(program: Program<T>, f: (value: T) => U): Program<U> {
+  return f(yield* program);
+}
+
+/** One ioctl, its answer turned into the command's result. */
+function one<U>(request: NativeRequest, label: string | undefined, f: (r: NativeResult) => U): Program<U> {
+  return map(call(request, label), f);
+}
+
+/** dm core messages that only report (dm-stats listing and printing): safe to send again. */
+const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
+
+/** The load and suspend flags of reload's and update's options. */
+function reloadFlags(options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number } {
+  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
+  let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
+  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
+  let suspendFlags = Flag.SUSPEND;
+  if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
+  if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
+  return { loadFlags, suspendFlags };
+}
+
+function checkTable(value: unknown, name: string): Table {
+  if (!(value instanceof Table)) throw expected('a Table', name, value);
+  return value;
+}
+
+function checkPrefix(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw expected('a string', name, value);
+  return checkWellFormed(value, name);
+}
+
+export function version(v: readonly number[]): [number, number, number] {
+  return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0];
+}
+
+/** The queue key of a device as the caller names it. */
+function lockKey(id: ResolvedId): string {
+  if (id.uuid !== undefined) return `uuid:${id.uuid}`;
+  if (id.dev !== undefined) return `dev:${id.dev}`;
+  return `name:${id.name ?? ''}`;
+}
+
+export function idRequest(id: ResolvedId): Pick<NativeRequest, 'name' | 'uuid' | 'dev'> {
+  if (id.uuid !== undefined) return { uuid: id.uuid };
+  if (id.dev !== undefined) return { dev: id.dev };
+  return { name: id.name ?? '' };
+}
+
+
+/** LIST_DEVICES, with uuids. */
+export function listDevices(): Cmd<DeviceListEntry[]> {
+  return { program: one({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined, listEntries) };
+}
+
+/** LIST_VERSIONS. */
+export function listTargets(): Cmd<TargetTypeVersion[]> {
+  return { program: one({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, targetVersions) };
+}
+
+function targetVersions(r: NativeResult): TargetTypeVersion[] {
+  return (r.versions ?? []).map((v) => ({ name: v.name, version: version(v.version) }));
+}
+
+/** GET_TARGET_VERSION (LIST_VERSIONS before interface 4.41). */
+export function targetVersion(ctx: Context, type: string): Cmd<[number, number, number]> {
+  const name = checkTargetType(type, 'type');
+  if (ctx.driverVersion[1] < 41) {
+    return {
+      program: one({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, (r) => {
+        const found = targetVersions(r).find((t) => t.name === name);
+        if (!found) throw new DmError({ errno: 22, syscall: 'ioctl', command: 'DM_LIST_VERSIONS', device: name, message: `DM_LIST_VERSIONS: no target type ${name}` });
+        return found.version;
+      }),
+    };
+  }
+  return {
+    program: one({ cmd: Command.GET_TARGET_VERSION, flags: 0, name }, name, (r) => {
+      const v = r.versions?.[0];
+      if (v === undefined) throw new DmError({ errno: 71, syscall: 'ioctl', command: 'DM_GET_TARGET_VERSION', device: name, message: `DM_GET_TARGET_VERSION ${name}: the kernel answered with no version` });
+      return version(v.version);
+    }),
+  };
+}
+
+/** DEV_CREATE, and with a table TABLE_LOAD and resume, rolled back on failure. */
+export function create(name: string, options: CreateOptions | undefined): Cmd<DeviceInfo> {
+  const devName = checkName(name);
+  const opts = checkOptions(options, 'options', ['table', 'uuid', 'readOnly', 'activate', 'secure']);
+  const uuid = opts.uuid === undefined ? undefined : checkUuid(opts.uuid, 'options.uuid');
+  const table = opts.table === undefined ? undefined : checkTable(opts.table, 'options.table');
+  let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
+  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
+  const activate = checkBoolean(opts.activate, 'options.activate', true);
+  const program = createProgram({ name: devName, uuid, rows: table === undefined ? undefined : rowsOf(table), loadFlags, activate });
+  return { program: map(program, (r) => infoOf(r, devName)), key: `name:${devName}` };
+}
+
+/** DEV_STATUS. */
+export function info(id: DevId, options: QueryOptions | undefined): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['inactive']);
+  const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
+  return { program: one({ cmd: Command.DEV_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)) };
+}
+
+/** TABLE_LOAD. */
+export function load(id: DevId, table: Table, options: LoadOptions | undefined): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const t = checkTable(table, 'table');
+  const opts = checkOptions(options, 'options', ['readOnly', 'secure']);
+  let flags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
+  if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
+  return { program: one({ cmd: Command.TABLE_LOAD, flags, ...idRequest(dev), targets: rowsOf(t) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** DEV_SUSPEND with the suspend flag. */
+export function suspend(id: DevId, options: SuspendOptions | undefined): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs']);
+  let flags = Flag.SUSPEND;
+  if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
+  if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) flags |= Flag.SKIP_LOCKFS;
+  return { program: one({ cmd: Command.DEV_SUSPEND, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** DEV_SUSPEND without it: resume. */
+export function resume(id: DevId): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  return { program: one({ cmd: Command.DEV_SUSPEND, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** Load, suspend, resume, the device put back as it was on failure. */
+export function reload(id: DevId, table: Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const t = checkTable(table, 'table');
+  const { loadFlags, suspendFlags } = reloadFlags(options);
+  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags });
+  return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** A reload with the table `change` makes from the live one, read under the device's lock. */
+export function update(id: DevId, change: (table: Table | undefined) => Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  if (typeof change !== 'function') throw expected('a function (table) => Table', 'change', change);
+  const { loadFlags, suspendFlags } = reloadFlags(options);
+  const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => {
+    const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
+    return rowsOf(checkTable(next, 'the table change returned'));
+  };
+  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows, loadFlags, suspendFlags });
+  return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** TABLE_CLEAR. */
+export function clear(id: DevId): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  return { program: one({ cmd: Command.TABLE_CLEAR, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** TABLE_STATUS with the table flag: the typed table. */
+export function table(id: DevId, options: TableOptions | undefined): Cmd<Table | undefined> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['inactive', 'secure']);
+  let flags = Flag.STATUS_TABLE;
+  if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
+  if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
+  return {
+    program: one({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => {
+      const rows = specsOf(r, dev.label);
+      return rows.length === 0 ? undefined : Table.fromKernelRows(rows);
+    }),
+  };
+}
+
+/** TABLE_STATUS: the typed status of each row. */
+export function status(ctx: Context, id: DevId, options: StatusOptions | undefined): Cmd<StatusRow[]> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['inactive', 'noFlush', 'ima']);
+  let flags = 0;
+  if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
+  if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
+  const ima = checkBoolean(opts.ima, 'options.ima', false);
+  if (ima) {
+    if (ctx.driverVersion[1] < 45) {
+      throw new RangeError(`Expected a device-mapper interface of 4.45 or later for options.ima but the kernel has ${ctx.driverVersion.join('.')}`);
+    }
+    flags |= Flag.IMA_MEASUREMENT;
+  }
+  return {
+    program: one({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => {
+      const rows = specsOf(r, dev.label);
+      // IMA measurement text is not a status: it stays raw.
+      if (ima) return rows.map((row) => Object.freeze({ start: row.start, length: row.length, type: row.type, status: rawStatus(row.type, row.params) }));
+      return statusRowsFromKernel(rows);
+    }),
+  };
+}
+
+/** TABLE_DEPS. */
+export function deps(id: DevId, options: QueryOptions | undefined): Cmd<DevNumber[]> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['inactive']);
+  const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
+  return { program: one({ cmd: Command.TABLE_DEPS, flags, ...idRequest(dev) }, dev.label, (r) => (r.deps ?? []).map((d) => decodeDev(exactNumber(d, 'a dependency', dev.label)))) };
+}
+
+/** TARGET_MSG: the target's output, if it gave any. */
+export function message(id: DevId, text: string, options: MessageOptions | undefined): Cmd<string | undefined> {
+  const dev = resolveId(id);
+  const msg = checkMessage(text);
+  const opts = checkOptions(options, 'options', ['sector', 'secure', 'repeatable']);
+  const sector = opts.sector === undefined ? 0 : checkSector(opts.sector, 'options.sector');
+  const flags = checkBoolean(opts.secure, 'options.secure', false) ? Flag.SECURE_DATA : 0;
+  const repeatable = checkBoolean(opts.repeatable, 'options.repeatable', READ_ONLY_MESSAGE.test(msg));
+  return { program: one({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: msg, repeatable }, dev.label, (r) => r.data) };
+}
+
+/** DEV_RENAME of the name (the device looked up by name first when named otherwise). */
+export function rename(id: DevId, newName: string): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const name = checkName(newName, 'newName');
+  return { program: map(renameProgram(idRequest(dev), dev.label, name, false), (r) => infoOf(r, name)), key: lockKey(dev) };
+}
+
+/** DEV_RENAME of the uuid. */
+export function setUuid(id: DevId, uuid: string): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  const value = checkUuid(uuid);
+  return { program: map(renameProgram(idRequest(dev), dev.label, value, true), (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** DEV_REMOVE, EBUSY retried. */
+export function remove(id: DevId, options: RemoveOptions | undefined): Cmd<void> {
+  const dev = resolveId(id);
+  const opts = checkOptions(options, 'options', ['deferred', 'retries']);
+  const deferred = checkBoolean(opts.deferred, 'options.deferred', false);
+  const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
+  const request: NativeRequest = { cmd: Command.DEV_REMOVE, flags: deferred ? Flag.DEFERRED_REMOVE : 0, ...idRequest(dev) };
+  return { program: removeProgram(request, dev.label, retries), key: lockKey(dev) };
+}
+
+/** REMOVE_ALL, or with a filter the matching devices top-down. */
+export function removeAll(options: RemoveAllOptions | undefined): Cmd<string[]> {
+  const opts = checkOptions(options, 'options', ['deferred', 'prefix', 'uuidPrefix']);
+  const flags = checkBoolean(opts.deferred, 'options.deferred', false) ? Flag.DEFERRED_REMOVE : 0;
+  const prefix = checkPrefix(opts.prefix, 'options.prefix');
+  const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
+  if (prefix === undefined && uuidPrefix === undefined) return { program: one({ cmd: Command.REMOVE_ALL, flags }, undefined, () => []) };
+  return { program: removeMatching(flags, (d) => matches(d, prefix, uuidPrefix)) };
+}
+
+/** The devices left suspended, with an inactive table or without a live table; repaired when asked. */
+export function recover(options: RecoverOptions | undefined): Cmd<RecoveredDevice[]> {
+  const opts = checkOptions(options, 'options', ['prefix', 'uuidPrefix', 'repair']);
+  const prefix = checkPrefix(opts.prefix, 'options.prefix');
+  const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
+  const repair = checkBoolean(opts.repair, 'options.repair', false);
+  if (repair && prefix === undefined && uuidPrefix === undefined) {
+    throw new RangeError("Expected options.prefix or options.uuidPrefix with options.repair (other tools may suspend their own devices on purpose; prefix '' means every device) but received neither");
+  }
+  return { program: recoverMatching(repair, (d) => matches(d, prefix, uuidPrefix)) };
+}
+
+/** DEV_SET_GEOMETRY. */
+export function setGeometry(id: DevId, geometry: Geometry): Cmd<DeviceInfo> {
+  const dev = resolveId(id);
+  if (typeof geometry !== 'object' || geometry === null) throw expected('{ cylinders, heads, sectors, start }', 'geometry', geometry);
+  const g = checkOptions(geometry, 'geometry', ['cylinders', 'heads', 'sectors', 'start']);
+  // The kernel's limits (dm-ioctl.c dev_set_geometry): 16-bit cylinders, 8-bit heads and sectors.
+  const cylinders = checkInteger(g.cylinders, 'geometry.cylinders', 0, 65535);
+  const heads = checkInteger(g.heads, 'geometry.heads', 0, 255);
+  const sectors = checkInteger(g.sectors, 'geometry.sectors', 0, 255);
+  const start = checkSector(g.start, 'geometry.start');
+  const data = `${cylinders} ${heads} ${sectors} ${start}`;
+  return { program: map(geometryProgram(idRequest(dev), dev.label, data), (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+function matches(d: { name: string; uuid?: string }, prefix: string | undefined, uuidPrefix: string | undefined): boolean {
+  if (prefix !== undefined && !d.name.startsWith(prefix)) return false;
+  if (uuidPrefix !== undefined && (d.uuid === undefined || !d.uuid.startsWith(uuidPrefix))) return false;
+  return true;
+}
+
+/** The device list of a LIST_DEVICES answer. */
+export function listEntries(r: NativeResult): DeviceListEntry[] {
+  return (r.devices ?? []).map((d) => {
+    const entry: DeviceListEntry = { name: d.name, dev: decodeDev(exactNumber(d.dev, 'dev', d.name)) };
+    if (d.uuid !== undefined && d.uuid !== '') entry.uuid = d.uuid;
+    if (d.eventNr !== undefined) entry.eventNr = d.eventNr;
+    return entry;
+  });
+}
+
+/** Removes the listed devices that match, top-down (a device others use is busy until they go). */
+function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean): Program<string[]> {
+  const listed = yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined);
+  let left = listEntries(listed).filter(match);
+  const removed: string[] = [];
+  let lastError: unknown;
+  while (left.length > 0) {
+    const busy: DeviceListEntry[] = [];
+    for (const d of left) {
+      const ref = d.uuid !== undefined ? { uuid: d.uuid } : { name: d.name };
+      try {
+        yield* call({ cmd: Command.DEV_REMOVE, flags, ...ref }, d.name);
+        removed.push(d.name);
+      } catch (e) {
+        if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
+        if (!(e instanceof DmError && e.code === 'EBUSY')) throw e;
+        lastError = e;
+        busy.push(d);
+      }
+    }
+    if (busy.length === left.length) {
+      if (lastError instanceof DmError) {
+        lastError.message = `${lastError.message} (still in use: ${busy.map((d) => d.name).join(', ')}; removed: ${removed.length === 0 ? 'none' : removed.join(', ')})`;
+      }
+      throw lastError;
+    }
+    left = busy;
+  }
+  return removed;
+}
+
+/** Looks at each listed device that matches (see recoverProgram); one that went meanwhile is skipped. */
+function* recoverMatching(repair: boolean, match: (d: DeviceListEntry) => boolean): Program<RecoveredDevice[]> {
+  const listed = listEntries(yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined));
+  const found: RecoveredDevice[] = [];
+  for (const d of listed.filter(match)) {
+    const ref = d.uuid !== undefined ? { uuid: d.uuid } : { name: d.name };
+    try {
+      found.push(...(yield* recoverProgram(ref, d, repair)));
+    } catch (e) {
+      if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
+      throw e;
+    }
+  }
+  return found;
+}
+
+/** Looks at one device and, with `repair`, clears its inactive table and resumes it. */
+function* recoverProgram(ref: { uuid: string } | { name: string }, listed: DeviceListEntry, repair: boolean): Program<RecoveredDevice[]> {
+  const label = listed.name;
+  const first = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...ref }, label);
+  const ours = identityOf(first, label);
+  if (formatDev(decodeDev(ours.dev)) !== formatDev(listed.dev)) return []; // replaced since the listing
+  yield* lockDevice(ours.dev);
+  const status = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...refOf(ours) }, label);
+  const suspended = (status.flags & Flag.SUSPEND) !== 0;
+  const inactiveTable = (status.flags & Flag.INACTIVE_PRESENT) !== 0;
+  const activeTable = (status.flags & Flag.ACTIVE_PRESENT) !== 0;
+  if (!suspended && !inactiveTable && activeTable) return [];
+  const found: RecoveredDevice = { name: ours.name, uuid: ours.uuid, dev: decodeDev(ours.dev), suspended, inactiveTable, activeTable, repaired: false };
+  if (!repair) return [found];
+  try {
+    if (!activeTable) {
+      yield* call({ cmd: Command.DEV_REMOVE, flags: 0, ...refOf(ours) }, label);
+    } else {
+      if (inactiveTable) yield* call({ cmd: Command.TABLE_CLEAR, flags: 0, ...refOf(ours) }, label);
+      if (suspended) yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...refOf(ours) }, label);
+    }
+    found.repaired = true;
+  } catch (e) {
+    found.error = e instanceof Error ? e : new Error(String(e));
+  }
+  return [found];
+}
+
+/** DEV_SET_GEOMETRY answers without the device's status: ask for it after. */
+function* geometryProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string): Program<NativeResult> {
+  yield* call({ cmd: Command.DEV_SET_GEOMETRY, flags: 0, ...id, data }, label);
+  return yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
+}
+
+function rowsOf(table: Table): { start: number; length: number; type: string; params: string }[] {
+  return table.rows.map((r) => ({ start: r.start, length: r.length, type: r.type, params: r.params }));
+}
+
+/** DeviceInfo from a DEV_STATUS-like answer. */
+export function infoOf(r: NativeResult, label?: string): DeviceInfo {
+  const dev = decodeDev(exactNumber(r.dev, 'dev', label));
+  return {
+    name: r.name,
+    uuid: r.uuid,
+    dev,
+    path: `/dev/dm-${dev.minor}`,
+    openCount: r.openCount,
+    eventNr: r.eventNr,
+    targetCount: r.targetCount,
+    suspended: (r.flags & Flag.SUSPEND) !== 0,
+    readOnly: (r.flags & Flag.READONLY) !== 0,
+    activeTable: (r.flags & Flag.ACTIVE_PRESENT) !== 0,
+    inactiveTable: (r.flags & Flag.INACTIVE_PRESENT) !== 0,
+    deferredRemove: (r.flags & Flag.DEFERRED_REMOVE) !== 0,
+    internalSuspend: (r.flags & Flag.INTERNAL_SUSPEND) !== 0,
+  };
+}
