@@ -132,6 +132,8 @@ export declare class Control {
   constructor(path: string);
   /** Runs one DM command on the threadpool. */
   ioctl(request: NativeRequest): Promise<NativeResult>;
+  /** Runs one DM command on the calling thread; throws a NativeError. DEV_WAIT is refused. */
+  ioctlSync(request: NativeRequest): NativeResult;
   /**
    * Waits on the addon's own thread until the device's event counter differs from
    * `request.eventNr`, then answers with DEV_WAIT's reply. `request.cmd` is ignored.
@@ -147,6 +149,8 @@ export declare class Control {
   bufferSizes(): number[];
   /** Rejects new calls, cancels waits and watches, waits for pending work, closes the fd. */
   close(): Promise<void>;
+  /** Closes the fd at once; throws while asynchronous work is in flight (use close()). */
+  closeSync(): void;
   readonly closed: boolean;
 }
 

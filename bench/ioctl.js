@@ -1,11 +1,68 @@
 #!/usr/bin/env node
 'use strict';
 // Cost of the basic operations, measured inside one boot of the kernel sandbox (or on the
-// host as root with BENCH_HOST=1): ioctls per command (the machine-independent figure), and
-// time per operation as a ratio to `dmsetup` doing the same in the same boot.
+// host as root with BENCH_HOST=1): ioctls per command (the machine-independent figure), time
+// per operation as a ratio to `dmsetup` doing the same in the same boot, and the synchronous
+// client against the asynchronous one and against Node's own threadpool round trip
+// (fs.fstat) and a synchronous system call (fs.fstatSync) in the same boot.
 //   npm run build && node bench/ioctl.js
+const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+
+/** Mean µs of `n` calls of `op` (awaited one at a time), after one warm-up call. */
+async function timeOf(n, op) {
+  await op();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await op();
+  return Number(process.hrtime.bigint() - t0) / n / 1e3;
+}
+
+/** The synchronous and the asynchronous client, and Node's own sync and threadpool calls. */
+async function syncAndAsync(DeviceMapper, Table, targets) {
+  const dm = await DeviceMapper.open();
+  const sdm = DeviceMapper.openSync();
+  sdm.create('bench-sync', { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+  const fd = fs.openSync('/dev/mapper/control', 'r');
+  const n = 300;
+  const fstatSync = await timeOf(n, () => fs.fstatSync(fd));
+  const fstat = await timeOf(n, () => new Promise((resolve, reject) => fs.fstat(fd, (e) => (e ? reject(e) : resolve()))));
+  const rows = [];
+  const row = async (label, syncOp, asyncOp) => {
+    const before = sdm.ioctlStats;
+    const s = await timeOf(n, syncOp);
+    const after = sdm.ioctlStats;
+    const a = await timeOf(n, asyncOp);
+    rows.push({
+      operation: label,
+      'ioctls/call (sync)': +((after.ioctls - before.ioctls) / (n + 1)).toFixed(2),
+      'sync µs': +s.toFixed(1),
+      'async µs': +a.toFixed(1),
+      'async/sync': +(a / s).toFixed(2),
+      'sync/fstatSync': +(s / fstatSync).toFixed(2),
+      'async/fs.fstat': +(a / fstat).toFixed(2),
+    });
+  };
+  await row('info', () => sdm.info('bench-sync'), () => dm.info('bench-sync'));
+  await row('status', () => sdm.status('bench-sync'), () => dm.status('bench-sync'));
+  await row('table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'));
+  await row('message @stats_list', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'));
+  let k = 0;
+  const cycleTable = new Table([{ start: 0, length: 8, target: targets.zero() }]);
+  await row('create + remove', () => {
+    sdm.create(`bench-c${k}`, { table: cycleTable });
+    sdm.remove(`bench-c${k++}`);
+  }, async () => {
+    await dm.create(`bench-c${k}`, { table: cycleTable });
+    await dm.remove(`bench-c${k++}`);
+  });
+  fs.closeSync(fd);
+  sdm.remove('bench-sync');
+  sdm.close();
+  await dm.close();
+  console.log(`\nsync and async clients, one call at a time (fs.fstatSync ${fstatSync.toFixed(1)} µs, fs.fstat through the threadpool ${fstat.toFixed(1)} µs in this boot):`);
+  console.table(rows);
+}
 
 async function inside() {
   const { DeviceMapper, Table, targets } = require('..');
@@ -36,6 +93,7 @@ async function inside() {
   await dm.remove('bench-big');
   await dm.close();
   console.table(report);
+  await syncAndAsync(DeviceMapper, Table, targets);
 }
 
 async function main() {

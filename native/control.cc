@@ -483,10 +483,12 @@ Napi::Function Control::Define(Napi::Env env) {
   return DefineClass(env, "Control",
                      {
                          InstanceMethod<&Control::Ioctl>("ioctl"),
+                         InstanceMethod<&Control::IoctlSync>("ioctlSync"),
                          InstanceMethod<&Control::WaitEvent>("waitEvent"),
                          InstanceMethod<&Control::Watch>("watch"),
                          InstanceMethod<&Control::BufferSizes>("bufferSizes"),
                          InstanceMethod<&Control::Close>("close"),
+                         InstanceMethod<&Control::CloseSync>("closeSync"),
                          InstanceAccessor<&Control::Closed>("closed"),
                      });
 }
@@ -558,6 +560,19 @@ Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   return worker->Promise();
 }
 
+// The same command on the calling thread: no thread hop, for callers whose work is
+// microseconds (a sync API). Errors are thrown, not rejected.
+Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  rejectIfClosed(env, "ioctl");
+  dm::Request req = toRequest(info[0]);
+  if (req.cmd == kCmdDevWait)
+    throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctlSync()");
+  dm::Outcome outcome = dm::run(fd_, req, hints_);
+  if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
+  return fromResult(env, outcome.result);
+}
+
 void Control::checkThreadBound(Napi::Env env, const char* command) {
   if (threads_.size() >= kMaxBackgroundThreads) {
     throw systemError(env, EAGAIN, "pthread_create", command,
@@ -621,6 +636,18 @@ Napi::Value Control::Close(const Napi::CallbackInfo& info) {
     closeWaiters_.push_back(deferred);
   }
   return deferred.Promise();
+}
+
+// Closes at once: for a control used only synchronously. With asynchronous work in flight
+// it refuses (the fd must outlive that work): use close().
+Napi::Value Control::CloseSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (pending_ != 0) throw Napi::Error::New(env, "closeSync: asynchronous work is in flight on this control; use close()");
+  closing_ = true;
+  stopThreads();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  return env.Undefined();
 }
 
 Napi::Value Control::Closed(const Napi::CallbackInfo& info) {

@@ -1,5 +1,6 @@
 // Control: one open /dev/mapper/control, exposed to JavaScript. Each ioctl runs on the
-// threadpool; waits and the event watch run on threads of their own.
+// threadpool (or, with ioctlSync, on the calling thread); waits and the event watch run on
+// threads of their own.
 #pragma once
 
 #include <napi.h>
@@ -34,10 +35,12 @@ class Control : public Napi::ObjectWrap<Control> {
 
  private:
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
+  Napi::Value IoctlSync(const Napi::CallbackInfo& info);
   Napi::Value WaitEvent(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value BufferSizes(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value CloseSync(const Napi::CallbackInfo& info);
   Napi::Value Closed(const Napi::CallbackInfo& info);
 
   void rejectIfClosed(Napi::Env env, const char* what);

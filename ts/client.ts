@@ -10,6 +10,8 @@ import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
 import type { Answer, Program, Step } from './steps';
 import type { Table } from './table';
+import { DEFAULT_CONTROL, openFailure } from './open';
+import { DeviceMapperSync } from './sync';
 import { checkInteger, checkOptions, expected } from './validate';
 
 export { Command, Flag } from './constants';
@@ -223,26 +225,6 @@ export interface SignalOptions {
   signal?: AbortSignal;
 }
 
-const DEFAULT_CONTROL = '/dev/mapper/control';
-
-/** Why `DeviceMapper.open` failed, in words a user can act on. */
-function openFailure(e: unknown, path: string, site: CallSite): Error {
-  const error = toDmError(e, site, path);
-  if (!(error instanceof DmError)) return error;
-  let hint: string | undefined;
-  if (error.code === 'ENOENT' || error.code === 'ENODEV' || error.code === 'ENXIO') {
-    hint =
-      `${path} does not exist: this kernel has no device-mapper loaded (load it with \`modprobe dm-mod\`, as root), ` +
-      'or this is a container without the host\'s /dev/mapper. To try devmapper without it, run your script in the ' +
-      'kernel sandbox: `npx devmapper-sandbox -- node script.js` (devmapper/sandbox, Debian package user-mode-linux)';
-  } else if (error.code === 'EACCES' || error.code === 'EPERM') {
-    hint = `${path} needs root (device-mapper ioctls need CAP_SYS_ADMIN); run as root, or try it in the kernel sandbox (npx devmapper-sandbox)`;
-  }
-  if (hint === undefined) return error;
-  const better = new DmError({ errno: error.errno, syscall: error.syscall, device: path, message: `open ${path}: ${error.message.replace(/^open \S+: /, '')} — ${hint}`, cause: e });
-  return site.attach(better);
-}
-
 /**
  * A connection to the device-mapper: one open `/dev/mapper/control`. Every method returns a
  * Promise; bad arguments reject with TypeError or RangeError before any ioctl; kernel failures
@@ -294,6 +276,15 @@ export class DeviceMapper {
       await control.close();
       throw toDmError(e, site, path);
     }
+  }
+
+  /**
+   * Opens a synchronous client: the same commands, checks, errors and rollback, run on the
+   * calling thread (see `DeviceMapperSync`). For scripts and tools, where a call then costs
+   * about the ioctl itself; waits and watches stay with the asynchronous client.
+   */
+  static openSync(options?: OpenOptions): DeviceMapperSync {
+    return DeviceMapperSync.openAt(new CallSite(DeviceMapper.openSync), options);
   }
 
   /** True once `close()` has been called. */

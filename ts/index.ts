@@ -3,6 +3,7 @@
  * /dev/mapper/control, with typed tables and loop devices.
  */
 export { DeviceMapper, Command, Flag, infoOf } from './client';
+export { DeviceMapperSync } from './sync';
 export type {
   DeviceInfo,
   DeviceListEntry,

@@ -1,5 +1,5 @@
 import type { Control, NativeRequest, NativeResult, NativeWatch } from '../../binding';
-import type { DeviceMapper } from '../../ts/index';
+import type { DeviceMapper, DeviceMapperSync } from '../../ts/index';
 
 /** What a test may run between a client's steps (the way another actor's steps can fall there). */
 export interface ControlHooks {
@@ -16,10 +16,11 @@ function isControl(value: unknown): value is Control {
 }
 
 /**
- * Puts `hooks` around the native control of one DeviceMapper (its private `control`): the
- * client code runs unchanged. Returns the function that takes them away again.
+ * Puts `hooks` around the native control of one DeviceMapper or DeviceMapperSync (its private
+ * `control`): the client code runs unchanged. Around `ioctlSync` the hooks must not return a
+ * promise. Returns the function that takes them away again.
  */
-export function hookControl(dm: DeviceMapper, hooks: ControlHooks): () => void {
+export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlHooks): () => void {
   const control: unknown = Reflect.get(dm, 'control');
   if (!isControl(control)) throw new Error('DeviceMapper has no native control');
   const proxy = new Proxy(control, {
@@ -29,6 +30,14 @@ export function hookControl(dm: DeviceMapper, hooks: ControlHooks): () => void {
           if (hooks.before) await hooks.before(request);
           const result = await target.ioctl(request);
           if (hooks.after) await hooks.after(request, result);
+          return result;
+        };
+      }
+      if (property === 'ioctlSync') {
+        return (request: NativeRequest): NativeResult => {
+          if (hooks.before?.(request) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
+          const result = target.ioctlSync(request);
+          if (hooks.after?.(request, result) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
           return result;
         };
       }

@@ -39,6 +39,22 @@ describe('DeviceMapper.open on a host without device-mapper', () => {
     }
   });
 
+  it('openSync says the same, thrown instead of rejected, and refuses unknown options', () => {
+    const path = '/nonexistent/mapper/control';
+    let e: unknown;
+    try {
+      DeviceMapper.openSync({ path });
+    } catch (x) {
+      e = x;
+    }
+    expect(e).to.be.instanceOf(DmError);
+    expect(e).to.include({ code: 'ENOENT', syscall: 'open', device: path });
+    expect((e as Error).message).to.contain('modprobe dm-mod').and.contain('devmapper-sandbox');
+    expect((e as Error).stack?.split('\n')[1]).to.contain('client.test');
+    expect(() => DeviceMapper.openSync({ pth: '/dev/null' } as never)).to.throw(TypeError, /unknown option "pth"/);
+    expect(() => DeviceMapper.openSync({ path: '' })).to.throw(TypeError, /options\.path/);
+  });
+
   it('refuses unknown and malformed options before opening anything', async () => {
     for (const [options, pattern] of [
       [{ pth: '/dev/null' }, /unknown option "pth"/],

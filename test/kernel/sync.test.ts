@@ -1,0 +1,173 @@
+// The synchronous client: the same commands, checks, errors and rollback as the asynchronous
+// one (the same code: ts/commands.ts and ts/steps.ts), run on the calling thread.
+import { expect } from 'chai';
+import { closeSync, openSync } from 'node:fs';
+import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
+import { hookControl } from './hooks';
+import { PREFIX, TestContext, devName, dmsetup } from './helpers';
+
+const zero = (sectors: number): Table => new Table([{ start: 0, length: sectors, target: targets.zero() }]);
+
+/** The error `f` throws (fails when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a throw, it returned');
+}
+
+describe('the synchronous client (DeviceMapper.openSync)', function () {
+  const t = TestContext.perTest();
+  let sdm: DeviceMapperSync;
+  beforeEach(() => {
+    sdm = DeviceMapper.openSync();
+  });
+  afterEach(() => {
+    sdm.close();
+  });
+
+  it('opens with the kernel\'s interface version and answers like the asynchronous client', async () => {
+    expect(sdm.driverVersion).to.deep.equal(t.dm.driverVersion);
+    expect(sdm.listTargets().map((x) => x.name).sort()).to.deep.equal((await t.dm.listTargets()).map((x) => x.name).sort());
+    expect(sdm.targetVersion('zero')).to.deep.equal(await t.dm.targetVersion('zero'));
+    expect(sdm.closed).to.equal(false);
+  });
+
+  it('every command works with every DevId form, checked against the kernel and dmsetup', () => {
+    const forms: ((info: DeviceInfo) => DevId)[] = [(i) => i.name, (i) => ({ name: i.name }), (i) => ({ uuid: i.uuid }), (i) => ({ dev: i.dev })];
+    for (const [n, form] of forms.entries()) {
+      const name = devName(`sync${n}`);
+      const created = sdm.create(name, { table: zero(64), uuid: `DMT-${name}` });
+      expect(created).to.include({ name, uuid: `DMT-${name}`, suspended: false, activeTable: true });
+      expect(dmsetup('table', name).trimEnd()).to.equal('0 64 zero');
+      let id = form(created);
+      expect(sdm.info(id).dev).to.deep.equal(created.dev);
+      expect(sdm.load(id, zero(32)).inactiveTable).to.equal(true);
+      expect(sdm.table(id, { inactive: true })?.size).to.equal(32);
+      expect(sdm.clear(id).inactiveTable).to.equal(false);
+      expect(sdm.suspend(id).suspended).to.equal(true);
+      expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', name).trim()).to.match(/^..s/); // L-sw: live, no inactive table, suspended
+      expect(sdm.resume(id).suspended).to.equal(false);
+      expect(sdm.reload(id, zero(48)).targetCount).to.equal(1);
+      expect(sdm.table(id)?.toString()).to.equal('0 48 zero');
+      expect(sdm.update(id, (tb) => (tb ?? zero(8)).grow(16)).targetCount).to.equal(1);
+      expect(dmsetup('table', name).trimEnd()).to.equal('0 64 zero');
+      expect(sdm.status(id)[0]?.status).to.deep.include({ type: 'zero', known: true });
+      expect(sdm.deps(id)).to.deep.equal([]);
+      expect(sdm.message(id, '@stats_create - /1')).to.equal('0');
+      expect(sdm.message(id, '@stats_list')).to.match(/^0: 0\+64 64 /);
+      expect(sdm.setGeometry(id, { cylinders: 1, heads: 1, sectors: 1, start: 0 }).dev).to.deep.equal(created.dev);
+      const renamed = devName(`sync-renamed${n}`);
+      expect(sdm.rename(id, renamed)).to.include({ name: renamed });
+      expect(dmsetup('info', '-c', '--noheadings', '-o', 'name', renamed).trim()).to.equal(renamed);
+      if (typeof id === 'string' || 'name' in id) id = typeof id === 'string' ? renamed : { name: renamed };
+      expect(sdm.listDevices().map((d) => d.name)).to.include(renamed);
+      sdm.remove(id);
+      expect(sdm.listDevices().some((d) => d.dev.major === created.dev.major && d.dev.minor === created.dev.minor)).to.equal(false);
+    }
+    const bare = devName('sync-uuid');
+    sdm.create(bare);
+    expect(sdm.setUuid(bare, `DMT-${bare}`)).to.include({ uuid: `DMT-${bare}` });
+    expect(dmsetup('info', '-c', '--noheadings', '-o', 'uuid', bare).trim()).to.equal(`DMT-${bare}`);
+    const mine = devName('sync-all');
+    sdm.create(`${mine}-a`, { table: zero(8) });
+    sdm.create(`${mine}-b`, { table: zero(8) });
+    expect(sdm.removeAll({ prefix: mine }).sort()).to.deep.equal([`${mine}-a`, `${mine}-b`]);
+  });
+
+  it('a failed create removes the device it made; a failed reload puts the device back as it was', async () => {
+    const name = devName('sync-rb');
+    const e = thrown(() => sdm.create(name, { table: new Table([{ start: 0, length: 8, type: 'no-such-target', params: '' }]) }));
+    expect(e).to.be.instanceOf(DmError).and.include({ code: 'EINVAL', command: 'DM_TABLE_LOAD' });
+    expect(sdm.listDevices().map((d) => d.name)).to.not.include(name);
+    const loop = await t.fx.loop(64);
+    const table = new Table([{ start: 0, length: 64, target: targets.linear({ device: loop.dev, offset: 0 }) }]);
+    sdm.create(name, { table });
+    const r = thrown(() => sdm.reload(name, new Table([{ start: 0, length: 4096, target: targets.linear({ device: loop.dev, offset: 0 }) }])));
+    expect(r).to.be.instanceOf(DmError).and.include({ code: 'EINVAL', command: 'DM_DEV_SUSPEND' });
+    expect((r as DmError).rollbackError).to.equal(undefined);
+    expect(sdm.info(name)).to.include({ suspended: false, inactiveTable: false, activeTable: true });
+    expect(sdm.table(name)?.toString()).to.equal(table.toString());
+    // Suspended before: suspended after.
+    sdm.suspend(name);
+    thrown(() => sdm.reload(name, new Table([{ start: 0, length: 4096, target: targets.linear({ device: loop.dev, offset: 0 }) }])));
+    expect(sdm.info(name)).to.include({ suspended: true, inactiveTable: false });
+    sdm.resume(name);
+  });
+
+  it('acts only on the device it means: a device that takes the uuid between the steps is reported (ESTALE)', () => {
+    const x = devName('sync-idx');
+    const intruder = devName('sync-idy');
+    const uuid = `DMT-${x}`;
+    const other = DeviceMapper.openSync();
+    try {
+      const unhook = hookControl(sdm, {
+        after: (request) => {
+          if (request.cmd === Command.DEV_CREATE && request.name === x) {
+            other.remove(x);
+            other.create(intruder, { uuid });
+          }
+        },
+      });
+      const e = thrown(() => sdm.create(x, { table: zero(8), uuid }));
+      unhook();
+      expect(e).to.be.instanceOf(DmError).and.include({ code: 'ESTALE', command: 'DM_TABLE_LOAD', device: x });
+      expect(sdm.info({ uuid })).to.include({ name: intruder, activeTable: false });
+    } finally {
+      other.close();
+    }
+  });
+
+  it('bad arguments and unknown options throw before any ioctl; kernel errors are DmError with the caller\'s stack; closed is closed', () => {
+    const before = sdm.ioctlStats.commands;
+    expect(thrown(() => sdm.create(''))).to.be.instanceOf(RangeError);
+    expect(thrown(() => sdm.create(3 as never))).to.be.instanceOf(TypeError);
+    expect(thrown(() => sdm.info('x', { inactve: true } as never))).to.be.instanceOf(TypeError).and.have.property('message').that.matches(/unknown option "inactve"$/);
+    expect(thrown(() => sdm.removeAll({ prefx: 'x' } as never))).to.be.instanceOf(TypeError);
+    expect(thrown(() => sdm.message('x', ''))).to.be.instanceOf(RangeError);
+    expect(thrown(() => sdm.setGeometry('x', { cylinders: 70000, heads: 1, sectors: 1, start: 0 }))).to.be.instanceOf(RangeError);
+    expect(thrown(() => sdm.recover({ repair: true }))).to.be.instanceOf(RangeError);
+    expect(sdm.ioctlStats.commands).to.equal(before);
+    const missing = devName('sync-missing');
+    const e = thrown(() => sdm.remove(missing));
+    expect(e).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', errno: 6, command: 'DM_DEV_REMOVE', device: missing });
+    expect((e as Error).stack?.split('\n')[1]).to.contain('sync.test');
+    const other = DeviceMapper.openSync();
+    other.close();
+    other.close();
+    expect(other.closed).to.equal(true);
+    expect(thrown(() => other.info('x'))).to.be.instanceOf(DmClosedError).and.include({ code: 'ERR_DM_CLOSED' });
+  });
+
+  it('remove retries EBUSY with pauses on this thread, then reports it', () => {
+    const name = devName('sync-busy');
+    const info = sdm.create(name, { table: zero(8) });
+    const fd = openSync(info.path, 'r');
+    try {
+      const before = sdm.ioctlStats.commands;
+      const started = Date.now();
+      const e = thrown(() => sdm.remove(name, { retries: 2 }));
+      expect(e).to.be.instanceOf(DmError).and.include({ code: 'EBUSY' });
+      expect(sdm.ioctlStats.commands - before).to.equal(3);
+      expect(Date.now() - started).to.be.at.least(25); // 10 ms, then 20 ms between the tries
+    } finally {
+      closeSync(fd);
+    }
+    sdm.remove(name);
+  });
+
+  it('recover finds and repairs a device left suspended with an inactive table', () => {
+    const name = devName('sync-recover');
+    sdm.create(name, { table: zero(8) });
+    sdm.load(name, zero(16));
+    sdm.suspend(name);
+    const found = sdm.recover({ prefix: PREFIX }).filter((d) => d.name === name);
+    expect(found).to.have.length(1);
+    expect(found[0]).to.include({ suspended: true, inactiveTable: true, activeTable: true, repaired: false });
+    expect(sdm.recover({ prefix: name, repair: true }).map((d) => d.repaired)).to.deep.equal([true]);
+    expect(sdm.info(name)).to.include({ suspended: false, inactiveTable: false });
+    expect(sdm.table(name)?.toString()).to.equal('0 8 zero');
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * Opening the control node, shared by the asynchronous and the synchronous client.
+ * @internal
+ */
+import { CallSite, DmError, toDmError } from './errors';
+
+/** The control node `open` uses by default. */
+export const DEFAULT_CONTROL = '/dev/mapper/control';
+
+/** Why `DeviceMapper.open` failed, in words a user can act on. */
+export function openFailure(e: unknown, path: string, site: CallSite): Error {
+  const error = toDmError(e, site, path);
+  if (!(error instanceof DmError)) return error;
+  let hint: string | undefined;
+  if (error.code === 'ENOENT' || error.code === 'ENODEV' || error.code === 'ENXIO') {
+    hint =
+      `${path} does not exist: this kernel has no device-mapper loaded (load it with \`modprobe dm-mod\`, as root), ` +
+      'or this is a container without the host\'s /dev/mapper. To try devmapper without it, run your script in the ' +
+      'kernel sandbox: `npx devmapper-sandbox -- node script.js` (devmapper/sandbox, Debian package user-mode-linux)';
+  } else if (error.code === 'EACCES' || error.code === 'EPERM') {
+    hint = `${path} needs root (device-mapper ioctls need CAP_SYS_ADMIN); run as root, or try it in the kernel sandbox (npx devmapper-sandbox)`;
+  }
+  if (hint === undefined) return error;
+  const better = new DmError({ errno: error.errno, syscall: error.syscall, device: path, message: `open ${path}: ${error.message.replace(/^open \S+: /, '')} — ${hint}`, cause: e });
+  return site.attach(better);
+}
+

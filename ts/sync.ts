@@ -1,0 +1,247 @@
+import type { Control } from '../binding';
+import { binding } from './binding';
+import type {
+  CreateOptions,
+  DeviceInfo,
+  DeviceListEntry,
+  Geometry,
+  LoadOptions,
+  MessageOptions,
+  OpenOptions,
+  QueryOptions,
+  RecoveredDevice,
+  RecoverOptions,
+  ReloadOptions,
+  RemoveAllOptions,
+  RemoveOptions,
+  StatusOptions,
+  SuspendOptions,
+  TableOptions,
+  TargetTypeVersion,
+} from './client';
+import * as commands from './commands';
+import type { Cmd } from './commands';
+import { Command } from './constants';
+import type { DevId, DevNumber } from './dev';
+import { CallSite, DmClosedError, toDmError } from './errors';
+import { DEFAULT_CONTROL, openFailure } from './open';
+import type { StatusRow } from './status';
+import type { Answer, Step } from './steps';
+import type { Table } from './table';
+import { checkOptions, expected } from './validate';
+
+/** Sleeps the calling thread (a sync call's bounded backoff before a retry). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * The synchronous device-mapper client (`DeviceMapper.openSync()`): the same commands as
+ * `DeviceMapper`, with the same argument checks, errors, identity checks and rollback —
+ * the same code, run on the calling thread instead of Node's threadpool, so a call costs
+ * about the ioctl itself. Meant for scripts and command-line tools; a server should use the
+ * asynchronous client, which never blocks the event loop. A call that retries (remove on
+ * EBUSY) sleeps the thread between tries. Waits (`waitEvent`, `watch`) are asynchronous only.
+ * Calls on one instance run one at a time by nature, so each multi-step operation sees its
+ * device alone within the process.
+ */
+export class DeviceMapperSync {
+  /** The kernel's device-mapper interface version, e.g. [4, 47, 0]. */
+  readonly driverVersion: [number, number, number];
+  private readonly control: Control;
+  private calls = 0;
+  private syscalls = 0;
+
+  private constructor(control: Control, driverVersion: [number, number, number]) {
+    this.control = control;
+    this.driverVersion = driverVersion;
+  }
+
+  /** Opens the control node (see `DeviceMapper.open`); throws what it would reject with. */
+  static open(options?: OpenOptions): DeviceMapperSync {
+    return DeviceMapperSync.openAt(new CallSite(DeviceMapperSync.open), options);
+  }
+
+  /** `open`, with the caller's stack taken by the public function it came through. @internal */
+  static openAt(site: CallSite, options: OpenOptions | undefined): DeviceMapperSync {
+    const opts = checkOptions(options, 'options', ['path']);
+    const path = opts.path ?? DEFAULT_CONTROL;
+    if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
+    let control: Control;
+    try {
+      control = new (binding().Control)(path);
+    } catch (e) {
+      throw openFailure(e, path, site);
+    }
+    try {
+      const r = control.ioctlSync({ cmd: Command.VERSION, flags: 0 });
+      return new DeviceMapperSync(control, commands.version(r.version));
+    } catch (e) {
+      control.closeSync();
+      throw toDmError(e, site, path);
+    }
+  }
+
+  /** True once `close()` has been called. */
+  get closed(): boolean {
+    return this.control.closed;
+  }
+
+  /** Buffer sizes (bytes) remembered per command, indexed by command number. */
+  bufferSizes(): number[] {
+    return this.control.bufferSizes();
+  }
+
+  /** How many DM commands this instance has sent and how many ioctl system calls they took. */
+  get ioctlStats(): { commands: number; ioctls: number } {
+    return { commands: this.calls, ioctls: this.syscalls };
+  }
+
+  /** Runs a command made by `make` on this thread, to its end. */
+  private run<T>(site: CallSite, make: () => Cmd<T>): T {
+    try {
+      const { program } = make();
+      if (this.control.closed) throw new DmClosedError(site.name);
+      let answer: Answer = {};
+      let failure: { error: unknown } | undefined;
+      for (;;) {
+        const next: IteratorResult<Step, T> = failure === undefined ? program.next(answer) : program.throw(failure.error);
+        failure = undefined;
+        if (next.done === true) return next.value;
+        const step = next.value;
+        if (step.kind === 'sleep') {
+          sleepSync(step.ms);
+          answer = {};
+        } else if (step.kind === 'lock') {
+          // Nothing else of this instance runs meanwhile: the device is as the program left it.
+          answer = { stale: false };
+        } else {
+          this.calls++;
+          try {
+            const result = this.control.ioctlSync(step.request);
+            this.syscalls += result.ioctls;
+            answer = { result };
+          } catch (e) {
+            this.syscalls++;
+            failure = { error: toDmError(e, site, step.device) };
+          }
+        }
+      }
+    } catch (e) {
+      throw e instanceof Error ? site.attach(e) : e;
+    }
+  }
+
+  /** All devices (`DeviceMapper.listDevices`). */
+  listDevices(): DeviceListEntry[] {
+    return this.run(new CallSite(this.listDevices), () => commands.listDevices());
+  }
+
+  /** The target types the kernel has loaded (`DeviceMapper.listTargets`). */
+  listTargets(): TargetTypeVersion[] {
+    return this.run(new CallSite(this.listTargets), () => commands.listTargets());
+  }
+
+  /** One target type's version (`DeviceMapper.targetVersion`). */
+  targetVersion(type: string): [number, number, number] {
+    return this.run(new CallSite(this.targetVersion), () => commands.targetVersion(this, type));
+  }
+
+  /** Creates a device, loads and resumes its table, rolled back on failure (`DeviceMapper.create`). */
+  create(name: string, options?: CreateOptions): DeviceInfo {
+    return this.run(new CallSite(this.create), () => commands.create(name, options));
+  }
+
+  /** DEV_STATUS (`DeviceMapper.info`). */
+  info(id: DevId, options?: QueryOptions): DeviceInfo {
+    return this.run(new CallSite(this.info), () => commands.info(id, options));
+  }
+
+  /** Loads an inactive table (`DeviceMapper.load`). */
+  load(id: DevId, table: Table, options?: LoadOptions): DeviceInfo {
+    return this.run(new CallSite(this.load), () => commands.load(id, table, options));
+  }
+
+  /** Suspends the device (`DeviceMapper.suspend`). */
+  suspend(id: DevId, options?: SuspendOptions): DeviceInfo {
+    return this.run(new CallSite(this.suspend), () => commands.suspend(id, options));
+  }
+
+  /** Resumes the device (`DeviceMapper.resume`). */
+  resume(id: DevId): DeviceInfo {
+    return this.run(new CallSite(this.resume), () => commands.resume(id));
+  }
+
+  /** Replaces the live table, put back as it was on failure (`DeviceMapper.reload`). */
+  reload(id: DevId, table: Table, options?: ReloadOptions): DeviceInfo {
+    return this.run(new CallSite(this.reload), () => commands.reload(id, table, options));
+  }
+
+  /** Reloads with the table `change` makes from the live one (`DeviceMapper.update`). */
+  update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): DeviceInfo {
+    return this.run(new CallSite(this.update), () => commands.update(id, change, options));
+  }
+
+  /** Drops the inactive table (`DeviceMapper.clear`). */
+  clear(id: DevId): DeviceInfo {
+    return this.run(new CallSite(this.clear), () => commands.clear(id));
+  }
+
+  /** The device's table, typed (`DeviceMapper.table`). */
+  table(id: DevId, options?: TableOptions): Table | undefined {
+    return this.run(new CallSite(this.table), () => commands.table(id, options));
+  }
+
+  /** The typed status of each row (`DeviceMapper.status`). */
+  status(id: DevId, options?: StatusOptions): StatusRow[] {
+    return this.run(new CallSite(this.status), () => commands.status(this, id, options));
+  }
+
+  /** The devices the table uses (`DeviceMapper.deps`). */
+  deps(id: DevId, options?: QueryOptions): DevNumber[] {
+    return this.run(new CallSite(this.deps), () => commands.deps(id, options));
+  }
+
+  /** Sends a target message; returns its output, if any (`DeviceMapper.message`). */
+  message(id: DevId, message: string, options?: MessageOptions): string | undefined {
+    return this.run(new CallSite(this.message), () => commands.message(id, message, options));
+  }
+
+  /** Renames the device (`DeviceMapper.rename`). */
+  rename(id: DevId, newName: string): DeviceInfo {
+    return this.run(new CallSite(this.rename), () => commands.rename(id, newName));
+  }
+
+  /** Sets the uuid of a device that has none (`DeviceMapper.setUuid`). */
+  setUuid(id: DevId, uuid: string): DeviceInfo {
+    return this.run(new CallSite(this.setUuid), () => commands.setUuid(id, uuid));
+  }
+
+  /** Removes the device, EBUSY retried (`DeviceMapper.remove`). */
+  remove(id: DevId, options?: RemoveOptions): void {
+    this.run(new CallSite(this.remove), () => commands.remove(id, options));
+  }
+
+  /**
+   * **Without a filter this removes every device-mapper device on the host** that is not open
+   * (`DeviceMapper.removeAll`); give `prefix` or `uuidPrefix` to remove only yours.
+   */
+  removeAll(options?: RemoveAllOptions): string[] {
+    return this.run(new CallSite(this.removeAll), () => commands.removeAll(options));
+  }
+
+  /** Devices left suspended, with an inactive table or without a live table (`DeviceMapper.recover`). */
+  recover(options?: RecoverOptions): RecoveredDevice[] {
+    return this.run(new CallSite(this.recover), () => commands.recover(options));
+  }
+
+  /** Sets the geometry the device reports (`DeviceMapper.setGeometry`). */
+  setGeometry(id: DevId, geometry: Geometry): DeviceInfo {
+    return this.run(new CallSite(this.setGeometry), () => commands.setGeometry(id, geometry));
+  }
+
+  /** Closes the control node; later calls throw `DmClosedError`. A second close does nothing. */
+  close(): void {
+    if (!this.control.closed) this.control.closeSync();
+  }
+}
