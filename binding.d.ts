@@ -2,7 +2,7 @@
  * The exact surface of the native addon (`native/`). Internal: only `ts/binding.ts` loads it.
  *
  * The addon knows the dm_ioctl ABI and nothing about targets: it packs a request, runs the
- * ioctl on the threadpool (growing the buffer on DM_BUFFER_FULL), and unpacks the answer
+ * ioctl on the addon's own I/O threads (growing the buffer on DM_BUFFER_FULL), and unpacks the answer
  * into plain data. Meaning, defaults and validation live in TypeScript.
  */
 
@@ -130,7 +130,10 @@ export interface NativeWatch {
 export declare class Control {
   /** Opens the control node at `path` (O_RDWR | O_CLOEXEC). Throws a NativeError. */
   constructor(path: string);
-  /** Runs one DM command on the threadpool. */
+  /**
+   * Runs one DM command on the addon's own I/O threads (never Node's threadpool; a thread is
+   * added whenever a command would wait behind busy ones, and idle ones end).
+   */
   ioctl(request: NativeRequest): Promise<NativeResult>;
   /** Runs one DM command on the calling thread; throws a NativeError. DEV_WAIT is refused. */
   ioctlSync(request: NativeRequest): NativeResult;

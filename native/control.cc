@@ -165,46 +165,6 @@ Napi::Object fromResult(Napi::Env env, const dm::Result& r) {
   return o;
 }
 
-// One ioctl on the threadpool.
-class IoctlWorker : public Napi::AsyncWorker {
- public:
-  IoctlWorker(Control* control, Napi::Object self, dm::Request req)
-      : Napi::AsyncWorker(self.Env(), "devmapper:ioctl"),
-        control_(control),
-        self_(Napi::Persistent(self)),
-        req_(std::move(req)),
-        deferred_(Napi::Promise::Deferred::New(self.Env())) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    outcome_ = dm::run(control_->fd(), req_, control_->hints());
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    guarded([&] {
-      if (outcome_.err != 0)
-        deferred_.Reject(outcomeError(env, req_.cmd, outcome_).Value());
-      else
-        deferred_.Resolve(fromResult(env, outcome_.result));
-    });
-    control_->endWork(env);
-  }
-
-  void OnError(const Napi::Error&) override {
-    // Execute() never sets an error; kept so that nothing here can throw either.
-    control_->endWork(Env());
-  }
-
- private:
-  Control* control_;
-  Napi::ObjectReference self_;  // keeps the Control alive while the ioctl runs
-  dm::Request req_;
-  Napi::Promise::Deferred deferred_;
-  dm::Outcome outcome_;
-};
-
 // A thread of the addon's own with a private control fd and an eventfd to stop it. Blocking
 // waits live here, never on the threadpool.
 class BackgroundThread {
@@ -503,6 +463,7 @@ Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(inf
 
 Control::~Control() {
   stopThreads();
+  stopPool();
   // The same function pointer as at add: node keys hooks by (function, argument).
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(Env(), CleanupHookThunk, this);
   if (fd_ >= 0) ::close(fd_);
@@ -521,15 +482,22 @@ void Control::stopThreads() {
 void Control::CleanupHook(Control* self) {
   self->cleanupHookAdded_ = false;
   self->stopThreads();
+  // The environment goes: no answer will be delivered; the I/O threads end here.
+  self->stopPool();
   // At teardown no settle() will run: wait for the cancelled waits' threads to end here.
   for (BackgroundThread* t : self->threads_) t->join();
 }
 
-void Control::beginWork() { pending_++; }
+void Control::beginWork() {
+  // While answers are pending the I/O pool keeps the event loop alive, as a request would.
+  if (pending_++ == 0 && pool_) pool_->ref(Env(), true);
+}
 
 void Control::endWork(Napi::Env env) {
   pending_--;
+  if (pending_ == 0 && pool_) pool_->ref(env, false);
   if (pending_ == 0 && closing_ && fd_ >= 0) {
+    stopPool();
     ::close(fd_);
     fd_ = -1;
     for (auto& d : closeWaiters_) guarded([&] { d.Resolve(env.Undefined()); });
@@ -554,10 +522,40 @@ Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   // DEV_WAIT blocks until an event: it would park a threadpool thread; waitEvent() owns it.
   if (req.cmd == kCmdDevWait)
     throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctl()");
-  auto* worker = new IoctlWorker(this, Value(), std::move(req));
+  if (!pool_) pool_ = std::make_unique<IoPool>(this, &Control::Deliver);
+  uint64_t id = nextIoctl_++;
+  uint32_t cmd = req.cmd;
+  try {
+    pool_->submit(env, id, fd_, &hints_, std::move(req));
+  } catch (const std::system_error& e) {
+    throw systemError(env, e.code().value(), "pthread_create", commandName(cmd), "cannot start an I/O thread");
+  }
+  auto deferred = Napi::Promise::Deferred::New(env);
+  ioctls_.emplace(id, PendingIoctl{deferred, Napi::Persistent(Value()), cmd});
   beginWork();
-  worker->Queue();
-  return worker->Promise();
+  return deferred.Promise();
+}
+
+void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& batch) {
+  auto* self = static_cast<Control*>(owner);
+  for (IoPool::Done& done : batch) {
+    auto it = self->ioctls_.find(done.id);
+    if (it == self->ioctls_.end()) continue;
+    PendingIoctl pending = std::move(it->second);
+    self->ioctls_.erase(it);
+    guarded([&] {
+      if (done.outcome.err != 0)
+        pending.deferred.Reject(outcomeError(env, done.cmd, done.outcome).Value());
+      else
+        pending.deferred.Resolve(fromResult(env, done.outcome.result));
+    });
+    self->endWork(env);
+    guarded([&] { pending.self.Reset(); });
+  }
+}
+
+void Control::stopPool() {
+  if (pool_) pool_->stop();
 }
 
 // The same command on the calling thread: no thread hop, for callers whose work is
@@ -629,6 +627,7 @@ Napi::Value Control::Close(const Napi::CallbackInfo& info) {
   closing_ = true;
   stopThreads();
   if (pending_ == 0) {
+    stopPool();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     deferred.Resolve(env.Undefined());
@@ -645,6 +644,7 @@ Napi::Value Control::CloseSync(const Napi::CallbackInfo& info) {
   if (pending_ != 0) throw Napi::Error::New(env, "closeSync: asynchronous work is in flight on this control; use close()");
   closing_ = true;
   stopThreads();
+  stopPool();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   return env.Undefined();

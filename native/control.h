@@ -1,17 +1,19 @@
-// Control: one open /dev/mapper/control, exposed to JavaScript. Each ioctl runs on the
-// threadpool (or, with ioctlSync, on the calling thread); waits and the event watch run on
-// threads of their own.
+// Control: one open /dev/mapper/control, exposed to JavaScript. Each asynchronous ioctl runs
+// on the addon's I/O threads (io_pool.h), never Node's threadpool; ioctlSync runs on the
+// calling thread; waits and the event watch run on threads of their own.
 #pragma once
 
 #include <napi.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "dm_ioctl.h"
+#include "io_pool.h"
 
 namespace devmapper {
 
@@ -59,6 +61,18 @@ class Control : public Napi::ObjectWrap<Control> {
   dm::SizeHints hints_;
   std::set<BackgroundThread*> threads_;
   bool cleanupHookAdded_ = false;
+
+  // Asynchronous ioctls: run by the pool, settled when their answers come back.
+  struct PendingIoctl {
+    Napi::Promise::Deferred deferred;
+    Napi::ObjectReference self;  // keeps the Control alive while the ioctl runs
+    uint32_t cmd;
+  };
+  static void Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& batch);
+  void stopPool();
+  std::unique_ptr<IoPool> pool_;
+  std::map<uint64_t, PendingIoctl> ioctls_;
+  uint64_t nextIoctl_ = 1;
 };
 
 // Builds a dm::Request from a JavaScript request object (TypeError/RangeError on bad shape).

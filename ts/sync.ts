@@ -38,7 +38,7 @@ function sleepSync(ms: number): void {
 /**
  * The synchronous device-mapper client (`DeviceMapper.openSync()`): the same commands as
  * `DeviceMapper`, with the same argument checks, errors, identity checks and rollback —
- * the same code, run on the calling thread instead of Node's threadpool, so a call costs
+ * the same code, run on the calling thread instead of the addon's I/O threads, so a call costs
  * about the ioctl itself. Meant for scripts and command-line tools; a server should use the
  * asynchronous client, which never blocks the event loop. A call that retries (remove on
  * EBUSY) sleeps the thread between tries. Waits (`waitEvent`, `watch`) are asynchronous only.
