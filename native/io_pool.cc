@@ -61,7 +61,10 @@ void IoPool::work() {
   for (;;) {
     while (queue_.empty() && !stopping_) {
       idle_++;
-      bool woken = cv_.wait_for(lk, kIdle, [this] { return !queue_.empty() || stopping_; });
+      // system_clock: wait_for's steady clock needs pthread_cond_clockwait (glibc 2.30,
+      // versioned 2.34), and the prebuild supports glibc 2.28. A clock step only moves an
+      // idle thread's end.
+      bool woken = cv_.wait_until(lk, std::chrono::system_clock::now() + kIdle, [this] { return !queue_.empty() || stopping_; });
       idle_--;
       // An idle thread ends, but the last one stays for the next request.
       if (!woken && threads_.size() - exited_.size() > 1) {
