@@ -25,6 +25,7 @@ class IoPool {
  public:
   static constexpr size_t kMaxThreads = 64;
   static constexpr std::chrono::milliseconds kIdle{2000};
+  static constexpr const char* kThreadName = "devmapper-io";
 
   struct Done {
     uint64_t id = 0;
@@ -48,9 +49,6 @@ class IoPool {
   // thread-safe function. Queued requests that have not started are dropped: call it only
   // when nothing is pending, or when the environment goes away.
   void stop();
-
-  // Threads running now (for tests and benchmarks).
-  size_t threads();
 
  private:
   struct Job {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
-import { TestContext, devName } from './helpers';
+import { TestContext, devName, threadsButIo } from './helpers';
 
 // A multipath device over one loop path: failing the path is a table event (dm-mpath
 // raises it), which is what DEV_WAIT and DM_DEV_ARM_POLL report.
@@ -135,7 +135,7 @@ describe('events in the kernel', function () {
 
   it('watch closes its fds and ends its thread when it stops, not at garbage collection', async () => {
     const fds = (): number => readdirSync('/proc/self/fd').length;
-    const threads = (): number => readdirSync('/proc/self/task').length;
+    const threads = threadsButIo;
     const before = { fds: fds(), threads: threads() };
     for (let i = 0; i < 300; i++) {
       const controller = new AbortController();
@@ -154,7 +154,7 @@ describe('events in the kernel', function () {
     const name = devName('bound');
     const { eventNr } = await t.dm.create(name, { table: new Table([{ start: 0, length: 8, type: 'zero', params: '' }]) });
     const fds = (): number => readdirSync('/proc/self/fd').length;
-    const threads = (): number => readdirSync('/proc/self/task').length;
+    const threads = threadsButIo;
     const before = { fds: fds(), threads: threads() };
     const controller = new AbortController();
     const waits = Array.from({ length: 300 }, () => t.dm.waitEvent(name, eventNr, { signal: controller.signal }).catch((x: unknown) => x));

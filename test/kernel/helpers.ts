@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceMapper, DmError, LoopDevice } from '../../ts/index';
 
@@ -41,6 +41,22 @@ export async function rejection(p: Promise<unknown>): Promise<DmError> {
     throw e;
   }
   throw new Error('resolved, expected a DmError');
+}
+
+/**
+ * This process's threads, but the addon's I/O threads (named `devmapper-io`): the pool of a
+ * client that is still open keeps a thread or more, idle ones ending after 2 s.
+ */
+export function threadsButIo(): number {
+  let n = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() !== 'devmapper-io') n++;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return n;
 }
 
 /** Runs dmsetup and returns its stdout. */
