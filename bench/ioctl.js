@@ -28,25 +28,33 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   const fstatSync = await timeOf(n, () => fs.fstatSync(fd));
   const fstat = await timeOf(n, () => new Promise((resolve, reject) => fs.fstat(fd, (e) => (e ? reject(e) : resolve()))));
   const rows = [];
-  const row = async (label, syncOp, asyncOp) => {
+  // The same operation by the C programs (bench/c), in this boot: the raw ioctl with a
+  // prepared buffer (the limit) and libdevmapper's dm_task API.
+  const peer = (program, op) => Number(execFileSync(path.join(CBIN, program), [op, 'bench-sync', String(3000)], { encoding: 'utf8' }).trim());
+  const row = async (label, syncOp, asyncOp, op) => {
     const before = sdm.ioctlStats;
     const s = await timeOf(n, syncOp);
     const after = sdm.ioctlStats;
     const a = await timeOf(n, asyncOp);
+    const raw = op === undefined ? undefined : peer('raw_ioctl', op);
+    const libdm = op === undefined ? undefined : peer('libdm', op);
     rows.push({
       operation: label,
       'ioctls/call (sync)': +((after.ioctls - before.ioctls) / (n + 1)).toFixed(2),
       'sync µs': +s.toFixed(1),
       'async µs': +a.toFixed(1),
+      'raw ioctl µs': raw,
+      'libdevmapper µs': libdm,
+      'sync/raw': raw === undefined ? undefined : +(s / raw).toFixed(2),
+      'sync/libdm': libdm === undefined ? undefined : +(s / libdm).toFixed(2),
       'async/sync': +(a / s).toFixed(2),
-      'sync/fstatSync': +(s / fstatSync).toFixed(2),
       'async/fs.fstat': +(a / fstat).toFixed(2),
     });
   };
-  await row('info', () => sdm.info('bench-sync'), () => dm.info('bench-sync'));
-  await row('status', () => sdm.status('bench-sync'), () => dm.status('bench-sync'));
-  await row('table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'));
-  await row('message @stats_list', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'));
+  await row('info', () => sdm.info('bench-sync'), () => dm.info('bench-sync'), 'info');
+  await row('status', () => sdm.status('bench-sync'), () => dm.status('bench-sync'), 'status');
+  await row('table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'), 'table');
+  await row('message @stats_list', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'), 'message');
   let k = 0;
   const cycleTable = new Table([{ start: 0, length: 8, target: targets.zero() }]);
   await row('create + remove', () => {
@@ -60,7 +68,7 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   sdm.remove('bench-sync');
   sdm.close();
   await dm.close();
-  console.log(`\nsync and async clients, one call at a time (fs.fstatSync ${fstatSync.toFixed(1)} µs, fs.fstat through the threadpool ${fstat.toFixed(1)} µs in this boot):`);
+  console.log(`\nsync and async clients, one call at a time, beside the C raw ioctl and libdevmapper (fs.fstatSync ${fstatSync.toFixed(1)} µs, fs.fstat through the threadpool ${fstat.toFixed(1)} µs in this boot):`);
   console.table(rows);
 }
 
@@ -96,8 +104,21 @@ async function inside() {
   await syncAndAsync(DeviceMapper, Table, targets);
 }
 
+/** Where the C peers are built (on the host, before the boot: the guest shares the tree). */
+const CBIN = path.resolve(__dirname, '..', 'build', 'bench');
+
+function buildPeers() {
+  fs.mkdirSync(CBIN, { recursive: true });
+  const src = path.join(__dirname, 'c');
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', path.join(CBIN, 'raw_ioctl'), path.join(src, 'raw_ioctl.c')], { stdio: 'inherit' });
+  // libdevmapper-dev (scripts/setup.sh installs it): a benchmark-only dependency.
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', path.join(CBIN, 'libdm'), path.join(src, 'libdm.c'), '-ldevmapper'], { stdio: 'inherit' });
+}
+
 async function main() {
-  if (process.env.DEVMAPPER_SANDBOX === '1' || process.env.BENCH_HOST === '1') return inside();
+  if (process.env.DEVMAPPER_SANDBOX === '1') return inside();
+  buildPeers();
+  if (process.env.BENCH_HOST === '1') return inside();
   const { runInSandbox } = require('../dist/sandbox');
   const r = await runInSandbox([process.execPath, __filename], { cwd: path.resolve(__dirname, '..') });
   process.exitCode = r.exitCode;
