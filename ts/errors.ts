@@ -110,22 +110,22 @@ function describeErrno(errno: number): string {
  * after the ioctl completes points at the caller's line.
  */
 export class CallSite {
-  private readonly stack: string;
+  // captureStackTrace records the frames; they are formatted only when `stack` is read,
+  // which only a failure does (formatting was most of a successful call's own cost).
+  private readonly holder: { stack?: string } = {};
   /** The public function the call was made to ('create'). */
   readonly name: string;
 
   constructor(above: Function) {
     this.name = above.name;
-    const holder: { stack?: string } = {};
-    Error.captureStackTrace(holder, above);
-    const stack = holder.stack ?? '';
-    const firstFrame = stack.indexOf('\n');
-    this.stack = firstFrame >= 0 ? stack.slice(firstFrame) : '';
+    Error.captureStackTrace(this.holder, above);
   }
 
   /** Puts the caller's frames under the error's own first line. */
   attach<E extends Error>(error: E): E {
-    error.stack = `${error.name}: ${error.message}${this.stack}`;
+    const stack = this.holder.stack ?? '';
+    const firstFrame = stack.indexOf('\n');
+    error.stack = `${error.name}: ${error.message}${firstFrame >= 0 ? stack.slice(firstFrame) : ''}`;
     return error;
   }
 }
