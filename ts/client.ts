@@ -1,6 +1,5 @@
 import type { Control, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
-import { binding } from './binding';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
@@ -10,9 +9,9 @@ import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
 import type { Answer, Program, Step } from './steps';
 import type { Table } from './table';
-import { DEFAULT_CONTROL, openFailure } from './open';
+import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
-import { checkInteger, checkOptions, expected } from './validate';
+import { checkInteger, checkOptions } from './validate';
 
 export { Command, Flag } from './constants';
 export { infoOf } from './commands';
@@ -260,15 +259,7 @@ export class DeviceMapper {
    */
   static async open(options?: OpenOptions): Promise<DeviceMapper> {
     const site = new CallSite(DeviceMapper.open);
-    const opts = checkOptions(options, 'options', ['path']);
-    const path = opts.path ?? DEFAULT_CONTROL;
-    if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
-    let control: Control;
-    try {
-      control = new (binding().Control)(path);
-    } catch (e) {
-      throw openFailure(e, path, site);
-    }
+    const { control, path } = openControl(options, site);
     try {
       const r = await control.ioctl({ cmd: Command.VERSION, flags: 0 });
       return new DeviceMapper(control, commands.version(r.version));

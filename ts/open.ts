@@ -2,7 +2,11 @@
  * Opening the control node, shared by the asynchronous and the synchronous client.
  * @internal
  */
+import type { Control } from '../binding';
+import { binding } from './binding';
+import type { OpenOptions } from './client';
 import { CallSite, DmError, toDmError } from './errors';
+import { checkOptions, expected } from './validate';
 
 /** The control node `open` uses by default. */
 export const DEFAULT_CONTROL = '/dev/mapper/control';
@@ -25,3 +29,15 @@ export function openFailure(e: unknown, path: string, site: CallSite): Error {
   return site.attach(better);
 }
 
+
+/** Checks `open`'s options and opens the control node; the kernel is asked nothing yet. */
+export function openControl(options: OpenOptions | undefined, site: CallSite): { control: Control; path: string } {
+  const opts = checkOptions(options, 'options', ['path']);
+  const path = opts.path ?? DEFAULT_CONTROL;
+  if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
+  try {
+    return { control: new (binding().Control)(path), path };
+  } catch (e) {
+    throw openFailure(e, path, site);
+  }
+}

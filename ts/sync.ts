@@ -1,5 +1,4 @@
 import type { Control } from '../binding';
-import { binding } from './binding';
 import type {
   CreateOptions,
   DeviceInfo,
@@ -24,11 +23,10 @@ import type { Cmd } from './commands';
 import { Command } from './constants';
 import type { DevId, DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError } from './errors';
-import { DEFAULT_CONTROL, openFailure } from './open';
+import { openControl } from './open';
 import type { StatusRow } from './status';
 import type { Answer, Step } from './steps';
 import type { Table } from './table';
-import { checkOptions, expected } from './validate';
 
 /** Sleeps the calling thread (a sync call's bounded backoff before a retry). */
 function sleepSync(ms: number): void {
@@ -64,15 +62,7 @@ export class DeviceMapperSync {
 
   /** `open`, with the caller's stack taken by the public function it came through. @internal */
   static openAt(site: CallSite, options: OpenOptions | undefined): DeviceMapperSync {
-    const opts = checkOptions(options, 'options', ['path']);
-    const path = opts.path ?? DEFAULT_CONTROL;
-    if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
-    let control: Control;
-    try {
-      control = new (binding().Control)(path);
-    } catch (e) {
-      throw openFailure(e, path, site);
-    }
+    const { control, path } = openControl(options, site);
     try {
       const r = control.ioctlSync({ cmd: Command.VERSION, flags: 0 });
       return new DeviceMapperSync(control, commands.version(r.version));
