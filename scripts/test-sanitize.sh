@@ -35,7 +35,7 @@ DEVMAPPER_ADDON="$PWD/build-asan/Release/devmapper.node" LD_PRELOAD="$runtime" \
 echo "test:sanitize: kernel suite in the sandbox with build-ubsan (UBSan)"
 DEVMAPPER_ADDON="$PWD/build-ubsan/Release/devmapper.node" node scripts/kernel-tests.js
 
-echo "test:sanitize: kernel suite (but targets/ and examples) in the sandbox with build/Release under Valgrind memcheck"
+echo "test:sanitize: kernel suite (but targets/, examples and io-threads) in the sandbox with build/Release under Valgrind memcheck"
 report="$PWD/build/valgrind-kernel.xml"
 rm -f "$report"
 # Memcheck multiplies the test process's memory and time: more guest memory, longer timeouts.
