@@ -7,6 +7,7 @@
 // (fs.fstat) and a synchronous system call (fs.fstatSync) in the same boot.
 //   npm run build && node bench/ioctl.js
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
@@ -72,6 +73,87 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   console.table(rows);
 }
 
+/** Mean µs of the C peer `program` doing `op` on `name` `count` times (one exec, in this boot). */
+function peerTime(program, op, name, count) {
+  return Number(execFileSync(path.join(CBIN, program), [op, name, String(count)], { encoding: 'utf8' }).trim());
+}
+
+const round = (x) => (x === undefined ? undefined : +x.toFixed(x < 10 ? 2 : 1));
+
+/** Many devices, a 100,000-row table, 64 calls in flight, and what they cost the event loop. */
+async function scale(DeviceMapper, Table, targets) {
+  const { monitorEventLoopDelay } = require('node:perf_hooks');
+  const dm = await DeviceMapper.open();
+  const sdm = DeviceMapper.openSync();
+  const zero8 = new Table([{ start: 0, length: 8, target: targets.zero() }]);
+  const rows = [];
+  const add = (label, sync, async_, raw, libdm) =>
+    rows.push({ operation: label, 'sync µs': round(sync), 'async µs': round(async_), 'raw ioctl µs': round(raw), 'libdevmapper µs': round(libdm), 'sync/raw': raw ? round(sync / raw) : undefined, 'sync/libdm': libdm ? round(sync / libdm) : undefined });
+  let made = 0;
+  for (const count of [1000, 10000]) {
+    for (; made < count; made++) sdm.create(`bench-n${made}`, { table: zero8 });
+    add(`listDevices, ${count} devices`, await timeOf(10, () => sdm.listDevices()), await timeOf(10, () => dm.listDevices()), peerTime('raw_ioctl', 'list', '-', 20), peerTime('libdm', 'list', '-', 20));
+    const t0 = process.hrtime.bigint();
+    for (const d of sdm.listDevices()) sdm.status(d.name);
+    add(`list + status of every device, ${count} devices`, Number(process.hrtime.bigint() - t0) / 1e3, undefined, undefined, undefined);
+  }
+  sdm.removeAll({ prefix: 'bench-n' });
+
+  // A 100,000-row table: loaded, and read back (the first read grows the buffer).
+  const big = new Table(Array.from({ length: 100000 }, (_, i) => ({ start: i * 8, length: 8, target: targets.zero() })));
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  let t0 = process.hrtime.bigint();
+  sdm.create('bench-big-s', { table: big });
+  const syncLoad = Number(process.hrtime.bigint() - t0) / 1e3;
+  await dm.create('bench-big-a');
+  delay.enable();
+  t0 = process.hrtime.bigint();
+  await dm.load('bench-big-a', big);
+  const asyncLoad = Number(process.hrtime.bigint() - t0) / 1e3;
+  delay.disable();
+  const loadBlockMs = delay.max / 1e6;
+  add('load a 100,000-row table', syncLoad, asyncLoad, undefined, undefined);
+  const syncRead = await timeOf(3, () => sdm.table('bench-big-s'));
+  delay.reset();
+  delay.enable();
+  const asyncRead = await timeOf(3, () => dm.table('bench-big-s'));
+  delay.disable();
+  const readBlockMs = delay.max / 1e6;
+  add('read back a 100,000-row table', syncRead, asyncRead, peerTime('raw_ioctl', 'table', 'bench-big-s', 5), peerTime('libdm', 'table', 'bench-big-s', 5));
+  sdm.remove('bench-big-s');
+  sdm.remove('bench-big-a');
+
+  // 64 calls in flight, and what a fs.promises.stat waits meanwhile.
+  sdm.create('bench-fly', { table: zero8 });
+  const rounds = 30;
+  t0 = process.hrtime.bigint();
+  for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => dm.info('bench-fly')));
+  const perSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const rawPerSecond = 1e6 / peerTime('raw_ioctl', 'info', 'bench-fly', 3000);
+  const { stat } = require('node:fs/promises');
+  const idleStat = await timeOf(50, () => stat('/'));
+  let busy = true;
+  const pump = (async () => {
+    while (busy) await Promise.all(Array.from({ length: 64 }, () => dm.info('bench-fly')));
+  })();
+  const loadedStat = await timeOf(50, () => stat('/'));
+  busy = false;
+  await pump;
+  sdm.remove('bench-fly');
+  sdm.close();
+  await dm.close();
+  console.log('\nat scale, in this boot:');
+  console.table(rows);
+  console.table([
+    { measure: 'info, 64 in flight (async), calls/s', value: Math.round(perSecond), 'against raw ioctl one at a time': round(perSecond / rawPerSecond) },
+    { measure: 'fs.promises.stat, idle, µs', value: round(idleStat) },
+    { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(loadedStat), 'against idle': round(loadedStat / idleStat) },
+    { measure: 'event loop\'s longest block while loading 100,000 rows (async), ms', value: round(loadBlockMs) },
+    { measure: 'event loop\'s longest block while reading 100,000 rows (async), ms', value: round(readBlockMs) },
+    { measure: 'peak RSS of this process, MiB', value: round(process.resourceUsage().maxRSS / 1024) },
+  ]);
+}
+
 async function inside() {
   const { DeviceMapper, Table, targets } = require('..');
   const dm = await DeviceMapper.open();
@@ -102,6 +184,7 @@ async function inside() {
   await dm.close();
   console.table(report);
   await syncAndAsync(DeviceMapper, Table, targets);
+  await scale(DeviceMapper, Table, targets);
 }
 
 /** Where the C peers are built (on the host, before the boot: the guest shares the tree). */
@@ -120,8 +203,13 @@ async function main() {
   buildPeers();
   if (process.env.BENCH_HOST === '1') return inside();
   const { runInSandbox } = require('../dist/sandbox');
-  const r = await runInSandbox([process.execPath, __filename], { cwd: path.resolve(__dirname, '..') });
+  const r = await runInSandbox([process.execPath, __filename], { cwd: path.resolve(__dirname, '..'), memory: 2048, timeout: 30 * 60 * 1000 });
   process.exitCode = r.exitCode;
+  if (r.exitCode === 0) {
+    const when = new Date().toISOString().slice(0, 10);
+    const text = `# Benchmark results\n\n\`npm run bench\` on ${when}, in one boot of the kernel sandbox (User-Mode Linux ${r.kernelRelease}, one CPU; ${os.cpus()[0]?.model ?? 'unknown CPU'} host). What each row and column means: README.md beside this file. Only counts and ratios within this boot mean anything.\n\n\`\`\`\n${r.output.trim()}\n\`\`\`\n`;
+    fs.writeFileSync(path.join(__dirname, 'RESULTS.md'), text);
+  }
 }
 
 main().catch((e) => {

@@ -1,11 +1,13 @@
 /*
  * The limit: one DM ioctl with a buffer prepared once, as a C program would issue it.
  *   raw_ioctl OP NAME COUNT     OP: info | status | table | message | list
- * Prints the mean microseconds per operation. The header is copied in anew before each call
- * (the kernel writes its answer over it), as any client must.
+ * Prints the mean microseconds per operation. A first call finds the buffer size the answer
+ * needs (doubling it on DM_BUFFER_FULL); the timed calls use that size, with the header copied
+ * in anew before each (the kernel writes its answer over it), as any client must.
  */
 #include <fcntl.h>
 #include <linux/dm-ioctl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUFFER 16384
 
 int main(int argc, char **argv) {
   if (argc != 4) {
@@ -23,11 +24,11 @@ int main(int argc, char **argv) {
   const char *op = argv[1];
   long count = atol(argv[3]);
   unsigned long request;
-  static char prepared[BUFFER] __attribute__((aligned(8)));
-  static char buffer[BUFFER] __attribute__((aligned(8)));
+  size_t size = 16384;
+  static char prepared[16384] __attribute__((aligned(8)));
+  char *buffer = aligned_alloc(8, size);
   struct dm_ioctl *h = (struct dm_ioctl *)prepared;
   h->version[0] = 4;
-  h->data_size = BUFFER;
   h->data_start = sizeof(struct dm_ioctl);
   snprintf(h->name, sizeof h->name, "%s", argv[2]);
   size_t used = sizeof(struct dm_ioctl);
@@ -57,6 +58,18 @@ int main(int argc, char **argv) {
     perror("open /dev/mapper/control");
     return 1;
   }
+  for (;;) {
+    h->data_size = (uint32_t)size;
+    memcpy(buffer, prepared, used);
+    if (ioctl(fd, request, buffer) != 0) {
+      perror(op);
+      return 1;
+    }
+    if (!(((struct dm_ioctl *)buffer)->flags & DM_BUFFER_FULL_FLAG)) break;
+    size *= 2;
+    free(buffer);
+    buffer = aligned_alloc(8, size);
+  }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (long i = 0; i < count; i++) {
@@ -69,6 +82,7 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)count;
   printf("%.2f\n", us);
+  free(buffer);
   close(fd);
   return 0;
 }
