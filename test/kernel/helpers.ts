@@ -1,7 +1,8 @@
+import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceMapper, DmError, LoopDevice } from '../../ts/index';
+import { DeviceMapper, DmError, LoopDevice, type Table } from '../../ts/index';
 
 /** Every device a test makes is named with this prefix, so cleanup never touches others'. */
 export const PREFIX = 'dmt-';
@@ -57,6 +58,17 @@ export function threadsButIo(): number {
     }
   }
   return n;
+}
+
+/**
+ * The device's table as the kernel reads it back equals `table`, its first row's target is
+ * the one built (typed, field for field), and `dmsetup table` prints the same text.
+ */
+export async function expectReadBack(dm: DeviceMapper, name: string, table: Table): Promise<void> {
+  const back = await dm.table(name);
+  expect(back?.equals(table)).to.equal(true);
+  expect(back?.rows[0]?.target).to.deep.equal(table.rows[0]?.target);
+  expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
 }
 
 /** Runs dmsetup and returns its stdout. */

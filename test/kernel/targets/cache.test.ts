@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { Table, cacheMessages, targets, type CacheRunningStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, expectReadBack } from '../helpers';
 
 /** The typed status of a working cache, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<CacheRunningStatus> {
@@ -24,10 +24,7 @@ describe('cache in the kernel', () => {
     const table = new Table([{ start: 0, length: 32768, target }]);
     const name = devName('cache');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
 
     const s0 = await statusOf(t, name);
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 32768 cache ${s0.raw}`.trimEnd());

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { Table, cloneMessages, targets, type CloneRunningStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, expectReadBack } from '../helpers';
 
 /** The typed status of a working clone, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<CloneRunningStatus> {
@@ -39,10 +39,7 @@ describe('clone in the kernel', () => {
     const table = new Table([{ start: 0, length: sectors, target }]);
     const name = devName('clone');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
 
     const s0 = await statusOf(t, name);
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 ${sectors} clone ${s0.raw}`);

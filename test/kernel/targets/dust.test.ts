@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { Table, dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock, targets, type DustStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, rejection } from '../helpers';
+import { TestContext, devName, dmsetup, expectReadBack, rejection } from '../helpers';
 
 /** The typed status of a dust target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<DustStatus> {
@@ -44,10 +44,7 @@ describe('dust in the kernel', () => {
     const table = new Table([{ start: 0, length: 8192, target }]);
     const name = devName('dust');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     const s = await statusOf(t, name);
     expect(s).to.deep.include({ device: dev.devString, mode: 'bypass', failReadOnBadBlock: false, quiet: false, extra: [] });
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 8192 dust ${s.raw}`);

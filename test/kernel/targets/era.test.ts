@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { Table, eraMessages, targets, type EraRunningStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, rejection } from '../helpers';
+import { TestContext, devName, dmsetup, expectReadBack, rejection } from '../helpers';
 
 /** The typed status of a working era target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<EraRunningStatus> {
@@ -39,10 +39,7 @@ describe('era in the kernel', () => {
     const table = new Table([{ start: 0, length: 16384, target }]);
     const name = devName('era');
     const info = await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     const s = await statusOf(t, name);
     expect(s).to.deep.include({ metadataBlockSize: 8, currentEra: 1, heldMetadataRoot: null });
     expect(s.metadataBlocks.used).to.be.greaterThan(0);

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Table, targets, type MirrorStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually, readAt } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, expectReadBack, readAt } from '../helpers';
 
 /** The typed status of a mirror, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<MirrorStatus> {
@@ -21,10 +21,7 @@ describe('mirror in the kernel', () => {
     const table = new Table([{ start: 0, length: 8192, target }]);
     const name = devName('mirror');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     expect(await eventually(async () => {
       const s = await statusOf(t, name);
       return s.regions.used === s.regions.total;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Table, raidMessages, targets, type RaidStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually, readAt } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, expectReadBack, readAt } from '../helpers';
 
 /** The typed status of a raid target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<RaidStatus> {
@@ -27,10 +27,7 @@ describe('raid in the kernel', () => {
     const table = new Table([{ start: 0, length: 8192, target }]);
     const name = devName('raid1');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     expect(await inSync(t, name)).to.equal(true);
     const s = await statusOf(t, name);
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 8192 raid ${s.raw}`.trimEnd());

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { DmError, Table, targets, thinPoolMessages } from '../../../ts/index';
-import { TestContext, devName, dmsetup, eventually } from '../helpers';
+import { TestContext, devName, dmsetup, eventually, expectReadBack } from '../helpers';
 import { makePool, poolStatus, readAt, thinStatus, writeAt, zeroSuperblock } from './thin-fixture';
 
 const BLOCK = 128 * 512;
@@ -16,10 +16,7 @@ describe('thin in the kernel', () => {
     const table = new Table([{ start: 0, length: 131072, target }]);
     const name = devName('thin');
     const info = await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
 
     const s0 = await thinStatus(t, name);
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 131072 thin ${s0.raw}`.trimEnd());

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { Table, formatDev, targets } from '../../../ts/index';
-import { TestContext, devName, dmsetup } from '../helpers';
+import { TestContext, devName, dmsetup, expectReadBack } from '../helpers';
 
 const SECTOR = 512;
 
@@ -48,10 +48,7 @@ describe('unstriped in the kernel', () => {
       const table = new Table([{ start: 0, length: 16384, target }]);
       const name = devName(`unstriped-${stripe}`);
       const u = await t.dm.create(name, { table });
-      const back = await t.dm.table(name);
-      expect(back?.equals(table)).to.equal(true);
-      expect(back?.rows[0]?.target).to.deep.equal(target);
-      expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+      await expectReadBack(t.dm, name, table);
       const [row] = await t.dm.status(name);
       expect(row?.status).to.deep.include({ type: 'unstriped', known: true, raw: '' });
       expect(dmsetup('status', name).trimEnd()).to.equal('0 16384 unstriped');

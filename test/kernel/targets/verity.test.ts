@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmError, Table, targets, type LoopDevice, type VerityOptions, type VerityStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { TestContext, devName, dmsetup, expectReadBack, scratchDir } from '../helpers';
 
 /** The typed status of a verity target, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<VerityStatus> {
@@ -66,10 +66,7 @@ describe('verity in the kernel', () => {
     await t.dm.create(name, { table, readOnly: true });
     const info = await t.dm.info(name);
     expect(info.readOnly).to.equal(true);
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     const dir = scratchDir();
     try {
       const copy = join(dir, 'copy');

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Table, targets, writecacheMessages, type WritecacheStatus } from '../../../ts/index';
-import { TestContext, devName, dmsetup, readAt, scratchDir } from '../helpers';
+import { TestContext, devName, dmsetup, expectReadBack, readAt, scratchDir } from '../helpers';
 
 /** The typed status of a writecache, the device's only row. */
 async function statusOf(t: TestContext, name: string): Promise<WritecacheStatus> {
@@ -22,10 +22,7 @@ describe('writecache in the kernel', () => {
     const table = new Table([{ start: 0, length: 32768, target }]);
     const name = devName('writecache');
     await t.dm.create(name, { table });
-    const back = await t.dm.table(name);
-    expect(back?.equals(table)).to.equal(true);
-    expect(back?.rows[0]?.target).to.deep.equal(target);
-    expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
+    await expectReadBack(t.dm, name, table);
     const s0 = await statusOf(t, name);
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 32768 writecache ${s0.raw}`.trimEnd());
     expect(s0).to.deep.include({ error: 0, writebackBlocks: 0 });
