@@ -256,7 +256,25 @@ export function join(parts: readonly (string | number | undefined)[]): string {
   return parts.filter((p) => p !== undefined && p !== '').join(' ');
 }
 
-const TYPED = new WeakSet<object>();
+/** Returns the object it is given: lets a subclass add its private fields to any object. */
+class Adopt {
+  constructor(value: object) {
+    return value;
+  }
+}
+
+/**
+ * The mark of a builder's target: a private field that only this module can add or test (no
+ * property, symbol or prototype to copy), and cheap for the garbage collector, unlike a
+ * WeakSet holding every target of a 100,000-row table.
+ */
+class TypedMark extends Adopt {
+  readonly #typed = true;
+
+  static has(value: object): boolean {
+    return #typed in value;
+  }
+}
 
 /**
  * Freezes a typed target made by a builder and marks it as such: a `Table` keeps a marked
@@ -264,14 +282,14 @@ const TYPED = new WeakSet<object>();
  * its params.
  */
 export function typedTarget<T extends { readonly type: string; readonly params: string }>(target: T): T {
-  const t = freeze(target);
-  TYPED.add(t);
-  return t;
+  // Marked before it is frozen: a private field is never added to a frozen object.
+  if (!Object.isFrozen(target)) new TypedMark(target);
+  return freeze(target);
 }
 
 /** True for a target a builder made (see `typedTarget`). */
 export function isTypedTarget(value: object): value is { readonly type: string; readonly params: string } {
-  return TYPED.has(value);
+  return TypedMark.has(value);
 }
 
 /** Freezes a typed target or status (and the arrays and objects it holds). */
