@@ -20,25 +20,26 @@ export interface NativeTargetSpec {
  */
 export type NativeU64 = number | bigint;
 
-/** A row read back from TABLE_STATUS, DEV_STATUS or DEV_WAIT. */
-export interface NativeTargetRow {
-  start: NativeU64;
-  length: NativeU64;
-  type: string;
-  params: string;
-  /** `dm_target_spec.status`: unused by current kernels, kept as sent. */
-  status: number;
+/**
+ * Rows (TABLE_STATUS, DEV_WAIT) or devices (LIST_DEVICES) of an answer: the kernel's answer
+ * buffer and, per item, 8 words of `index` pointing into it, every offset and length
+ * bounds-checked by the addon and every string followed by a NUL:
+ * - a row: start (low, high word), length (low, high), dm_target_spec.status, type id (into
+ *   `types`), params offset, params length;
+ * - a device: dev in the kernel's huge encoding (low, high), name offset, name length,
+ *   event_nr present (0 or 1), event_nr, uuid offset (0 when there is none), uuid length.
+ * Strings are UTF-8 bytes.
+ */
+export interface NativeIndexed {
+  bytes: ArrayBuffer;
+  index: Uint32Array;
+  count: number;
 }
 
-/** A `dm_name_list` record (LIST_DEVICES). */
-export interface NativeNameEntry {
-  name: string;
-  /** Kernel huge encoding of the device number (see `decodeDev`). */
-  dev: NativeU64;
-  /** Present when the kernel (>= 4.38) reports it. */
-  eventNr?: number;
-  /** Present when asked for with the UUID flag and the kernel (>= 4.45) has one. */
-  uuid?: string;
+/** The rows of a TABLE_STATUS or DEV_WAIT answer. */
+export interface NativeRows extends NativeIndexed {
+  /** The distinct target types, by the id in each row. */
+  types: string[];
 }
 
 /** A `dm_target_versions` record (LIST_VERSIONS, GET_TARGET_VERSION). */
@@ -94,10 +95,10 @@ export interface NativeResult {
   ioctls: number;
   /** Bytes of the buffer the answer came in (the request's own size for commands without output). */
   bufferSize: number;
-  /** Rows for TABLE_STATUS, DEV_WAIT (and DEV_STATUS never has any). */
-  targets?: NativeTargetRow[];
+  /** Rows for TABLE_STATUS, DEV_WAIT. */
+  targets?: NativeRows;
   /** LIST_DEVICES. */
-  devices?: NativeNameEntry[];
+  devices?: NativeIndexed;
   /** LIST_VERSIONS and GET_TARGET_VERSION. */
   versions?: NativeTargetVersion[];
   /** TABLE_DEPS: encoded device numbers. */

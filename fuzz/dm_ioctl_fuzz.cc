@@ -42,6 +42,26 @@ class Reader {
   size_t at_ = 0;
 };
 
+// A string of the index: inside the answer, and followed by its NUL.
+void checkString(const uint8_t* buf, size_t size, uint32_t at, uint32_t len) {
+  if (static_cast<size_t>(at) + len >= size || buf[at + len] != 0) __builtin_trap();
+}
+
+// Every offset and length of an unpacked index lies inside the answer (what JavaScript reads).
+void checkIndex(const dm::Result& r, size_t size, const uint8_t* buf) {
+  if (r.index.size() != static_cast<size_t>(r.rows) * dm::kIndexWords) __builtin_trap();
+  for (size_t i = 0; i < r.rows; i++) {
+    const uint32_t* w = &r.index[i * dm::kIndexWords];
+    if (r.payload == dm::Payload::Specs) {
+      if (w[5] >= r.types.size()) __builtin_trap();
+      checkString(buf, size, w[6], w[7]);
+    } else {
+      checkString(buf, size, w[2], w[3]);
+      if (w[6] != 0) checkString(buf, size, w[6], w[7]);
+    }
+  }
+}
+
 void unpackAnswer(Reader& in) {
   uint32_t cmd = in.byte() % dm::kCommandCount;
   size_t n = 0;
@@ -50,14 +70,10 @@ void unpackAnswer(Reader& in) {
   std::vector<uint64_t> words((n + 7) / 8 + 1, 0);
   std::memcpy(words.data(), bytes, n);
   dm::Result result;
-  (void)dm::unpack(cmd, reinterpret_cast<const uint8_t*>(words.data()), n, &result);
+  std::string why = dm::unpack(cmd, reinterpret_cast<const uint8_t*>(words.data()), n, &result);
+  if (why.empty()) checkIndex(result, n, reinterpret_cast<const uint8_t*>(words.data()));
   // What a SECURE_DATA answer's destructor does: every byte that may hold a key is zero after.
   result.wipe();
-  for (const dm::TargetRow& t : result.targets) {
-    for (char c : t.params) {
-      if (c != 0) __builtin_trap();
-    }
-  }
   for (char c : result.data) {
     if (c != 0) __builtin_trap();
   }
@@ -92,10 +108,16 @@ dm::Request readRequest(Reader& in) {
 void packRequest(Reader& in) {
   dm::Request req = readRequest(in);
   if (!dm::checkRequest(req).empty()) return;
-  size_t size = dm::requestSize(req);
+  // With room for an answer after the request, as every call has: a reused buffer holds the
+  // previous answer there, and all of it must be cleared (the kernel reads it back as the
+  // text of a target whose status prints nothing).
+  size_t size = dm::requestSize(req) + 8 * (in.byte() % 64);
   std::vector<uint64_t> words(size / 8 + 1, 0xa5a5a5a5a5a5a5a5ull);
   auto* buf = reinterpret_cast<uint8_t*>(words.data());
   dm::pack(req, buf, size);
+  for (size_t i = dm::requestSize(req); i < size; i++) {
+    if (buf[i] != 0) __builtin_trap();
+  }
   uint32_t dataSize;
   std::memcpy(&dataSize, buf + 12, 4);
   if (dataSize != size) __builtin_trap();
@@ -140,8 +162,14 @@ void runRequest(Reader& in) {
   if (!dm::checkRequest(req).empty()) return;
   if (dm::requestSize(req) > (1u << 20)) return;
   dm::SizeHints hints;
+  dm::Buffer scratch;
   FakeKernel kernel{&in};
-  for (int i = 0; i < 2; i++) (void)dm::run(-1, req, hints, fakeIoctl, &kernel);
+  for (int i = 0; i < 2; i++) {
+    dm::Outcome o = dm::run(-1, req, hints, scratch, fakeIoctl, &kernel);
+    if (o.err == 0) checkIndex(o.result, o.answer.capacity(), o.answer.bytes());
+    // A secret request leaves no byte of its answer in the scratch.
+    if ((req.flags & (1u << 15)) && scratch.secret()) __builtin_trap();
+  }
 }
 
 }  // namespace

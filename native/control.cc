@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -97,7 +98,51 @@ dm::Request toRequest(const Napi::Value& value) {
   return req;
 }
 
-Napi::Object fromResult(Napi::Env env, const dm::Result& r) {
+namespace {
+
+// An ArrayBuffer over memory the addon hands to JavaScript: large ones without a copy (freed,
+// and wiped when secret, by the garbage collector), small ones copied (cheaper than a
+// finalizer). Where a runtime refuses external buffers, everything is copied.
+template <typename Owner>
+Napi::ArrayBuffer handOver(Napi::Env env, std::unique_ptr<Owner> owner, void* data, size_t size) {
+  constexpr size_t kCopyBelow = 64 * 1024;
+  if (size >= kCopyBelow) {
+    napi_value external;
+    Owner* raw = owner.get();
+    napi_status s = napi_create_external_arraybuffer(
+        env, data, size, [](napi_env, void*, void* hint) { delete static_cast<Owner*>(hint); }, raw,
+        &external);
+    if (s == napi_ok) {
+      owner.release();
+      return Napi::ArrayBuffer(env, external);
+    }
+  }
+  Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, size);
+  if (size > 0) std::memcpy(copy.Data(), data, size);
+  return copy;
+}
+
+// Rows or devices: the answer's buffer and the index into it (see dm::kIndexWords).
+Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
+  dm::Result& r = outcome.result;
+  Napi::Object o = Napi::Object::New(env);
+  auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
+  void* bytes = buffer->bytes();
+  size_t size = r.rows == 0 ? 0 : buffer->capacity();
+  o.Set("bytes", handOver(env, std::move(buffer), bytes, size));
+  auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
+  void* words = index->data();
+  size_t count = index->size();
+  Napi::ArrayBuffer indexBuffer = handOver(env, std::move(index), words, count * sizeof(uint32_t));
+  o.Set("index", Napi::Uint32Array::New(env, count, indexBuffer, 0));
+  o.Set("count", Napi::Number::New(env, r.rows));
+  return o;
+}
+
+}  // namespace
+
+Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
+  const dm::Result& r = outcome.result;
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", versionArray(env, r.version));
   o.Set("flags", Napi::Number::New(env, r.flags));
@@ -111,34 +156,16 @@ Napi::Object fromResult(Napi::Env env, const dm::Result& r) {
   o.Set("bufferSize", number(env, r.bufferSize));
   switch (r.payload) {
     case dm::Payload::Specs: {
-      Napi::Array rows = Napi::Array::New(env, r.targets.size());
-      for (uint32_t i = 0; i < r.targets.size(); i++) {
-        const dm::TargetRow& t = r.targets[i];
-        Napi::Object row = Napi::Object::New(env);
-        row.Set("start", number(env, t.start));
-        row.Set("length", number(env, t.length));
-        row.Set("status", Napi::Number::New(env, t.status));
-        row.Set("type", Napi::String::New(env, t.type));
-        row.Set("params", Napi::String::New(env, t.params));
-        rows.Set(i, row);
-      }
+      Napi::Array types = Napi::Array::New(env, r.types.size());
+      for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
+      Napi::Object rows = indexed(env, outcome);
+      rows.Set("types", types);
       o.Set("targets", rows);
       break;
     }
-    case dm::Payload::Names: {
-      Napi::Array list = Napi::Array::New(env, r.devices.size());
-      for (uint32_t i = 0; i < r.devices.size(); i++) {
-        const dm::NameEntry& d = r.devices[i];
-        Napi::Object e = Napi::Object::New(env);
-        e.Set("name", Napi::String::New(env, d.name));
-        e.Set("dev", number(env, d.dev));
-        if (d.hasEventNr) e.Set("eventNr", Napi::Number::New(env, d.eventNr));
-        if (d.hasUuid) e.Set("uuid", Napi::String::New(env, d.uuid));
-        list.Set(i, e);
-      }
-      o.Set("devices", list);
+    case dm::Payload::Names:
+      o.Set("devices", indexed(env, outcome));
       break;
-    }
     case dm::Payload::Versions: {
       Napi::Array list = Napi::Array::New(env, r.versions.size());
       for (uint32_t i = 0; i < r.versions.size(); i++) {
@@ -234,13 +261,14 @@ class BackgroundThread {
   dm::Outcome arm() {
     dm::Request req;
     req.cmd = kCmdArmPoll;
-    return dm::run(fd_, req, hints_);
+    return dm::run(fd_, req, hints_, scratch_);
   }
 
   int fd_ = -1;
   int wake_ = -1;
   std::atomic<bool> cancelled_{false};
   dm::SizeHints hints_;
+  dm::Buffer scratch_;
   std::thread thread_;
 };
 
@@ -278,12 +306,12 @@ class Waiter : public BackgroundThread {
       if (armed.err != 0) return finish(armed.err, "ioctl", kCmdArmPoll, armed.detail);
       dm::Request status = req_;
       status.cmd = kCmdDevStatus;
-      dm::Outcome info = dm::run(fd_, status, hints_);
+      dm::Outcome info = dm::run(fd_, status, hints_, scratch_);
       if (info.err != 0) return finish(info.err, "ioctl", kCmdDevStatus, info.detail);
       if (info.result.eventNr != req_.eventNr) {
         dm::Request wait = req_;
         wait.cmd = kCmdDevWait;
-        outcome_ = dm::run(fd_, wait, hints_);
+        outcome_ = dm::run(fd_, wait, hints_, scratch_);
         cmd_ = kCmdDevWait;
         return deliver();
       }
@@ -318,7 +346,7 @@ class Waiter : public BackgroundThread {
       if (outcome_.err != 0)
         deferred_.Reject(outcomeError(env, cmd_, outcome_).Value());
       else
-        deferred_.Resolve(fromResult(env, outcome_.result));
+        deferred_.Resolve(fromResult(env, outcome_));
     });
     join();
     *token_ = nullptr;
@@ -547,7 +575,7 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
       if (done.outcome.err != 0)
         pending.deferred.Reject(outcomeError(env, done.cmd, done.outcome).Value());
       else
-        pending.deferred.Resolve(fromResult(env, done.outcome.result));
+        pending.deferred.Resolve(fromResult(env, done.outcome));
     });
     self->endWork(env);
     guarded([&] { pending.self.Reset(); });
@@ -566,9 +594,9 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   dm::Request req = toRequest(info[0]);
   if (req.cmd == kCmdDevWait)
     throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctlSync()");
-  dm::Outcome outcome = dm::run(fd_, req, hints_);
+  dm::Outcome outcome = dm::run(fd_, req, hints_, scratch_);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
-  return fromResult(env, outcome.result);
+  return fromResult(env, outcome);
 }
 
 void Control::checkThreadBound(Napi::Env env, const char* command) {

@@ -59,6 +59,8 @@ class Control : public Napi::ObjectWrap<Control> {
   int pending_ = 0;
   std::vector<Napi::Promise::Deferred> closeWaiters_;
   dm::SizeHints hints_;
+  // The synchronous calls' ioctl buffer, reused from call to call (JavaScript thread only).
+  dm::Buffer scratch_;
   std::set<BackgroundThread*> threads_;
   bool cleanupHookAdded_ = false;
 
@@ -77,7 +79,7 @@ class Control : public Napi::ObjectWrap<Control> {
 
 // Builds a dm::Request from a JavaScript request object (TypeError/RangeError on bad shape).
 dm::Request toRequest(const Napi::Value& value);
-// The kernel's answer as a plain JavaScript object.
-Napi::Object fromResult(Napi::Env env, const dm::Result& result);
+// The kernel's answer as a plain JavaScript object (rows and devices take the answer's buffer).
+Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome);
 
 }  // namespace devmapper

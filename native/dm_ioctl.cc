@@ -120,22 +120,55 @@ std::string fixedString(const char* field, size_t size) {
 
 bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
+// The length of the NUL-terminated string at `at`, which must end before `end`; false if not.
+bool stringLength(const uint8_t* buf, size_t at, size_t end, size_t* len) {
+  if (at >= end) return false;
+  const void* nul = std::memchr(buf + at, 0, end - at);
+  if (nul == nullptr) return false;
+  *len = static_cast<size_t>(static_cast<const uint8_t*>(nul) - (buf + at));
+  return true;
+}
+
+void pushU64(std::vector<uint32_t>& index, uint64_t v) {
+  index.push_back(static_cast<uint32_t>(v));
+  index.push_back(static_cast<uint32_t>(v >> 32));
+}
+
+// The id of `type` in out->types, added when new (tables use a handful of types).
+uint32_t typeId(const char* type, size_t len, Result* out) {
+  for (size_t i = out->types.size(); i-- > 0;) {
+    const std::string& t = out->types[i];
+    if (t.size() == len && std::memcmp(t.data(), type, len) == 0) return static_cast<uint32_t>(i);
+  }
+  out->types.emplace_back(type, len);
+  return static_cast<uint32_t>(out->types.size() - 1);
+}
+
 std::string unpackSpecs(const uint8_t* buf, size_t start, size_t end, uint32_t count,
                         Result* out) {
   // On output, `next` is the offset of the following spec from the start of the data.
+  // Every row takes at least kSpecSize + 1 bytes: a count beyond that is refused before any
+  // room is reserved for it.
+  if (count > (end - start) / (kSpecSize + 1)) return "target count larger than the data";
+  out->index.reserve(static_cast<size_t>(count) * kIndexWords);
   size_t at = start;
   for (uint32_t i = 0; i < count; i++) {
     if (at > end || end - at < kSpecSize) return "target spec past the end of the data";
-    TargetRow row;
-    row.start = readU64(buf + at);
-    row.length = readU64(buf + at + 8);
-    uint32_t rawStatus = readU32(buf + at + 16);
-    std::memcpy(&row.status, &rawStatus, sizeof row.status);
+    uint32_t status = readU32(buf + at + 16);
     uint32_t next = readU32(buf + at + 20);
-    row.type = fixedString(reinterpret_cast<const char*>(buf + at + 24), DM_MAX_TYPE_NAME);
-    if (!readString(buf, at + kSpecSize, end, &row.params))
+    const char* type = reinterpret_cast<const char*>(buf + at + 24);
+    const void* nul = std::memchr(type, 0, DM_MAX_TYPE_NAME);
+    size_t typeLen = nul ? static_cast<size_t>(static_cast<const char*>(nul) - type) : DM_MAX_TYPE_NAME;
+    size_t paramsLen;
+    if (!stringLength(buf, at + kSpecSize, end, &paramsLen))
       return "target parameters not terminated inside the data";
-    out->targets.push_back(std::move(row));
+    pushU64(out->index, readU64(buf + at));
+    pushU64(out->index, readU64(buf + at + 8));
+    out->index.push_back(status);
+    out->index.push_back(typeId(type, typeLen, out));
+    out->index.push_back(static_cast<uint32_t>(at + kSpecSize));
+    out->index.push_back(static_cast<uint32_t>(paramsLen));
+    out->rows++;
     if (i + 1 < count) {
       size_t nextAt = start + next;
       if (nextAt <= at || nextAt > end) return "target spec offset out of bounds";
@@ -156,21 +189,31 @@ std::string unpackNames(const uint8_t* buf, size_t start, size_t end, const uint
   size_t at = start;
   for (;;) {
     if (at > end || end - at < 12) return "name record past the end of the data";
-    NameEntry entry;
-    entry.dev = readU64(buf + at);
+    uint64_t dev = readU64(buf + at);
     uint32_t next = readU32(buf + at + 8);
-    if (!readString(buf, at + 12, end, &entry.name)) return "device name not terminated";
-    size_t after = align8(at + 12 + entry.name.size() + 1);
+    size_t nameLen;
+    if (!stringLength(buf, at + 12, end, &nameLen)) return "device name not terminated";
+    size_t after = align8(at + 12 + nameLen + 1);
+    uint32_t hasEventNr = 0, eventNr = 0, uuidAt = 0;
+    size_t uuidLen = 0;
     if (haveEventNr && after + 8 <= end) {
-      entry.hasEventNr = true;
-      entry.eventNr = readU32(buf + after);
+      hasEventNr = 1;
+      eventNr = readU32(buf + after);
       uint32_t flags = readU32(buf + after + 4);
       if (haveFlags && (flags & DM_NAME_LIST_FLAG_HAS_UUID)) {
-        if (!readString(buf, align8(after + 8), end, &entry.uuid)) return "uuid not terminated";
-        entry.hasUuid = true;
+        size_t u = align8(after + 8);
+        if (!stringLength(buf, u, end, &uuidLen)) return "uuid not terminated";
+        uuidAt = static_cast<uint32_t>(u);
       }
     }
-    out->devices.push_back(std::move(entry));
+    pushU64(out->index, dev);
+    out->index.push_back(static_cast<uint32_t>(at + 12));
+    out->index.push_back(static_cast<uint32_t>(nameLen));
+    out->index.push_back(hasEventNr);
+    out->index.push_back(eventNr);
+    out->index.push_back(uuidAt);
+    out->index.push_back(static_cast<uint32_t>(uuidLen));
+    out->rows++;
     if (next == 0) return "";
     if (next > end - at) return "name record offset out of bounds";
     at += next;
@@ -201,18 +244,6 @@ std::string unpackDeps(const uint8_t* buf, size_t start, size_t end, Result* out
   for (uint32_t i = 0; i < count; i++) out->deps.push_back(readU64(buf + start + 8 + 8 * i));
   return "";
 }
-
-// The ioctl buffer: 8-aligned, zero-filled, wiped on release when it held secrets.
-struct Buffer {
-  Buffer(size_t n, bool wipe) : words((n + 7) / 8), size(n), secure(wipe) {}
-  ~Buffer() {
-    if (secure) secureZero(words.data(), size);
-  }
-  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(words.data()); }
-  std::vector<uint64_t> words;
-  size_t size;
-  bool secure;
-};
 
 }  // namespace
 
@@ -247,9 +278,51 @@ void Request::wipe() {
   secureZero(&data[0], data.size());
 }
 
-void Result::wipe() {
-  for (TargetRow& t : targets) secureZero(&t.params[0], t.params.size());
-  secureZero(&data[0], data.size());
+void Result::wipe() { secureZero(&data[0], data.size()); }
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    words_ = other.words_;
+    capacity_ = other.capacity_;
+    secret_ = other.secret_;
+    other.words_ = nullptr;
+    other.capacity_ = 0;
+    other.secret_ = false;
+  }
+  return *this;
+}
+
+void Buffer::reserve(size_t n, bool zero) {
+  if (n <= capacity_ && words_ != nullptr) return;
+  release();
+  size_t words = (n + 7) / 8;
+  if (!zero) {
+    words_ = new uint64_t[words];
+    capacity_ = words * 8;
+    return;
+  }
+  // Zeroed when allocated, unless the caller overwrites it at once (pack() does).
+  words_ = new uint64_t[words]();
+  capacity_ = words * 8;
+}
+
+void Buffer::release() {
+  if (words_ == nullptr) return;
+  if (secret_) secureZero(words_, capacity_);
+  delete[] words_;
+  words_ = nullptr;
+  capacity_ = 0;
+  secret_ = false;
+}
+
+void Buffer::wipe(size_t n) {
+  if (words_ == nullptr) return;
+  if (n >= capacity_) {
+    n = capacity_;
+    secret_ = false;
+  }
+  secureZero(words_, n);
 }
 
 std::string checkRequest(const Request& req) {
@@ -292,6 +365,9 @@ size_t requestSize(const Request& req) {
 }
 
 void pack(const Request& req, uint8_t* buf, size_t size) {
+  // All of it: the kernel copies in the whole buffer, and a target whose status prints
+  // nothing (unstriped, for one) leaves its row's text as it came in, which would be the
+  // previous answer's words in a reused buffer.
   std::memset(buf, 0, size);
   auto* h = reinterpret_cast<struct dm_ioctl*>(buf);
   h->version[0] = DM_VERSION_MAJOR;
@@ -435,7 +511,8 @@ size_t SizeHints::largest(uint32_t cmd) const {
   return best;
 }
 
-Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn, void* context) {
+Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, IoctlFn fn,
+            void* context) {
   Outcome outcome;
   const CommandInfo* info = commandInfo(req.cmd);
   if (info == nullptr) {
@@ -449,19 +526,32 @@ Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn, void* cont
   // Commands without output need no more than their request.
   size_t size = outputPayload(req.cmd) == Payload::None ? needed : hints.lookup(req);
   if (size < needed) size = align8(needed);
+  // However run ends, a scratch that held a secret is wiped, and a huge one freed.
+  struct Tidy {
+    Buffer& b;
+    ~Tidy() {
+      if (b.capacity() > kKeepScratch)
+        b.release();
+      else if (b.secret())
+        b.wipe(b.capacity());
+    }
+  } tidy{scratch};
   for (;;) {
-    Buffer buffer(size, secure);
+    // pack() clears the whole buffer: no need to zero it when allocated, too.
+    scratch.reserve(size, false);
+    if (secure) scratch.markSecret();
+    uint8_t* buf = scratch.bytes();
     // Packed anew on every try: the kernel has written its answer over the previous one.
-    pack(req, buffer.bytes(), size);
+    pack(req, buf, size);
     outcome.result.ioctls++;
     outcome.result.bufferSize = size;
-    int err = fn(fd, info->request, buffer.bytes(), context);
+    int err = fn(fd, info->request, buf, context);
     if (err != 0) {
       outcome.err = err;
       return outcome;
     }
     uint32_t flags;
-    std::memcpy(&flags, buffer.bytes() + offsetof(struct dm_ioctl, flags), sizeof flags);
+    std::memcpy(&flags, buf + offsetof(struct dm_ioctl, flags), sizeof flags);
     if (flags & DM_BUFFER_FULL_FLAG) {
       bool retry = info->retryWhenFull || (req.cmd == kCmdTargetMsg && req.repeatable);
       size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
@@ -485,12 +575,29 @@ Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn, void* cont
       continue;
     }
     uint32_t used;
-    std::memcpy(&used, buffer.bytes() + offsetof(struct dm_ioctl, data_size), sizeof used);
+    std::memcpy(&used, buf + offsetof(struct dm_ioctl, data_size), sizeof used);
     if (outputPayload(req.cmd) != Payload::None) hints.learned(req, size, used, outcome.result.ioctls > 1);
-    std::string why = unpack(req.cmd, buffer.bytes(), size, &outcome.result);
+    std::string why = unpack(req.cmd, buf, size, &outcome.result);
     if (!why.empty()) {
       outcome.err = EPROTO;
       outcome.detail = "malformed answer from the kernel: " + why;
+      outcome.result.index.clear();
+      outcome.result.rows = 0;
+      return outcome;
+    }
+    if (outcome.result.rows > 0) {
+      // The index points into this buffer: the bytes the kernel used leave with the answer
+      // (copied: the scratch stays for the next call), or the whole buffer when it is too
+      // large to keep anyway.
+      if (scratch.capacity() > kKeepScratch) {
+        outcome.answer = std::move(scratch);
+      } else {
+        size_t keep = used < size ? used : size;
+        outcome.answer.reserve(keep, false);
+        if (secure) outcome.answer.markSecret();
+        std::memcpy(outcome.answer.bytes(), buf, keep);
+        std::memset(outcome.answer.bytes() + keep, 0, outcome.answer.capacity() - keep);
+      }
     }
     return outcome;
   }

@@ -44,19 +44,6 @@ struct TargetSpec {
   std::string params;
 };
 
-struct TargetRow : TargetSpec {
-  int32_t status = 0;
-};
-
-struct NameEntry {
-  std::string name;
-  uint64_t dev = 0;
-  bool hasEventNr = false;
-  uint32_t eventNr = 0;
-  bool hasUuid = false;
-  std::string uuid;
-};
-
 struct TargetVersion {
   std::string name;
   uint32_t version[3] = {0, 0, 0};
@@ -93,6 +80,46 @@ struct Request {
 
 enum class Payload { None, Specs, Names, Versions, Deps, Message };
 
+// Words per row in Result::index. A row of TABLE_STATUS / DEV_WAIT (Specs):
+//   start (low, high), length (low, high), status, type id (into Result::types),
+//   params offset, params length (bytes, the NUL excluded).
+// A device of LIST_DEVICES (Names):
+//   dev (low, high), name offset, name length, event_nr present (0/1), event_nr,
+//   uuid offset (0: no uuid), uuid length.
+// Every offset and length lies inside the answer buffer, and a NUL follows each string.
+constexpr size_t kIndexWords = 8;
+
+// The ioctl buffer: 8-aligned, reused from call to call (pack() clears it for each request),
+// wiped on release when it held secrets. Movable: an answer with rows keeps its buffer.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept;
+  ~Buffer() { release(); }
+
+  // Room for n bytes (kept when there is room already; old contents are not kept), zeroed
+  // when newly allocated unless the caller overwrites all of it at once (`zero` false).
+  void reserve(size_t n, bool zero = true);
+  // Frees the memory, wiped first when it held secrets.
+  void release();
+  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(words_); }
+  const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(words_); }
+  size_t capacity() const { return capacity_; }
+  // Marks the contents as secret until release (or until wiped).
+  void markSecret() { secret_ = true; }
+  bool secret() const { return secret_; }
+  // Overwrites the first n bytes; clears the mark when n covers the whole buffer.
+  void wipe(size_t n);
+
+ private:
+  uint64_t* words_ = nullptr;
+  size_t capacity_ = 0;
+  bool secret_ = false;
+};
+
 // Which payload the kernel answers with for a command.
 Payload outputPayload(uint32_t cmd);
 
@@ -106,7 +133,8 @@ struct Result {
   ~Result() {
     if (secure) wipe();
   }
-  // Overwrites the strings of the answer that may hold a secret (table params, message output).
+  // Overwrites the strings of the answer that may hold a secret (message output; table params
+  // live in the answer buffer, which wipes itself).
   void wipe();
 
   bool secure = false;
@@ -121,8 +149,11 @@ struct Result {
   uint32_t ioctls = 0;
   size_t bufferSize = 0;  // bytes of the buffer the answer came in
   Payload payload = Payload::None;
-  std::vector<TargetRow> targets;
-  std::vector<NameEntry> devices;
+  // Specs and Names: kIndexWords words per row or device, pointing into the answer buffer.
+  std::vector<uint32_t> index;
+  uint32_t rows = 0;
+  // Specs: the distinct target types, in order of first appearance.
+  std::vector<std::string> types;
   std::vector<TargetVersion> versions;
   std::vector<uint64_t> deps;
   bool hasData = false;
@@ -135,7 +166,8 @@ std::string checkRequest(const Request& req);
 // Bytes the request needs: header plus payload.
 size_t requestSize(const Request& req);
 
-// Writes the request into buf (size >= requestSize(req)); data_size is set to size.
+// Writes the request into buf (size >= requestSize(req)): clears all of buf, writes the
+// request, and sets data_size to size (the rest is room for the answer).
 void pack(const Request& req, uint8_t* buf, size_t size);
 
 // Reads the kernel's answer in buf[0, size). Returns an empty string on success, else what
@@ -151,6 +183,8 @@ struct Outcome {
   const char* syscall = "ioctl";
   std::string detail;     // extra words for the error message
   Result result;
+  // The buffer the answer came in, when the result's index points into it (rows or devices).
+  Buffer answer;
 };
 
 // Buffer sizes that worked, per command and device (the identity in the request): repeated
@@ -177,9 +211,17 @@ class SizeHints {
 
 // Runs a request: packs it into a buffer of the hinted size (at least what it needs), grows
 // and retries on DM_BUFFER_FULL when the command may be sent again (re-packing from the
-// original request each time), records what worked, and unpacks the answer.
-Outcome run(int fd, const Request& req, SizeHints& hints, IoctlFn fn = systemIoctl,
-            void* context = nullptr);
+// original request each time), records what worked, and unpacks the answer. `scratch` is the
+// caller's buffer, reused from call to call (no allocation and no page faults); an answer
+// with rows leaves with a copy of the bytes the kernel used, in Outcome::answer. A scratch
+// that held secrets is wiped before run returns.
+Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
+            IoctlFn fn = systemIoctl, void* context = nullptr);
+
+// The largest scratch buffer run() keeps for the next call (a table of some 300,000 rows); a
+// larger one is freed, so that one huge table does not stay in memory. Kept pages cost
+// nothing to reuse, where a fresh buffer is paid for page by page.
+constexpr size_t kKeepScratch = 16 * 1024 * 1024;
 
 // Overwrites memory so that the compiler cannot drop it.
 void secureZero(void* p, size_t n);

@@ -57,6 +57,8 @@ void IoPool::work() {
   // Named, so that a thread listing (/proc/self/task/*/comm, top -H) tells them apart
   // (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc).
   prctl(PR_SET_NAME, kThreadName, 0, 0, 0);
+  // This thread's ioctl buffer, reused from request to request.
+  dm::Buffer scratch;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     while (queue_.empty() && !stopping_) {
@@ -79,7 +81,7 @@ void IoPool::work() {
     Done done;
     done.id = job.id;
     done.cmd = job.req.cmd;
-    done.outcome = dm::run(job.fd, job.req, *job.hints);
+    done.outcome = dm::run(job.fd, job.req, *job.hints, scratch);
     lk.lock();
     done_.push_back(std::move(done));
     if (!scheduled_) {

@@ -312,6 +312,10 @@ export class DeviceMapper {
         } else if (step.kind === 'lock') {
           if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
           answer = { stale: this.epoch !== startEpoch };
+        } else if (step.kind === 'yield') {
+          // Timers, I/O callbacks and other calls' answers run before the next slice.
+          await new Promise((resolve) => setImmediate(resolve));
+          answer = {};
         } else {
           this.calls++;
           try {

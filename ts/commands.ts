@@ -26,8 +26,9 @@ import type {
 } from './client';
 import { Command, Flag } from './constants';
 import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
+import { DeviceReader, RowReader } from './answer';
 import { DmError, exactNumber } from './errors';
-import { statusRowsFromKernel, type StatusRow } from './status';
+import { type StatusRow } from './status';
 import {
   call,
   createProgram,
@@ -37,11 +38,12 @@ import {
   reloadProgram,
   removeProgram,
   renameProgram,
+  sliced,
   specsOf,
   type Program,
 } from './steps';
-import { Table } from './table';
-import { rawStatus } from './targets/index';
+import { adoptRows, kernelRow, sameTarget, Table, type TableRow } from './table';
+import { parseTargetStatus, rawStatus } from './targets/index';
 import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, checkWellFormed, expected } from './validate';
 
 /** A command ready to run: its program, and the per-device queue it waits in (if any). */
@@ -110,7 +112,7 @@ export function idRequest(id: ResolvedId): Pick<NativeRequest, 'name' | 'uuid' |
 
 /** LIST_DEVICES, with uuids. */
 export function listDevices(): Cmd<DeviceListEntry[]> {
-  return { program: one({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined, listEntries) };
+  return { program: listProgram() };
 }
 
 /** LIST_VERSIONS. */
@@ -225,12 +227,31 @@ export function table(id: DevId, options: TableOptions | undefined): Cmd<Table |
   let flags = Flag.STATUS_TABLE;
   if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
   if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
-  return {
-    program: one({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => {
-      const rows = specsOf(r, dev.label);
-      return rows.length === 0 ? undefined : Table.fromKernelRows(rows);
-    }),
-  };
+  return { program: tableProgram({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label) };
+}
+
+/** The rows of a table answer, typed, in slices (a secure answer's buffer wiped after). */
+function* tableProgram(request: NativeRequest, label: string): Program<Table | undefined> {
+  const rows = new RowReader(yield* call(request, label), label);
+  try {
+    if (rows.count === 0) return undefined;
+    // A row whose type and params repeat the row before (a zero or error fill) shares its
+    // frozen target.
+    let last: TableRow | undefined;
+    let lastType = '';
+    let lastParams = '';
+    return adoptRows(yield* sliced(rows.count, (i) => {
+      const type = rows.type(i);
+      const params = rows.params(i);
+      const repeat = last !== undefined && type === lastType && params === lastParams;
+      last = repeat && last !== undefined ? sameTarget(last, rows.start(i), rows.length(i)) : kernelRow(rows.start(i), rows.length(i), type, params);
+      lastType = type;
+      lastParams = params;
+      return last;
+    }));
+  } finally {
+    if ((request.flags & Flag.SECURE_DATA) !== 0) rows.wipe();
+  }
 }
 
 /** TABLE_STATUS: the typed status of each row. */
@@ -247,14 +268,17 @@ export function status(ctx: Context, id: DevId, options: StatusOptions | undefin
     }
     flags |= Flag.IMA_MEASUREMENT;
   }
-  return {
-    program: one({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => {
-      const rows = specsOf(r, dev.label);
-      // IMA measurement text is not a status: it stays raw.
-      if (ima) return rows.map((row) => Object.freeze({ start: row.start, length: row.length, type: row.type, status: rawStatus(row.type, row.params) }));
-      return statusRowsFromKernel(rows);
-    }),
-  };
+  return { program: statusProgram({ cmd: Command.TABLE_STATUS, flags, ...idRequest(dev) }, dev.label, ima) };
+}
+
+/** The typed status rows of an answer, in slices (IMA measurement text is not a status: raw). */
+function* statusProgram(request: NativeRequest, label: string, ima: boolean): Program<StatusRow[]> {
+  const rows = new RowReader(yield* call(request, label), label);
+  return yield* sliced(rows.count, (i) => {
+    const type = rows.type(i);
+    const params = rows.params(i);
+    return Object.freeze({ start: rows.start(i), length: rows.length(i), type, status: ima ? rawStatus(type, params) : parseTargetStatus(type, params, false) });
+  });
 }
 
 /** TABLE_DEPS. */
@@ -342,14 +366,29 @@ function matches(d: { name: string; uuid?: string }, prefix: string | undefined,
   return true;
 }
 
+/** Device `i` of a LIST_DEVICES answer. */
+function entryAt(devices: DeviceReader, i: number): DeviceListEntry {
+  const name = devices.name(i);
+  const entry: DeviceListEntry = { name, dev: decodeDev(devices.dev(i)) };
+  const uuid = devices.uuid(i);
+  if (uuid !== undefined && uuid !== '') entry.uuid = uuid;
+  const eventNr = devices.eventNr(i);
+  if (eventNr !== undefined) entry.eventNr = eventNr;
+  return entry;
+}
+
 /** The device list of a LIST_DEVICES answer. */
 export function listEntries(r: NativeResult): DeviceListEntry[] {
-  return (r.devices ?? []).map((d) => {
-    const entry: DeviceListEntry = { name: d.name, dev: decodeDev(exactNumber(d.dev, 'dev', d.name)) };
-    if (d.uuid !== undefined && d.uuid !== '') entry.uuid = d.uuid;
-    if (d.eventNr !== undefined) entry.eventNr = d.eventNr;
-    return entry;
-  });
+  const devices = new DeviceReader(r);
+  const out: DeviceListEntry[] = [];
+  for (let i = 0; i < devices.count; i++) out.push(entryAt(devices, i));
+  return out;
+}
+
+/** LIST_DEVICES, its answer turned into entries in slices. */
+function* listProgram(): Program<DeviceListEntry[]> {
+  const devices = new DeviceReader(yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined));
+  return yield* sliced(devices.count, (i) => entryAt(devices, i));
 }
 
 /** Removes the listed devices that match, top-down (a device others use is busy until they go). */

@@ -7,6 +7,7 @@
 import type { NativeRequest, NativeResult, NativeTargetSpec } from '../binding';
 import { Command, Flag } from './constants';
 import { decodeDev, formatDev } from './dev';
+import { RowReader } from './answer';
 import { DmError, exactNumber } from './errors';
 
 /** Run one ioctl; the answer (or the DmError, thrown into the program) comes back. */
@@ -32,8 +33,17 @@ export interface LockStep {
   readonly key: string;
 }
 
+/**
+ * Let other work run: between slices of a large answer being turned into objects, so that no
+ * call blocks the event loop for long. The asynchronous driver yields to the event loop; the
+ * synchronous one goes on at once.
+ */
+export interface YieldStep {
+  readonly kind: 'yield';
+}
+
 /** What a program asks of its driver. */
-export type Step = IoctlStep | SleepStep | LockStep;
+export type Step = IoctlStep | SleepStep | LockStep | YieldStep;
 
 /** What the driver answers. */
 export interface Answer {
@@ -59,6 +69,26 @@ export function* single(request: NativeRequest, device: string | undefined): Pro
 /** Waits `ms` milliseconds. */
 export function* sleep(ms: number): Generator<Step, void, Answer> {
   yield { kind: 'sleep', ms };
+}
+
+/** Milliseconds of work between two yields of `sliced`. */
+export const SLICE_MS = 8;
+
+/**
+ * `[f(0), ..., f(count - 1)]`, built in slices of about SLICE_MS milliseconds with a yield
+ * step between them (the clock is read every 256 items).
+ */
+export function* sliced<T>(count: number, f: (i: number) => T): Generator<Step, T[], Answer> {
+  const out: T[] = [];
+  let since = performance.now();
+  for (let i = 0; i < count; i++) {
+    out.push(f(i));
+    if ((i & 255) === 255 && i + 1 < count && performance.now() - since >= SLICE_MS) {
+      yield { kind: 'yield' };
+      since = performance.now();
+    }
+  }
+  return out;
 }
 
 /** Takes the per-device lock of `dev`; true when the device may have changed meanwhile. */
@@ -128,12 +158,7 @@ export function expectSame(expected: Identity, answer: NativeResult, cmd: number
 
 /** Rows of a TABLE_STATUS answer as load specs, every number exact. */
 export function specsOf(r: NativeResult, label: string): NativeTargetSpec[] {
-  return (r.targets ?? []).map((t) => ({
-    start: exactNumber(t.start, 'a row start', label),
-    length: exactNumber(t.length, 'a row length', label),
-    type: t.type,
-    params: t.params,
-  }));
+  return new RowReader(r, label).all();
 }
 
 function sameSpecs(a: readonly NativeTargetSpec[], b: readonly NativeTargetSpec[]): boolean {

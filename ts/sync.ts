@@ -105,6 +105,9 @@ export class DeviceMapperSync {
         } else if (step.kind === 'lock') {
           // Nothing else of this instance runs meanwhile: the device is as the program left it.
           answer = { stale: false };
+        } else if (step.kind === 'yield') {
+          // Nothing else runs on this thread meanwhile: the next slice follows at once.
+          answer = {};
         } else {
           this.calls++;
           try {

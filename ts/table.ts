@@ -30,6 +30,18 @@ export class Table {
 
   /** Checks, copies and freezes the rows. Throws TypeError/RangeError on bad rows. */
   constructor(rows: readonly TableRowInput[]) {
+    if (rows === adopting && adopting.length > 0) {
+      // Rows the library made from the kernel's answer (see adoptRows): frozen and typed
+      // already; only their order is checked again.
+      let next = 0;
+      for (const row of adopting) {
+        if (row.start !== next) throw new RangeError(`the kernel's table has a gap or an overlap at sector ${next}`);
+        next = row.start + row.length;
+      }
+      this.#rows = Object.freeze(adopting);
+      Object.freeze(this);
+      return;
+    }
     if (!Array.isArray(rows)) throw expected('an array of table rows', 'rows', rows);
     if (rows.length === 0) throw expectedRange('at least one table row', 'rows', rows);
     const out: TableRow[] = [];
@@ -149,6 +161,42 @@ export class Table {
   static fromKernelRows(rows: readonly { start: number; length: number; type: string; params: string }[]): Table {
     return new Table(rows.map((r) => ({ start: r.start, length: r.length, target: parseTarget(r.type, r.params, false) })));
   }
+}
+
+/** Rows that `new Table` takes as they are (set only for the duration of adoptRows). */
+let adopting: readonly TableRow[] | undefined;
+
+/**
+ * A table of rows the library made itself with `kernelRow` (start and length read from the
+ * kernel's answer as exact integers): no second check and copy of each row.
+ * @internal
+ */
+export function adoptRows(rows: TableRow[]): Table {
+  adopting = rows;
+  try {
+    return new Table(rows);
+  } finally {
+    adopting = undefined;
+  }
+}
+
+/**
+ * One row of a table as the kernel reports it, frozen, its target typed where the library
+ * can (see parseTarget with `strict` false).
+ * @internal
+ */
+export function kernelRow(start: number, length: number, type: string, params: string): TableRow {
+  const target = parseTarget(type, params, false);
+  return Object.freeze({ start, length, type: target.type, params: target.params, target });
+}
+
+/**
+ * A row of `length` sectors from `start` with the same (frozen) target as `row`, whose type
+ * and params the kernel reported for this row too.
+ * @internal
+ */
+export function sameTarget(row: TableRow, start: number, length: number): TableRow {
+  return Object.freeze({ start, length, type: row.type, params: row.params, target: row.target });
 }
 
 /**

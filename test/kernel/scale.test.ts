@@ -3,6 +3,11 @@ import { Command, DeviceMapper, Table, targets } from '../../ts/index';
 import { hookControl } from './hooks';
 import { TestContext, devName, dmsetup } from './helpers';
 
+/** The status row types of the zero/error table in the slices test. */
+function status0(rows: number): string[] {
+  return Array.from({ length: rows }, (_, i) => (i % 2 === 0 ? 'zero' : 'error'));
+}
+
 describe('buffer growth and concurrency in the kernel', function () {
   const t = TestContext.perTest();
 
@@ -26,6 +31,47 @@ describe('buffer growth and concurrency in the kernel', function () {
     expect(steady.ioctls - grown.ioctls).to.equal(1);
     expect(steady.commands - grown.commands).to.equal(1);
     expect(dmsetup('table', name).trim()).to.equal(table.toString());
+  });
+
+  it('a large table and its status are turned into rows in slices: other callbacks run between them, and the sync client reads the same', async function () {
+    this.timeout(120000);
+    const rows = 50000;
+    const table = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
+    const name = devName('sliced');
+    await t.dm.create(name, { table });
+    let turns = 0;
+    let on = true;
+    const spin = (): void => {
+      turns++;
+      if (on) setImmediate(spin);
+    };
+    // The turns counted from the kernel's answer on: while the rows are made.
+    let answered = -1;
+    const unhook = hookControl(t.dm, { after: () => void (answered = turns) });
+    let status;
+    try {
+      setImmediate(spin);
+      const back = await t.dm.table(name);
+      const duringTable = turns - answered;
+      status = await t.dm.status(name);
+      expect(back?.equals(table)).to.equal(true);
+      expect(back?.rows[1]?.target).to.deep.equal(targets.error());
+      expect(status).to.have.length(rows);
+      expect(status[rows - 1]).to.deep.include({ start: (rows - 1) * 8, length: 8, type: 'error' });
+      // Made in one piece, no turn would fall between the answer and the table.
+      expect(answered).to.be.at.least(0);
+      expect(duringTable, 'event-loop turns while 50,000 rows were made').to.be.greaterThan(2);
+    } finally {
+      on = false;
+      unhook();
+    }
+    const sync = DeviceMapper.openSync();
+    try {
+      expect(sync.table(name)?.toString()).to.equal(table.toString());
+      expect(sync.status(name).map((r) => r.type)).to.deep.equal(status0(rows));
+    } finally {
+      sync.close();
+    }
   });
 
   it('a long device list grows the LIST_DEVICES buffer and lists every device with its uuid', async () => {

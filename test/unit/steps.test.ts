@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { Command, DmError } from '../../ts/index';
 import { createProgram, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
+import { nativeRows } from './answers';
 
 function answer(fields: Partial<NativeResult>): NativeResult {
   return { version: [4, 47, 0], flags: 0, name: 'vol', uuid: '', dev: 0xfd00, openCount: 0, eventNr: 0, targetCount: 0, ioctls: 1, bufferSize: 16384, ...fields };
@@ -77,11 +78,11 @@ describe('transaction programs', () => {
     const SUSPEND = 2;
     const program = reloadProgram({ id: { name: 'vol' }, label: 'vol', rows: [fresh], loadFlags: 0, suspendFlags: SUSPEND });
     const r = drive(program, [
-      () => answer({ flags: SUSPEND, targets: [old] }), // TABLE_STATUS: suspended by the caller
+      () => answer({ flags: SUSPEND, targets: nativeRows([old]) }), // TABLE_STATUS: suspended by the caller
       () => answer({}), // lock
       () => answer({}), // TABLE_LOAD
       () => dmError('EINVAL', 22, 'DM_DEV_SUSPEND'), // resume: preresume refused after the swap
-      () => answer({ flags: SUSPEND, targets: [fresh] }), // TABLE_STATUS: the new table is live
+      () => answer({ flags: SUSPEND, targets: nativeRows([fresh]) }), // TABLE_STATUS: the new table is live
       () => answer({}), // TABLE_LOAD old
       () => answer({}), // resume (swaps the old table back)
       () => answer({ flags: SUSPEND }), // suspend again: it was suspended before

@@ -1,0 +1,88 @@
+import { expect } from 'chai';
+import type { NativeResult } from '../../binding';
+import { DeviceReader, RowReader } from '../../ts/answer';
+import { DmError } from '../../ts/index';
+import { sliced, type Step } from '../../ts/steps';
+import { nativeDevices, nativeRows } from './answers';
+
+function result(fields: Partial<NativeResult>): NativeResult {
+  return { version: [4, 47, 0], flags: 0, name: '', uuid: '', dev: 0, openCount: 0, eventNr: 0, targetCount: 0, ioctls: 1, bufferSize: 16384, ...fields };
+}
+
+describe('readers of indexed answers', () => {
+  it('read rows field by field: 64-bit numbers from two words, UTF-8 params, types by id', () => {
+    const r = new RowReader(result({ targets: nativeRows([
+      { start: 0, length: 2 ** 40 + 5, type: 'linear', params: '/dev/disk/by-id/é 0' },
+      { start: 2 ** 40 + 5, length: 8, type: 'zero', params: '' },
+      { start: 2 ** 40 + 13, length: 1, type: 'linear', params: '7:0 9' },
+    ]) }), 'vol');
+    expect(r.count).to.equal(3);
+    expect(r.all()).to.deep.equal([
+      { start: 0, length: 2 ** 40 + 5, type: 'linear', params: '/dev/disk/by-id/é 0' },
+      { start: 2 ** 40 + 5, length: 8, type: 'zero', params: '' },
+      { start: 2 ** 40 + 13, length: 1, type: 'linear', params: '7:0 9' },
+    ]);
+  });
+
+  it('refuse a number a JavaScript number cannot hold exactly, naming the field and device (EOVERFLOW)', () => {
+    const r = new RowReader(result({ targets: nativeRows([{ start: 0, length: 2n ** 53n, type: 'zero', params: '' }]) }), 'vol');
+    expect(r.start(0)).to.equal(0);
+    expect(() => r.length(0)).to.throw(DmError, /a row length of vol = 9007199254740992/).with.property('errno', 75);
+  });
+
+  it('wipe the answer buffer (a secure answer may hold a key)', () => {
+    const rows = nativeRows([{ start: 0, length: 8, type: 'crypt', params: 'aes-xts-plain64 00112233 0 7:0 0' }]);
+    const r = new RowReader(result({ targets: rows }), 'c');
+    r.wipe();
+    expect(new Uint8Array(rows.bytes).every((b) => b === 0)).to.equal(true);
+  });
+
+  it('read devices: name, huge-encoded dev, event numbers and uuids only where the kernel gave them', () => {
+    const d = new DeviceReader(result({ devices: nativeDevices([
+      { name: 'a', dev: 0xfe00, eventNr: 3, uuid: 'U-1' },
+      { name: 'b', dev: 0xfe01, eventNr: 0 },
+      { name: 'c', dev: 0xfe02 },
+    ]) }));
+    expect([0, 1, 2].map((i) => [d.name(i), d.dev(i), d.eventNr(i), d.uuid(i)])).to.deep.equal([
+      ['a', 0xfe00, 3, 'U-1'],
+      ['b', 0xfe01, 0, undefined],
+      ['c', 0xfe02, undefined, undefined],
+    ]);
+  });
+
+  it('treat a missing payload as no items, and refuse an index that does not match its count', () => {
+    expect(new RowReader(result({}), 'v').count).to.equal(0);
+    expect(new DeviceReader(result({})).count).to.equal(0);
+    const bad = { ...nativeRows([{ start: 0, length: 8, type: 'zero', params: '' }]), count: 2 };
+    expect(() => new RowReader(result({ targets: bad }), 'v')).to.throw(/index has 8 words for 2 items/);
+  });
+});
+
+describe('sliced', () => {
+  it('yields between slices of work and returns every item in order', () => {
+    const program = sliced(5000, (i) => {
+      const until = performance.now() + 0.01;
+      while (performance.now() < until);
+      return i * 2;
+    });
+    let yields = 0;
+    for (;;) {
+      const next: IteratorResult<Step, number[]> = program.next({});
+      if (next.done === true) {
+        expect(next.value).to.have.length(5000);
+        expect(next.value.every((v, i) => v === i * 2)).to.equal(true);
+        break;
+      }
+      expect(next.value.kind).to.equal('yield');
+      yields++;
+    }
+    // 5,000 items of at least 10 µs: 50 ms of work, at least 5 slices of 8 ms.
+    expect(yields).to.be.at.least(4);
+  });
+
+  it('does not yield for a small answer', () => {
+    const program = sliced(100, (i) => i);
+    const next = program.next({});
+    expect(next.done).to.equal(true);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * Readers of the rows and devices in the addon's answers (see NativeIndexed in binding.d.ts):
+ * each field is read from the answer's buffer when it is asked for, so that a large answer is
+ * turned into objects once, directly, and in slices (see `sliced` in steps.ts).
+ * @internal
+ */
+import type { NativeIndexed, NativeResult, NativeRows } from '../binding';
+import { exactNumber } from './errors';
+
+/** Words per item in an index. */
+const WORDS = 8;
+const TWO_32 = 2 ** 32;
+/** High words at or above this do not make a safe integer. */
+const SAFE_HIGH = 2 ** 21;
+
+const NO_ROWS: NativeRows = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, types: [] };
+const NO_DEVICES: NativeIndexed = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0 };
+
+/** A 64-bit value from its two words, as an exact number (a DmError with EOVERFLOW if not). */
+function u64(low: number, high: number, field: string, device: string | undefined): number {
+  if (high < SAFE_HIGH) return high * TWO_32 + low;
+  return exactNumber((BigInt(high) << 32n) | BigInt(low), field, device);
+}
+
+/** The indexed items of an answer, their strings read from its buffer. */
+class Indexed {
+  readonly count: number;
+  readonly #words: Uint32Array;
+  readonly #bytes: Buffer;
+
+  constructor(indexed: NativeIndexed, what: string) {
+    if (indexed.index.length !== indexed.count * WORDS) throw new Error(`internal error: the ${what} index has ${indexed.index.length} words for ${indexed.count} items`);
+    this.count = indexed.count;
+    this.#words = indexed.index;
+    this.#bytes = Buffer.from(indexed.bytes);
+  }
+
+  /** Word `k` of item `i`. */
+  protected word(i: number, k: number): number {
+    return this.#words[i * WORDS + k] ?? 0;
+  }
+
+  /** The UTF-8 string of `length` bytes at `offset`. */
+  protected text(offset: number, length: number): string {
+    return this.#bytes.toString('utf8', offset, offset + length);
+  }
+
+  /** Overwrites the answer's bytes (an answer to a SECURE_DATA request may hold a key). */
+  wipe(): void {
+    this.#bytes.fill(0);
+  }
+}
+
+/** The rows of a TABLE_STATUS or DEV_WAIT answer. */
+export class RowReader extends Indexed {
+  readonly #types: readonly string[];
+  readonly #device: string | undefined;
+
+  constructor(r: NativeResult, device: string | undefined) {
+    const rows = r.targets ?? NO_ROWS;
+    super(rows, 'row');
+    this.#types = rows.types;
+    this.#device = device;
+  }
+
+  start(i: number): number {
+    return u64(this.word(i, 0), this.word(i, 1), 'a row start', this.#device);
+  }
+
+  length(i: number): number {
+    return u64(this.word(i, 2), this.word(i, 3), 'a row length', this.#device);
+  }
+
+  type(i: number): string {
+    const type = this.#types[this.word(i, 5)];
+    if (type === undefined) throw new Error(`internal error: row ${i} names target type ${this.word(i, 5)} of ${this.#types.length}`);
+    return type;
+  }
+
+  params(i: number): string {
+    return this.text(this.word(i, 6), this.word(i, 7));
+  }
+
+  /** Every row as { start, length, type, params }. */
+  all(): { start: number; length: number; type: string; params: string }[] {
+    const out: { start: number; length: number; type: string; params: string }[] = [];
+    for (let i = 0; i < this.count; i++) out.push({ start: this.start(i), length: this.length(i), type: this.type(i), params: this.params(i) });
+    return out;
+  }
+}
+
+/** The devices of a LIST_DEVICES answer. */
+export class DeviceReader extends Indexed {
+  constructor(r: NativeResult) {
+    super(r.devices ?? NO_DEVICES, 'device');
+  }
+
+  name(i: number): string {
+    return this.text(this.word(i, 2), this.word(i, 3));
+  }
+
+  /** dm_name_list.dev, in the kernel's huge encoding. */
+  dev(i: number): number {
+    return u64(this.word(i, 0), this.word(i, 1), 'dev', this.name(i));
+  }
+
+  /** The device's event counter, when the kernel reports it (4.38 and later). */
+  eventNr(i: number): number | undefined {
+    return this.word(i, 4) === 1 ? this.word(i, 5) : undefined;
+  }
+
+  /** The device's uuid, when the kernel reports one (4.45 and later, with the UUID flag). */
+  uuid(i: number): string | undefined {
+    const at = this.word(i, 6);
+    return at === 0 ? undefined : this.text(at, this.word(i, 7));
+  }
+}
