@@ -15,6 +15,7 @@
 
 #include "convert.h"
 #include "errors.h"
+#include "keys.h"
 
 namespace devmapper {
 
@@ -55,42 +56,55 @@ int openControl(const std::string& path) {
 
 dm::Request toRequest(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "request");
+  const Keys::View k = addonData(o.Env()).keys.view();
   dm::Request req;
-  req.cmd = static_cast<uint32_t>(requireInteger(o.Get("cmd"), "request.cmd", dm::kCommandCount - 1));
-  req.flags = static_cast<uint32_t>(requireInteger(o.Get("flags"), "request.flags", kMaxU32));
-  if (has(o, "name")) req.name = requireString(o.Get("name"), "request.name");
-  if (has(o, "uuid")) req.uuid = requireString(o.Get("uuid"), "request.uuid");
-  if (has(o, "dev")) req.dev = requireInteger(o.Get("dev"), "request.dev", kMaxSafeInteger);
-  if (has(o, "eventNr"))
-    req.eventNr = static_cast<uint32_t>(requireInteger(o.Get("eventNr"), "request.eventNr", kMaxU32));
-  if (has(o, "targets")) {
-    Napi::Value t = o.Get("targets");
+  req.cmd = static_cast<uint32_t>(requireInteger(o.Get(k[Keys::Cmd]), "request.cmd", dm::kCommandCount - 1));
+  req.flags = static_cast<uint32_t>(requireInteger(o.Get(k[Keys::Flags]), "request.flags", kMaxU32));
+  Napi::Value v = o.Get(k[Keys::Name]);
+  if (!v.IsUndefined()) req.name = requireString(v, "request.name");
+  v = o.Get(k[Keys::Uuid]);
+  if (!v.IsUndefined()) req.uuid = requireString(v, "request.uuid");
+  v = o.Get(k[Keys::Dev]);
+  if (!v.IsUndefined()) req.dev = requireInteger(v, "request.dev", kMaxSafeInteger);
+  v = o.Get(k[Keys::EventNr]);
+  if (!v.IsUndefined()) req.eventNr = static_cast<uint32_t>(requireInteger(v, "request.eventNr", kMaxU32));
+  Napi::Value t = o.Get(k[Keys::Targets]);
+  if (!t.IsUndefined()) {
     if (!t.IsArray()) throw typeError(o.Env(), "an array", "request.targets", t);
     Napi::Array rows = t.As<Napi::Array>();
     if (rows.Length() > dm::kMaxBufferSize / dm::kSpecSize)
       throw Napi::RangeError::New(o.Env(), "Invalid request: request.targets has more rows than a 256 MiB request can hold");
     req.targets.reserve(rows.Length());
+    Napi::Value kStart = k[Keys::Start], kLength = k[Keys::Length], kType = k[Keys::Type], kParams = k[Keys::Params];
     for (uint32_t i = 0; i < rows.Length(); i++) {
-      std::string at = "request.targets[" + std::to_string(i) + "]";
-      Napi::Object row = requireObject(rows.Get(i), at);
+      // The row's place is spelled out only for a message: most requests have none to give.
+      auto at = [i](const char* field) { return "request.targets[" + std::to_string(i) + "]" + field; };
+      Napi::Value rowValue = rows.Get(i);
+      if (!rowValue.IsObject() || rowValue.IsArray() || rowValue.IsFunction()) requireObject(rowValue, at(""));
+      Napi::Object row = rowValue.As<Napi::Object>();
       dm::TargetSpec spec;
-      spec.start = requireInteger(row.Get("start"), at + ".start", kMaxSafeInteger);
-      spec.length = requireInteger(row.Get("length"), at + ".length", kMaxSafeInteger);
-      spec.type = requireString(row.Get("type"), at + ".type");
-      spec.params = requireString(row.Get("params"), at + ".params");
+      Napi::Value start = row.Get(kStart), length = row.Get(kLength), type = row.Get(kType), params = row.Get(kParams);
+      spec.start = isInteger(start, kMaxSafeInteger) ? integer(start) : requireInteger(start, at(".start"), kMaxSafeInteger);
+      spec.length = isInteger(length, kMaxSafeInteger) ? integer(length) : requireInteger(length, at(".length"), kMaxSafeInteger);
+      spec.type = type.IsString() ? type.As<Napi::String>().Utf8Value() : requireString(type, at(".type"));
+      spec.params = params.IsString() ? params.As<Napi::String>().Utf8Value() : requireString(params, at(".params"));
       req.targets.push_back(std::move(spec));
     }
   }
-  if (has(o, "data")) {
+  v = o.Get(k[Keys::Data]);
+  if (!v.IsUndefined()) {
     req.hasData = true;
-    req.data = requireString(o.Get("data"), "request.data");
+    req.data = requireString(v, "request.data");
   }
-  if (has(o, "message")) {
+  v = o.Get(k[Keys::Message]);
+  if (!v.IsUndefined()) {
     req.hasMessage = true;
-    req.message = requireString(o.Get("message"), "request.message");
+    req.message = requireString(v, "request.message");
   }
-  if (has(o, "sector")) req.sector = requireInteger(o.Get("sector"), "request.sector", kMaxSafeInteger);
-  if (has(o, "repeatable")) req.repeatable = requireBool(o.Get("repeatable"), "request.repeatable");
+  v = o.Get(k[Keys::Sector]);
+  if (!v.IsUndefined()) req.sector = requireInteger(v, "request.sector", kMaxSafeInteger);
+  v = o.Get(k[Keys::Repeatable]);
+  if (!v.IsUndefined()) req.repeatable = requireBool(v, "request.repeatable");
   std::string why = dm::checkRequest(req);
   if (!why.empty()) {
     throw Napi::RangeError::New(o.Env(), "Invalid request for " + commandName(req.cmd) + ": " + why);
@@ -125,17 +139,18 @@ Napi::ArrayBuffer handOver(Napi::Env env, std::unique_ptr<Owner> owner, void* da
 // Rows or devices: the answer's buffer and the index into it (see dm::kIndexWords).
 Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   dm::Result& r = outcome.result;
+  const Keys::View k = addonData(env).keys.view();
   Napi::Object o = Napi::Object::New(env);
   auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
   void* bytes = buffer->bytes();
   size_t size = r.rows == 0 ? 0 : buffer->capacity();
-  o.Set("bytes", handOver(env, std::move(buffer), bytes, size));
+  o.Set(k[Keys::Bytes], handOver(env, std::move(buffer), bytes, size));
   auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
   void* words = index->data();
   size_t count = index->size();
   Napi::ArrayBuffer indexBuffer = handOver(env, std::move(index), words, count * sizeof(uint32_t));
-  o.Set("index", Napi::Uint32Array::New(env, count, indexBuffer, 0));
-  o.Set("count", Napi::Number::New(env, r.rows));
+  o.Set(k[Keys::Index], Napi::Uint32Array::New(env, count, indexBuffer, 0));
+  o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
   return o;
 }
 
@@ -143,28 +158,29 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
 
 Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
   const dm::Result& r = outcome.result;
+  const Keys::View k = addonData(env).keys.view();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("version", versionArray(env, r.version));
-  o.Set("flags", Napi::Number::New(env, r.flags));
-  o.Set("name", Napi::String::New(env, r.name));
-  o.Set("uuid", Napi::String::New(env, r.uuid));
-  o.Set("dev", number(env, r.dev));
-  o.Set("openCount", Napi::Number::New(env, r.openCount));
-  o.Set("eventNr", Napi::Number::New(env, r.eventNr));
-  o.Set("targetCount", Napi::Number::New(env, r.targetCount));
-  o.Set("ioctls", Napi::Number::New(env, r.ioctls));
-  o.Set("bufferSize", number(env, r.bufferSize));
+  o.Set(k[Keys::Version], versionArray(env, r.version));
+  o.Set(k[Keys::Flags], Napi::Number::New(env, r.flags));
+  o.Set(k[Keys::Name], Napi::String::New(env, r.name));
+  o.Set(k[Keys::Uuid], Napi::String::New(env, r.uuid));
+  o.Set(k[Keys::Dev], number(env, r.dev));
+  o.Set(k[Keys::OpenCount], Napi::Number::New(env, r.openCount));
+  o.Set(k[Keys::EventNr], Napi::Number::New(env, r.eventNr));
+  o.Set(k[Keys::TargetCount], Napi::Number::New(env, r.targetCount));
+  o.Set(k[Keys::Ioctls], Napi::Number::New(env, r.ioctls));
+  o.Set(k[Keys::BufferSize], number(env, r.bufferSize));
   switch (r.payload) {
     case dm::Payload::Specs: {
       Napi::Array types = Napi::Array::New(env, r.types.size());
       for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
       Napi::Object rows = indexed(env, outcome);
-      rows.Set("types", types);
-      o.Set("targets", rows);
+      rows.Set(k[Keys::Types], types);
+      o.Set(k[Keys::Targets], rows);
       break;
     }
     case dm::Payload::Names:
-      o.Set("devices", indexed(env, outcome));
+      o.Set(k[Keys::Devices], indexed(env, outcome));
       break;
     case dm::Payload::Versions: {
       Napi::Array list = Napi::Array::New(env, r.versions.size());
@@ -461,13 +477,12 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
   bool started_ = false;
 };
 
-static Napi::FunctionReference* watcherConstructor(Napi::Env env) {
-  return env.GetInstanceData<Napi::FunctionReference>();
-}
+static Napi::FunctionReference* watcherConstructor(Napi::Env env) { return &addonData(env).watcher; }
 
 Napi::Function Control::Define(Napi::Env env) {
-  auto* ctor = new Napi::FunctionReference(Napi::Persistent(Watcher::Define(env)));
-  env.SetInstanceData<Napi::FunctionReference>(ctor);
+  auto* data = new AddonData(env);
+  data->watcher = Napi::Persistent(Watcher::Define(env));
+  env.SetInstanceData<AddonData>(data);
   return DefineClass(env, "Control",
                      {
                          InstanceMethod<&Control::Ioctl>("ioctl"),

@@ -55,14 +55,19 @@ inline uint64_t requireInteger(const Napi::Value& v, const std::string& name, do
   return static_cast<uint64_t>(d);
 }
 
+// Whether v is a whole number in [0, max] (requireInteger's test, without its message).
+inline bool isInteger(const Napi::Value& v, double max) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  return std::isfinite(d) && d >= 0 && std::floor(d) == d && d <= max;
+}
+
+// The value of a number isInteger accepted.
+inline uint64_t integer(const Napi::Value& v) { return static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue()); }
+
 inline bool requireBool(const Napi::Value& v, const std::string& name) {
   if (!v.IsBoolean()) throw typeError(v.Env(), "a boolean", name, v);
   return v.As<Napi::Boolean>().Value();
-}
-
-// An optional property: absent when undefined.
-inline bool has(const Napi::Object& o, const char* key) {
-  return o.Has(key) && !o.Get(key).IsUndefined();
 }
 
 // A 64-bit value for JavaScript, exactly: a Number up to 2^53 - 1, a BigInt above (a double
