@@ -275,7 +275,7 @@ export class DeviceMapper {
    * about the ioctl itself; waits and watches stay with the asynchronous client.
    */
   static openSync(options?: OpenOptions): DeviceMapperSync {
-    return DeviceMapperSync.openAt(new CallSite(DeviceMapper.openSync), options);
+    return DeviceMapperSync.openAt(new CallSite(DeviceMapper.openSync, false), options);
   }
 
   /** True once `close()` has been called. */

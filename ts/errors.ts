@@ -113,16 +113,28 @@ export class CallSite {
   // captureStackTrace records the frames; they are formatted only when `stack` is read,
   // which only a failure does (formatting was most of a successful call's own cost).
   private readonly holder: { stack?: string } = {};
+  private readonly above: Function;
+  private captured: boolean;
   /** The public function the call was made to ('create'). */
   readonly name: string;
 
-  constructor(above: Function) {
+  /**
+   * Records the frames above `above` now, or (`now` false, for a synchronous call, whose
+   * failures are attached while `above` is still running) only when a failure needs them.
+   */
+  constructor(above: Function, now = true) {
     this.name = above.name;
-    Error.captureStackTrace(this.holder, above);
+    this.above = above;
+    this.captured = now;
+    if (now) Error.captureStackTrace(this.holder, above);
   }
 
   /** Puts the caller's frames under the error's own first line. */
   attach<E extends Error>(error: E): E {
+    if (!this.captured) {
+      Error.captureStackTrace(this.holder, this.above);
+      this.captured = true;
+    }
     const stack = this.holder.stack ?? '';
     const firstFrame = stack.indexOf('\n');
     error.stack = `${error.name}: ${error.message}${firstFrame >= 0 ? stack.slice(firstFrame) : ''}`;
