@@ -107,6 +107,17 @@ export interface NativeResult {
   data?: string;
 }
 
+/** What the compact form of `ioctlSync` returns; the numbers are in the header. */
+export type NativeCompactResult = [
+  name: string,
+  uuid: string,
+  targets: NativeRows | undefined,
+  devices: NativeIndexed | undefined,
+  versions: NativeTargetVersion[] | undefined,
+  deps: NativeU64[] | undefined,
+  data: string | undefined,
+];
+
 /** A native error: an `Error` carrying the failed system call and its errno. */
 export interface NativeError extends Error {
   errno: number;
@@ -138,6 +149,12 @@ export declare class Control {
   ioctl(request: NativeRequest): Promise<NativeResult>;
   /** Runs one DM command on the calling thread; throws a NativeError. DEV_WAIT is refused. */
   ioctlSync(request: NativeRequest): NativeResult;
+  /**
+   * The same, answered in the compact form: the answer's numbers written into `header` (at
+   * least SYNC_HEADER_WORDS long: flags, dev low and high 32 bits, openCount, eventNr,
+   * targetCount, ioctls, bufferSize, version[0..2]), its strings and payload returned.
+   */
+  ioctlSync(request: NativeRequest, header: Float64Array): NativeCompactResult;
   /**
    * Waits on the addon's own thread until the device's event counter differs from
    * `request.eventNr`, then answers with DEV_WAIT's reply. `request.cmd` is ignored.

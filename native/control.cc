@@ -25,6 +25,9 @@ constexpr uint32_t kCmdDevStatus = 7;
 constexpr uint32_t kCmdDevWait = 8;
 constexpr uint32_t kCmdArmPoll = 16;
 constexpr double kMaxU32 = 4294967295.0;
+// Numbers of the compact synchronous answer: flags, dev (low, high 32 bits), open_count,
+// event_nr, target_count, ioctls, buffer size, version (3).
+constexpr size_t kSyncHeaderWords = 11;
 
 std::string commandName(uint32_t cmd) {
   const dm::CommandInfo* info = dm::commandInfo(cmd);
@@ -156,6 +159,55 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
 
 }  // namespace
 
+// The answer's payload (rows, devices, versions, deps, a message's output), or undefined.
+// Slot in the synchronous form's array (see IoctlSync), by payload: 2 + this.
+static uint32_t payloadSlot(dm::Payload p) {
+  switch (p) {
+    case dm::Payload::Specs: return 0;
+    case dm::Payload::Names: return 1;
+    case dm::Payload::Versions: return 2;
+    case dm::Payload::Deps: return 3;
+    default: return 4;
+  }
+}
+
+static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome) {
+  const dm::Result& r = outcome.result;
+  const Keys::View k = addonData(env).keys.view();
+  switch (r.payload) {
+    case dm::Payload::Specs: {
+      Napi::Array types = Napi::Array::New(env, r.types.size());
+      for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
+      Napi::Object rows = indexed(env, outcome);
+      rows.Set(k[Keys::Types], types);
+      return rows;
+    }
+    case dm::Payload::Names:
+      return indexed(env, outcome);
+    case dm::Payload::Versions: {
+      Napi::Array list = Napi::Array::New(env, r.versions.size());
+      for (uint32_t i = 0; i < r.versions.size(); i++) {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set(k[Keys::Name], Napi::String::New(env, r.versions[i].name));
+        e.Set(k[Keys::Version], versionArray(env, r.versions[i].version));
+        list.Set(i, e);
+      }
+      return list;
+    }
+    case dm::Payload::Deps: {
+      Napi::Array list = Napi::Array::New(env, r.deps.size());
+      for (uint32_t i = 0; i < r.deps.size(); i++) list.Set(i, number(env, r.deps[i]));
+      return list;
+    }
+    case dm::Payload::Message:
+      if (r.hasData) return Napi::String::New(env, r.data);
+      return env.Undefined();
+    case dm::Payload::None:
+      break;
+  }
+  return env.Undefined();
+}
+
 Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
   const dm::Result& r = outcome.result;
   const Keys::View k = addonData(env).keys.view();
@@ -170,41 +222,9 @@ Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
   o.Set(k[Keys::TargetCount], Napi::Number::New(env, r.targetCount));
   o.Set(k[Keys::Ioctls], Napi::Number::New(env, r.ioctls));
   o.Set(k[Keys::BufferSize], number(env, r.bufferSize));
-  switch (r.payload) {
-    case dm::Payload::Specs: {
-      Napi::Array types = Napi::Array::New(env, r.types.size());
-      for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
-      Napi::Object rows = indexed(env, outcome);
-      rows.Set(k[Keys::Types], types);
-      o.Set(k[Keys::Targets], rows);
-      break;
-    }
-    case dm::Payload::Names:
-      o.Set(k[Keys::Devices], indexed(env, outcome));
-      break;
-    case dm::Payload::Versions: {
-      Napi::Array list = Napi::Array::New(env, r.versions.size());
-      for (uint32_t i = 0; i < r.versions.size(); i++) {
-        Napi::Object e = Napi::Object::New(env);
-        e.Set("name", Napi::String::New(env, r.versions[i].name));
-        e.Set("version", versionArray(env, r.versions[i].version));
-        list.Set(i, e);
-      }
-      o.Set("versions", list);
-      break;
-    }
-    case dm::Payload::Deps: {
-      Napi::Array list = Napi::Array::New(env, r.deps.size());
-      for (uint32_t i = 0; i < r.deps.size(); i++) list.Set(i, number(env, r.deps[i]));
-      o.Set("deps", list);
-      break;
-    }
-    case dm::Payload::Message:
-      if (r.hasData) o.Set("data", Napi::String::New(env, r.data));
-      break;
-    case dm::Payload::None:
-      break;
-  }
+  static constexpr Keys::Id kPayloadKeys[] = {Keys::Targets, Keys::Devices, Keys::Versions, Keys::Deps, Keys::Data};
+  Napi::Value payload = payloadOf(env, outcome);
+  if (!payload.IsUndefined()) o.Set(k[kPayloadKeys[payloadSlot(r.payload)]], payload);
   return o;
 }
 
@@ -609,9 +629,32 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   dm::Request req = toRequest(info[0]);
   if (req.cmd == kCmdDevWait)
     throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctlSync()");
+  // The compact form: numbers in the caller's Float64Array, strings and payload in a short
+  // array (a dozen property stores fewer: most of the addon's own cost of a small answer).
+  bool compact = info.Length() >= 2 && !info[1].IsUndefined();
+  if (compact && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+                  info[1].As<Napi::TypedArray>().ElementLength() < kSyncHeaderWords))
+    throw typeError(env, "a Float64Array of " + std::to_string(kSyncHeaderWords) + " numbers", "header", info[1]);
   dm::Outcome outcome = dm::run(fd_, req, hints_, scratch_);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
-  return fromResult(env, outcome);
+  if (!compact) return fromResult(env, outcome);
+  double* h = info[1].As<Napi::Float64Array>().Data();
+  const dm::Result& r = outcome.result;
+  h[0] = r.flags;
+  h[1] = static_cast<double>(r.dev & 0xffffffffu);
+  h[2] = static_cast<double>(r.dev >> 32);
+  h[3] = r.openCount;
+  h[4] = r.eventNr;
+  h[5] = r.targetCount;
+  h[6] = r.ioctls;
+  h[7] = static_cast<double>(r.bufferSize);
+  for (int i = 0; i < 3; i++) h[8 + i] = r.version[i];
+  Napi::Array out = Napi::Array::New(env, 7);
+  out.Set(0u, Napi::String::New(env, r.name));
+  out.Set(1u, Napi::String::New(env, r.uuid));
+  Napi::Value payload = payloadOf(env, outcome);
+  if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
+  return out;
 }
 
 void Control::checkThreadBound(Napi::Env env, const char* command) {

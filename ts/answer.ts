@@ -4,7 +4,7 @@
  * turned into objects once, directly, and in slices (see `sliced` in steps.ts).
  * @internal
  */
-import type { NativeIndexed, NativeResult, NativeRows } from '../binding';
+import type { NativeCompactResult, NativeIndexed, NativeResult, NativeRows, NativeU64 } from '../binding';
 import { exactNumber } from './errors';
 
 /** Words per item in an index. */
@@ -114,4 +114,35 @@ export class DeviceReader extends Indexed {
     const at = this.word(i, 6);
     return at === 0 ? undefined : this.text(at, this.word(i, 7));
   }
+}
+
+/** Words of the header the compact form of `ioctlSync` fills. */
+export const SYNC_HEADER_WORDS = 11;
+
+/** A 64-bit value from two words, as the addon gives it: a number when safe, else a bigint. */
+function nativeU64(low: number, high: number): NativeU64 {
+  return high < SAFE_HIGH ? high * TWO_32 + low : (BigInt(high) << 32n) | BigInt(low);
+}
+
+/** The answer of the compact form of `ioctlSync`, as the object form gives it. */
+export function fromCompact(header: Float64Array, compact: NativeCompactResult): NativeResult {
+  const h = (i: number): number => header[i] ?? 0;
+  const [name, uuid, targets, devices, versions, deps, data] = compact;
+  return {
+    version: [h(8), h(9), h(10)],
+    flags: h(0),
+    name,
+    uuid,
+    dev: nativeU64(h(1), h(2)),
+    openCount: h(3),
+    eventNr: h(4),
+    targetCount: h(5),
+    ioctls: h(6),
+    bufferSize: h(7),
+    targets,
+    devices,
+    versions,
+    deps,
+    data,
+  };
 }

@@ -18,6 +18,7 @@ import type {
   TableOptions,
   TargetTypeVersion,
 } from './client';
+import { fromCompact, SYNC_HEADER_WORDS } from './answer';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
@@ -47,6 +48,8 @@ export class DeviceMapperSync {
   /** The kernel's device-mapper interface version, e.g. [4, 47, 0]. */
   readonly driverVersion: [number, number, number];
   private readonly control: Control;
+  /** Where the addon writes the numbers of each answer (the compact form of ioctlSync). */
+  private readonly header = new Float64Array(SYNC_HEADER_WORDS);
   private calls = 0;
   private syscalls = 0;
 
@@ -111,7 +114,7 @@ export class DeviceMapperSync {
         } else {
           this.calls++;
           try {
-            const result = this.control.ioctlSync(step.request);
+            const result = fromCompact(this.header, this.control.ioctlSync(step.request, this.header));
             this.syscalls += result.ioctls;
             answer = { result };
           } catch (e) {

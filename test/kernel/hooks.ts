@@ -1,4 +1,5 @@
-import type { Control, NativeRequest, NativeResult, NativeWatch } from '../../binding';
+import type { Control, NativeCompactResult, NativeRequest, NativeResult, NativeWatch } from '../../binding';
+import { fromCompact } from '../../ts/answer';
 import type { DeviceMapper, DeviceMapperSync } from '../../ts/index';
 
 /** What a test may run between a client's steps (the way another actor's steps can fall there). */
@@ -17,7 +18,8 @@ function isControl(value: unknown): value is Control {
 
 /**
  * Puts `hooks` around the native control of one DeviceMapper or DeviceMapperSync (its private
- * `control`): the client code runs unchanged. Around `ioctlSync` the hooks must not return a
+ * `control`): the client code runs unchanged. Around `ioctlSync` (the compact form the synchronous
+ * client uses; `after` gets the answer as the object form gives it) the hooks must not return a
  * promise. Returns the function that takes them away again.
  */
 export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlHooks): () => void {
@@ -34,10 +36,10 @@ export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlH
         };
       }
       if (property === 'ioctlSync') {
-        return (request: NativeRequest): NativeResult => {
+        return (request: NativeRequest, header: Float64Array): NativeCompactResult => {
           if (hooks.before?.(request) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
-          const result = target.ioctlSync(request);
-          if (hooks.after?.(request, result) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
+          const result = target.ioctlSync(request, header);
+          if (hooks.after?.(request, fromCompact(header, result)) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
           return result;
         };
       }

@@ -2,7 +2,10 @@
 // one (the same code: ts/commands.ts and ts/steps.ts), run on the calling thread.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
+import type { NativeRequest } from '../../binding';
+import { fromCompact, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
+import { binding } from '../../ts/binding';
+import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Flag, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
 import { hookControl } from './hooks';
 import { PREFIX, TestContext, devName, dmsetup } from './helpers';
 
@@ -26,6 +29,36 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
   });
   afterEach(() => {
     sdm.close();
+  });
+
+  it('the compact answers of the synchronous client carry what the object form does, payloads included', () => {
+    const name = devName('compact');
+    sdm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }, { start: 8, length: 8, target: targets.error() }]) });
+    const control = new (binding().Control)('/dev/mapper/control');
+    try {
+      const header = new Float64Array(SYNC_HEADER_WORDS);
+      const requests: NativeRequest[] = [
+        { cmd: Command.DEV_STATUS, flags: 0, name },
+        { cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name },
+        { cmd: Command.TABLE_STATUS, flags: 0, name },
+        { cmd: Command.TABLE_DEPS, flags: 0, name },
+        { cmd: Command.LIST_DEVICES, flags: Flag.UUID },
+        { cmd: Command.LIST_VERSIONS, flags: 0 },
+        { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
+      ];
+      for (const request of requests) {
+        const object = control.ioctlSync(request);
+        const compact = fromCompact(header, control.ioctlSync(request, header));
+        for (const [key, value] of Object.entries(object)) expect(Reflect.get(compact, key), `${request.cmd} ${key}`).to.deep.equal(value);
+        for (const [key, value] of Object.entries(compact)) if (value !== undefined) expect(Reflect.get(object, key), `${request.cmd} ${key}`).to.deep.equal(value);
+      }
+      expect(new RowReader(fromCompact(header, control.ioctlSync(requests[1] ?? { cmd: 0, flags: 0 }, header)), name).all()).to.deep.equal([
+        { start: 0, length: 8, type: 'zero', params: '' },
+        { start: 8, length: 8, type: 'error', params: '' },
+      ]);
+    } finally {
+      control.closeSync();
+    }
   });
 
   it('opens with the kernel\'s interface version and answers like the asynchronous client', async () => {

@@ -93,6 +93,12 @@ describe('native addon contract', () => {
       expect(() => new native.Control('/dev/null\0x')).to.throw(TypeError, /without NUL/);
       expect(() => control.ioctl({ cmd: 9, flags: 0, targets: Object.assign([], { length: 2 ** 32 - 1 }) })).to.throw(RangeError, /more rows/);
       expect(() => control.ioctl({ cmd: Command.DEV_WAIT, flags: 0, name: 'x' })).to.throw(RangeError, /waitEvent/);
+      // The compact synchronous form: a header too short, or of another type, is refused
+      // before the ioctl (which on this file would fail with ENOTTY).
+      for (const header of [new Float64Array(10), new Uint32Array(11), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]) {
+        expect(() => control.ioctlSync({ cmd: Command.VERSION, flags: 0 }, header as never)).to.throw(TypeError, /Float64Array of 11 numbers for header/);
+      }
+      expect(() => control.ioctlSync({ cmd: Command.VERSION, flags: 0 }, new Float64Array(11))).to.throw(/ENOTTY|ioctl/);
       // A watch handle's constructor reached from JavaScript makes an inert object.
       const w = control.watch(() => undefined, () => undefined);
       const Ctor = (w as unknown as { constructor: new () => { stop(): void } }).constructor;
