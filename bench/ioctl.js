@@ -11,11 +11,22 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
-/** Mean µs of `n` calls of `op` (awaited one at a time), after one warm-up call. */
-async function timeOf(n, op) {
-  await op();
+/**
+ * Mean µs of `n` calls of `op` awaited one at a time, after `warm` warm-up calls (the JIT
+ * compiles the path first, as it does in a long-running program).
+ */
+async function timeOf(n, op, warm = Math.min(n, 100)) {
+  for (let i = 0; i < Math.max(1, warm); i++) await op();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await op();
+  return Number(process.hrtime.bigint() - t0) / n / 1e3;
+}
+
+/** Mean µs of `n` calls of the synchronous `op` in a plain loop, after `warm` warm-up calls. */
+function timeSync(n, op, warm = Math.min(n, 500)) {
+  for (let i = 0; i < Math.max(1, warm); i++) op();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) op();
   return Number(process.hrtime.bigint() - t0) / n / 1e3;
 }
 
@@ -25,23 +36,25 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   const sdm = DeviceMapper.openSync();
   sdm.create('bench-sync', { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
   const fd = fs.openSync('/dev/mapper/control', 'r');
-  const n = 300;
-  const fstatSync = await timeOf(n, () => fs.fstatSync(fd));
+  const n = 2000;
+  const fstatSync = timeSync(n, () => fs.fstatSync(fd));
   const fstat = await timeOf(n, () => new Promise((resolve, reject) => fs.fstat(fd, (e) => (e ? reject(e) : resolve()))));
   const rows = [];
   // The same operation by the C programs (bench/c), in this boot: the raw ioctl with a
   // prepared buffer (the limit) and libdevmapper's dm_task API.
   const peer = (program, op) => Number(execFileSync(path.join(CBIN, program), [op, 'bench-sync', String(3000)], { encoding: 'utf8' }).trim());
-  const row = async (label, syncOp, asyncOp, op) => {
+  const row = async (label, syncOp, asyncOp, op, count = n) => {
+    const s = timeSync(count, syncOp);
+    // ioctls per call in steady state (after the timed calls: buffers have their size).
     const before = sdm.ioctlStats;
-    const s = await timeOf(n, syncOp);
+    for (let i = 0; i < 10; i++) syncOp();
     const after = sdm.ioctlStats;
-    const a = await timeOf(n, asyncOp);
+    const a = await timeOf(count, asyncOp);
     const raw = op === undefined ? undefined : peer('raw_ioctl', op);
     const libdm = op === undefined ? undefined : peer('libdm', op);
     rows.push({
       operation: label,
-      'ioctls/call (sync)': +((after.ioctls - before.ioctls) / (n + 1)).toFixed(2),
+      'ioctls/call (sync)': +((after.ioctls - before.ioctls) / 10).toFixed(2),
       'sync µs': +s.toFixed(1),
       'async µs': +a.toFixed(1),
       'raw ioctl µs': raw,
@@ -64,7 +77,7 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   }, async () => {
     await dm.create(`bench-c${k}`, { table: cycleTable });
     await dm.remove(`bench-c${k++}`);
-  });
+  }, undefined, 200);
   fs.closeSync(fd);
   sdm.remove('bench-sync');
   sdm.close();
@@ -92,7 +105,7 @@ async function scale(DeviceMapper, Table, targets) {
   let made = 0;
   for (const count of [1000, 10000]) {
     for (; made < count; made++) sdm.create(`bench-n${made}`, { table: zero8 });
-    add(`listDevices, ${count} devices`, await timeOf(10, () => sdm.listDevices()), await timeOf(10, () => dm.listDevices()), peerTime('raw_ioctl', 'list', '-', 20), peerTime('libdm', 'list', '-', 20));
+    add(`listDevices, ${count} devices`, timeSync(20, () => sdm.listDevices(), 5), await timeOf(20, () => dm.listDevices(), 5), peerTime('raw_ioctl', 'list', '-', 20), peerTime('libdm', 'list', '-', 20));
     const t0 = process.hrtime.bigint();
     for (const d of sdm.listDevices()) sdm.status(d.name);
     add(`list + status of every device, ${count} devices`, Number(process.hrtime.bigint() - t0) / 1e3, undefined, undefined, undefined);
@@ -113,10 +126,10 @@ async function scale(DeviceMapper, Table, targets) {
   delay.disable();
   const loadBlockMs = delay.max / 1e6;
   add('load a 100,000-row table', syncLoad, asyncLoad, undefined, undefined);
-  const syncRead = await timeOf(3, () => sdm.table('bench-big-s'));
+  const syncRead = timeSync(3, () => sdm.table('bench-big-s'), 1);
   delay.reset();
   delay.enable();
-  const asyncRead = await timeOf(3, () => dm.table('bench-big-s'));
+  const asyncRead = await timeOf(3, () => dm.table('bench-big-s'), 1);
   delay.disable();
   const readBlockMs = delay.max / 1e6;
   add('read back a 100,000-row table', syncRead, asyncRead, peerTime('raw_ioctl', 'table', 'bench-big-s', 5), peerTime('libdm', 'table', 'bench-big-s', 5));

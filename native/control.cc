@@ -157,6 +157,28 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   return o;
 }
 
+// An ArrayBuffer over `size` bytes of the synchronous scratch, sharing its ownership, and a
+// reference to it for the detach; or a copy where a runtime refuses external buffers.
+Napi::ArrayBuffer lend(Napi::Env env, const std::shared_ptr<Control::SyncScratch>& owner, void* data,
+                       size_t size, napi_ref* lent) {
+  if (size > 0) {
+    auto* hold = new std::shared_ptr<Control::SyncScratch>(owner);
+    napi_value external;
+    napi_status s = napi_create_external_arraybuffer(
+        env, data, size,
+        [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Control::SyncScratch>*>(hint); },
+        hold, &external);
+    if (s == napi_ok) {
+      if (napi_create_reference(env, external, 1, lent) != napi_ok) *lent = nullptr;
+      return Napi::ArrayBuffer(env, external);
+    }
+    delete hold;
+  }
+  Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, size);
+  if (size > 0) std::memcpy(copy.Data(), data, size);
+  return copy;
+}
+
 }  // namespace
 
 // The answer's payload (rows, devices, versions, deps, a message's output), or undefined.
@@ -171,19 +193,20 @@ static uint32_t payloadSlot(dm::Payload p) {
   }
 }
 
-static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome) {
+// `lender`: the Control whose synchronous scratch holds the rows (runInPlace), else none.
+static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome, Control* lender) {
   const dm::Result& r = outcome.result;
   const Keys::View k = addonData(env).keys.view();
   switch (r.payload) {
     case dm::Payload::Specs: {
       Napi::Array types = Napi::Array::New(env, r.types.size());
       for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
-      Napi::Object rows = indexed(env, outcome);
+      Napi::Object rows = lender ? lender->lendIndexed(env, r.rows) : indexed(env, outcome);
       rows.Set(k[Keys::Types], types);
       return rows;
     }
     case dm::Payload::Names:
-      return indexed(env, outcome);
+      return lender ? lender->lendIndexed(env, r.rows) : indexed(env, outcome);
     case dm::Payload::Versions: {
       Napi::Array list = Napi::Array::New(env, r.versions.size());
       for (uint32_t i = 0; i < r.versions.size(); i++) {
@@ -208,7 +231,7 @@ static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome) {
   return env.Undefined();
 }
 
-Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
+Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome, Control* lender) {
   const dm::Result& r = outcome.result;
   const Keys::View k = addonData(env).keys.view();
   Napi::Object o = Napi::Object::New(env);
@@ -223,7 +246,7 @@ Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome) {
   o.Set(k[Keys::Ioctls], Napi::Number::New(env, r.ioctls));
   o.Set(k[Keys::BufferSize], number(env, r.bufferSize));
   static constexpr Keys::Id kPayloadKeys[] = {Keys::Targets, Keys::Devices, Keys::Versions, Keys::Deps, Keys::Data};
-  Napi::Value payload = payloadOf(env, outcome);
+  Napi::Value payload = payloadOf(env, outcome, lender);
   if (!payload.IsUndefined()) o.Set(k[kPayloadKeys[payloadSlot(r.payload)]], payload);
   return o;
 }
@@ -527,6 +550,11 @@ Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(inf
 Control::~Control() {
   stopThreads();
   stopPool();
+  // A lent answer still referenced from JavaScript keeps its memory (shared ownership).
+  for (napi_ref& ref : lent_) {
+    if (ref != nullptr) napi_delete_reference(Env(), ref);
+    ref = nullptr;
+  }
   // The same function pointer as at add: node keys hooks by (function, argument).
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(Env(), CleanupHookThunk, this);
   if (fd_ >= 0) ::close(fd_);
@@ -621,6 +649,31 @@ void Control::stopPool() {
   if (pool_) pool_->stop();
 }
 
+Napi::Object Control::lendIndexed(Napi::Env env, uint32_t rows) {
+  const Keys::View k = addonData(env).keys.view();
+  SyncScratch& s = *sync_;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set(k[Keys::Bytes], lend(env, sync_, s.buffer.bytes(), rows == 0 ? 0 : s.buffer.capacity(), &lent_[0]));
+  Napi::ArrayBuffer index = lend(env, sync_, s.index.data(), s.index.size() * sizeof(uint32_t), &lent_[1]);
+  o.Set(k[Keys::Index], Napi::Uint32Array::New(env, s.index.size(), index, 0));
+  o.Set(k[Keys::Count], Napi::Number::New(env, rows));
+  return o;
+}
+
+void Control::reclaim(napi_env env) {
+  for (napi_ref& ref : lent_) {
+    if (ref == nullptr) continue;
+    napi_value buffer;
+    if (napi_get_reference_value(env, ref, &buffer) == napi_ok && buffer != nullptr) {
+      // A detached ArrayBuffer reads as empty: JavaScript never sees the memory again.
+      napi_status s = napi_detach_arraybuffer(env, buffer);
+      (void)s;
+    }
+    napi_delete_reference(env, ref);
+    ref = nullptr;
+  }
+}
+
 // The same command on the calling thread: no thread hop, for callers whose work is
 // microseconds (a sync API). Errors are thrown, not rejected.
 Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
@@ -635,9 +688,11 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   if (compact && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
                   info[1].As<Napi::TypedArray>().ElementLength() < kSyncHeaderWords))
     throw typeError(env, "a Float64Array of " + std::to_string(kSyncHeaderWords) + " numbers", "header", info[1]);
-  dm::Outcome outcome = dm::run(fd_, req, hints_, scratch_);
+  // The previous answer's memory is about to be reused: JavaScript's view of it goes first.
+  reclaim(env);
+  dm::Outcome outcome = dm::runInPlace(fd_, req, hints_, sync_->buffer, sync_->index);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
-  if (!compact) return fromResult(env, outcome);
+  if (!compact) return fromResult(env, outcome, this);
   double* h = info[1].As<Napi::Float64Array>().Data();
   const dm::Result& r = outcome.result;
   h[0] = r.flags;
@@ -652,7 +707,7 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, 7);
   out.Set(0u, Napi::String::New(env, r.name));
   out.Set(1u, Napi::String::New(env, r.uuid));
-  Napi::Value payload = payloadOf(env, outcome);
+  Napi::Value payload = payloadOf(env, outcome, this);
   if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
   return out;
 }
@@ -712,6 +767,9 @@ Napi::Value Control::Close(const Napi::CallbackInfo& info) {
   auto deferred = Napi::Promise::Deferred::New(env);
   closing_ = true;
   stopThreads();
+  reclaim(env);
+  sync_->buffer.release();
+  std::vector<uint32_t>().swap(sync_->index);
   if (pending_ == 0) {
     stopPool();
     if (fd_ >= 0) ::close(fd_);
@@ -731,6 +789,9 @@ Napi::Value Control::CloseSync(const Napi::CallbackInfo& info) {
   closing_ = true;
   stopThreads();
   stopPool();
+  reclaim(env);
+  sync_->buffer.release();
+  std::vector<uint32_t>().swap(sync_->index);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   return env.Undefined();

@@ -35,6 +35,17 @@ class Control : public Napi::ObjectWrap<Control> {
   void endWork(Napi::Env env);
   void forget(BackgroundThread* thread);
 
+  // The synchronous calls' ioctl buffer and index, reused from call to call (JavaScript
+  // thread only). An answer with rows is lent to JavaScript where it lies, as ArrayBuffers
+  // that the next synchronous call (or close) detaches before it reuses the memory; they
+  // share its ownership, so that the memory outlives a Control collected before them.
+  struct SyncScratch {
+    dm::Buffer buffer;
+    std::vector<uint32_t> index;
+  };
+  // The rows or devices of the last synchronous answer, lent where they lie (see above).
+  Napi::Object lendIndexed(Napi::Env env, uint32_t rows);
+
  private:
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
   Napi::Value IoctlSync(const Napi::CallbackInfo& info);
@@ -59,8 +70,10 @@ class Control : public Napi::ObjectWrap<Control> {
   int pending_ = 0;
   std::vector<Napi::Promise::Deferred> closeWaiters_;
   dm::SizeHints hints_;
-  // The synchronous calls' ioctl buffer, reused from call to call (JavaScript thread only).
-  dm::Buffer scratch_;
+  std::shared_ptr<SyncScratch> sync_ = std::make_shared<SyncScratch>();
+  napi_ref lent_[2] = {nullptr, nullptr};
+  // Detaches the ArrayBuffers lent from sync_: their memory is the addon's again.
+  void reclaim(napi_env env);
   std::set<BackgroundThread*> threads_;
   bool cleanupHookAdded_ = false;
 
@@ -80,6 +93,6 @@ class Control : public Napi::ObjectWrap<Control> {
 // Builds a dm::Request from a JavaScript request object (TypeError/RangeError on bad shape).
 dm::Request toRequest(const Napi::Value& value);
 // The kernel's answer as a plain JavaScript object (rows and devices take the answer's buffer).
-Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome);
+Napi::Object fromResult(Napi::Env env, dm::Outcome& outcome, Control* lender = nullptr);
 
 }  // namespace devmapper

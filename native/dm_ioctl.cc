@@ -511,8 +511,11 @@ size_t SizeHints::largest(uint32_t cmd) const {
   return best;
 }
 
-Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, IoctlFn fn,
-            void* context) {
+namespace {
+
+// run() and runInPlace(): `inPlace` is the caller's index when the answer stays in scratch.
+Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
+                std::vector<uint32_t>* inPlace, IoctlFn fn, void* context) {
   Outcome outcome;
   const CommandInfo* info = commandInfo(req.cmd);
   if (info == nullptr) {
@@ -526,16 +529,23 @@ Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, Ioctl
   // Commands without output need no more than their request.
   size_t size = outputPayload(req.cmd) == Payload::None ? needed : hints.lookup(req);
   if (size < needed) size = align8(needed);
-  // However run ends, a scratch that held a secret is wiped, and a huge one freed.
+  // However run ends, a scratch that held a secret is wiped, and a huge one freed; unless
+  // the answer stays in it, for the caller (runInPlace).
   struct Tidy {
     Buffer& b;
+    bool lent = false;
     ~Tidy() {
+      if (lent) return;
       if (b.capacity() > kKeepScratch)
         b.release();
       else if (b.secret())
         b.wipe(b.capacity());
     }
   } tidy{scratch};
+  // What an earlier in-place answer left (the caller is done with it): freed if huge, wiped
+  // if secret.
+  if (inPlace != nullptr && scratch.capacity() > kKeepScratch) scratch.release();
+  if (inPlace != nullptr && scratch.secret()) scratch.wipe(scratch.capacity());
   for (;;) {
     // pack() clears the whole buffer: no need to zero it when allocated, too.
     scratch.reserve(size, false);
@@ -577,12 +587,23 @@ Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, Ioctl
     uint32_t used;
     std::memcpy(&used, buf + offsetof(struct dm_ioctl, data_size), sizeof used);
     if (outputPayload(req.cmd) != Payload::None) hints.learned(req, size, used, outcome.result.ioctls > 1);
+    if (inPlace != nullptr) {
+      // The caller's index, its room kept from call to call.
+      inPlace->clear();
+      outcome.result.index.swap(*inPlace);
+    }
     std::string why = unpack(req.cmd, buf, size, &outcome.result);
+    if (inPlace != nullptr) outcome.result.index.swap(*inPlace);
     if (!why.empty()) {
       outcome.err = EPROTO;
       outcome.detail = "malformed answer from the kernel: " + why;
       outcome.result.index.clear();
+      if (inPlace != nullptr) inPlace->clear();
       outcome.result.rows = 0;
+      return outcome;
+    }
+    if (inPlace != nullptr) {
+      tidy.lent = outcome.result.rows > 0;
       return outcome;
     }
     if (outcome.result.rows > 0) {
@@ -601,6 +622,18 @@ Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, Ioctl
     }
     return outcome;
   }
+}
+
+}  // namespace
+
+Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, IoctlFn fn,
+            void* context) {
+  return runWith(fd, req, hints, scratch, nullptr, fn, context);
+}
+
+Outcome runInPlace(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
+                   std::vector<uint32_t>& index, IoctlFn fn, void* context) {
+  return runWith(fd, req, hints, scratch, &index, fn, context);
 }
 
 void secureZero(void* p, size_t n) {

@@ -218,6 +218,14 @@ class SizeHints {
 Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
             IoctlFn fn = systemIoctl, void* context = nullptr);
 
+// run(), but an answer with rows stays where it is: in scratch, with its index in `index`
+// (Outcome::answer and Result::index stay empty). Both keep their room for the next call,
+// and the answer (wiped if secret) is overwritten by it: the caller must be done with it by
+// then. Other answers, and scratch, are as after run().
+Outcome runInPlace(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
+                   std::vector<uint32_t>& index, IoctlFn fn = systemIoctl,
+                   void* context = nullptr);
+
 // The largest scratch buffer run() keeps for the next call (a table of some 300,000 rows); a
 // larger one is freed, so that one huge table does not stay in memory. Kept pages cost
 // nothing to reuse, where a fresh buffer is paid for page by page.

@@ -16,6 +16,12 @@ const SAFE_HIGH = 2 ** 21;
 const NO_ROWS: NativeRows = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, types: [] };
 const NO_DEVICES: NativeIndexed = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0 };
 
+/**
+ * The synchronous client's answers are lent until its next call, which takes them back
+ * (detached, they read as empty): a read after that is a bug, and fails, never reads garbage.
+ */
+const LENT = 'internal error: an answer was read after the next call of its client';
+
 /** A 64-bit value from its two words, as an exact number (a DmError with EOVERFLOW if not). */
 function u64(low: number, high: number, field: string, device: string | undefined): number {
   if (high < SAFE_HIGH) return high * TWO_32 + low;
@@ -37,11 +43,14 @@ class Indexed {
 
   /** Word `k` of item `i`. */
   protected word(i: number, k: number): number {
-    return this.#words[i * WORDS + k] ?? 0;
+    const w = this.#words[i * WORDS + k];
+    if (w === undefined) throw new Error(i < this.count ? LENT : `internal error: item ${i} of ${this.count} read`);
+    return w;
   }
 
   /** The UTF-8 string of `length` bytes at `offset`. */
   protected text(offset: number, length: number): string {
+    if (offset + length > this.#bytes.length) throw new Error(LENT);
     return this.#bytes.toString('utf8', offset, offset + length);
   }
 

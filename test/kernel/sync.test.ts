@@ -2,8 +2,8 @@
 // one (the same code: ts/commands.ts and ts/steps.ts), run on the calling thread.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import type { NativeRequest } from '../../binding';
-import { fromCompact, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
+import type { NativeRequest, NativeResult } from '../../binding';
+import { DeviceReader, fromCompact, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Flag, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
 import { hookControl } from './hooks';
@@ -46,16 +46,33 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
         { cmd: Command.LIST_VERSIONS, flags: 0 },
         { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
       ];
+      // Rows and devices read at once: an answer's buffers are lent only until the next call.
+      const read = (r: NativeResult): Record<string, unknown> => {
+        const devices = new DeviceReader(r);
+        return {
+          ...r,
+          targets: r.targets === undefined ? undefined : new RowReader(r, name).all(),
+          devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
+        };
+      };
       for (const request of requests) {
-        const object = control.ioctlSync(request);
-        const compact = fromCompact(header, control.ioctlSync(request, header));
-        for (const [key, value] of Object.entries(object)) expect(Reflect.get(compact, key), `${request.cmd} ${key}`).to.deep.equal(value);
-        for (const [key, value] of Object.entries(compact)) if (value !== undefined) expect(Reflect.get(object, key), `${request.cmd} ${key}`).to.deep.equal(value);
+        const object = read(control.ioctlSync(request));
+        const compact = read(fromCompact(header, control.ioctlSync(request, header)));
+        for (const [key, value] of Object.entries(object)) expect(compact[key], `${request.cmd} ${key}`).to.deep.equal(value);
+        for (const [key, value] of Object.entries(compact)) if (value !== undefined) expect(object[key], `${request.cmd} ${key}`).to.deep.equal(value);
       }
-      expect(new RowReader(fromCompact(header, control.ioctlSync(requests[1] ?? { cmd: 0, flags: 0 }, header)), name).all()).to.deep.equal([
+      const lent = fromCompact(header, control.ioctlSync({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name }, header));
+      const reader = new RowReader(lent, name);
+      expect(reader.all()).to.deep.equal([
         { start: 0, length: 8, type: 'zero', params: '' },
         { start: 8, length: 8, type: 'error', params: '' },
       ]);
+      // The rows were lent where they lay: the next call takes them back before it reuses the
+      // memory, and what still holds them reads nothing (never the next answer's bytes).
+      control.ioctlSync({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name }, header);
+      expect(lent.targets?.bytes.byteLength).to.equal(0);
+      expect(lent.targets?.index.length).to.equal(0);
+      expect(() => reader.params(0)).to.throw(/read after the next call/);
     } finally {
       control.closeSync();
     }
