@@ -198,6 +198,8 @@ async function inside() {
   console.table(report);
   await syncAndAsync(DeviceMapper, Table, targets);
   await scale(DeviceMapper, Table, targets);
+  console.log('\nsystem calls per operation (strace -f -c over every thread; a run of 0 operations subtracted):');
+  console.table(require('./syscalls').syscallsPerOperation());
 }
 
 /** Where the C peers are built (on the host, before the boot: the guest shares the tree). */
