@@ -67,7 +67,7 @@ export interface NativeRequest {
    */
   eventNr?: number;
   /** TABLE_LOAD rows. */
-  targets?: NativeTargetSpec[];
+  targets?: readonly NativeTargetSpec[];
   /** A NUL-terminated string payload: DEV_RENAME's new name or uuid, DEV_SET_GEOMETRY's text. */
   data?: string;
   /** TARGET_MSG: the sector and the message text. */

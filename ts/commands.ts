@@ -206,7 +206,7 @@ export function update(id: DevId, change: (table: Table | undefined) => Table, o
   const dev = resolveId(id);
   if (typeof change !== 'function') throw expected('a function (table) => Table', 'change', change);
   const { loadFlags, suspendFlags } = reloadFlags(options);
-  const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => {
+  const rows = (live: NativeTargetSpec[]): readonly NativeTargetSpec[] => {
     const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
     return rowsOf(checkTable(next, 'the table change returned'));
   };
@@ -472,8 +472,9 @@ function* geometryProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, labe
   return yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
 }
 
-function rowsOf(table: Table): { start: number; length: number; type: string; params: string }[] {
-  return table.rows.map((r) => ({ start: r.start, length: r.length, type: r.type, params: r.params }));
+/** A table's rows as a load request carries them: its own frozen rows, which have the four fields. */
+function rowsOf(table: Table): readonly { start: number; length: number; type: string; params: string }[] {
+  return table.rows;
 }
 
 /** DeviceInfo from a DEV_STATUS-like answer. */

@@ -227,7 +227,7 @@ function* removeIfOurs(ours: Identity, label: string): Generator<Step, unknown, 
 export interface CreatePlan {
   name: string;
   uuid: string | undefined;
-  rows: NativeTargetSpec[] | undefined;
+  rows: readonly NativeTargetSpec[] | undefined;
   loadFlags: number;
   activate: boolean;
 }
@@ -262,7 +262,7 @@ export interface ReloadPlan {
   id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>;
   label: string;
   /** The new table, or how to make it from the live one (read under the device's lock). */
-  rows: NativeTargetSpec[] | ((live: NativeTargetSpec[]) => NativeTargetSpec[]);
+  rows: readonly NativeTargetSpec[] | ((live: NativeTargetSpec[]) => readonly NativeTargetSpec[]);
   loadFlags: number;
   suspendFlags: number;
 }
@@ -274,7 +274,7 @@ interface Before {
   live: NativeTargetSpec[];
   liveReadOnly: boolean;
   /** The caller's own inactive table, which the load replaces. */
-  pending: NativeTargetSpec[] | undefined;
+  pending: readonly NativeTargetSpec[] | undefined;
   pendingReadOnly: boolean;
 }
 
@@ -288,7 +288,7 @@ function* readBefore(plan: ReloadPlan, secure: number): Generator<Step, Before, 
     expectSame(ours, first, Command.TABLE_STATUS, plan.label);
     ours = identityOf(first, plan.label);
   }
-  let pending: NativeTargetSpec[] | undefined;
+  let pending: readonly NativeTargetSpec[] | undefined;
   let pendingReadOnly = false;
   if ((first.flags & Flag.INACTIVE_PRESENT) !== 0) {
     const inactive = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | Flag.QUERY_INACTIVE_TABLE | secure, ...refOf(ours) }, plan.label);
