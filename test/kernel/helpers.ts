@@ -133,6 +133,52 @@ export async function eventually(check: () => Promise<boolean>, ms = 5000): Prom
 }
 
 /** A DeviceMapper and a Fixture made before each test and cleaned up after it. */
+/** Which client the TestContexts made from now on give their tests (see sync-targets.test.ts). */
+let clientKind: 'async' | 'sync' = 'async';
+
+/** Runs `register` (describe calls) with TestContexts whose `dm` is the synchronous client. */
+export function withSyncClient(register: () => void): void {
+  const before = clientKind;
+  clientKind = 'sync';
+  try {
+    register();
+  } finally {
+    clientKind = before;
+  }
+}
+
+/**
+ * A DeviceMapper whose commands run on a DeviceMapperSync (each answer or error as a settled
+ * promise), so that a test written for the asynchronous client checks the synchronous one as
+ * it stands. What only the asynchronous client has (waits, watches) stays with `dm`; close
+ * closes both.
+ */
+function syncBehind(dm: DeviceMapper): DeviceMapper {
+  const sdm = DeviceMapper.openSync();
+  return new Proxy(dm, {
+    get(target, property) {
+      if (property === 'close') {
+        return async (): Promise<void> => {
+          sdm.close();
+          await target.close();
+        };
+      }
+      const own: unknown = typeof property === 'string' && property !== 'constructor' ? Reflect.get(sdm, property) : undefined;
+      if (typeof own === 'function') {
+        return (...args: unknown[]): Promise<unknown> => {
+          try {
+            return Promise.resolve(Reflect.apply(own, sdm, args));
+          } catch (e) {
+            return Promise.reject(e);
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export class TestContext {
   private current: { dm: DeviceMapper; fx: Fixture } | undefined;
 
@@ -156,8 +202,10 @@ export class TestContext {
   /** Registers the mocha hooks; call once inside a describe. */
   static perTest(): TestContext {
     const t = new TestContext();
+    const kind = clientKind;
     beforeEach(async () => {
-      t.use(await DeviceMapper.open());
+      const dm = await DeviceMapper.open();
+      t.use(kind === 'sync' ? syncBehind(dm) : dm);
     });
     afterEach(async () => {
       const c = t.current;
