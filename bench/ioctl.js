@@ -142,6 +142,15 @@ async function scale(DeviceMapper, Table, targets) {
   t0 = process.hrtime.bigint();
   for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => dm.info('bench-fly')));
   const perSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  // The addon's I/O threads right after them (a worker and the pool's supervisor, unless a call
+  // blocked in the kernel made the pool grow).
+  const ioThreads = fs.readdirSync('/proc/self/task').filter((task) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'devmapper-io';
+    } catch {
+      return false;
+    }
+  }).length;
   const rawPerSecond = 1e6 / peerTime('raw_ioctl', 'info', 'bench-fly', 3000);
   const { stat } = require('node:fs/promises');
   const idleStat = await timeOf(50, () => stat('/'));
@@ -159,6 +168,7 @@ async function scale(DeviceMapper, Table, targets) {
   console.table(rows);
   console.table([
     { measure: 'info, 64 in flight (async), calls/s', value: Math.round(perSecond), 'against raw ioctl one at a time': round(perSecond / rawPerSecond) },
+    { measure: 'devmapper-io threads after 64 in flight', value: ioThreads },
     { measure: 'fs.promises.stat, idle, µs', value: round(idleStat) },
     { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(loadedStat), 'against idle': round(loadedStat / idleStat) },
     { measure: 'event loop\'s longest block while loading 100,000 rows (async), ms', value: round(loadBlockMs) },

@@ -1,10 +1,91 @@
 #include "io_pool.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <system_error>
 
 #include "convert.h"
 
 namespace devmapper {
+
+namespace {
+
+constexpr uint32_t kCmdVersion = 0;
+constexpr uint32_t kCmdRemoveAll = 1;
+constexpr uint32_t kCmdListDevices = 2;
+constexpr uint32_t kCmdListVersions = 13;
+constexpr uint32_t kCmdArmPoll = 16;
+constexpr uint32_t kCmdGetTargetVersion = 17;
+
+// Named, so that a thread listing (/proc/self/task/*/comm, top -H) tells them apart
+// (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc).
+void nameThread() { prctl(PR_SET_NAME, IoPool::kThreadName, 0, 0, 0); }
+
+// system_clock: wait_for's steady clock needs pthread_cond_clockwait (glibc 2.30, versioned
+// 2.34), and the prebuild supports glibc 2.28. A clock step only moves a wait's end.
+std::chrono::system_clock::time_point after(std::chrono::milliseconds ms) {
+  return std::chrono::system_clock::now() + ms;
+}
+
+// Waits on `cv` without a timeout until `ready()`. On the pthread condition itself:
+// std::condition_variable::wait is versioned GLIBCXX_3.4.30 in newer libstdc++ (gcc 12), and
+// the prebuild supports the libstdc++ of gcc 8. notify_one/notify_all signal the same condition.
+template <typename Ready>
+void waitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, Ready ready) {
+  while (!ready()) pthread_cond_wait(cv.native_handle(), lk.mutex()->native_handle());
+}
+
+// The kernel's id of the calling thread (gettid(), a glibc 2.30 wrapper).
+pid_t threadId() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// Whether a thread of this process is waiting in the kernel (a blocking ioctl: state S or D)
+// rather than runnable and only waiting for a CPU (R), where another thread would not help.
+// Unknown (no /proc) counts as waiting.
+bool waitingInKernel(pid_t tid) {
+  std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  // "tid (comm) S ...": the comm may hold anything, the state follows its last ')'.
+  const char* end = std::strrchr(buf, ')');
+  if (end == nullptr || end[1] != ' ') return true;
+  return end[2] != 'R';
+}
+
+}  // namespace
+
+uv_handle_t* IoPool::handle(Kick* kick) { return reinterpret_cast<uv_handle_t*>(kick->handle); }
+
+std::string IoPool::orderKey(const dm::Request& req) {
+  switch (req.cmd) {
+    case kCmdVersion:
+    case kCmdRemoveAll:
+    case kCmdListDevices:
+    case kCmdListVersions:
+    case kCmdArmPoll:
+    case kCmdGetTargetVersion:  // its name field names a target type
+      return std::string();
+    default:
+      break;
+  }
+  if (!req.name.empty()) return "n:" + req.name;
+  if (!req.uuid.empty()) return "u:" + req.uuid;
+  if (req.dev != 0) return "d:" + std::to_string(req.dev);
+  return std::string();
+}
 
 void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::Request req) {
   if (!hasTsfn_) {
@@ -13,25 +94,20 @@ void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm
     tsfn_.Unref(env);
     hasTsfn_ = true;
   }
-  std::unique_lock<std::mutex> lk(mu_);
-  reapLocked();
-  queue_.push_back(Job{id, fd, hints, std::move(req)});
-  // Every queued request has an idle thread to take it, or gets a new one.
-  if (queue_.size() > idle_ && threads_.size() < kMaxThreads) {
-    try {
-      std::thread t([this] { work(); });
-      std::thread::id tid = t.get_id();
-      threads_.emplace(tid, std::move(t));
-    } catch (const std::system_error&) {
-      if (threads_.empty() || idle_ == 0) {
-        queue_.pop_back();
-        throw;
-      }
-      // Others are running: the request waits for one of them.
-    }
+  if (kick_ == nullptr) startKick(env);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) throw std::system_error(ECANCELED, std::generic_category());
+    reapLocked();
+    // A worker always, and the supervisor: without them nothing would ever run.
+    if (!supervisor_.joinable()) supervisor_ = std::thread([this] { supervise(); });
+    if (workersLocked() == 0) startWorkerLocked();
   }
-  lk.unlock();
-  cv_.notify_one();
+  std::string key = orderKey(req);
+  bool barrier = req.cmd == kCmdRemoveAll;
+  submitted_.push_back(Job{id, fd, hints, std::move(req), std::move(key), barrier});
+  // The first request of this run of JavaScript: hand them over before the loop waits.
+  if (submitted_.size() == 1) uv_prepare_start(kick_->handle, OnPrepare);
 }
 
 void IoPool::ref(Napi::Env env, bool keepAlive) {
@@ -41,6 +117,111 @@ void IoPool::ref(Napi::Env env, bool keepAlive) {
   else
     tsfn_.Unref(env);
 }
+
+void IoPool::startKick(Napi::Env env) {
+  struct uv_loop_s* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+    throw Napi::Error::New(env, "devmapper: cannot reach the event loop");
+  void* memory = std::malloc(uv_handle_size(kUvPrepare));
+  if (memory == nullptr) throw std::bad_alloc();
+  auto* kick = new Kick();
+  kick->handle = static_cast<uv_prepare_t*>(memory);
+  uv_prepare_init(loop, kick->handle);
+  uv_handle_set_data(handle(kick), kick);
+  kick->pool = this;
+  // Never what keeps the loop alive: the pending answers do (ref()).
+  uv_unref(handle(kick));
+  if (napi_add_async_cleanup_hook(env, OnTeardown, kick, &kick->hook) != napi_ok) kick->hook = nullptr;
+  kick_ = kick;
+}
+
+void IoPool::closeKick() {
+  Kick* kick = kick_;
+  if (kick == nullptr) return;
+  kick_ = nullptr;
+  kick->pool = nullptr;
+  if (!kick->closing) {
+    kick->closing = true;
+    uv_close(handle(kick), OnKickClosed);
+  }
+}
+
+void IoPool::OnPrepare(uv_prepare_t* prepare) {
+  auto* kick = static_cast<Kick*>(uv_handle_get_data(reinterpret_cast<uv_handle_t*>(prepare)));
+  uv_prepare_stop(prepare);
+  if (kick->pool != nullptr) kick->pool->flushSubmitted();
+}
+
+void IoPool::OnKickClosed(uv_handle_t* closed) {
+  auto* kick = static_cast<Kick*>(uv_handle_get_data(closed));
+  // Lets the environment's teardown go on, if it waits for this handle.
+  if (kick->hook != nullptr) napi_remove_async_cleanup_hook(kick->hook);
+  std::free(kick->handle);
+  delete kick;
+}
+
+void IoPool::OnTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  // The environment goes (a worker terminated, the process ending): its loop must not close
+  // with the handle open. The Control's own cleanup hook stops the pool's threads.
+  auto* kick = static_cast<Kick*>(arg);
+  if (kick->pool != nullptr) {
+    kick->pool->kick_ = nullptr;
+    kick->pool = nullptr;
+  }
+  if (!kick->closing) {
+    kick->closing = true;
+    uv_close(handle(kick), OnKickClosed);
+  }
+}
+
+void IoPool::flushSubmitted() {
+  if (submitted_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (Job& job : submitted_) queue_.push_back(std::move(job));
+    armLocked();
+  }
+  submitted_.clear();
+  // One wake-up for the whole run's requests: one worker takes them one after another.
+  cv_.notify_one();
+}
+
+std::deque<IoPool::Job>::iterator IoPool::nextLocked() {
+  if (barrierRunning_) return queue_.end();
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    // A barrier starts alone, once everything before it has finished; nothing passes it.
+    if (it->barrier) return it == queue_.begin() && running_ == 0 ? it : queue_.end();
+    // The first request whose device has no request running: an earlier request naming it
+    // would have been picked first.
+    if (it->key.empty() || runningKeys_.count(it->key) == 0) return it;
+  }
+  return queue_.end();
+}
+
+void IoPool::startWorkerLocked() {
+  std::thread t([this] { work(); });
+  starting_++;
+  std::thread::id tid = t.get_id();
+  threads_.emplace(tid, std::move(t));
+}
+
+void IoPool::sendAnswers(std::unique_lock<std::mutex>& lk) {
+  scheduled_ = true;
+  // Outside the lock: the JavaScript thread, woken by it, may run at once and take the batch.
+  lk.unlock();
+  // On napi_closing the environment is going away: nothing is delivered any more.
+  napi_status s = tsfn_.NonBlockingCall(this, OnDone);
+  (void)s;
+  lk.lock();
+}
+
+void IoPool::armLocked() {
+  if (armed_) return;
+  armed_ = true;
+  svCv_.notify_one();
+}
+
+bool IoPool::watchLocked() const { return !queue_.empty() || (!done_.empty() && !scheduled_); }
 
 void IoPool::reapLocked() {
   for (std::thread::id tid : exited_) {
@@ -54,42 +235,113 @@ void IoPool::reapLocked() {
 }
 
 void IoPool::work() {
-  // Named, so that a thread listing (/proc/self/task/*/comm, top -H) tells them apart
-  // (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc).
-  prctl(PR_SET_NAME, kThreadName, 0, 0, 0);
+  nameThread();
+  pid_t tid = threadId();
   // This thread's ioctl buffer, reused from request to request.
   dm::Buffer scratch;
   std::unique_lock<std::mutex> lk(mu_);
+  starting_--;
+  auto ready = [this] { return stopping_ || nextLocked() != queue_.end(); };
   for (;;) {
-    while (queue_.empty() && !stopping_) {
+    auto it = queue_.end();
+    while (!stopping_ && (it = nextLocked()) == queue_.end()) {
+      // Nothing this thread may start: hand back the answers ready, then wait.
+      if (!done_.empty() && !scheduled_) {
+        sendAnswers(lk);
+        continue;
+      }
       idle_++;
-      // system_clock: wait_for's steady clock needs pthread_cond_clockwait (glibc 2.30,
-      // versioned 2.34), and the prebuild supports glibc 2.28. A clock step only moves an
-      // idle thread's end.
-      bool woken = cv_.wait_until(lk, std::chrono::system_clock::now() + kIdle, [this] { return !queue_.empty() || stopping_; });
+      bool woken = true;
+      if (workersLocked() > 1) {
+        woken = cv_.wait_until(lk, after(kIdle), ready);
+      } else {
+        // The last worker stays for the next request, asleep until then.
+        waitUntil(cv_, lk, ready);
+      }
       idle_--;
-      // An idle thread ends, but the last one stays for the next request.
-      if (!woken && threads_.size() - exited_.size() > 1) {
+      if (!woken && workersLocked() > 1) {
         exited_.push_back(std::this_thread::get_id());
         return;
       }
     }
     if (stopping_) return;
-    Job job = std::move(queue_.front());
-    queue_.pop_front();
+    Job job = std::move(*it);
+    queue_.erase(it);
+    running_++;
+    if (!job.key.empty()) runningKeys_.insert(job.key);
+    if (job.barrier) barrierRunning_ = true;
+    busy_.push_back(tid);
+    // Answers held back while this runs: the supervisor hands them over if it takes long.
+    if (!done_.empty() && !scheduled_) armLocked();
     lk.unlock();
     Done done;
     done.id = job.id;
     done.cmd = job.req.cmd;
     done.outcome = dm::run(job.fd, job.req, *job.hints, scratch);
     lk.lock();
+    running_--;
+    if (!job.key.empty()) runningKeys_.erase(job.key);
+    if (job.barrier) barrierRunning_ = false;
+    busy_.erase(std::find(busy_.begin(), busy_.end(), tid));
+    progress_++;
     done_.push_back(std::move(done));
-    if (!scheduled_) {
-      scheduled_ = true;
-      // On napi_closing the environment is going away: nothing is delivered any more.
-      napi_status s = tsfn_.NonBlockingCall(this, OnDone);
-      (void)s;
+  }
+}
+
+void IoPool::supervise() {
+  nameThread();
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    // Asleep, without a timeout, while nothing waits.
+    waitUntil(svCv_, lk, [this] { return stopping_ || armed_; });
+    if (stopping_) return;
+    uint64_t seen = progress_;
+    int quiet = 0;  // looks in a row that found nothing waiting
+    for (;;) {
+      svCv_.wait_until(lk, after(kStall), [this] { return stopping_; });
+      if (stopping_) return;
+      // Answers a worker has held since the last look (it runs a long request) go now.
+      if (!done_.empty() && !scheduled_) {
+        if (held_) {
+          sendAnswers(lk);
+          if (stopping_) return;
+        } else {
+          held_ = true;
+        }
+      }
+      if (progress_ == seen && nextLocked() != queue_.end()) {
+        // Nothing finished for a whole interval, and a request could start.
+        if (idle_ > 0) {
+          cv_.notify_one();
+        } else if (starting_ == 0 && workersLocked() < kMaxThreads && !busy_.empty()) {
+          // (A thread that is starting takes the request: thread creation may take longer
+          // than an interval.)
+          // Stuck only if every busy worker waits in the kernel: one that waits for a CPU
+          // (a busy machine, a single CPU) is slow, and another thread would only add to it.
+          std::vector<pid_t> busy = busy_;
+          uint64_t before = progress_;
+          lk.unlock();
+          bool stuck = true;
+          for (pid_t tid : busy) stuck = stuck && waitingInKernel(tid);
+          lk.lock();
+          if (stopping_) return;
+          if (stuck && progress_ == before && idle_ == 0 && starting_ == 0 && nextLocked() != queue_.end()) {
+            reapLocked();
+            try {
+              startWorkerLocked();
+            } catch (const std::system_error&) {
+              // No thread now: the next interval tries again.
+            }
+          }
+        }
+      }
+      seen = progress_;
+      // Asleep again after two quiet looks (not one: calls that come in a steady stream of
+      // short bursts would wake it for each).
+      quiet = watchLocked() ? 0 : quiet + 1;
+      if (quiet == 2) break;
     }
+    armed_ = false;
   }
 }
 
@@ -99,24 +351,31 @@ void IoPool::OnDone(Napi::Env env, Napi::Function, IoPool* pool) {
     std::lock_guard<std::mutex> lk(pool->mu_);
     batch.swap(pool->done_);
     pool->scheduled_ = false;
+    pool->held_ = false;
   }
   pool->deliver_(env, pool->owner_, batch);
 }
 
 void IoPool::stop() {
+  closeKick();
+  submitted_.clear();
   std::map<std::thread::id, std::thread> threads;
+  std::thread supervisor;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (stopping_ && threads_.empty()) return;
+    if (stopping_ && threads_.empty() && !supervisor_.joinable()) return;
     stopping_ = true;
     threads.swap(threads_);
     exited_.clear();
+    supervisor = std::move(supervisor_);
   }
   cv_.notify_all();
+  svCv_.notify_all();
   for (auto& [tid, t] : threads) {
     (void)tid;
     if (t.joinable()) t.join();
   }
+  if (supervisor.joinable()) supervisor.join();
   if (hasTsfn_) {
     guarded([&] { tsfn_.Release(); });
     hasTsfn_ = false;

@@ -1,12 +1,29 @@
 // The threads a Control's asynchronous ioctls run on: the addon's own, never Node's
-// threadpool (so DM calls never delay fs, dns or crypto work). The pool grows by a thread
-// whenever a request would otherwise wait behind busy threads (a suspend that flushes for
-// seconds holds up nothing else), up to kMaxThreads, and a thread idle for a while ends.
-// Answers go back to JavaScript in batches: one call onto the JavaScript thread carries every
-// answer that is ready by then.
+// threadpool (so DM calls never delay fs, dns or crypto work).
+//
+// Few threads, few wake-ups (a thread switch is the dearest thing there is on a small or
+// virtual machine, far dearer than a DM ioctl):
+//  - The requests made in one synchronous run of JavaScript reach the workers together: they
+//    are held on the JavaScript thread until the event loop is about to wait (a uv_prepare
+//    handle), then queued with one wake-up.
+//  - One worker runs them one after another, and hands its answers back when it has nothing
+//    left to run: one call onto the JavaScript thread carries every answer ready by then.
+//  - The pool grows only when it is stuck: a supervisor thread, asleep while no request waits,
+//    looks every kStall while some do; when no request finished meanwhile and one could
+//    start, it wakes an idle worker, or starts one (up to kMaxThreads) if every busy worker
+//    waits in the kernel (a suspend that flushes for seconds, any blocking ioctl) rather than
+//    for a CPU. On the same looks it hands back the answers that a worker busy with a long
+//    request has held since the previous look (so for at most about 2 * kStall). Idle
+//    workers end after kIdle; the last one stays, asleep without a timeout.
+//  - Order: a request that names a device never starts while an earlier request naming it
+//    the same way (same name, same uuid, or same device number) is queued ahead of it or
+//    running. Requests naming no device (VERSION, LIST_DEVICES, LIST_VERSIONS,
+//    GET_TARGET_VERSION, DEV_ARM_POLL) are not ordered; REMOVE_ALL waits for every earlier
+//    request and holds up every later one.
 #pragma once
 
 #include <napi.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -14,10 +31,13 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "dm_ioctl.h"
+#include "uv_loop.h"
 
 namespace devmapper {
 
@@ -25,6 +45,7 @@ class IoPool {
  public:
   static constexpr size_t kMaxThreads = 64;
   static constexpr std::chrono::milliseconds kIdle{2000};
+  static constexpr std::chrono::milliseconds kStall{3};
   static constexpr const char* kThreadName = "devmapper-io";
 
   struct Done {
@@ -40,15 +61,20 @@ class IoPool {
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;
 
-  // Queues a request (JavaScript thread). Throws std::system_error when no thread can start
-  // and none is idle; the request is then not queued.
+  // Queues a request (JavaScript thread); the workers see it once this run of JavaScript is
+  // over. Throws std::system_error when the pool has no thread and none can start; the request
+  // is then not queued.
   void submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::Request req);
   // Whether the pending answers keep the event loop alive (JavaScript thread).
   void ref(Napi::Env env, bool keepAlive);
   // Ends every thread (a request in progress finishes its ioctl first) and lets go of the
-  // thread-safe function. Queued requests that have not started are dropped: call it only
-  // when nothing is pending, or when the environment goes away.
+  // thread-safe function and the loop handle (JavaScript thread). Requests that have not
+  // started are dropped: call it only when nothing is pending, or when the environment goes.
   void stop();
+
+  // The ordering key of a request: "n:" name, else "u:" uuid, else "d:" device number, as the
+  // request names its device; empty for a request that names none.
+  static std::string orderKey(const dm::Request& req);
 
  private:
   struct Job {
@@ -56,9 +82,37 @@ class IoPool {
     int fd;
     dm::SizeHints* hints;
     dm::Request req;
+    std::string key;
+    bool barrier;  // REMOVE_ALL
+  };
+  // The loop handle that hands a run of JavaScript's requests over. Freed by its close
+  // callback, which may run after the pool is gone; an async cleanup hook makes the
+  // environment's teardown wait for that callback (the loop must not close with it open).
+  struct Kick {
+    uv_prepare_t* handle = nullptr;  // uv_handle_size(UV_PREPARE) bytes of malloc
+    IoPool* pool = nullptr;
+    napi_async_cleanup_hook_handle hook = nullptr;
+    bool closing = false;
   };
 
+  static uv_handle_t* handle(Kick* kick);
+  void startKick(Napi::Env env);
+  void closeKick();
+  static void OnPrepare(uv_prepare_t* handle);
+  static void OnKickClosed(uv_handle_t* handle);
+  static void OnTeardown(napi_async_cleanup_hook_handle hook, void* arg);
+  void flushSubmitted();
+
   void work();
+  void supervise();
+  // With mu_ held:
+  std::deque<Job>::iterator nextLocked();
+  void startWorkerLocked();
+  // Sends the answers ready to the JavaScript thread (mu_ held on entry and on return).
+  void sendAnswers(std::unique_lock<std::mutex>& lk);
+  void armLocked();
+  bool watchLocked() const;
+  size_t workersLocked() const { return threads_.size() - exited_.size(); }
   void reapLocked();
   static void OnDone(Napi::Env env, Napi::Function, IoPool* pool);
 
@@ -66,16 +120,29 @@ class IoPool {
   Deliver deliver_;
   Napi::ThreadSafeFunction tsfn_;
   bool hasTsfn_ = false;
+  // JavaScript thread only: the requests of the current run of JavaScript.
+  std::vector<Job> submitted_;
+  Kick* kick_ = nullptr;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;    // workers wait here for a request
+  std::condition_variable svCv_;  // the supervisor waits here
   std::deque<Job> queue_;
+  std::set<std::string> runningKeys_;
+  size_t running_ = 0;
+  bool barrierRunning_ = false;
+  uint64_t progress_ = 0;  // requests finished
+  std::vector<pid_t> busy_;  // the kernel thread ids of the workers running a request
   std::vector<Done> done_;
   bool scheduled_ = false;  // a call onto the JavaScript thread is on its way
+  bool held_ = false;       // the supervisor saw answers waiting, none delivered since
   bool stopping_ = false;
+  bool armed_ = false;  // the supervisor is looking (requests wait or answers are held)
   size_t idle_ = 0;
+  size_t starting_ = 0;  // threads made that have not reached their loop yet
   std::map<std::thread::id, std::thread> threads_;
   std::vector<std::thread::id> exited_;
+  std::thread supervisor_;
 };
 
 }  // namespace devmapper

@@ -342,7 +342,9 @@ export class DeviceMapper {
     this.inflight++;
     const held = new Map<string, () => void>();
     try {
-      if (key !== undefined) held.set(key, await this.locks.acquire(key));
+      // A free device is taken without a pause: the call's first ioctl is submitted in the
+      // order of the calls (a suspend, then an info of the same device, sees it suspended).
+      if (key !== undefined) held.set(key, this.locks.tryAcquire(key) ?? (await this.locks.acquire(key)));
       return await this.drive(site, program, held, this.epoch);
     } finally {
       if (held.size > 0) this.epoch++;

@@ -22,6 +22,23 @@ export class DeviceLocks {
     };
   }
 
+  /**
+   * The release at once when nothing is queued on `key` (the caller goes on without a pause,
+   * so its first request leaves in the order of the calls), else undefined: then `acquire`.
+   */
+  tryAcquire(key: string): (() => void) | undefined {
+    if (this.tails.has(key)) return undefined;
+    let release: () => void = () => undefined;
+    const tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.tails.set(key, tail);
+    return () => {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    };
+  }
+
   /** How many devices have operations queued or running. */
   get size(): number {
     return this.tails.size;

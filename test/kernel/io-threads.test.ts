@@ -2,12 +2,23 @@
 // slow one (a suspend that waits for delayed I/O to flush) holds up nothing else.
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Table, targets, type DeviceInfo } from '../../ts/index';
+import { DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
 import { TestContext, devName } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
+
+/**
+ * This process's threads. All of them, not only those named devmapper-io: a thread just made
+ * may not have named itself yet (the pool's supervisor sleeps until work waits).
+ */
+function threads(): number {
+  return readdirSync('/proc/self/task').length;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('the I/O threads of asynchronous calls', function () {
   const t = TestContext.perTest();
@@ -44,6 +55,69 @@ describe('the I/O threads of asynchronous calls', function () {
       for (const info of infos) expect(info.suspended).to.equal(true);
     } finally {
       for (const d of slow) await t.dm.resume(d.name).catch(() => undefined);
+      await Promise.all(exited);
+    }
+  });
+
+  it('a burst of 64 fast calls starts no thread per call: one worker runs them (beside the pool\'s supervisor)', async function () {
+    const d = await t.dm.create(devName('io-burst'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    const before = threads();
+    const dm = await DeviceMapper.open(); // a pool of its own
+    try {
+      for (let round = 0; round < 3; round++) {
+        const infos = await Promise.all(Array.from({ length: 64 }, () => dm.info(d.name)));
+        expect(infos.every((i) => i.name === d.name)).to.equal(true);
+        expect(threads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
+      }
+    } finally {
+      await dm.close();
+    }
+    expect(threads(), 'a closed client\'s pool has ended its threads').to.equal(before);
+  });
+
+  it('keeps the order of the calls on one device while another device\'s suspend stalls and the pool has grown', async function () {
+    this.timeout(60000);
+    const SHORT_MS = 400;
+    const LONG_MS = 3000;
+    const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
+    const slowDevice = async (i: number, delay: number): Promise<DeviceInfo> => {
+      const d = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay } }) }]) });
+      return t.dm.create(devName(`io-slow${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.linear({ device: d.dev, offset: 0 }) }]) });
+    };
+    // Three suspends that stall for SHORT_MS (the pool grows a worker for each, idle again
+    // afterwards) and one that stalls for LONG_MS, all over the same pool.
+    const short = [await slowDevice(0, SHORT_MS), await slowDevice(1, SHORT_MS), await slowDevice(2, SHORT_MS)];
+    const long = await slowDevice(3, LONG_MS);
+    const b = await t.dm.create(devName('io-b'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    const writers: ChildProcess[] = [...short, long].map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
+    const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
+    const before = threads();
+    const dm = await DeviceMapper.open();
+    try {
+      await sleep(200);
+      let longDone = false;
+      const longSuspend = dm.suspend(long.name).then((info) => {
+        longDone = true;
+        return info;
+      });
+      for (const info of await Promise.all(short.map((d) => dm.suspend(d.name)))) expect(info.suspended).to.equal(true);
+      // The supervisor and a worker, and at least one more worker beside the stalled one.
+      expect(threads() - before, 'the pool grew while the suspends stalled').to.be.at.least(3);
+      expect(longDone, 'the long suspend is over already: the test proves nothing').to.equal(false);
+      for (let i = 0; i < 3; i++) {
+        // Issued together, without awaiting: the info runs after the suspend (resume) of B.
+        const [suspended, afterSuspend] = await Promise.all([dm.suspend(b.name), dm.info(b.name)]);
+        expect(suspended.suspended).to.equal(true);
+        expect(afterSuspend.suspended, 'info issued after suspend saw B not suspended').to.equal(true);
+        const [resumed, afterResume] = await Promise.all([dm.resume(b.name), dm.info(b.name)]);
+        expect(resumed.suspended).to.equal(false);
+        expect(afterResume.suspended, 'info issued after resume saw B suspended').to.equal(false);
+      }
+      expect(longDone, 'the calls on B waited for the long suspend').to.equal(false);
+      expect((await longSuspend).suspended).to.equal(true);
+    } finally {
+      for (const d of [...short, long]) await dm.resume(d.name).catch(() => undefined);
+      await dm.close();
       await Promise.all(exited);
     }
   });

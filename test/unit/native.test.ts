@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Control } from '../../binding';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, DmError, Flag, LoopDevice, Table, targets } from '../../ts/index';
@@ -16,6 +16,19 @@ function headerConstants(): Map<string, number> {
     if (m[1]) out.set(m[1], n++);
   }
   return out;
+}
+
+/** The addon's I/O threads in this process (every Control's pool). */
+function ioThreads(): number {
+  let n = 0;
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'devmapper-io') n++;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return n;
 }
 
 describe('native addon contract', () => {
@@ -119,6 +132,36 @@ describe('native addon contract', () => {
       await control.close();
       const settled = await Promise.race([Promise.all(pending), new Promise((r) => setImmediate(() => r('not settled')))]);
       expect(settled).to.deep.equal(Array.from({ length: 16 }, () => 'DM_VERSION: Inappropriate ioctl for device'));
+    });
+
+    it('a burst of 64 ioctls runs on one I/O thread (beside the pool\'s supervisor), not on a thread each', async () => {
+      const before = ioThreads();
+      for (let round = 0; round < 3; round++) {
+        const codes = await Promise.all(Array.from({ length: 64 }, () => control.ioctl({ cmd: Command.VERSION, flags: 0 }).then(() => 'ok', (e: unknown) => (e as { code?: string }).code)));
+        expect(codes).to.deep.equal(Array.from({ length: 64 }, () => 'ENOTTY'));
+        expect(ioThreads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
+      }
+      await control.close();
+      expect(ioThreads(), 'close() ends the pool\'s threads').to.equal(before);
+    });
+
+    it('answers come back in the order of the requests, those of one run of JavaScript in one batch', async () => {
+      const order: number[] = [];
+      let turns = 0;
+      let counting = true;
+      const tick = (): void => {
+        turns++;
+        if (counting) setImmediate(tick);
+      };
+      const pending = Array.from({ length: 64 }, (_, i) => control.ioctl({ cmd: Command.DEV_STATUS, flags: 0, name: `n${i}` }).catch(() => {
+        order.push(i);
+        return turns;
+      }));
+      setImmediate(tick);
+      const seen = await Promise.all(pending);
+      counting = false;
+      expect(order).to.deep.equal(Array.from({ length: 64 }, (_, i) => i));
+      expect(new Set(seen).size, 'answers settled in more than one turn of the event loop').to.equal(1);
     });
 
     it('a wait on a file that is not the control node fails, and a watch reports its error', async () => {

@@ -14,4 +14,16 @@ describe('teardown', function () {
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.trim()).to.equal('survived 60');
   });
+
+  it('a worker thread and the main thread that end with a Control never closed (its pool started, a request just made) end cleanly', () => {
+    // The pool's loop handle must be closed before a worker's loop is (Node aborts on a loop
+    // closed with handles open), and the teardown must not wait for it forever.
+    const lib = JSON.stringify(join(root, 'dist', 'binding.js'));
+    const body = `const { binding } = require(${lib}); const c = new (binding().Control)('/dev/null'); c.ioctl({ cmd: 0, flags: 0 }).catch((e) => { c.ioctl({ cmd: 0, flags: 0 }).catch(() => 0); process.stdout.write(e.code + ' '); });`;
+    const script = `const { Worker } = require('node:worker_threads'); let n = 0; const next = () => { if (n++ < 20) new Worker(${JSON.stringify(body)}, { eval: true }).once('exit', next); else { ${body} } }; next();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 });
+    expect(r.signal, `killed (a teardown that waits forever?) ${r.stderr}`).to.equal(null);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.trim().split(' ')).to.deep.equal(Array.from({ length: 21 }, () => 'ENOTTY'));
+  });
 });
