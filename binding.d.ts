@@ -143,8 +143,11 @@ export declare class Control {
   /** Opens the control node at `path` (O_RDWR | O_CLOEXEC). Throws a NativeError. */
   constructor(path: string);
   /**
-   * Runs one DM command on the addon's own I/O threads (never Node's threadpool; a thread is
-   * added whenever a command would wait behind busy ones, and idle ones end).
+   * Runs one DM command on the addon's own I/O threads (never Node's threadpool). The commands
+   * of one run of JavaScript reach a worker together; a thread is added only when the pool is
+   * stuck (its workers wait in the kernel while commands wait), and idle ones end. A command
+   * naming a device starts only after the earlier ones naming it the same way (name, else
+   * uuid, else device number); REMOVE_ALL waits for all earlier ones and holds up later ones.
    */
   ioctl(request: NativeRequest): Promise<NativeResult>;
   /** Runs one DM command on the calling thread; throws a NativeError. DEV_WAIT is refused. */

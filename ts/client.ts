@@ -230,6 +230,10 @@ export interface SignalOptions {
  * reject with DmError. The multi-step operations (`create`, `reload`, `rename`, `remove`,
  * `recover`...) of one instance on one device run one after another, refer to the device by its
  * uuid (else its name) after the first step, and stop when an answer is about another device.
+ * Requests that name a device the same way (the same name, uuid or device number) run in the
+ * order they are sent, and a call sends its first request at once (a suspend, then an info,
+ * issued without awaiting: the info sees the device suspended), except a call that changes a
+ * device while another such call of this instance holds it: that one waits for it first.
  */
 export class DeviceMapper {
   /** The kernel's device-mapper interface version, e.g. [4, 47, 0]. */

@@ -115,6 +115,10 @@ describe('the I/O threads of asynchronous calls', function () {
       }
       expect(longDone, 'the calls on B waited for the long suspend').to.equal(false);
       expect((await longSuspend).suspended).to.equal(true);
+      for (const d of [...short, long]) await dm.resume(d.name);
+      // Idle workers end after 2 s; the last one (and the supervisor) stay.
+      await sleep(2600);
+      expect(threads() - before, 'idle workers have ended').to.be.at.most(2);
     } finally {
       for (const d of [...short, long]) await dm.resume(d.name).catch(() => undefined);
       await dm.close();
