@@ -182,9 +182,8 @@ async function scale(DeviceMapper, Table, targets) {
 
 async function inside() {
   const { DeviceMapper, Table, targets } = require('..');
-  // First, while the process is small: under User-Mode Linux a system call costs more in a
-  // process with more memory mapped (fs.fstatSync takes several times longer once the scale
-  // rows have run), and the C peers it is compared with run in fresh small processes.
+  // First: the one-call rows, before the other rows have made thousands of devices and large
+  // tables (the C peers they are compared with run in fresh processes).
   await syncAndAsync(DeviceMapper, Table, targets);
   const dm = await DeviceMapper.open();
   const rows = Array.from({ length: 4000 }, (_, i) => ({ start: i * 8, length: 8, target: targets.zero() }));
