@@ -21,9 +21,6 @@ namespace devmapper {
 
 namespace {
 
-constexpr uint32_t kCmdDevStatus = 7;
-constexpr uint32_t kCmdDevWait = 8;
-constexpr uint32_t kCmdArmPoll = 16;
 constexpr double kMaxU32 = 4294967295.0;
 // Numbers of the compact synchronous answer: flags, dev (low, high 32 bits), open_count,
 // event_nr, target_count, ioctls, buffer size, version (3).
@@ -319,7 +316,7 @@ class BackgroundThread {
 
   dm::Outcome arm() {
     dm::Request req;
-    req.cmd = kCmdArmPoll;
+    req.cmd = dm::kCmdArmPoll;
     return dm::run(fd_, req, hints_, scratch_);
   }
 
@@ -362,22 +359,22 @@ class Waiter : public BackgroundThread {
   void body() {
     for (;;) {
       dm::Outcome armed = arm();
-      if (armed.err != 0) return finish(armed.err, "ioctl", kCmdArmPoll, armed.detail);
+      if (armed.err != 0) return finish(armed.err, "ioctl", dm::kCmdArmPoll, armed.detail);
       dm::Request status = req_;
-      status.cmd = kCmdDevStatus;
+      status.cmd = dm::kCmdDevStatus;
       dm::Outcome info = dm::run(fd_, status, hints_, scratch_);
-      if (info.err != 0) return finish(info.err, "ioctl", kCmdDevStatus, info.detail);
+      if (info.err != 0) return finish(info.err, "ioctl", dm::kCmdDevStatus, info.detail);
       if (info.result.eventNr != req_.eventNr) {
         dm::Request wait = req_;
-        wait.cmd = kCmdDevWait;
+        wait.cmd = dm::kCmdDevWait;
         outcome_ = dm::run(fd_, wait, hints_, scratch_);
-        cmd_ = kCmdDevWait;
+        cmd_ = dm::kCmdDevWait;
         return deliver();
       }
       int pollErr = 0;
       if (!waitForEvent(&pollErr)) {
-        if (pollErr != 0) return finish(pollErr, "poll", kCmdDevWait, "");
-        return finish(ECANCELED, "ioctl", kCmdDevWait, "the wait was cancelled");
+        if (pollErr != 0) return finish(pollErr, "poll", dm::kCmdDevWait, "");
+        return finish(ECANCELED, "ioctl", dm::kCmdDevWait, "the wait was cancelled");
       }
     }
   }
@@ -423,7 +420,7 @@ class Waiter : public BackgroundThread {
   Napi::ObjectReference self_;
   Napi::ThreadSafeFunction tsfn_;
   dm::Outcome outcome_;
-  uint32_t cmd_ = kCmdDevWait;
+  uint32_t cmd_ = dm::kCmdDevWait;
   std::shared_ptr<Waiter*> token_ = std::make_shared<Waiter*>(this);
 };
 
@@ -486,7 +483,7 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
   void body() {
     for (;;) {
       dm::Outcome armed = arm();
-      if (armed.err != 0) return fail(armed.err, "ioctl", kCmdArmPoll, armed.detail);
+      if (armed.err != 0) return fail(armed.err, "ioctl", dm::kCmdArmPoll, armed.detail);
       // A full queue already holds a call that will list devices after this arm: skip.
       napi_status queued = armed_.NonBlockingCall([](Napi::Env, Napi::Function cb) {
         guarded([&] { cb.Call({}); });
@@ -494,7 +491,7 @@ class Watcher : public BackgroundThread, public Napi::ObjectWrap<Watcher> {
       if (queued == napi_closing) return;
       int pollErr = 0;
       if (!waitForEvent(&pollErr)) {
-        if (pollErr != 0) fail(pollErr, "poll", kCmdArmPoll, "");
+        if (pollErr != 0) fail(pollErr, "poll", dm::kCmdArmPoll, "");
         return;
       }
     }
@@ -611,7 +608,7 @@ Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   rejectIfClosed(env, "ioctl");
   dm::Request req = toRequest(info[0]);
   // DEV_WAIT blocks until an event: it would park a threadpool thread; waitEvent() owns it.
-  if (req.cmd == kCmdDevWait)
+  if (req.cmd == dm::kCmdDevWait)
     throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctl()");
   if (!pool_) pool_ = std::make_unique<IoPool>(this, &Control::Deliver);
   uint64_t id = nextIoctl_++;
@@ -680,7 +677,7 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   rejectIfClosed(env, "ioctl");
   dm::Request req = toRequest(info[0]);
-  if (req.cmd == kCmdDevWait)
+  if (req.cmd == dm::kCmdDevWait)
     throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctlSync()");
   // The compact form: numbers in the caller's Float64Array, strings and payload in a short
   // array (a dozen property stores fewer: most of the addon's own cost of a small answer).

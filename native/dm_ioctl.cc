@@ -18,8 +18,7 @@ static_assert(offsetof(struct dm_target_deps, dev) == 8, "dm_target_deps layout"
 
 namespace {
 
-// Command numbers are fixed by the ABI; the numbers below are the kernel's (dm-ioctl.h),
-// spelled out so the addon builds against headers older than the commands it knows.
+// The ioctl request number of a command (see Cmd in dm_ioctl.h for the numbers).
 constexpr unsigned long ioc(uint32_t nr) {
   return _IOWR(DM_IOCTL, nr, struct dm_ioctl);
 }
@@ -60,15 +59,6 @@ const CommandInfo kCommands[kCommandCount] = {
     {"DM_DEV_ARM_POLL", ioc(16), 37, SECURE_DATA, false, false},
     {"DM_GET_TARGET_VERSION", ioc(17), 41, SECURE_DATA, false, true},
 };
-
-constexpr uint32_t kCmdListDevices = 2;
-constexpr uint32_t kCmdDevWait = 8;
-constexpr uint32_t kCmdTableLoad = 9;
-constexpr uint32_t kCmdTableDeps = 11;
-constexpr uint32_t kCmdTableStatus = 12;
-constexpr uint32_t kCmdListVersions = 13;
-constexpr uint32_t kCmdTargetMsg = 14;
-constexpr uint32_t kCmdGetTargetVersion = 17;
 
 struct FlagMinimum {
   uint32_t flag;

@@ -22,6 +22,29 @@ constexpr size_t kTypeMax = 15;           // DM_MAX_TYPE_NAME - 1
 constexpr size_t kInitialBufferSize = 16 * 1024;
 constexpr size_t kMaxBufferSize = 256u * 1024 * 1024;
 
+// The command numbers (the kernel's DM_*_CMD in dm-ioctl.h), spelled out so the addon builds
+// against headers older than the commands it knows.
+enum Cmd : uint32_t {
+  kCmdVersion = 0,
+  kCmdRemoveAll = 1,
+  kCmdListDevices = 2,
+  kCmdDevCreate = 3,
+  kCmdDevRemove = 4,
+  kCmdDevRename = 5,
+  kCmdDevSuspend = 6,
+  kCmdDevStatus = 7,
+  kCmdDevWait = 8,
+  kCmdTableLoad = 9,
+  kCmdTableClear = 10,
+  kCmdTableDeps = 11,
+  kCmdTableStatus = 12,
+  kCmdListVersions = 13,
+  kCmdTargetMsg = 14,
+  kCmdDevSetGeometry = 15,
+  kCmdArmPoll = 16,
+  kCmdGetTargetVersion = 17,
+};
+
 struct CommandInfo {
   const char* name;      // "DM_DEV_REMOVE"
   unsigned long request; // the _IOWR number

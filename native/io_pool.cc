@@ -19,13 +19,6 @@ namespace devmapper {
 
 namespace {
 
-constexpr uint32_t kCmdVersion = 0;
-constexpr uint32_t kCmdRemoveAll = 1;
-constexpr uint32_t kCmdListDevices = 2;
-constexpr uint32_t kCmdListVersions = 13;
-constexpr uint32_t kCmdArmPoll = 16;
-constexpr uint32_t kCmdGetTargetVersion = 17;
-
 // Named, so that a thread listing (/proc/self/task/*/comm, top -H) tells them apart
 // (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc).
 void nameThread() { prctl(PR_SET_NAME, IoPool::kThreadName, 0, 0, 0); }
@@ -71,12 +64,12 @@ uv_handle_t* IoPool::handle(Kick* kick) { return reinterpret_cast<uv_handle_t*>(
 
 std::string IoPool::orderKey(const dm::Request& req) {
   switch (req.cmd) {
-    case kCmdVersion:
-    case kCmdRemoveAll:
-    case kCmdListDevices:
-    case kCmdListVersions:
-    case kCmdArmPoll:
-    case kCmdGetTargetVersion:  // its name field names a target type
+    case dm::kCmdVersion:
+    case dm::kCmdRemoveAll:
+    case dm::kCmdListDevices:
+    case dm::kCmdListVersions:
+    case dm::kCmdArmPoll:
+    case dm::kCmdGetTargetVersion:  // its name field names a target type
       return std::string();
     default:
       break;
@@ -104,7 +97,7 @@ void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm
     if (workersLocked() == 0) startWorkerLocked();
   }
   std::string key = orderKey(req);
-  bool barrier = req.cmd == kCmdRemoveAll;
+  bool barrier = req.cmd == dm::kCmdRemoveAll;
   submitted_.push_back(Job{id, fd, hints, std::move(req), std::move(key), barrier});
   // The first request of this run of JavaScript: hand them over before the loop waits.
   if (submitted_.size() == 1) uv_prepare_start(kick_->handle, OnPrepare);
