@@ -34,6 +34,8 @@ export interface NativeIndexed {
   bytes: ArrayBuffer;
   index: Uint32Array;
   count: number;
+  /** Whether every string the index points to is ASCII (then Latin-1 decodes it as UTF-8 does). */
+  ascii: boolean;
 }
 
 /** The rows of a TABLE_STATUS or DEV_WAIT answer. */

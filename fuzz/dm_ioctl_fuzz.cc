@@ -42,9 +42,13 @@ class Reader {
   size_t at_ = 0;
 };
 
-// A string of the index: inside the answer, and followed by its NUL.
-void checkString(const uint8_t* buf, size_t size, uint32_t at, uint32_t len) {
+// A string of the index: inside the answer, followed by its NUL, and ASCII when the result
+// says all its strings are.
+void checkString(const uint8_t* buf, size_t size, uint32_t at, uint32_t len, bool ascii) {
   if (static_cast<size_t>(at) + len >= size || buf[at + len] != 0) __builtin_trap();
+  for (uint32_t i = 0; ascii && i < len; i++) {
+    if (buf[at + i] & 0x80) __builtin_trap();
+  }
 }
 
 // Every offset and length of an unpacked index lies inside the answer (what JavaScript reads).
@@ -54,10 +58,10 @@ void checkIndex(const dm::Result& r, size_t size, const uint8_t* buf) {
     const uint32_t* w = &r.index[i * dm::kIndexWords];
     if (r.payload == dm::Payload::Specs) {
       if (w[5] >= r.types.size()) __builtin_trap();
-      checkString(buf, size, w[6], w[7]);
+      checkString(buf, size, w[6], w[7], r.ascii);
     } else {
-      checkString(buf, size, w[2], w[3]);
-      if (w[6] != 0) checkString(buf, size, w[6], w[7]);
+      checkString(buf, size, w[2], w[3], r.ascii);
+      if (w[6] != 0) checkString(buf, size, w[6], w[7], r.ascii);
     }
   }
 }

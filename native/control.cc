@@ -151,6 +151,7 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   Napi::ArrayBuffer indexBuffer = handOver(env, std::move(index), words, count * sizeof(uint32_t));
   o.Set(k[Keys::Index], Napi::Uint32Array::New(env, count, indexBuffer, 0));
   o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
+  o.Set(k[Keys::Ascii], Napi::Boolean::New(env, r.ascii));
   return o;
 }
 
@@ -198,12 +199,12 @@ static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome, Control* lende
     case dm::Payload::Specs: {
       Napi::Array types = Napi::Array::New(env, r.types.size());
       for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
-      Napi::Object rows = lender ? lender->lendIndexed(env, r.rows) : indexed(env, outcome);
+      Napi::Object rows = lender ? lender->lendIndexed(env, r.rows, r.ascii) : indexed(env, outcome);
       rows.Set(k[Keys::Types], types);
       return rows;
     }
     case dm::Payload::Names:
-      return lender ? lender->lendIndexed(env, r.rows) : indexed(env, outcome);
+      return lender ? lender->lendIndexed(env, r.rows, r.ascii) : indexed(env, outcome);
     case dm::Payload::Versions: {
       Napi::Array list = Napi::Array::New(env, r.versions.size());
       for (uint32_t i = 0; i < r.versions.size(); i++) {
@@ -646,7 +647,7 @@ void Control::stopPool() {
   if (pool_) pool_->stop();
 }
 
-Napi::Object Control::lendIndexed(Napi::Env env, uint32_t rows) {
+Napi::Object Control::lendIndexed(Napi::Env env, uint32_t rows, bool ascii) {
   const Keys::View k = addonData(env).keys.view();
   SyncScratch& s = *sync_;
   Napi::Object o = Napi::Object::New(env);
@@ -654,6 +655,7 @@ Napi::Object Control::lendIndexed(Napi::Env env, uint32_t rows) {
   Napi::ArrayBuffer index = lend(env, sync_, s.index.data(), s.index.size() * sizeof(uint32_t), &lent_[1]);
   o.Set(k[Keys::Index], Napi::Uint32Array::New(env, s.index.size(), index, 0));
   o.Set(k[Keys::Count], Napi::Number::New(env, rows));
+  o.Set(k[Keys::Ascii], Napi::Boolean::New(env, ascii));
   return o;
 }
 

@@ -44,7 +44,7 @@ class Control : public Napi::ObjectWrap<Control> {
     std::vector<uint32_t> index;
   };
   // The rows or devices of the last synchronous answer, lent where they lie (see above).
-  Napi::Object lendIndexed(Napi::Env env, uint32_t rows);
+  Napi::Object lendIndexed(Napi::Env env, uint32_t rows, bool ascii);
 
  private:
   Napi::Value Ioctl(const Napi::CallbackInfo& info);

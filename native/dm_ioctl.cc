@@ -119,6 +119,12 @@ bool stringLength(const uint8_t* buf, size_t at, size_t end, size_t* len) {
   return true;
 }
 
+bool isAscii(const uint8_t* p, size_t n) {
+  uint8_t any = 0;
+  for (size_t i = 0; i < n; i++) any |= p[i];
+  return (any & 0x80) == 0;
+}
+
 void pushU64(std::vector<uint32_t>& index, uint64_t v) {
   index.push_back(static_cast<uint32_t>(v));
   index.push_back(static_cast<uint32_t>(v >> 32));
@@ -152,6 +158,7 @@ std::string unpackSpecs(const uint8_t* buf, size_t start, size_t end, uint32_t c
     size_t paramsLen;
     if (!stringLength(buf, at + kSpecSize, end, &paramsLen))
       return "target parameters not terminated inside the data";
+    if (out->ascii) out->ascii = isAscii(buf + at + kSpecSize, paramsLen);
     pushU64(out->index, readU64(buf + at));
     pushU64(out->index, readU64(buf + at + 8));
     out->index.push_back(status);
@@ -183,6 +190,7 @@ std::string unpackNames(const uint8_t* buf, size_t start, size_t end, const uint
     uint32_t next = readU32(buf + at + 8);
     size_t nameLen;
     if (!stringLength(buf, at + 12, end, &nameLen)) return "device name not terminated";
+    if (out->ascii) out->ascii = isAscii(buf + at + 12, nameLen);
     size_t after = align8(at + 12 + nameLen + 1);
     uint32_t hasEventNr = 0, eventNr = 0, uuidAt = 0;
     size_t uuidLen = 0;
@@ -193,6 +201,7 @@ std::string unpackNames(const uint8_t* buf, size_t start, size_t end, const uint
       if (haveFlags && (flags & DM_NAME_LIST_FLAG_HAS_UUID)) {
         size_t u = align8(after + 8);
         if (!stringLength(buf, u, end, &uuidLen)) return "uuid not terminated";
+        if (out->ascii) out->ascii = isAscii(buf + u, uuidLen);
         uuidAt = static_cast<uint32_t>(u);
       }
     }

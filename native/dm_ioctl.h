@@ -177,6 +177,9 @@ struct Result {
   uint32_t rows = 0;
   // Specs: the distinct target types, in order of first appearance.
   std::vector<std::string> types;
+  // Specs and Names: whether every string the index points to is ASCII (JavaScript may then
+  // decode them all at once, as Latin-1, and slice).
+  bool ascii = true;
   std::vector<TargetVersion> versions;
   std::vector<uint64_t> deps;
   bool hasData = false;

@@ -14,7 +14,7 @@ class Keys {
     Cmd, Flags, Name, Uuid, Dev, EventNr, Targets, Data, Message, Sector, Repeatable,
     Start, Length, Type, Params,
     Version, OpenCount, TargetCount, Ioctls, BufferSize, Devices, Versions, Deps,
-    Bytes, Index, Count, Types,
+    Bytes, Index, Count, Types, Ascii,
     kCount
   };
 
@@ -23,7 +23,7 @@ class Keys {
         "cmd", "flags", "name", "uuid", "dev", "eventNr", "targets", "data", "message", "sector", "repeatable",
         "start", "length", "type", "params",
         "version", "openCount", "targetCount", "ioctls", "bufferSize", "devices", "versions", "deps",
-        "bytes", "index", "count", "types",
+        "bytes", "index", "count", "types", "ascii",
     };
     // Kept in an array: Node-API before version 10 references objects only, not strings.
     Napi::Array names = Napi::Array::New(env, kCount);

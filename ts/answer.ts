@@ -13,8 +13,11 @@ const TWO_32 = 2 ** 32;
 /** High words at or above this do not make a safe integer. */
 const SAFE_HIGH = 2 ** 21;
 
-const NO_ROWS: NativeRows = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, types: [] };
-const NO_DEVICES: NativeIndexed = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0 };
+const NO_ROWS: NativeRows = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, ascii: true, types: [] };
+const NO_DEVICES: NativeIndexed = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, ascii: true };
+
+/** From this many items on, an ASCII answer's strings are decoded at once and sliced. */
+const DECODE_AT_ONCE = 16;
 
 /**
  * The synchronous client's answers are lent until its next call, which takes them back
@@ -29,17 +32,25 @@ function u64(low: number, high: number, field: string, device: string | undefine
 }
 
 /** The indexed items of an answer, their strings read from its buffer. */
-class Indexed {
+abstract class Indexed {
   readonly count: number;
   readonly #words: Uint32Array;
   readonly #bytes: Buffer;
+  readonly #ascii: boolean;
+  /** An ASCII answer's strings region, decoded once (see text), and where it starts. */
+  #decoded: string | undefined;
+  #decodedFrom = 0;
 
   constructor(indexed: NativeIndexed, what: string) {
     if (indexed.index.length !== indexed.count * WORDS) throw new Error(`internal error: the ${what} index has ${indexed.index.length} words for ${indexed.count} items`);
     this.count = indexed.count;
     this.#words = indexed.index;
     this.#bytes = Buffer.from(indexed.bytes);
+    this.#ascii = indexed.ascii;
   }
+
+  /** The bytes from the first item's first string to the last item's last string. */
+  protected abstract span(): [number, number];
 
   /** Word `k` of item `i`. */
   protected word(i: number, k: number): number {
@@ -51,6 +62,17 @@ class Indexed {
   /** The UTF-8 string of `length` bytes at `offset`. */
   protected text(offset: number, length: number): string {
     if (offset + length > this.#bytes.length) throw new Error(LENT);
+    if (this.#ascii && this.count >= DECODE_AT_ONCE) {
+      // One decode for every string, then slices: ASCII reads the same in Latin-1 and UTF-8,
+      // and the bytes between the strings (the records' headers) are never sliced.
+      if (this.#decoded === undefined) {
+        const [from, to] = this.span();
+        this.#decodedFrom = from;
+        this.#decoded = this.#bytes.toString('latin1', from, to);
+      }
+      const at = offset - this.#decodedFrom;
+      if (at >= 0 && at + length <= this.#decoded.length) return this.#decoded.slice(at, at + length);
+    }
     return this.#bytes.toString('utf8', offset, offset + length);
   }
 
@@ -90,6 +112,11 @@ export class RowReader extends Indexed {
     return this.text(this.word(i, 6), this.word(i, 7));
   }
 
+  protected span(): [number, number] {
+    const last = this.count - 1;
+    return [this.word(0, 6), this.word(last, 6) + this.word(last, 7)];
+  }
+
   /** Every row as { start, length, type, params }. */
   all(): { start: number; length: number; type: string; params: string }[] {
     const out: { start: number; length: number; type: string; params: string }[] = [];
@@ -106,6 +133,12 @@ export class DeviceReader extends Indexed {
 
   name(i: number): string {
     return this.text(this.word(i, 2), this.word(i, 3));
+  }
+
+  protected span(): [number, number] {
+    const last = this.count - 1;
+    const uuidAt = this.word(last, 6);
+    return [this.word(0, 2), uuidAt === 0 ? this.word(last, 2) + this.word(last, 3) : uuidAt + this.word(last, 7)];
   }
 
   /** dm_name_list.dev, in the kernel's huge encoding. */

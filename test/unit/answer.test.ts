@@ -50,6 +50,18 @@ describe('readers of indexed answers', () => {
     ]);
   });
 
+  it('read the strings of a large ASCII answer from one decode, and any other answer string by string, alike', () => {
+    const names = Array.from({ length: 40 }, (_, i) => ({ name: `vol-${i}`, dev: 0xfe00 + i, eventNr: i, ...(i % 3 === 0 ? { uuid: `LVM-${i}` } : {}) }));
+    for (const list of [names, [...names, { name: 'ümlaut', dev: 0xfeff, eventNr: 1 }], names.slice(0, 5)]) {
+      const indexed = nativeDevices(list);
+      expect(indexed.ascii).to.equal(list.every((d) => /^[\x00-\x7f]*$/.test(d.name)));
+      const d = new DeviceReader(result({ devices: indexed }));
+      expect(list.map((_, i) => [d.name(i), d.uuid(i)])).to.deep.equal(list.map((e) => [e.name, 'uuid' in e ? e.uuid : undefined]));
+    }
+    const rows = Array.from({ length: 30 }, (_, i) => ({ start: i * 8, length: 8, type: i % 2 ? 'zero' : 'linear', params: i % 2 ? '' : `7:0 ${i}` }));
+    expect(new RowReader(result({ targets: nativeRows(rows) }), 'v').all()).to.deep.equal(rows.map(({ start, length, type, params }) => ({ start, length, type, params })));
+  });
+
   it('treat a missing payload as no items, and refuse an index that does not match its count', () => {
     expect(new RowReader(result({}), 'v').count).to.equal(0);
     expect(new DeviceReader(result({})).count).to.equal(0);
