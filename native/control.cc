@@ -604,13 +604,18 @@ void Control::rejectIfClosed(Napi::Env env, const char* what) {
   }
 }
 
+dm::Request Control::commandRequest(Napi::Env env, const Napi::Value& value, const char* method) {
+  rejectIfClosed(env, "ioctl");
+  dm::Request req = toRequest(value);
+  // DEV_WAIT blocks until an event: it would park an I/O thread or this one; waitEvent() owns it.
+  if (req.cmd == dm::kCmdDevWait)
+    throw Napi::RangeError::New(env, std::string("DM_DEV_WAIT blocks: use waitEvent() instead of ") + method + "()");
+  return req;
+}
+
 Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  rejectIfClosed(env, "ioctl");
-  dm::Request req = toRequest(info[0]);
-  // DEV_WAIT blocks until an event: it would park a threadpool thread; waitEvent() owns it.
-  if (req.cmd == dm::kCmdDevWait)
-    throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctl()");
+  dm::Request req = commandRequest(env, info[0], "ioctl");
   if (!pool_) pool_ = std::make_unique<IoPool>(this, &Control::Deliver);
   uint64_t id = nextIoctl_++;
   uint32_t cmd = req.cmd;
@@ -677,10 +682,7 @@ void Control::reclaim(napi_env env) {
 // microseconds (a sync API). Errors are thrown, not rejected.
 Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  rejectIfClosed(env, "ioctl");
-  dm::Request req = toRequest(info[0]);
-  if (req.cmd == dm::kCmdDevWait)
-    throw Napi::RangeError::New(env, "DM_DEV_WAIT blocks: use waitEvent() instead of ioctlSync()");
+  dm::Request req = commandRequest(env, info[0], "ioctlSync");
   // The compact form: numbers in the caller's Float64Array, strings and payload in a short
   // array (a dozen property stores fewer: most of the addon's own cost of a small answer).
   bool compact = info.Length() >= 2 && !info[1].IsUndefined();

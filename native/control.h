@@ -47,6 +47,9 @@ class Control : public Napi::ObjectWrap<Control> {
   Napi::Object lendIndexed(Napi::Env env, uint32_t rows, bool ascii);
 
  private:
+  // The request of ioctl() or ioctlSync() (`method`): refused after close, checked, and never
+  // DEV_WAIT.
+  dm::Request commandRequest(Napi::Env env, const Napi::Value& value, const char* method);
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
   Napi::Value IoctlSync(const Napi::CallbackInfo& info);
   Napi::Value WaitEvent(const Napi::CallbackInfo& info);
