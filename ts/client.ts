@@ -7,7 +7,7 @@ import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
 import { CallSite, DmClosedError, DmError, toDmError } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
-import type { Answer, Program, Step } from './steps';
+import { ProgramRun, type IoctlCounts, type Program } from './steps';
 import type { Table } from './table';
 import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
@@ -246,8 +246,7 @@ export class DeviceMapper {
   private readonly locks = new DeviceLocks();
   /** Bumped each time a locked operation ends: a transaction that waited for a device lock re-reads. */
   private epoch = 0;
-  private calls = 0;
-  private syscalls = 0;
+  private readonly counts: IoctlCounts = { commands: 0, ioctls: 0 };
   private closing = false;
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -297,38 +296,32 @@ export class DeviceMapper {
    * system calls they took (more than one only when a buffer had to grow).
    */
   get ioctlStats(): { commands: number; ioctls: number } {
-    return { commands: this.calls, ioctls: this.syscalls };
+    return { ...this.counts };
   }
 
   /** Runs a program: ioctls, pauses and device locks, until it returns or throws. */
   private async drive<T>(site: CallSite, program: Program<T>, held: Map<string, () => void>, startEpoch: number): Promise<T> {
-    let answer: Answer = {};
-    let failure: { error: unknown } | undefined;
+    const run = new ProgramRun(program, this.counts);
     try {
       for (;;) {
-        const next: IteratorResult<Step, T> = failure === undefined ? program.next(answer) : program.throw(failure.error);
-        failure = undefined;
+        const next = run.next();
         if (next.done === true) return next.value;
         const step = next.value;
         if (step.kind === 'sleep') {
           await new Promise((resolve) => setTimeout(resolve, step.ms));
-          answer = {};
+          run.answer({});
         } else if (step.kind === 'lock') {
           if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
-          answer = { stale: this.epoch !== startEpoch };
+          run.answer({ stale: this.epoch !== startEpoch });
         } else if (step.kind === 'yield') {
           // Timers, I/O callbacks and other calls' answers run before the next slice.
           await new Promise((resolve) => setImmediate(resolve));
-          answer = {};
+          run.answer({});
         } else {
-          this.calls++;
           try {
-            const result = await this.control.ioctl(step.request);
-            this.syscalls += result.ioctls;
-            answer = { result };
+            run.answered(await this.control.ioctl(step.request));
           } catch (e) {
-            this.syscalls++;
-            failure = { error: toDmError(e, site, step.device) };
+            run.failed(toDmError(e, site, step.device));
           }
         }
       }

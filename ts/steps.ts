@@ -54,6 +54,49 @@ export interface Answer {
 /** A command's logic: yields steps, receives answers, returns the command's result. */
 export type Program<T> = Generator<Step, T, Answer>;
 
+/**
+ * A driver's side of a running program, the same for both drivers: it hands the program the
+ * answer to its last step (or throws the failure into it) and counts the ioctls the steps made.
+ */
+export class ProgramRun<T> {
+  #answer: Answer = {};
+  #failure: { error: unknown } | undefined;
+
+  constructor(private readonly program: Program<T>, private readonly counts: IoctlCounts) {}
+
+  /** The program's next step, or its result, after the answer or failure given last. */
+  next(): IteratorResult<Step, T> {
+    const failure = this.#failure;
+    this.#failure = undefined;
+    return failure === undefined ? this.program.next(this.#answer) : this.program.throw(failure.error);
+  }
+
+  /** What the driver answers to a step other than an ioctl. */
+  answer(answer: Answer): void {
+    this.#answer = answer;
+  }
+
+  /** The kernel's answer to the ioctl step. */
+  answered(result: NativeResult): void {
+    this.counts.commands++;
+    this.counts.ioctls += result.ioctls;
+    this.#answer = { result };
+  }
+
+  /** The ioctl step failed with `error` (already a DmError), thrown into the program next. */
+  failed(error: unknown): void {
+    this.counts.commands++;
+    this.counts.ioctls++;
+    this.#failure = { error };
+  }
+}
+
+/** How many DM commands a client has sent (failed ones included) and the ioctls they took. */
+export interface IoctlCounts {
+  commands: number;
+  ioctls: number;
+}
+
 /** Runs one ioctl and returns the kernel's answer. */
 export function* call(request: NativeRequest, device: string | undefined): Generator<Step, NativeResult, Answer> {
   const answer = yield { kind: 'ioctl', request, device };

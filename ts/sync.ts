@@ -26,7 +26,7 @@ import type { DevId, DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError } from './errors';
 import { openControl } from './open';
 import type { StatusRow } from './status';
-import type { Answer, Step } from './steps';
+import { ProgramRun, type IoctlCounts } from './steps';
 import type { Table } from './table';
 
 /** Sleeps the calling thread (a sync call's bounded backoff before a retry). */
@@ -50,8 +50,7 @@ export class DeviceMapperSync {
   private readonly control: Control;
   /** Where the addon writes the numbers of each answer (the compact form of ioctlSync). */
   private readonly header = new Float64Array(SYNC_HEADER_WORDS);
-  private calls = 0;
-  private syscalls = 0;
+  private readonly counts: IoctlCounts = { commands: 0, ioctls: 0 };
 
   private constructor(control: Control, driverVersion: [number, number, number]) {
     this.control = control;
@@ -87,7 +86,7 @@ export class DeviceMapperSync {
 
   /** How many DM commands this instance has sent and how many ioctl system calls they took. */
   get ioctlStats(): { commands: number; ioctls: number } {
-    return { commands: this.calls, ioctls: this.syscalls };
+    return { ...this.counts };
   }
 
   /** Runs a command made by `make` on this thread, to its end. */
@@ -95,31 +94,25 @@ export class DeviceMapperSync {
     try {
       const { program } = make();
       if (this.control.closed) throw new DmClosedError(site.name);
-      let answer: Answer = {};
-      let failure: { error: unknown } | undefined;
+      const run = new ProgramRun(program, this.counts);
       for (;;) {
-        const next: IteratorResult<Step, T> = failure === undefined ? program.next(answer) : program.throw(failure.error);
-        failure = undefined;
+        const next = run.next();
         if (next.done === true) return next.value;
         const step = next.value;
         if (step.kind === 'sleep') {
           sleepSync(step.ms);
-          answer = {};
+          run.answer({});
         } else if (step.kind === 'lock') {
           // Nothing else of this instance runs meanwhile: the device is as the program left it.
-          answer = { stale: false };
+          run.answer({ stale: false });
         } else if (step.kind === 'yield') {
           // Nothing else runs on this thread meanwhile: the next slice follows at once.
-          answer = {};
+          run.answer({});
         } else {
-          this.calls++;
           try {
-            const result = fromCompact(this.header, this.control.ioctlSync(step.request, this.header));
-            this.syscalls += result.ioctls;
-            answer = { result };
+            run.answered(fromCompact(this.header, this.control.ioctlSync(step.request, this.header)));
           } catch (e) {
-            this.syscalls++;
-            failure = { error: toDmError(e, site, step.device) };
+            run.failed(toDmError(e, site, step.device));
           }
         }
       }
