@@ -28,7 +28,7 @@ import { Command, Flag } from './constants';
 import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
 import { DeviceReader, RowReader } from './answer';
 import { DmError, exactNumber } from './errors';
-import { type StatusRow } from './status';
+import { kernelStatusRow, type StatusRow } from './status';
 import {
   call,
   createProgram,
@@ -43,7 +43,7 @@ import {
   type Program,
 } from './steps';
 import { adoptRows, kernelRow, sameTarget, Table, type TableRow } from './table';
-import { parseTargetStatus, rawStatus } from './targets/index';
+import { rawStatus } from './targets/index';
 import { checkBoolean, checkInteger, checkMessage, checkName, checkOptions, checkSector, checkTargetType, checkUuid, checkWellFormed, expected } from './validate';
 
 /** A command ready to run: its program, and the per-device queue it waits in (if any). */
@@ -277,7 +277,8 @@ function* statusProgram(request: NativeRequest, label: string, ima: boolean): Pr
   return yield* sliced(rows.count, (i) => {
     const type = rows.type(i);
     const params = rows.params(i);
-    return Object.freeze({ start: rows.start(i), length: rows.length(i), type, status: ima ? rawStatus(type, params) : parseTargetStatus(type, params, false) });
+    if (ima) return Object.freeze({ start: rows.start(i), length: rows.length(i), type, status: rawStatus(type, params) });
+    return kernelStatusRow(rows.start(i), rows.length(i), type, params);
   });
 }
 

@@ -21,7 +21,12 @@ export function parseStatus(text: string): StatusRow[] {
   return splitRows(text).map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params) }));
 }
 
+/** One status row from the kernel's answer: typed where the library can read it, raw otherwise. */
+export function kernelStatusRow(start: number, length: number, type: string, params: string): StatusRow {
+  return Object.freeze({ start, length, type, status: parseTargetStatus(type, params, false) });
+}
+
 /** Status rows from the kernel's answer: typed where the library can read them, raw otherwise. */
 export function statusRowsFromKernel(rows: readonly { start: number; length: number; type: string; params: string }[]): StatusRow[] {
-  return rows.map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params, false) }));
+  return rows.map((r) => kernelStatusRow(r.start, r.length, r.type, r.params));
 }
