@@ -4,7 +4,7 @@ import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
 import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
-import { CallSite, DmClosedError, DmError, toDmError } from './errors';
+import { CallSite, DmClosedError, DmError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
 import { ProgramRun, type IoctlCounts, type Program } from './steps';
@@ -68,6 +68,16 @@ export interface DeviceEvent {
 export interface OpenOptions {
   /** The control node; default `/dev/mapper/control`. */
   path?: string;
+  /**
+   * How a failed call's error gets its caller's frames. `'call'` (default): each call records
+   * them when it is made, so the stack points at the line that made the call however its
+   * promise is consumed (`await`, `.then`, `.catch`); recording costs a few microseconds per
+   * call. `'async'`: nothing is recorded, and the error keeps the stack V8 gives it, whose
+   * `at async` frames name the functions that awaited the call (a `.then()` or `.catch()`
+   * caller is then not among them). The synchronous client always has its caller's frames,
+   * taken when a failure happens, at no cost to the calls that succeed.
+   */
+  stackTraces?: 'call' | 'async';
 }
 
 /** Options of `create`. */
@@ -251,9 +261,13 @@ export class DeviceMapper {
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
 
-  private constructor(control: Control, driverVersion: [number, number, number]) {
+  /** Whether calls record their caller's frames (`OpenOptions.stackTraces`). */
+  private readonly capture: CaptureMode;
+
+  private constructor(control: Control, driverVersion: [number, number, number], capture: CaptureMode) {
     this.control = control;
     this.driverVersion = driverVersion;
+    this.capture = capture;
   }
 
   /**
@@ -262,10 +276,10 @@ export class DeviceMapper {
    */
   static async open(options?: OpenOptions): Promise<DeviceMapper> {
     const site = new CallSite(DeviceMapper.open);
-    const { control, path } = openControl(options, site);
+    const { control, path, stackTraces } = openControl(options, site);
     try {
       const r = await control.ioctl({ cmd: Command.VERSION, flags: 0 });
-      return new DeviceMapper(control, commands.version(r.version));
+      return new DeviceMapper(control, commands.version(r.version), stackTraces === 'async' ? 'async' : 'call');
     } catch (e) {
       await control.close();
       throw toDmError(e, site, path);
@@ -278,7 +292,7 @@ export class DeviceMapper {
    * about the ioctl itself; waits and watches stay with the asynchronous client.
    */
   static openSync(options?: OpenOptions): DeviceMapperSync {
-    return DeviceMapperSync.openAt(new CallSite(DeviceMapper.openSync, false), options);
+    return DeviceMapperSync.openAt(new CallSite(DeviceMapper.openSync, 'failure'), options);
   }
 
   /** True once `close()` has been called. */
@@ -364,15 +378,15 @@ export class DeviceMapper {
 
   /** All devices, with uuids and event numbers where the kernel reports them. */
   async listDevices(): Promise<DeviceListEntry[]> {
-    return this.run(new CallSite(this.listDevices), () => commands.listDevices());  }
+    return this.run(new CallSite(this.listDevices, this.capture), () => commands.listDevices());  }
 
   /** The target types the kernel has loaded, with their versions. */
   async listTargets(): Promise<TargetTypeVersion[]> {
-    return this.run(new CallSite(this.listTargets), () => commands.listTargets());  }
+    return this.run(new CallSite(this.listTargets, this.capture), () => commands.listTargets());  }
 
   /** One target type's version (GET_TARGET_VERSION; LIST_VERSIONS on kernels before 4.41). */
   async targetVersion(type: string): Promise<[number, number, number]> {
-    return this.run(new CallSite(this.targetVersion), () => commands.targetVersion(this, type));  }
+    return this.run(new CallSite(this.targetVersion, this.capture), () => commands.targetVersion(this, type));  }
 
   /**
    * Creates a device and, given a table, loads it and (unless `activate: false`) resumes it.
@@ -382,23 +396,23 @@ export class DeviceMapper {
    * it meanwhile, the call fails with `ESTALE` and touches nothing more.
    */
   async create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.create), () => commands.create(name, options));  }
+    return this.run(new CallSite(this.create, this.capture), () => commands.create(name, options));  }
 
   /** DEV_STATUS: what the kernel says of the device. */
   async info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.info), () => commands.info(id, options));  }
+    return this.run(new CallSite(this.info, this.capture), () => commands.info(id, options));  }
 
   /** Loads a table as the device's inactive table (made live by `resume`). */
   async load(id: DevId, table: Table, options?: LoadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.load), () => commands.load(id, table, options));  }
+    return this.run(new CallSite(this.load, this.capture), () => commands.load(id, table, options));  }
 
   /** Suspends the device (I/O queues until resume). */
   async suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.suspend), () => commands.suspend(id, options));  }
+    return this.run(new CallSite(this.suspend, this.capture), () => commands.suspend(id, options));  }
 
   /** Resumes the device, making its inactive table live if it has one. */
   async resume(id: DevId): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.resume), () => commands.resume(id));  }
+    return this.run(new CallSite(this.resume, this.capture), () => commands.resume(id));  }
 
   /**
    * Replaces the live table: reads the device's state and tables, loads, suspends, resumes.
@@ -408,7 +422,7 @@ export class DeviceMapper {
    * device runs on the new table. Reloads of one device by one instance run one at a time.
    */
   async reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.reload), () => commands.reload(id, table, options));  }
+    return this.run(new CallSite(this.reload, this.capture), () => commands.reload(id, table, options));  }
 
   /**
    * Reloads the device with the table `change` makes from its live table (`undefined` when
@@ -419,42 +433,42 @@ export class DeviceMapper {
    * changed. Then it is `reload`, with the same options and the same rollback.
    */
   async update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.update), () => commands.update(id, change, options));  }
+    return this.run(new CallSite(this.update, this.capture), () => commands.update(id, change, options));  }
 
   /** Drops the device's inactive table. */
   async clear(id: DevId): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.clear), () => commands.clear(id));  }
+    return this.run(new CallSite(this.clear, this.capture), () => commands.clear(id));  }
 
   /** The device's table (live, or inactive with `{ inactive: true }`), typed where the library can. */
   async table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
-    return this.run(new CallSite(this.table), () => commands.table(id, options));  }
+    return this.run(new CallSite(this.table, this.capture), () => commands.table(id, options));  }
 
   /** The status of each row of the device's table. */
   async status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
-    return this.run(new CallSite(this.status), () => commands.status(this, id, options));  }
+    return this.run(new CallSite(this.status, this.capture), () => commands.status(this, id, options));  }
 
   /** The devices the table uses. */
   async deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
-    return this.run(new CallSite(this.deps), () => commands.deps(id, options));  }
+    return this.run(new CallSite(this.deps, this.capture), () => commands.deps(id, options));  }
 
   /** Sends a message to the target at `sector`; resolves with its output, if it gave any. */
   async message(id: DevId, message: string, options?: MessageOptions): Promise<string | undefined> {
-    return this.run(new CallSite(this.message), () => commands.message(id, message, options));  }
+    return this.run(new CallSite(this.message, this.capture), () => commands.message(id, message, options));  }
 
   /** Renames the device (any DevId form: the kernel renames by name, so others are looked up first). */
   async rename(id: DevId, newName: string): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.rename), () => commands.rename(id, newName));  }
+    return this.run(new CallSite(this.rename, this.capture), () => commands.rename(id, newName));  }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
   async setUuid(id: DevId, uuid: string): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.setUuid), () => commands.setUuid(id, uuid));  }
+    return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(id, uuid));  }
 
   /**
    * Removes the device. EBUSY is retried `retries` times with a growing pause (scans by
    * udev or blkid hold devices open briefly), then reported.
    */
   async remove(id: DevId, options?: RemoveOptions): Promise<void> {
-    return this.run(new CallSite(this.remove), () => commands.remove(id, options));  }
+    return this.run(new CallSite(this.remove, this.capture), () => commands.remove(id, options));  }
 
   /**
    * **Without a filter this removes every device-mapper device on the host** that is not open
@@ -464,7 +478,7 @@ export class DeviceMapper {
    * (with a filter) or [] (DM_REMOVE_ALL does not say).
    */
   async removeAll(options?: RemoveAllOptions): Promise<string[]> {
-    return this.run(new CallSite(this.removeAll), () => commands.removeAll(options));  }
+    return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(options));  }
 
   /**
    * Finds the devices left suspended, carrying an inactive table or without a live table (by
@@ -475,11 +489,11 @@ export class DeviceMapper {
    * such a live operation from a dead one.
    */
   async recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
-    return this.run(new CallSite(this.recover), () => commands.recover(options));  }
+    return this.run(new CallSite(this.recover, this.capture), () => commands.recover(options));  }
 
   /** Sets the geometry the device reports (HDIO_GETGEO). */
   async setGeometry(id: DevId, geometry: Geometry): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.setGeometry), () => commands.setGeometry(id, geometry));  }
+    return this.run(new CallSite(this.setGeometry, this.capture), () => commands.setGeometry(id, geometry));  }
 
   /**
    * Waits until the device's event counter differs from `eventNr` (a target raised an
@@ -488,7 +502,7 @@ export class DeviceMapper {
    * or an AbortError) or when the instance closes (ECANCELED).
    */
   async waitEvent(id: DevId, eventNr: number, options?: SignalOptions): Promise<DeviceInfo> {
-    const site = new CallSite(this.waitEvent);
+    const site = new CallSite(this.waitEvent, this.capture);
     const dev = resolveId(id);
     const nr = checkInteger(eventNr, 'eventNr', 0, 0xffffffff);
     const signal = checkSignal(checkOptions(options, 'options', ['signal']).signal, 'options.signal');
@@ -527,7 +541,7 @@ export class DeviceMapper {
    * is left, or the instance closes.
    */
   async *watch(options?: SignalOptions): AsyncGenerator<DeviceEvent, void, undefined> {
-    const site = new CallSite(this.watch);
+    const site = new CallSite(this.watch, this.capture);
     const signal = checkSignal(checkOptions(options, 'options', ['signal']).signal, 'options.signal');
     if (signal?.aborted) return;
     if (this.closing || this.control.closed) throw site.attach(new DmClosedError('watch'));

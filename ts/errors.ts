@@ -106,6 +106,15 @@ function describeErrno(errno: number): string {
 }
 
 /**
+ * When a call's failure gets its caller's frames: `'call'` records them as the call is made
+ * (an asynchronous call's failure surfaces later, on another stack), `'failure'` only when a
+ * failure needs them (a synchronous call, still on its caller's stack then), `'async'` never:
+ * the error keeps the stack V8 gave it, whose async frames name the callers that awaited it.
+ * @internal
+ */
+export type CaptureMode = 'call' | 'failure' | 'async';
+
+/**
  * The caller's stack, taken when a public method is called, so that an error that surfaces
  * after the ioctl completes points at the caller's line.
  */
@@ -114,26 +123,24 @@ export class CallSite {
   // which only a failure does (formatting was most of a successful call's own cost).
   private readonly holder: { stack?: string } = {};
   private readonly above: Function;
-  private captured: boolean;
+  private mode: CaptureMode;
   /** The public function the call was made to ('create'). */
   readonly name: string;
 
-  /**
-   * Records the frames above `above` now, or (`now` false, for a synchronous call, whose
-   * failures are attached while `above` is still running) only when a failure needs them.
-   */
-  constructor(above: Function, now = true) {
+  /** Records the frames above `above` now, at a failure, or never (see `CaptureMode`). */
+  constructor(above: Function, mode: CaptureMode = 'call') {
     this.name = above.name;
     this.above = above;
-    this.captured = now;
-    if (now) Error.captureStackTrace(this.holder, above);
+    this.mode = mode;
+    if (mode === 'call') Error.captureStackTrace(this.holder, above);
   }
 
   /** Puts the caller's frames under the error's own first line. */
   attach<E extends Error>(error: E): E {
-    if (!this.captured) {
+    if (this.mode === 'async') return error;
+    if (this.mode === 'failure') {
       Error.captureStackTrace(this.holder, this.above);
-      this.captured = true;
+      this.mode = 'call';
     }
     const stack = this.holder.stack ?? '';
     const firstFrame = stack.indexOf('\n');

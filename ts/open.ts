@@ -31,12 +31,14 @@ export function openFailure(e: unknown, path: string, site: CallSite): Error {
 
 
 /** Checks `open`'s options and opens the control node; the kernel is asked nothing yet. */
-export function openControl(options: OpenOptions | undefined, site: CallSite): { control: Control; path: string } {
-  const opts = checkOptions(options, 'options', ['path']);
+export function openControl(options: OpenOptions | undefined, site: CallSite): { control: Control; path: string; stackTraces: 'call' | 'async' } {
+  const opts = checkOptions(options, 'options', ['path', 'stackTraces']);
   const path = opts.path ?? DEFAULT_CONTROL;
   if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
+  const stackTraces = opts.stackTraces ?? 'call';
+  if (stackTraces !== 'call' && stackTraces !== 'async') throw site.attach(expected("'call' or 'async'", 'options.stackTraces', stackTraces));
   try {
-    return { control: new (binding().Control)(path), path };
+    return { control: new (binding().Control)(path), path, stackTraces };
   } catch (e) {
     throw openFailure(e, path, site);
   }

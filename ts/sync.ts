@@ -59,7 +59,7 @@ export class DeviceMapperSync {
 
   /** Opens the control node (see `DeviceMapper.open`); throws what it would reject with. */
   static open(options?: OpenOptions): DeviceMapperSync {
-    return DeviceMapperSync.openAt(new CallSite(DeviceMapperSync.open, false), options);
+    return DeviceMapperSync.openAt(new CallSite(DeviceMapperSync.open, 'failure'), options);
   }
 
   /** `open`, with the caller's stack taken by the public function it came through. @internal */
@@ -123,92 +123,92 @@ export class DeviceMapperSync {
 
   /** All devices (`DeviceMapper.listDevices`). */
   listDevices(): DeviceListEntry[] {
-    return this.run(new CallSite(this.listDevices, false), () => commands.listDevices());
+    return this.run(new CallSite(this.listDevices, 'failure'), () => commands.listDevices());
   }
 
   /** The target types the kernel has loaded (`DeviceMapper.listTargets`). */
   listTargets(): TargetTypeVersion[] {
-    return this.run(new CallSite(this.listTargets, false), () => commands.listTargets());
+    return this.run(new CallSite(this.listTargets, 'failure'), () => commands.listTargets());
   }
 
   /** One target type's version (`DeviceMapper.targetVersion`). */
   targetVersion(type: string): [number, number, number] {
-    return this.run(new CallSite(this.targetVersion, false), () => commands.targetVersion(this, type));
+    return this.run(new CallSite(this.targetVersion, 'failure'), () => commands.targetVersion(this, type));
   }
 
   /** Creates a device, loads and resumes its table, rolled back on failure (`DeviceMapper.create`). */
   create(name: string, options?: CreateOptions): DeviceInfo {
-    return this.run(new CallSite(this.create, false), () => commands.create(name, options));
+    return this.run(new CallSite(this.create, 'failure'), () => commands.create(name, options));
   }
 
   /** DEV_STATUS (`DeviceMapper.info`). */
   info(id: DevId, options?: QueryOptions): DeviceInfo {
-    return this.run(new CallSite(this.info, false), () => commands.info(id, options));
+    return this.run(new CallSite(this.info, 'failure'), () => commands.info(id, options));
   }
 
   /** Loads an inactive table (`DeviceMapper.load`). */
   load(id: DevId, table: Table, options?: LoadOptions): DeviceInfo {
-    return this.run(new CallSite(this.load, false), () => commands.load(id, table, options));
+    return this.run(new CallSite(this.load, 'failure'), () => commands.load(id, table, options));
   }
 
   /** Suspends the device (`DeviceMapper.suspend`). */
   suspend(id: DevId, options?: SuspendOptions): DeviceInfo {
-    return this.run(new CallSite(this.suspend, false), () => commands.suspend(id, options));
+    return this.run(new CallSite(this.suspend, 'failure'), () => commands.suspend(id, options));
   }
 
   /** Resumes the device (`DeviceMapper.resume`). */
   resume(id: DevId): DeviceInfo {
-    return this.run(new CallSite(this.resume, false), () => commands.resume(id));
+    return this.run(new CallSite(this.resume, 'failure'), () => commands.resume(id));
   }
 
   /** Replaces the live table, put back as it was on failure (`DeviceMapper.reload`). */
   reload(id: DevId, table: Table, options?: ReloadOptions): DeviceInfo {
-    return this.run(new CallSite(this.reload, false), () => commands.reload(id, table, options));
+    return this.run(new CallSite(this.reload, 'failure'), () => commands.reload(id, table, options));
   }
 
   /** Reloads with the table `change` makes from the live one (`DeviceMapper.update`). */
   update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): DeviceInfo {
-    return this.run(new CallSite(this.update, false), () => commands.update(id, change, options));
+    return this.run(new CallSite(this.update, 'failure'), () => commands.update(id, change, options));
   }
 
   /** Drops the inactive table (`DeviceMapper.clear`). */
   clear(id: DevId): DeviceInfo {
-    return this.run(new CallSite(this.clear, false), () => commands.clear(id));
+    return this.run(new CallSite(this.clear, 'failure'), () => commands.clear(id));
   }
 
   /** The device's table, typed (`DeviceMapper.table`). */
   table(id: DevId, options?: TableOptions): Table | undefined {
-    return this.run(new CallSite(this.table, false), () => commands.table(id, options));
+    return this.run(new CallSite(this.table, 'failure'), () => commands.table(id, options));
   }
 
   /** The typed status of each row (`DeviceMapper.status`). */
   status(id: DevId, options?: StatusOptions): StatusRow[] {
-    return this.run(new CallSite(this.status, false), () => commands.status(this, id, options));
+    return this.run(new CallSite(this.status, 'failure'), () => commands.status(this, id, options));
   }
 
   /** The devices the table uses (`DeviceMapper.deps`). */
   deps(id: DevId, options?: QueryOptions): DevNumber[] {
-    return this.run(new CallSite(this.deps, false), () => commands.deps(id, options));
+    return this.run(new CallSite(this.deps, 'failure'), () => commands.deps(id, options));
   }
 
   /** Sends a target message; returns its output, if any (`DeviceMapper.message`). */
   message(id: DevId, message: string, options?: MessageOptions): string | undefined {
-    return this.run(new CallSite(this.message, false), () => commands.message(id, message, options));
+    return this.run(new CallSite(this.message, 'failure'), () => commands.message(id, message, options));
   }
 
   /** Renames the device (`DeviceMapper.rename`). */
   rename(id: DevId, newName: string): DeviceInfo {
-    return this.run(new CallSite(this.rename, false), () => commands.rename(id, newName));
+    return this.run(new CallSite(this.rename, 'failure'), () => commands.rename(id, newName));
   }
 
   /** Sets the uuid of a device that has none (`DeviceMapper.setUuid`). */
   setUuid(id: DevId, uuid: string): DeviceInfo {
-    return this.run(new CallSite(this.setUuid, false), () => commands.setUuid(id, uuid));
+    return this.run(new CallSite(this.setUuid, 'failure'), () => commands.setUuid(id, uuid));
   }
 
   /** Removes the device, EBUSY retried (`DeviceMapper.remove`). */
   remove(id: DevId, options?: RemoveOptions): void {
-    this.run(new CallSite(this.remove, false), () => commands.remove(id, options));
+    this.run(new CallSite(this.remove, 'failure'), () => commands.remove(id, options));
   }
 
   /**
@@ -216,17 +216,17 @@ export class DeviceMapperSync {
    * (`DeviceMapper.removeAll`); give `prefix` or `uuidPrefix` to remove only yours.
    */
   removeAll(options?: RemoveAllOptions): string[] {
-    return this.run(new CallSite(this.removeAll, false), () => commands.removeAll(options));
+    return this.run(new CallSite(this.removeAll, 'failure'), () => commands.removeAll(options));
   }
 
   /** Devices left suspended, with an inactive table or without a live table (`DeviceMapper.recover`). */
   recover(options?: RecoverOptions): RecoveredDevice[] {
-    return this.run(new CallSite(this.recover, false), () => commands.recover(options));
+    return this.run(new CallSite(this.recover, 'failure'), () => commands.recover(options));
   }
 
   /** Sets the geometry the device reports (`DeviceMapper.setGeometry`). */
   setGeometry(id: DevId, geometry: Geometry): DeviceInfo {
-    return this.run(new CallSite(this.setGeometry, false), () => commands.setGeometry(id, geometry));
+    return this.run(new CallSite(this.setGeometry, 'failure'), () => commands.setGeometry(id, geometry));
   }
 
   /** Closes the control node; later calls throw `DmClosedError`. A second close does nothing. */

@@ -122,6 +122,32 @@ describe('device lifecycle in the kernel', function () {
     expect((await dm.table(name))?.toString()).to.equal(table.toString());
   });
 
+  it("a failure's stack names the line that made the call, even through a detached .catch(); with stackTraces 'async', only a caller that awaited it", async function awaitingCaller() {
+    const name = devName('stacks');
+    // A handler that settles another promise: no await links the failed call to this function.
+    const detached = (client: DeviceMapper): Promise<unknown> => new Promise((resolve) => void client.info(name).catch(resolve));
+    const recorded = await detached(dm);
+    expect(recorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
+    expect((recorded as Error).stack?.split('\n')[1]).to.contain('device.test');
+    const quick = await DeviceMapper.open({ stackTraces: 'async' });
+    try {
+      let awaited: unknown;
+      try {
+        await quick.info(name);
+      } catch (x) {
+        awaited = x;
+      }
+      expect(awaited).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
+      expect((awaited as Error).stack).to.match(/at async (Context\.)?awaitingCaller .*device\.test/);
+      // Nothing was recorded when the call was made.
+      const unrecorded = await detached(quick);
+      expect(unrecorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO' });
+      expect((unrecorded as Error).stack).not.to.contain('device.test');
+    } finally {
+      await quick.close();
+    }
+  });
+
   it('a missing device gives ENXIO', async () => {
     const name = devName('missing');
     for (const call of [() => dm.info(name), () => dm.remove(name), () => dm.table(name), () => dm.resume(name)]) {

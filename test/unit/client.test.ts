@@ -59,6 +59,7 @@ describe('DeviceMapper.open on a host without device-mapper', () => {
     for (const [options, pattern] of [
       [{ pth: '/dev/null' }, /unknown option "pth"/],
       [{ path: 3 }, /options\.path/],
+      [{ stackTraces: 'eager' }, /Expected 'call' or 'async' for options\.stackTraces but received "eager"/],
       [new Date(), /plain options object/],
       [[], /options object/],
     ] as const) {
