@@ -16,8 +16,14 @@ const SAFE_HIGH = 2 ** 21;
 const NO_ROWS: NativeRows = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, ascii: true, types: [] };
 const NO_DEVICES: NativeIndexed = { bytes: new ArrayBuffer(0), index: new Uint32Array(0), count: 0, ascii: true };
 
-/** From this many items on, an ASCII answer's strings are decoded at once and sliced. */
+/** From this many items on, an ASCII answer's strings are decoded a window at a time and sliced. */
 const DECODE_AT_ONCE = 16;
+/**
+ * Bytes decoded at a time: a string this short is made in V8's young generation, whose
+ * memory is reused, where one string of a whole large answer would be a fresh large-object
+ * allocation each time (page faults, which cost tens of microseconds each under UML).
+ */
+const DECODE_WINDOW = 32 * 1024;
 
 /**
  * The synchronous client's answers are lent until its next call, which takes them back
@@ -37,9 +43,11 @@ abstract class Indexed {
   readonly #words: Uint32Array;
   readonly #bytes: Buffer;
   readonly #ascii: boolean;
-  /** An ASCII answer's strings region, decoded once (see text), and where it starts. */
-  #decoded: string | undefined;
+  /** A window of an ASCII answer's strings region, decoded at once (see text), and where it starts. */
+  #decoded = '';
   #decodedFrom = 0;
+  /** Where the strings region ends, once known. */
+  #spanEnd = -1;
 
   constructor(indexed: NativeIndexed, what: string) {
     if (indexed.index.length !== indexed.count * WORDS) throw new Error(`internal error: the ${what} index has ${indexed.index.length} words for ${indexed.count} items`);
@@ -49,8 +57,8 @@ abstract class Indexed {
     this.#ascii = indexed.ascii;
   }
 
-  /** The bytes from the first item's first string to the last item's last string. */
-  protected abstract span(): [number, number];
+  /** Where the last item's last string ends. */
+  protected abstract stringsEnd(): number;
 
   /** Word `k` of item `i`. */
   protected word(i: number, k: number): number {
@@ -63,15 +71,18 @@ abstract class Indexed {
   protected text(offset: number, length: number): string {
     if (offset + length > this.#bytes.length) throw new Error(LENT);
     if (this.#ascii && this.count >= DECODE_AT_ONCE) {
-      // One decode for every string, then slices: ASCII reads the same in Latin-1 and UTF-8,
-      // and the bytes between the strings (the records' headers) are never sliced.
-      if (this.#decoded === undefined) {
-        const [from, to] = this.span();
-        this.#decodedFrom = from;
-        this.#decoded = this.#bytes.toString('latin1', from, to);
+      // A window of the strings at once, then slices: ASCII reads the same in Latin-1 and
+      // UTF-8, and the bytes between the strings (the records' headers) are never sliced.
+      // Items are read in order, so each window is decoded once.
+      let at = offset - this.#decodedFrom;
+      if (at < 0 || at + length > this.#decoded.length) {
+        if (this.#spanEnd < 0) this.#spanEnd = this.stringsEnd();
+        const to = Math.min(this.#spanEnd, Math.max(offset + length, offset + DECODE_WINDOW));
+        this.#decodedFrom = offset;
+        this.#decoded = this.#bytes.toString('latin1', offset, to);
+        at = 0;
       }
-      const at = offset - this.#decodedFrom;
-      if (at >= 0 && at + length <= this.#decoded.length) return this.#decoded.slice(at, at + length);
+      if (at + length <= this.#decoded.length) return this.#decoded.slice(at, at + length);
     }
     return this.#bytes.toString('utf8', offset, offset + length);
   }
@@ -112,9 +123,9 @@ export class RowReader extends Indexed {
     return this.text(this.word(i, 6), this.word(i, 7));
   }
 
-  protected span(): [number, number] {
+  protected stringsEnd(): number {
     const last = this.count - 1;
-    return [this.word(0, 6), this.word(last, 6) + this.word(last, 7)];
+    return this.word(last, 6) + this.word(last, 7);
   }
 
   /** Every row as { start, length, type, params }. */
@@ -135,15 +146,18 @@ export class DeviceReader extends Indexed {
     return this.text(this.word(i, 2), this.word(i, 3));
   }
 
-  protected span(): [number, number] {
+  protected stringsEnd(): number {
     const last = this.count - 1;
     const uuidAt = this.word(last, 6);
-    return [this.word(0, 2), uuidAt === 0 ? this.word(last, 2) + this.word(last, 3) : uuidAt + this.word(last, 7)];
+    return uuidAt === 0 ? this.word(last, 2) + this.word(last, 3) : uuidAt + this.word(last, 7);
   }
 
   /** dm_name_list.dev, in the kernel's huge encoding. */
   dev(i: number): number {
-    return u64(this.word(i, 0), this.word(i, 1), 'dev', this.name(i));
+    const low = this.word(i, 0);
+    const high = this.word(i, 1);
+    // The name is read only for the error's sake.
+    return high < SAFE_HIGH ? high * TWO_32 + low : u64(low, high, 'dev', this.name(i));
   }
 
   /** The device's event counter, when the kernel reports it (4.38 and later). */

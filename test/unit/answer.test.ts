@@ -62,6 +62,16 @@ describe('readers of indexed answers', () => {
     expect(new RowReader(result({ targets: nativeRows(rows) }), 'v').all()).to.deep.equal(rows.map(({ start, length, type, params }) => ({ start, length, type, params })));
   });
 
+  it('read a large ASCII answer window by window, strings across a window edge and longer than a window included', () => {
+    // Params from empty to 70 KiB: some start in one 32 KiB window and end in the next.
+    const rows = Array.from({ length: 400 }, (_, i) => ({ start: i * 8, length: 8, type: 'linear', params: i % 97 === 5 ? 'p'.repeat(70000 + i) : `7:${i} ${'x'.repeat((i * 37) % 900)}` }));
+    const reader = new RowReader(result({ targets: nativeRows(rows) }), 'v');
+    expect(reader.all()).to.deep.equal(rows);
+    const devices = Array.from({ length: 3000 }, (_, i) => ({ name: `volume-${i}-${'n'.repeat(i % 100)}`, dev: 0xfe00 + i, eventNr: i, ...(i % 2 === 0 ? { uuid: `LVM-${'u'.repeat(i % 120)}${i}` } : {}) }));
+    const d = new DeviceReader(result({ devices: nativeDevices(devices) }));
+    expect(devices.map((_, i) => [d.name(i), d.uuid(i), d.dev(i)])).to.deep.equal(devices.map((e) => [e.name, 'uuid' in e ? e.uuid : undefined, e.dev]));
+  });
+
   it('treat a missing payload as no items, and refuse an index that does not match its count', () => {
     expect(new RowReader(result({}), 'v').count).to.equal(0);
     expect(new DeviceReader(result({})).count).to.equal(0);
