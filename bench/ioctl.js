@@ -33,6 +33,8 @@ function timeSync(n, op, warm = Math.min(n, 500)) {
 /** The synchronous and the asynchronous client, and Node's own sync and threadpool calls. */
 async function syncAndAsync(DeviceMapper, Table, targets) {
   const dm = await DeviceMapper.open();
+  // The same client without recording each call's stack (OpenOptions.stackTraces).
+  const qdm = await DeviceMapper.open({ stackTraces: 'async' });
   const sdm = DeviceMapper.openSync();
   sdm.create('bench-sync', { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
   const fd = fs.openSync('/dev/mapper/control', 'r');
@@ -43,13 +45,14 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   // The same operation by the C programs (bench/c), in this boot: the raw ioctl with a
   // prepared buffer (the limit) and libdevmapper's dm_task API.
   const peer = (program, op) => Number(execFileSync(path.join(CBIN, program), [op, 'bench-sync', String(3000)], { encoding: 'utf8' }).trim());
-  const row = async (label, syncOp, asyncOp, op, count = n) => {
+  const row = async (label, syncOp, asyncOp, op, count = n, quickOp = undefined) => {
     const s = timeSync(count, syncOp);
     // ioctls per call in steady state (after the timed calls: buffers have their size).
     const before = sdm.ioctlStats;
     for (let i = 0; i < 10; i++) syncOp();
     const after = sdm.ioctlStats;
     const a = await timeOf(count, asyncOp);
+    const q = quickOp === undefined ? undefined : await timeOf(count, quickOp);
     const raw = op === undefined ? undefined : peer('raw_ioctl', op);
     const libdm = op === undefined ? undefined : peer('libdm', op);
     rows.push({
@@ -63,12 +66,13 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
       'sync/libdm': libdm === undefined ? undefined : +(s / libdm).toFixed(2),
       'async/sync': +(a / s).toFixed(2),
       'async/fs.fstat': +(a / fstat).toFixed(2),
+      "async, stackTraces 'async', /fs.fstat": q === undefined ? undefined : +(q / fstat).toFixed(2),
     });
   };
-  await row('info', () => sdm.info('bench-sync'), () => dm.info('bench-sync'), 'info');
-  await row('status', () => sdm.status('bench-sync'), () => dm.status('bench-sync'), 'status');
-  await row('table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'), 'table');
-  await row('message @stats_list', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'), 'message');
+  await row('info', () => sdm.info('bench-sync'), () => dm.info('bench-sync'), 'info', n, () => qdm.info('bench-sync'));
+  await row('status', () => sdm.status('bench-sync'), () => dm.status('bench-sync'), 'status', n, () => qdm.status('bench-sync'));
+  await row('table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'), 'table', n, () => qdm.table('bench-sync'));
+  await row('message @stats_list', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'), 'message', n, () => qdm.message('bench-sync', '@stats_list'));
   let k = 0;
   const cycleTable = new Table([{ start: 0, length: 8, target: targets.zero() }]);
   await row('create + remove', () => {
@@ -82,6 +86,7 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
   sdm.remove('bench-sync');
   sdm.close();
   await dm.close();
+  await qdm.close();
   console.log(`\nsync and async clients, one call at a time, beside the C raw ioctl and libdevmapper (fs.fstatSync ${fstatSync.toFixed(1)} µs, fs.fstat through the threadpool ${fstat.toFixed(1)} µs in this boot):`);
   console.table(rows);
 }
@@ -144,6 +149,12 @@ async function scale(DeviceMapper, Table, targets) {
   t0 = process.hrtime.bigint();
   for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => dm.info('bench-fly')));
   const perSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const qdm = await DeviceMapper.open({ stackTraces: 'async' });
+  for (let r = 0; r < 50; r++) await Promise.all(Array.from({ length: 64 }, () => qdm.info('bench-fly')));
+  t0 = process.hrtime.bigint();
+  for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => qdm.info('bench-fly')));
+  const quickPerSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  await qdm.close();
   // The addon's I/O threads right after them (a worker and the pool's supervisor, unless a call
   // blocked in the kernel made the pool grow).
   const ioThreads = fs.readdirSync('/proc/self/task').filter((task) => {
@@ -171,6 +182,7 @@ async function scale(DeviceMapper, Table, targets) {
   console.table(rows);
   console.table([
     { measure: 'info, 64 in flight (async), calls/s', value: Math.round(perSecond), 'against raw ioctl one at a time': round(perSecond / rawPerSecond) },
+    { measure: "info, 64 in flight (async, stackTraces 'async'), calls/s", value: Math.round(quickPerSecond), 'against raw ioctl one at a time': round(quickPerSecond / rawPerSecond) },
     { measure: 'devmapper-io threads after 64 in flight', value: ioThreads },
     { measure: 'fs.promises.stat, idle, µs', value: round(idleStat) },
     { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(loadedStat), 'against idle': round(loadedStat / idleStat) },
