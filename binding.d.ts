@@ -69,7 +69,7 @@ export interface NativeRequest {
    */
   eventNr?: number;
   /** TABLE_LOAD rows. */
-  targets?: readonly NativeTargetSpec[];
+  targets?: readonly NativeTargetSpec[] | NativeTargetList;
   /** A NUL-terminated string payload: DEV_RENAME's new name or uuid, DEV_SET_GEOMETRY's text. */
   data?: string;
   /** TARGET_MSG: the sector and the message text. */
@@ -205,8 +205,23 @@ export interface NativeLoopConfig {
   blockSize: number;
 }
 
+/**
+ * The rows of a TABLE_LOAD, taken from JavaScript a range at a time (each row checked as a
+ * request's rows are), so that a large table is read in slices between turns of the event
+ * loop. A request whose `targets` is a list takes its rows over: a list is loaded once (a
+ * second request with it is a TypeError). Its rows are wiped when it is collected.
+ */
+export declare class NativeTargetList {
+  constructor();
+  /** Appends rows[from] ... rows[to - 1]. */
+  append(rows: readonly NativeTargetSpec[], from: number, to: number): void;
+  /** Rows appended so far. */
+  readonly count: number;
+}
+
 export interface Binding {
   Control: typeof Control;
+  TargetList: typeof NativeTargetList;
   /** Header constants from `<linux/dm-ioctl.h>`, as compiled into the addon. */
   constants: Record<string, number>;
   /** LOOP_CTL_GET_FREE on `/dev/loop-control`: the number of a free loop device. */

@@ -5,6 +5,7 @@
 
 #include "control.h"
 #include "loop_binding.h"
+#include "target_list.h"
 
 namespace devmapper {
 
@@ -66,7 +67,11 @@ static Napi::Object Constants(Napi::Env env) {
 }  // namespace devmapper
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  // Control::Define makes the environment's AddonData, where the TargetList class is kept.
   exports.Set("Control", devmapper::Control::Define(env));
+  Napi::Function targetList = devmapper::TargetList::Define(env);
+  devmapper::addonData(env).targetList = Napi::Persistent(targetList);
+  exports.Set("TargetList", targetList);
   exports.Set("constants", devmapper::Constants(env));
   devmapper::InitLoop(env, exports);
   return exports;

@@ -16,6 +16,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "keys.h"
+#include "target_list.h"
 
 namespace devmapper {
 
@@ -69,27 +70,15 @@ dm::Request toRequest(const Napi::Value& value) {
   v = o.Get(k[Keys::EventNr]);
   if (!v.IsUndefined()) req.eventNr = static_cast<uint32_t>(requireInteger(v, "request.eventNr", kMaxU32));
   Napi::Value t = o.Get(k[Keys::Targets]);
-  if (!t.IsUndefined()) {
-    if (!t.IsArray()) throw typeError(o.Env(), "an array", "request.targets", t);
+  if (TargetList* list = TargetList::from(o.Env(), t)) {
+    req.targets = list->take(o.Env());
+  } else if (!t.IsUndefined()) {
+    if (!t.IsArray()) throw typeError(o.Env(), "an array or a target list", "request.targets", t);
     Napi::Array rows = t.As<Napi::Array>();
     if (rows.Length() > dm::kMaxBufferSize / dm::kSpecSize)
       throw Napi::RangeError::New(o.Env(), "Invalid request: request.targets has more rows than a 256 MiB request can hold");
     req.targets.reserve(rows.Length());
-    Napi::Value kStart = k[Keys::Start], kLength = k[Keys::Length], kType = k[Keys::Type], kParams = k[Keys::Params];
-    for (uint32_t i = 0; i < rows.Length(); i++) {
-      // The row's place is spelled out only for a message: most requests have none to give.
-      auto at = [i](const char* field) { return "request.targets[" + std::to_string(i) + "]" + field; };
-      Napi::Value rowValue = rows.Get(i);
-      if (!rowValue.IsObject() || rowValue.IsArray() || rowValue.IsFunction()) requireObject(rowValue, at(""));
-      Napi::Object row = rowValue.As<Napi::Object>();
-      dm::TargetSpec spec;
-      Napi::Value start = row.Get(kStart), length = row.Get(kLength), type = row.Get(kType), params = row.Get(kParams);
-      spec.start = isInteger(start, kMaxSafeInteger) ? integer(start) : requireInteger(start, at(".start"), kMaxSafeInteger);
-      spec.length = isInteger(length, kMaxSafeInteger) ? integer(length) : requireInteger(length, at(".length"), kMaxSafeInteger);
-      spec.type = type.IsString() ? type.As<Napi::String>().Utf8Value() : requireString(type, at(".type"));
-      spec.params = params.IsString() ? params.As<Napi::String>().Utf8Value() : requireString(params, at(".params"));
-      req.targets.push_back(std::move(spec));
-    }
+    for (uint32_t i = 0; i < rows.Length(); i++) req.targets.push_back(readTargetSpec(rows.Get(i), i, k));
   }
   v = o.Get(k[Keys::Data]);
   if (!v.IsUndefined()) {

@@ -50,6 +50,8 @@ class Keys {
 struct AddonData {
   explicit AddonData(Napi::Env env) : keys(env) {}
   Napi::FunctionReference watcher;
+  // The TargetList class, by which a request's target list is recognised.
+  Napi::FunctionReference targetList;
   Keys keys;
 };
 

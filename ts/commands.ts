@@ -39,6 +39,7 @@ import {
   removeProgram,
   renameProgram,
   sliced,
+  targetsOf,
   specsOf,
   type Program,
 } from './steps';
@@ -173,7 +174,12 @@ export function load(id: DevId, table: Table, options: LoadOptions | undefined):
   const opts = checkOptions(options, 'options', ['readOnly', 'secure']);
   let flags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
   if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
-  return { program: one({ cmd: Command.TABLE_LOAD, flags, ...idRequest(dev), targets: rowsOf(t) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  return { program: loadProgram({ cmd: Command.TABLE_LOAD, flags, ...idRequest(dev) }, rowsOf(t), dev.label), key: lockKey(dev) };
+}
+
+/** TABLE_LOAD of `rows` (a large table's rows handed over in slices). */
+function* loadProgram(request: NativeRequest, rows: readonly NativeTargetSpec[], label: string): Program<DeviceInfo> {
+  return infoOf(yield* call({ ...request, targets: yield* targetsOf(rows) }, label), label);
 }
 
 /** DEV_SUSPEND with the suspend flag. */

@@ -74,6 +74,41 @@ describe('buffer growth and concurrency in the kernel', function () {
     }
   });
 
+  it('a large table is handed to the addon as a target list, and the kernel holds every row (load, reload, sync create)', async function () {
+    this.timeout(180000);
+    const rows = 20000;
+    const table = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
+    const name = devName('load-sliced');
+    await t.dm.create(name);
+    // What each TABLE_LOAD carried: a target list (rows taken a range at a time) or an array.
+    const carried: string[] = [];
+    const unhook = hookControl(t.dm, { before: (request) => void (request.cmd === Command.TABLE_LOAD ? carried.push(Array.isArray(request.targets) ? 'array' : 'list') : undefined) });
+    try {
+      await t.dm.load(name, table);
+      await t.dm.resume(name);
+      expect((await t.dm.table(name))?.equals(table)).to.equal(true);
+      const swapped = new Table(table.rows.map((r, i) => ({ start: r.start, length: r.length, target: i % 2 === 0 ? targets.error() : targets.zero() })));
+      await t.dm.reload(name, swapped);
+      expect((await t.dm.table(name))?.equals(swapped)).to.equal(true);
+      await t.dm.load(name, new Table([{ start: 0, length: 8, target: targets.zero() }]));
+      expect(carried).to.deep.equal(['list', 'list', 'array']);
+    } finally {
+      unhook();
+    }
+    const sync = DeviceMapper.openSync();
+    const syncName = devName('load-sliced-s');
+    try {
+      sync.create(syncName, { table });
+      expect(sync.table(syncName)?.equals(table)).to.equal(true);
+    } finally {
+      try {
+        sync.remove(syncName);
+      } finally {
+        sync.close();
+      }
+    }
+  });
+
   it('a long device list grows the LIST_DEVICES buffer and lists every device with its uuid', async () => {
     const names = Array.from({ length: 300 }, (_, i) => devName(`many${i}-${'x'.repeat(60)}`));
     for (const name of names) await t.dm.create(name, { uuid: `DMT-UUID-${name}` });

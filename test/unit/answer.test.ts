@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { DeviceReader, RowReader } from '../../ts/answer';
 import { DmError } from '../../ts/index';
-import { sliced, type Step } from '../../ts/steps';
+import { LOAD_IN_SLICES_FROM, sliced, targetsOf, type Step } from '../../ts/steps';
 import { nativeDevices, nativeRows } from './answers';
 
 function result(fields: Partial<NativeResult>): NativeResult {
@@ -106,5 +106,36 @@ describe('sliced', () => {
     const program = sliced(100, (i) => i);
     const next = program.next({});
     expect(next.done).to.equal(true);
+  });
+
+  it('hands a large table to the addon a range of rows at a time, yielding between slices; a small one as it is', () => {
+    // Rows whose params take at least 5 µs to read: 20,000 of them are 100 ms of work.
+    const slow = Array.from({ length: 20000 }, (_, i) => ({
+      start: i * 8,
+      length: 8,
+      type: 'zero',
+      get params(): string {
+        const until = performance.now() + 0.005;
+        while (performance.now() < until);
+        return '';
+      },
+    }));
+    const program = targetsOf(slow);
+    let yields = 0;
+    for (;;) {
+      const next = program.next({});
+      if (next.done === true) {
+        expect(Array.isArray(next.value)).to.equal(false);
+        expect(next.value).to.have.property('count', 20000);
+        break;
+      }
+      expect(next.value.kind).to.equal('yield');
+      yields++;
+    }
+    expect(yields).to.be.at.least(5);
+    const small = slow.slice(0, LOAD_IN_SLICES_FROM - 1);
+    const once = targetsOf(small).next({});
+    expect(once.done).to.equal(true);
+    expect(once.value).to.equal(small);
   });
 });

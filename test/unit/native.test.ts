@@ -120,6 +120,39 @@ describe('native addon contract', () => {
       expect(() => control.watch(1 as never, () => undefined)).to.throw(TypeError, /onArmed/);
     });
 
+    it('a target list takes rows a range at a time, checked as a request\'s rows are, and is loaded once', () => {
+      const rows = [
+        { start: 0, length: 8, type: 'zero', params: '' },
+        { start: 8, length: 8, type: 'error', params: '' },
+        { start: 16, length: 8, type: 'linear', params: '7:0 0' },
+      ];
+      const list = new native.TargetList();
+      list.append(rows, 0, 2);
+      list.append(rows, 2, 3);
+      list.append(rows, 3, 3);
+      expect(list.count).to.equal(3);
+      expect(() => list.append(rows, 2, 1)).to.throw(RangeError, /to is before from/);
+      expect(() => list.append(rows, 0, 4)).to.throw(RangeError, /up to 3 for to/);
+      expect(() => list.append({} as never, 0, 0)).to.throw(TypeError, /an array for rows/);
+      const bad = new native.TargetList();
+      expect(() => bad.append([rows[0], { ...rows[1], start: -1 }] as never, 0, 2)).to.throw(RangeError, /request\.targets\[1\]\.start/);
+      expect(bad.count, 'a range with a bad row is not appended at all').to.equal(0);
+      expect(() => bad.append([{ start: 0, length: 8, type: 'x'.repeat(16), params: '' }], 0, 1)).not.to.throw();
+      // The request checks the rows it takes over: the same refusal as for an array.
+      expect(() => control.ioctl({ cmd: Command.TABLE_LOAD, flags: 0, targets: bad })).to.throw(RangeError, /target type longer than 15 bytes/);
+      // The request takes the rows over (the ioctl then fails on this file); a list loads once.
+      let sent: unknown;
+      try {
+        sent = control.ioctlSync({ cmd: Command.TABLE_LOAD, flags: 0, name: 'x', targets: list }, new Float64Array(11));
+      } catch (e) {
+        sent = e;
+      }
+      expect(String(sent)).to.match(/ENOTTY|ioctl/);
+      expect(() => control.ioctlSync({ cmd: Command.TABLE_LOAD, flags: 0, name: 'x', targets: list }, new Float64Array(11))).to.throw(TypeError, /target list was loaded already/);
+      expect(() => list.append(rows, 0, 1)).to.throw(TypeError, /loaded already/);
+      expect(() => control.ioctl({ cmd: Command.TABLE_LOAD, flags: 0, targets: new Uint8Array(3) as never })).to.throw(TypeError, /an array or a target list for request\.targets/);
+    });
+
     it('calls after close reject (or throw) with ERR_DM_CLOSED; close is idempotent', async () => {
       await control.close();
       expect(control.closed).to.equal(true);
