@@ -34,6 +34,7 @@ import {
   createProgram,
   identityOf,
   lockDevice,
+  oneIoctl,
   refOf,
   reloadProgram,
   removeProgram,
@@ -61,11 +62,6 @@ export interface Context {
 /** The program's result, turned into the command's. */
 function* map<T, U>(program: Program<T>, f: (value: T) => U): Program<U> {
   return f(yield* program);
-}
-
-/** One ioctl, its answer turned into the command's result. */
-function one<U>(request: NativeRequest, label: string | undefined, f: (r: NativeResult) => U): Program<U> {
-  return map(call(request, label), f);
 }
 
 /** dm core messages that only report (dm-stats listing and printing): safe to send again. */
@@ -118,7 +114,7 @@ export function listDevices(): Cmd<DeviceListEntry[]> {
 
 /** LIST_VERSIONS. */
 export function listTargets(): Cmd<TargetTypeVersion[]> {
-  return { program: one({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, targetVersions) };
+  return { program: oneIoctl({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, targetVersions) };
 }
 
 function targetVersions(r: NativeResult): TargetTypeVersion[] {
@@ -130,7 +126,7 @@ export function targetVersion(ctx: Context, type: string): Cmd<[number, number, 
   const name = checkTargetType(type, 'type');
   if (ctx.driverVersion[1] < 41) {
     return {
-      program: one({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, (r) => {
+      program: oneIoctl({ cmd: Command.LIST_VERSIONS, flags: 0 }, undefined, (r) => {
         const found = targetVersions(r).find((t) => t.name === name);
         if (!found) throw new DmError({ errno: 22, syscall: 'ioctl', command: 'DM_LIST_VERSIONS', device: name, message: `DM_LIST_VERSIONS: no target type ${name}` });
         return found.version;
@@ -138,7 +134,7 @@ export function targetVersion(ctx: Context, type: string): Cmd<[number, number, 
     };
   }
   return {
-    program: one({ cmd: Command.GET_TARGET_VERSION, flags: 0, name }, name, (r) => {
+    program: oneIoctl({ cmd: Command.GET_TARGET_VERSION, flags: 0, name }, name, (r) => {
       const v = r.versions?.[0];
       if (v === undefined) throw new DmError({ errno: 71, syscall: 'ioctl', command: 'DM_GET_TARGET_VERSION', device: name, message: `DM_GET_TARGET_VERSION ${name}: the kernel answered with no version` });
       return version(v.version);
@@ -164,7 +160,7 @@ export function info(id: DevId, options: QueryOptions | undefined): Cmd<DeviceIn
   const dev = resolveId(id);
   const opts = checkOptions(options, 'options', ['inactive']);
   const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
-  return { program: one({ cmd: Command.DEV_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)) };
+  return { program: oneIoctl({ cmd: Command.DEV_STATUS, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)) };
 }
 
 /** TABLE_LOAD. */
@@ -189,13 +185,13 @@ export function suspend(id: DevId, options: SuspendOptions | undefined): Cmd<Dev
   let flags = Flag.SUSPEND;
   if (checkBoolean(opts.noFlush, 'options.noFlush', false)) flags |= Flag.NOFLUSH;
   if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) flags |= Flag.SKIP_LOCKFS;
-  return { program: one({ cmd: Command.DEV_SUSPEND, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  return { program: oneIoctl({ cmd: Command.DEV_SUSPEND, flags, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
 /** DEV_SUSPEND without it: resume. */
 export function resume(id: DevId): Cmd<DeviceInfo> {
   const dev = resolveId(id);
-  return { program: one({ cmd: Command.DEV_SUSPEND, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  return { program: oneIoctl({ cmd: Command.DEV_SUSPEND, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
 /** Load, suspend, resume, the device put back as it was on failure. */
@@ -223,7 +219,7 @@ export function update(id: DevId, change: (table: Table | undefined) => Table, o
 /** TABLE_CLEAR. */
 export function clear(id: DevId): Cmd<DeviceInfo> {
   const dev = resolveId(id);
-  return { program: one({ cmd: Command.TABLE_CLEAR, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  return { program: oneIoctl({ cmd: Command.TABLE_CLEAR, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
 /** TABLE_STATUS with the table flag: the typed table. */
@@ -293,7 +289,7 @@ export function deps(id: DevId, options: QueryOptions | undefined): Cmd<DevNumbe
   const dev = resolveId(id);
   const opts = checkOptions(options, 'options', ['inactive']);
   const flags = checkBoolean(opts.inactive, 'options.inactive', false) ? Flag.QUERY_INACTIVE_TABLE : 0;
-  return { program: one({ cmd: Command.TABLE_DEPS, flags, ...idRequest(dev) }, dev.label, (r) => (r.deps ?? []).map((d) => decodeDev(exactNumber(d, 'a dependency', dev.label)))) };
+  return { program: oneIoctl({ cmd: Command.TABLE_DEPS, flags, ...idRequest(dev) }, dev.label, (r) => (r.deps ?? []).map((d) => decodeDev(exactNumber(d, 'a dependency', dev.label)))) };
 }
 
 /** TARGET_MSG: the target's output, if it gave any. */
@@ -304,7 +300,7 @@ export function message(id: DevId, text: string, options: MessageOptions | undef
   const sector = opts.sector === undefined ? 0 : checkSector(opts.sector, 'options.sector');
   const flags = checkBoolean(opts.secure, 'options.secure', false) ? Flag.SECURE_DATA : 0;
   const repeatable = checkBoolean(opts.repeatable, 'options.repeatable', READ_ONLY_MESSAGE.test(msg));
-  return { program: one({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: msg, repeatable }, dev.label, (r) => r.data) };
+  return { program: oneIoctl({ cmd: Command.TARGET_MSG, flags, ...idRequest(dev), sector, message: msg, repeatable }, dev.label, (r) => r.data) };
 }
 
 /** DEV_RENAME of the name (the device looked up by name first when named otherwise). */
@@ -337,7 +333,7 @@ export function removeAll(options: RemoveAllOptions | undefined): Cmd<string[]> 
   const flags = checkBoolean(opts.deferred, 'options.deferred', false) ? Flag.DEFERRED_REMOVE : 0;
   const prefix = checkPrefix(opts.prefix, 'options.prefix');
   const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
-  if (prefix === undefined && uuidPrefix === undefined) return { program: one({ cmd: Command.REMOVE_ALL, flags }, undefined, () => []) };
+  if (prefix === undefined && uuidPrefix === undefined) return { program: oneIoctl({ cmd: Command.REMOVE_ALL, flags }, undefined, () => []) };
   return { program: removeMatching(flags, (d) => matches(d, prefix, uuidPrefix)) };
 }
 

@@ -110,6 +110,53 @@ export function* single(request: NativeRequest, device: string | undefined): Pro
   return yield* call(request, device);
 }
 
+/**
+ * A program of one ioctl whose answer `finish` turns into the result: what most commands are,
+ * written as a plain iterator (the same steps as `map(call(...), finish)`), without the two
+ * generator objects and their frames a call would otherwise allocate.
+ */
+class OneIoctl<U> implements Program<U> {
+  readonly #step: IoctlStep;
+  readonly #finish: (r: NativeResult) => U;
+  #state: 'new' | 'sent' | 'done' = 'new';
+
+  constructor(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U) {
+    this.#step = { kind: 'ioctl', request, device };
+    this.#finish = finish;
+  }
+
+  next(answer?: Answer): IteratorResult<Step, U> {
+    if (this.#state === 'new') {
+      this.#state = 'sent';
+      return { done: false, value: this.#step };
+    }
+    if (this.#state === 'done') throw new Error('internal error: a finished program was resumed');
+    this.#state = 'done';
+    const result = answer?.result;
+    if (result === undefined) throw new Error(`internal error: no answer to ${String(this.#step.request.cmd)}`);
+    return { done: true, value: this.#finish(result) };
+  }
+
+  throw(error: unknown): IteratorResult<Step, U> {
+    this.#state = 'done';
+    throw error;
+  }
+
+  return(value: U): IteratorResult<Step, U> {
+    this.#state = 'done';
+    return { done: true, value };
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+}
+
+/** One ioctl, its answer turned into the command's result by `finish`. */
+export function oneIoctl<U>(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U): Program<U> {
+  return new OneIoctl(request, device, finish);
+}
+
 /** Waits `ms` milliseconds. */
 export function* sleep(ms: number): Generator<Step, void, Answer> {
   yield { kind: 'sleep', ms };

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { Command, DmError } from '../../ts/index';
-import { createProgram, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
+import { createProgram, oneIoctl, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
 import { nativeRows } from './answers';
 
 function answer(fields: Partial<NativeResult>): NativeResult {
@@ -95,5 +95,29 @@ describe('transaction programs', () => {
     ]);
     expect(ioctls[4]?.targets).to.deep.equal([{ start: 0, length: 8, type: 'linear', params: '7:0 0' }]);
     expect((ioctls[6]?.flags ?? 0) & SUSPEND).to.equal(SUSPEND);
+  });
+
+  it('a one-ioctl program yields its request once and finishes with its answer, also delegated to, and a failure thrown in goes out', () => {
+    const request = { cmd: Command.DEV_STATUS, flags: 0, name: 'vol' };
+    const ok = drive(oneIoctl(request, 'vol', (r) => r.openCount + 1), [() => answer({ openCount: 2 })]);
+    expect(ok.value).to.equal(3);
+    expect(ok.steps).to.deep.equal([{ kind: 'ioctl', request, device: 'vol' }]);
+    const failure = dmError('ENXIO', 6, 'DM_DEV_STATUS');
+    expect(drive(oneIoctl(request, 'vol', () => 0), [() => failure]).error).to.equal(failure);
+    // Inside another program, as a generator's yield* sees it: the failure reaches its catch.
+    function* outer(): Program<string> {
+      const first = yield* oneIoctl(request, 'vol', (r) => r.name);
+      try {
+        yield* oneIoctl(request, 'vol', () => 'unreached');
+      } catch (e) {
+        return `${first}, then ${(e as DmError).code}`;
+      }
+      return 'no failure';
+    }
+    expect(drive(outer(), [() => answer({ name: 'vol' }), () => failure]).value).to.equal('vol, then ENXIO');
+    const done = oneIoctl(request, 'vol', () => 1);
+    done.next({});
+    done.next({ result: answer({}) });
+    expect(() => done.next({})).to.throw(/finished program was resumed/);
   });
 });
