@@ -5,6 +5,7 @@
 
 #include "control.h"
 #include "loop_binding.h"
+#include "udev.h"
 
 namespace devmapper {
 
@@ -69,6 +70,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Control", devmapper::Control::Define(env));
   exports.Set("constants", devmapper::Constants(env));
   devmapper::InitLoop(env, exports);
+  devmapper::InitUdev(env, exports);
   return exports;
 }
 
