@@ -238,6 +238,26 @@ export interface Binding {
   blockDeviceSize(path: string): Promise<NativeU64>;
   /** BLKDISCARD of [offset, offset + length) bytes. */
   blockDiscard(path: string, offset: number, length: number): Promise<void>;
+  /**
+   * semget(key, 1, IPC_CREAT | IPC_EXCL | 0600) and SETVAL `value`: a new SysV semaphore's id
+   * (a udev cookie). EEXIST when the key is taken.
+   */
+  semCreate(key: number, value: number): number;
+  /** semop of +1 or -1 with IPC_NOWAIT (EAGAIN when a decrement would go below zero). */
+  semAdd(semid: number, delta: 1 | -1): void;
+  /** semctl GETVAL. */
+  semValue(semid: number): number;
+  /** semctl IPC_RMID. */
+  semRemove(semid: number): void;
+  /**
+   * Waits on the calling thread until the semaphore is zero (semtimedop): EAGAIN after
+   * `timeoutMs`, EIDRM when it is removed meanwhile.
+   */
+  semWaitZeroSync(semid: number, timeoutMs: number): void;
+  /** The same wait on a thread of the addon's own (never Node's threadpool). */
+  semWaitZero(semid: number, timeoutMs: number): Promise<void>;
+  /** mknod(path, S_IFBLK | mode, makedev(major, minor)); the umask applies. */
+  mknodBlock(path: string, major: number, minor: number, mode: number): void;
   /** HDIO_GETGEO of a block device. */
   blockGeometry(path: string): Promise<{ cylinders: number; heads: number; sectors: number; start: NativeU64 }>;
 }

@@ -6,6 +6,7 @@
 #include "control.h"
 #include "loop_binding.h"
 #include "target_list.h"
+#include "udev.h"
 
 namespace devmapper {
 
@@ -74,6 +75,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("TargetList", targetList);
   exports.Set("constants", devmapper::Constants(env));
   devmapper::InitLoop(env, exports);
+  devmapper::InitUdev(env, exports);
   return exports;
 }
 

@@ -11,7 +11,10 @@ import { ProgramRun, type IoctlCounts, type Program } from './steps';
 import type { Table } from './table';
 import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
+import { isUdevStep, runUdevStep } from './udev-steps';
 import { checkInteger, checkOptions } from './validate';
+import type { MknodesResult } from './nodes';
+import type { UdevMode, UdevSettings } from './udev';
 
 export { Command, Flag } from './constants';
 export { infoOf } from './commands';
@@ -40,6 +43,11 @@ export interface DeviceInfo {
   dev: DevNumber;
   /** The device node: `/dev/dm-<minor>`. */
   path: string;
+  /**
+   * `/dev/mapper/<name>`: udev's symlink (sync mode) or the library's own node (fallback
+   * mode), there once a create or resume has resolved (see `OpenOptions.udev`).
+   */
+  mapperPath: string;
   openCount: number;
   eventNr: number;
   /** Rows in the live table (or the inactive one, when asked for). */
@@ -69,6 +77,15 @@ export interface OpenOptions {
   /** The control node; default `/dev/mapper/control`. */
   path?: string;
   /**
+   * How `/dev/mapper/<name>` is kept (default 'auto'): 'sync' waits for udev's rules on each
+   * resume, remove and rename, with a libdevmapper cookie; 'fallback' has the library make,
+   * rename and remove the nodes itself; 'off' does neither; 'auto' is 'sync' when udev runs
+   * (`/run/udev/control` exists, decided at each call), else 'fallback'.
+   */
+  udev?: UdevMode;
+  /** Milliseconds a call waits for udev to complete its cookie (sync mode); default 30000. */
+  udevTimeout?: number;
+  /**
    * How a failed call's error gets its caller's frames. `'call'` (default): each call records
    * them when it is made, so the stack points at the line that made the call however its
    * promise is consumed (`await`, `.then`, `.catch`); recording costs a few microseconds per
@@ -80,8 +97,23 @@ export interface OpenOptions {
   stackTraces?: 'call' | 'async';
 }
 
+/**
+ * The udev options of a call that makes a uevent (create, resume, reload, rename, setUuid,
+ * remove).
+ */
+export interface UdevCallOptions {
+  /** This call's udev mode, instead of the client's. */
+  udev?: UdevMode;
+  /**
+   * Ends the wait for udev early (sync mode): the call rejects with the signal's reason or an
+   * AbortError, the cookie's semaphore removed; the ioctl itself has been done. A signal that
+   * has aborted before the call stops it before any ioctl.
+   */
+  signal?: AbortSignal;
+}
+
 /** Options of `create`. */
-export interface CreateOptions {
+export interface CreateOptions extends UdevCallOptions {
   /** The table to load; without one the device is created with no table. */
   table?: Table;
   uuid?: string;
@@ -112,7 +144,7 @@ export interface SuspendOptions {
 }
 
 /** Options of `reload`. */
-export interface ReloadOptions {
+export interface ReloadOptions extends UdevCallOptions {
   noFlush?: boolean;
   noLockfs?: boolean;
   readOnly?: boolean;
@@ -164,7 +196,7 @@ export interface MessageOptions {
 }
 
 /** Options of `remove`. */
-export interface RemoveOptions {
+export interface RemoveOptions extends UdevCallOptions {
   /** Let the kernel remove the device when its last opener closes it. */
   deferred?: boolean;
   /** How many times an EBUSY is retried (udev and blkid scans race removes); default 5. */
@@ -184,6 +216,8 @@ export interface RemoveAllOptions {
   prefix?: string;
   /** Only devices whose uuid starts with this (devices without a uuid never match). */
   uuidPrefix?: string;
+  /** This call's udev mode (with a filter each remove waits for its cookie; DM_REMOVE_ALL's carry none). */
+  udev?: UdevMode;
 }
 
 /** Options of `recover`. */
@@ -248,6 +282,8 @@ export interface SignalOptions {
 export class DeviceMapper {
   /** The kernel's device-mapper interface version, e.g. [4, 47, 0]. */
   readonly driverVersion: [number, number, number];
+  /** The udev mode and cookie timeout this client was opened with (`OpenOptions.udev`). */
+  readonly udev: UdevSettings;
   private readonly control: Control;
   /** Wakes every running `watch` loop (on close). */
   private readonly watchers = new Set<() => void>();
@@ -264,9 +300,10 @@ export class DeviceMapper {
   /** Whether calls record their caller's frames (`OpenOptions.stackTraces`). */
   private readonly capture: CaptureMode;
 
-  private constructor(control: Control, driverVersion: [number, number, number], capture: CaptureMode) {
+  private constructor(control: Control, driverVersion: [number, number, number], udev: UdevSettings, capture: CaptureMode) {
     this.control = control;
     this.driverVersion = driverVersion;
+    this.udev = udev;
     this.capture = capture;
   }
 
@@ -276,10 +313,10 @@ export class DeviceMapper {
    */
   static async open(options?: OpenOptions): Promise<DeviceMapper> {
     const site = new CallSite(DeviceMapper.open);
-    const { control, path, stackTraces } = openControl(options, site);
+    const { control, path, udev, stackTraces } = openControl(options, site);
     try {
       const r = await control.ioctl({ cmd: Command.VERSION, flags: 0 });
-      return new DeviceMapper(control, commands.version(r.version), stackTraces === 'async' ? 'async' : 'call');
+      return new DeviceMapper(control, commands.version(r.version), udev, stackTraces === 'async' ? 'async' : 'call');
     } catch (e) {
       await control.close();
       throw toDmError(e, site, path);
@@ -331,6 +368,12 @@ export class DeviceMapper {
           // Timers, I/O callbacks and other calls' answers run before the next slice.
           await new Promise((resolve) => setImmediate(resolve));
           run.answer({});
+        } else if (isUdevStep(step)) {
+          try {
+            run.answer(await runUdevStep(step));
+          } catch (e) {
+            run.threw(e);
+          }
         } else {
           try {
             run.answered(await this.control.ioctl(step.request));
@@ -396,7 +439,7 @@ export class DeviceMapper {
    * it meanwhile, the call fails with `ESTALE` and touches nothing more.
    */
   async create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.create, this.capture), () => commands.create(name, options));  }
+    return this.run(new CallSite(this.create, this.capture), () => commands.create(this, name, options));  }
 
   /** DEV_STATUS: what the kernel says of the device. */
   async info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
@@ -410,9 +453,12 @@ export class DeviceMapper {
   async suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.suspend, this.capture), () => commands.suspend(id, options));  }
 
-  /** Resumes the device, making its inactive table live if it has one. */
-  async resume(id: DevId): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.resume, this.capture), () => commands.resume(id));  }
+  /**
+   * Resumes the device, making its inactive table live if it has one; `/dev/mapper/<name>`
+   * exists when it resolves (see `OpenOptions.udev`).
+   */
+  async resume(id: DevId, options?: UdevCallOptions): Promise<DeviceInfo> {
+    return this.run(new CallSite(this.resume, this.capture), () => commands.resume(this, id, options));  }
 
   /**
    * Replaces the live table: reads the device's state and tables, loads, suspends, resumes.
@@ -422,7 +468,7 @@ export class DeviceMapper {
    * device runs on the new table. Reloads of one device by one instance run one at a time.
    */
   async reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.reload, this.capture), () => commands.reload(id, table, options));  }
+    return this.run(new CallSite(this.reload, this.capture), () => commands.reload(this, id, table, options));  }
 
   /**
    * Reloads the device with the table `change` makes from its live table (`undefined` when
@@ -433,7 +479,7 @@ export class DeviceMapper {
    * changed. Then it is `reload`, with the same options and the same rollback.
    */
   async update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.update, this.capture), () => commands.update(id, change, options));  }
+    return this.run(new CallSite(this.update, this.capture), () => commands.update(this, id, change, options));  }
 
   /** Drops the device's inactive table. */
   async clear(id: DevId): Promise<DeviceInfo> {
@@ -456,19 +502,29 @@ export class DeviceMapper {
     return this.run(new CallSite(this.message, this.capture), () => commands.message(id, message, options));  }
 
   /** Renames the device (any DevId form: the kernel renames by name, so others are looked up first). */
-  async rename(id: DevId, newName: string): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.rename, this.capture), () => commands.rename(id, newName));  }
+  async rename(id: DevId, newName: string, options?: UdevCallOptions): Promise<DeviceInfo> {
+    return this.run(new CallSite(this.rename, this.capture), () => commands.rename(this, id, newName, options));  }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
-  async setUuid(id: DevId, uuid: string): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(id, uuid));  }
+  async setUuid(id: DevId, uuid: string, options?: UdevCallOptions): Promise<DeviceInfo> {
+    return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(this, id, uuid, options));  }
+
+  /**
+   * Makes `/dev/mapper` agree with the kernel's device list: a missing node is made (a block
+   * node, mode 0600), a node or symlink that leads to another device (or nowhere) is replaced,
+   * a block node or symlink whose name the kernel has no device of is removed. `control` and
+   * entries that are neither block nodes nor symlinks are never touched (they are listed in
+   * `skipped`). Runs whatever the udev mode.
+   */
+  async mknodes(): Promise<MknodesResult> {
+    return this.run(new CallSite(this.mknodes, this.capture), () => commands.mknodes());  }
 
   /**
    * Removes the device. EBUSY is retried `retries` times with a growing pause (scans by
    * udev or blkid hold devices open briefly), then reported.
    */
   async remove(id: DevId, options?: RemoveOptions): Promise<void> {
-    return this.run(new CallSite(this.remove, this.capture), () => commands.remove(id, options));  }
+    return this.run(new CallSite(this.remove, this.capture), () => commands.remove(this, id, options));  }
 
   /**
    * **Without a filter this removes every device-mapper device on the host** that is not open
@@ -478,7 +534,7 @@ export class DeviceMapper {
    * (with a filter) or [] (DM_REMOVE_ALL does not say).
    */
   async removeAll(options?: RemoveAllOptions): Promise<string[]> {
-    return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(options));  }
+    return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(this, options));  }
 
   /**
    * Finds the devices left suspended, carrying an inactive table or without a live table (by

@@ -23,7 +23,11 @@ import type {
   SuspendOptions,
   TableOptions,
   TargetTypeVersion,
+  UdevCallOptions,
 } from './client';
+import { abortError, checkSignal } from './abort';
+import { mapperPath, type MknodesResult } from './nodes';
+import { checkUdevMode, effectiveMode, type UdevPlan, type UdevSettings } from './udev';
 import { Command, Flag } from './constants';
 import { decodeDev, formatDev, resolveId, type DevId, type DevNumber, type ResolvedId } from './dev';
 import { DeviceReader, RowReader } from './answer';
@@ -37,7 +41,10 @@ import {
   oneIoctl,
   refOf,
   reloadProgram,
+  removeDeviceProgram,
   removeProgram,
+  ueventCall,
+  afterUevent,
   renameProgram,
   sliced,
   targetsOf,
@@ -57,6 +64,19 @@ export interface Cmd<T> {
 /** What commands need to know of the connection. */
 export interface Context {
   readonly driverVersion: readonly [number, number, number];
+  /** The client's udev mode and cookie timeout. */
+  readonly udev: UdevSettings;
+}
+
+/**
+ * A call's udev plan from its `udev` and `signal` options (the client's mode by default; 'auto'
+ * decided now). A signal that has aborted already stops the call before any ioctl.
+ */
+function udevPlan(ctx: Context, opts: { udev?: unknown; signal?: unknown }): UdevPlan {
+  const mode = checkUdevMode(opts.udev, 'options.udev') ?? ctx.udev.mode;
+  const signal = checkSignal(opts.signal, 'options.signal');
+  if (signal?.aborted === true) throw abortError(signal);
+  return { mode: effectiveMode(mode), timeout: ctx.udev.timeout, signal };
 }
 
 /** The program's result, turned into the command's. */
@@ -68,14 +88,14 @@ function* map<T, U>(program: Program<T>, f: (value: T) => U): Program<U> {
 const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
 
 /** The load and suspend flags of reload's and update's options. */
-function reloadFlags(options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number } {
-  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure']);
+function reloadFlags(ctx: Context, options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number; udev: UdevPlan } {
+  const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure', 'udev', 'signal']);
   let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
   if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
   let suspendFlags = Flag.SUSPEND;
   if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
   if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
-  return { loadFlags, suspendFlags };
+  return { loadFlags, suspendFlags, udev: udevPlan(ctx, opts) };
 }
 
 function checkTable(value: unknown, name: string): Table {
@@ -143,15 +163,16 @@ export function targetVersion(ctx: Context, type: string): Cmd<[number, number, 
 }
 
 /** DEV_CREATE, and with a table TABLE_LOAD and resume, rolled back on failure. */
-export function create(name: string, options: CreateOptions | undefined): Cmd<DeviceInfo> {
+export function create(ctx: Context, name: string, options: CreateOptions | undefined): Cmd<DeviceInfo> {
   const devName = checkName(name);
-  const opts = checkOptions(options, 'options', ['table', 'uuid', 'readOnly', 'activate', 'secure']);
+  const opts = checkOptions(options, 'options', ['table', 'uuid', 'readOnly', 'activate', 'secure', 'udev', 'signal']);
   const uuid = opts.uuid === undefined ? undefined : checkUuid(opts.uuid, 'options.uuid');
   const table = opts.table === undefined ? undefined : checkTable(opts.table, 'options.table');
   let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
   if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
   const activate = checkBoolean(opts.activate, 'options.activate', true);
-  const program = createProgram({ name: devName, uuid, rows: table === undefined ? undefined : rowsOf(table), loadFlags, activate });
+  const udev = udevPlan(ctx, opts);
+  const program = createProgram({ name: devName, uuid, rows: table === undefined ? undefined : rowsOf(table), loadFlags, activate, udev });
   return { program: map(program, (r) => infoOf(r, devName)), key: `name:${devName}` };
 }
 
@@ -189,30 +210,38 @@ export function suspend(id: DevId, options: SuspendOptions | undefined): Cmd<Dev
 }
 
 /** DEV_SUSPEND without it: resume. */
-export function resume(id: DevId): Cmd<DeviceInfo> {
+export function resume(ctx: Context, id: DevId, options: UdevCallOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
-  return { program: oneIoctl({ cmd: Command.DEV_SUSPEND, flags: 0, ...idRequest(dev) }, dev.label, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  const udev = udevPlan(ctx, checkOptions(options, 'options', ['udev', 'signal']));
+  return { program: map(resumeProgram(idRequest(dev), dev.label, udev), (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+}
+
+/** DEV_SUSPEND without the suspend flag, its uevent waited for, the device's node made. */
+function* resumeProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, udev: UdevPlan): Program<NativeResult> {
+  const { result, udevError } = yield* ueventCall({ cmd: Command.DEV_SUSPEND, flags: 0, ...id }, label, udev);
+  yield* afterUevent(udev, udevError, { kind: 'ensure', name: result.name, dev: decodeDev(exactNumber(result.dev, 'dev', label)) });
+  return result;
 }
 
 /** Load, suspend, resume, the device put back as it was on failure. */
-export function reload(id: DevId, table: Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
+export function reload(ctx: Context, id: DevId, table: Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   const t = checkTable(table, 'table');
-  const { loadFlags, suspendFlags } = reloadFlags(options);
-  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags });
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
+  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags, udev });
   return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
 /** A reload with the table `change` makes from the live one, read under the device's lock. */
-export function update(id: DevId, change: (table: Table | undefined) => Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
+export function update(ctx: Context, id: DevId, change: (table: Table | undefined) => Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   if (typeof change !== 'function') throw expected('a function (table) => Table', 'change', change);
-  const { loadFlags, suspendFlags } = reloadFlags(options);
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
   const rows = (live: NativeTargetSpec[]): readonly NativeTargetSpec[] => {
     const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
     return rowsOf(checkTable(next, 'the table change returned'));
   };
-  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows, loadFlags, suspendFlags });
+  const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows, loadFlags, suspendFlags, udev });
   return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
@@ -304,37 +333,55 @@ export function message(id: DevId, text: string, options: MessageOptions | undef
 }
 
 /** DEV_RENAME of the name (the device looked up by name first when named otherwise). */
-export function rename(id: DevId, newName: string): Cmd<DeviceInfo> {
+export function rename(ctx: Context, id: DevId, newName: string, options: UdevCallOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   const name = checkName(newName, 'newName');
-  return { program: map(renameProgram(idRequest(dev), dev.label, name, false), (r) => infoOf(r, name)), key: lockKey(dev) };
+  const udev = udevPlan(ctx, checkOptions(options, 'options', ['udev', 'signal']));
+  return { program: map(renameProgram(idRequest(dev), dev.label, name, false, udev), (r) => infoOf(r, name)), key: lockKey(dev) };
 }
 
 /** DEV_RENAME of the uuid. */
-export function setUuid(id: DevId, uuid: string): Cmd<DeviceInfo> {
+export function setUuid(ctx: Context, id: DevId, uuid: string, options: UdevCallOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   const value = checkUuid(uuid);
-  return { program: map(renameProgram(idRequest(dev), dev.label, value, true), (r) => infoOf(r, dev.label)), key: lockKey(dev) };
+  const udev = udevPlan(ctx, checkOptions(options, 'options', ['udev', 'signal']));
+  return { program: map(renameProgram(idRequest(dev), dev.label, value, true, udev), (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
 
 /** DEV_REMOVE, EBUSY retried. */
-export function remove(id: DevId, options: RemoveOptions | undefined): Cmd<void> {
+export function remove(ctx: Context, id: DevId, options: RemoveOptions | undefined): Cmd<void> {
   const dev = resolveId(id);
-  const opts = checkOptions(options, 'options', ['deferred', 'retries']);
+  const opts = checkOptions(options, 'options', ['deferred', 'retries', 'udev', 'signal']);
   const deferred = checkBoolean(opts.deferred, 'options.deferred', false);
   const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
-  const request: NativeRequest = { cmd: Command.DEV_REMOVE, flags: deferred ? Flag.DEFERRED_REMOVE : 0, ...idRequest(dev) };
-  return { program: removeProgram(request, dev.label, retries), key: lockKey(dev) };
+  const udev = udevPlan(ctx, opts);
+  const flags = deferred ? Flag.DEFERRED_REMOVE : 0;
+  // Without nodes to look after, the device need not be looked up first.
+  if (udev.mode === 'off') return { program: removeProgram({ cmd: Command.DEV_REMOVE, flags, ...idRequest(dev) }, dev.label, retries, udev), key: lockKey(dev) };
+  return { program: removeDeviceProgram(idRequest(dev), dev.label, flags, retries, udev), key: lockKey(dev) };
+}
+
+/** LIST_DEVICES, then `/dev/mapper` made to agree with it. */
+export function mknodes(): Cmd<MknodesResult> {
+  return { program: mknodesProgram() };
+}
+
+function* mknodesProgram(): Program<MknodesResult> {
+  const devices = listEntries(yield* call({ cmd: Command.LIST_DEVICES, flags: 0 }, undefined));
+  const answer = yield { kind: 'node', op: { kind: 'reconcile', devices: devices.map((d) => ({ name: d.name, dev: d.dev })) } };
+  if (answer.nodes === undefined) throw new Error('internal error: no answer to the reconciliation');
+  return answer.nodes;
 }
 
 /** REMOVE_ALL, or with a filter the matching devices top-down. */
-export function removeAll(options: RemoveAllOptions | undefined): Cmd<string[]> {
-  const opts = checkOptions(options, 'options', ['deferred', 'prefix', 'uuidPrefix']);
+export function removeAll(ctx: Context, options: RemoveAllOptions | undefined): Cmd<string[]> {
+  const opts = checkOptions(options, 'options', ['deferred', 'prefix', 'uuidPrefix', 'udev']);
+  const udev = udevPlan(ctx, opts);
   const flags = checkBoolean(opts.deferred, 'options.deferred', false) ? Flag.DEFERRED_REMOVE : 0;
   const prefix = checkPrefix(opts.prefix, 'options.prefix');
   const uuidPrefix = checkPrefix(opts.uuidPrefix, 'options.uuidPrefix');
-  if (prefix === undefined && uuidPrefix === undefined) return { program: oneIoctl({ cmd: Command.REMOVE_ALL, flags }, undefined, () => []) };
-  return { program: removeMatching(flags, (d) => matches(d, prefix, uuidPrefix)) };
+  if (prefix === undefined && uuidPrefix === undefined) return { program: removeAllProgram(flags, udev) };
+  return { program: removeMatching(flags, (d) => matches(d, prefix, uuidPrefix), udev) };
 }
 
 /** The devices left suspended, with an inactive table or without a live table; repaired when asked. */
@@ -395,7 +442,17 @@ function* listProgram(): Program<DeviceListEntry[]> {
 }
 
 /** Removes the listed devices that match, top-down (a device others use is busy until they go). */
-function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean): Program<string[]> {
+/**
+ * DM_REMOVE_ALL (its uevents carry no cookie); in fallback mode `/dev/mapper` is then made to
+ * agree with the devices that are left.
+ */
+function* removeAllProgram(flags: number, udev: UdevPlan): Program<string[]> {
+  yield* call({ cmd: Command.REMOVE_ALL, flags }, undefined);
+  if (udev.mode === 'fallback') yield* mknodesProgram();
+  return [];
+}
+
+function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean, udev: UdevPlan): Program<string[]> {
   const listed = yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined);
   let left = listEntries(listed).filter(match);
   const removed: string[] = [];
@@ -405,7 +462,7 @@ function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean):
     for (const d of left) {
       const ref = d.uuid !== undefined ? { uuid: d.uuid } : { name: d.name };
       try {
-        yield* call({ cmd: Command.DEV_REMOVE, flags, ...ref }, d.name);
+        yield* removeProgram({ cmd: Command.DEV_REMOVE, flags, ...ref }, d.name, 0, udev, { name: d.name, dev: d.dev });
         removed.push(d.name);
       } catch (e) {
         if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
@@ -488,6 +545,7 @@ export function infoOf(r: NativeResult, label?: string): DeviceInfo {
     uuid: r.uuid,
     dev,
     path: `/dev/dm-${dev.minor}`,
+    mapperPath: mapperPath(r.name),
     openCount: r.openCount,
     eventNr: r.eventNr,
     targetCount: r.targetCount,

@@ -24,7 +24,12 @@ export type {
   RecoveredDevice,
   Geometry,
   SignalOptions,
+  UdevCallOptions,
 } from './client';
+export { DM_COOKIE_MAGIC, DM_UDEV_FLAGS_SHIFT, UdevFlag, UDEV_CONTROL, cookieEventNr, cookieKey, parseEventNr } from './udev';
+export type { UdevMode, UdevSettings } from './udev';
+export { MAPPER_DIR } from './nodes';
+export type { MknodesResult } from './nodes';
 export { Table, parseTarget } from './table';
 export type { TableRow, TableRowInput } from './table';
 export {

@@ -6,7 +6,8 @@ import type { Control } from '../binding';
 import { binding } from './binding';
 import type { OpenOptions } from './client';
 import { CallSite, DmError, toDmError } from './errors';
-import { checkOptions, expected } from './validate';
+import { checkUdevMode, DEFAULT_UDEV_TIMEOUT, type UdevSettings } from './udev';
+import { checkInteger, checkOptions, expected } from './validate';
 
 /** The control node `open` uses by default. */
 export const DEFAULT_CONTROL = '/dev/mapper/control';
@@ -31,14 +32,28 @@ export function openFailure(e: unknown, path: string, site: CallSite): Error {
 
 
 /** Checks `open`'s options and opens the control node; the kernel is asked nothing yet. */
-export function openControl(options: OpenOptions | undefined, site: CallSite): { control: Control; path: string; stackTraces: 'call' | 'async' } {
-  const opts = checkOptions(options, 'options', ['path', 'stackTraces']);
-  const path = opts.path ?? DEFAULT_CONTROL;
+export function openControl(
+  options: OpenOptions | undefined,
+  site: CallSite,
+): { control: Control; path: string; udev: UdevSettings; stackTraces: 'call' | 'async' } {
+  let udev: UdevSettings;
+  let path: unknown;
+  let stackTraces: unknown;
+  try {
+    const opts = checkOptions(options, 'options', ['path', 'udev', 'udevTimeout', 'stackTraces']);
+    path = opts.path ?? DEFAULT_CONTROL;
+    stackTraces = opts.stackTraces ?? 'call';
+    udev = {
+      mode: checkUdevMode(opts.udev, 'options.udev') ?? 'auto',
+      timeout: opts.udevTimeout === undefined ? DEFAULT_UDEV_TIMEOUT : checkInteger(opts.udevTimeout, 'options.udevTimeout', 1, 86_400_000),
+    };
+  } catch (e) {
+    throw e instanceof Error ? site.attach(e) : e;
+  }
   if (typeof path !== 'string' || path === '') throw site.attach(expected('a path', 'options.path', path));
-  const stackTraces = opts.stackTraces ?? 'call';
   if (stackTraces !== 'call' && stackTraces !== 'async') throw site.attach(expected("'call' or 'async'", 'options.stackTraces', stackTraces));
   try {
-    return { control: new (binding().Control)(path), path, stackTraces };
+    return { control: new (binding().Control)(path), path, udev, stackTraces };
   } catch (e) {
     throw openFailure(e, path, site);
   }

@@ -7,9 +7,11 @@
 import type { NativeRequest, NativeResult, NativeTargetList, NativeTargetSpec } from '../binding';
 import { binding } from './binding';
 import { Command, Flag } from './constants';
-import { decodeDev, formatDev } from './dev';
+import { decodeDev, formatDev, type DevNumber } from './dev';
 import { RowReader } from './answer';
 import { DmError, exactNumber } from './errors';
+import type { MknodesResult, NodeOp, NodeSeen } from './nodes';
+import { cookieEventNr, udevFlags, type Cookie, type CookieWait, type UdevPlan } from './udev';
 
 /** Run one ioctl; the answer (or the DmError, thrown into the program) comes back. */
 export interface IoctlStep {
@@ -43,13 +45,38 @@ export interface YieldStep {
   readonly kind: 'yield';
 }
 
+/** Make a udev cookie (a semaphore) for the next ioctl; the answer carries it. */
+export interface CookieStep {
+  readonly kind: 'cookie';
+  readonly flags: number;
+}
+
+/**
+ * Wait until udev has completed a cookie (the asynchronous driver off the event loop), and
+ * remove its semaphore whatever happens.
+ */
+export interface CookieWaitStep {
+  readonly kind: 'cookieWait';
+  readonly wait: CookieWait;
+}
+
+/** Make, move or remove `/dev/mapper` nodes (ts/nodes.ts). */
+export interface NodeStep {
+  readonly kind: 'node';
+  readonly op: NodeOp;
+}
+
 /** What a program asks of its driver. */
-export type Step = IoctlStep | SleepStep | LockStep | YieldStep;
+export type Step = IoctlStep | SleepStep | LockStep | YieldStep | CookieStep | CookieWaitStep | NodeStep;
 
 /** What the driver answers. */
 export interface Answer {
   readonly result?: NativeResult;
   readonly stale?: boolean;
+  readonly cookie?: Cookie;
+  readonly nodes?: MknodesResult;
+  /** The answer to an `inspect` node step. */
+  readonly seen?: NodeSeen;
 }
 
 /** A command's logic: yields steps, receives answers, returns the command's result. */
@@ -88,6 +115,11 @@ export class ProgramRun<T> {
   failed(error: unknown): void {
     this.counts.commands++;
     this.counts.ioctls++;
+    this.#failure = { error };
+  }
+
+  /** A step other than an ioctl failed with `error`, thrown into the program next. */
+  threw(error: unknown): void {
     this.#failure = { error };
   }
 }
@@ -155,6 +187,61 @@ class OneIoctl<U> implements Program<U> {
 /** One ioctl, its answer turned into the command's result by `finish`. */
 export function oneIoctl<U>(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U): Program<U> {
   return new OneIoctl(request, device, finish);
+}
+
+/** The answer to an ioctl that makes a uevent, and how udev's part of it ended. */
+export interface UeventAnswer {
+  readonly result: NativeResult;
+  /** Why the wait for udev failed (a timeout, an abort), raised once the program's own checks are done. */
+  readonly udevError: unknown;
+}
+
+/**
+ * An ioctl that makes a uevent (resume, remove, rename): sent with the udev flags of its mode
+ * in `event_nr` and, in sync mode, a cookie, which is waited for at once (its semaphore is
+ * gone when this returns or throws). A failed ioctl completes the cookie itself and throws.
+ * Without a plan the request goes as it is.
+ */
+export function* ueventCall(request: NativeRequest, label: string, udev: UdevPlan | undefined): Generator<Step, UeventAnswer, Answer> {
+  if (udev === undefined) return { result: yield* call(request, label), udevError: undefined };
+  const flags = udevFlags(udev.mode);
+  if (udev.mode !== 'sync') return { result: yield* call({ ...request, eventNr: cookieEventNr(0, flags) }, label), udevError: undefined };
+  const { cookie } = yield { kind: 'cookie', flags };
+  if (cookie === undefined) throw new Error('internal error: no cookie');
+  const what = `${commandName(request.cmd)} ${label}`;
+  let result: NativeResult;
+  try {
+    result = yield* call({ ...request, eventNr: cookie.eventNr }, label);
+  } catch (e) {
+    try {
+      // No uevent came of it: complete it for udev and for ourselves; the semaphore goes.
+      yield { kind: 'cookieWait', wait: { cookie, generated: false, timeout: udev.timeout, signal: undefined, what } };
+    } catch {
+      // the ioctl's own failure is the one to report
+    }
+    throw e;
+  }
+  const generated = (result.flags & Flag.UEVENT_GENERATED) !== 0;
+  try {
+    yield { kind: 'cookieWait', wait: { cookie, generated, timeout: udev.timeout, signal: udev.signal, what } };
+    return { result, udevError: undefined };
+  } catch (e) {
+    return { result, udevError: e };
+  }
+}
+
+/**
+ * After a uevent's ioctl and the program's checks: raises the wait's failure, if any, else
+ * brings `/dev/mapper` in line. Fallback mode makes, moves and removes the nodes; in sync mode
+ * udev's rules own `/dev/mapper` (the cookie says DISABLE_LIBRARY_FALLBACK, as dmsetup's do),
+ * and only a block node of the removed device that this library made earlier, when udev was
+ * absent, is removed.
+ */
+export function* afterUevent(udev: UdevPlan | undefined, udevError: unknown, op: NodeOp | undefined): Generator<Step, void, Answer> {
+  if (udevError !== undefined) throw udevError;
+  if (udev === undefined || udev.mode === 'off' || op === undefined) return;
+  if (udev.mode === 'sync' && op.kind !== 'remove' && op.kind !== 'removeSeen') return;
+  yield { kind: 'node', op };
 }
 
 /** Waits `ms` milliseconds. */
@@ -310,11 +397,18 @@ function isErrno(e: unknown, code: string): boolean {
   return e instanceof Error && Reflect.get(e, 'code') === code;
 }
 
-/** DEV_REMOVE, retrying EBUSY `retries` times with a growing pause (udev and blkid scans). */
-export function* removeProgram(request: NativeRequest, label: string, retries: number): Program<void> {
+/**
+ * DEV_REMOVE, retrying EBUSY `retries` times with a growing pause (udev and blkid scans). With
+ * a udev plan, each try carries its cookie, and `node` (the device's name and number) is
+ * removed from `/dev/mapper` once the device is gone (not while a deferred remove waits).
+ */
+export function* removeProgram(request: NativeRequest, label: string, retries: number, udev?: UdevPlan, node?: { name: string; dev: DevNumber } | { name: string; seen: NodeSeen | undefined }): Program<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      yield* call(request, label);
+      const { result, udevError } = yield* ueventCall(request, label, udev);
+      const pending = (result.flags & Flag.DEFERRED_REMOVE) !== 0;
+      const op: NodeOp | undefined = node === undefined || pending ? undefined : 'dev' in node ? { kind: 'remove', ...node } : { kind: 'removeSeen', ...node };
+      yield* afterUevent(udev, udevError, op);
       return;
     } catch (e) {
       if (!isErrno(e, 'EBUSY') || attempt >= retries) throw e;
@@ -346,6 +440,8 @@ export interface CreatePlan {
   rows: readonly NativeTargetSpec[] | undefined;
   loadFlags: number;
   activate: boolean;
+  /** How the resume cooperates with udev (none: the request goes as it is). */
+  udev?: UdevPlan;
 }
 
 /**
@@ -358,19 +454,23 @@ export function* createProgram(plan: CreatePlan): Program<NativeResult> {
   const ours = identityOf(created, plan.name);
   if (plan.rows === undefined) return created;
   const ref = refOf(ours);
+  let resumed: NativeResult;
+  let udevError: unknown;
   try {
     yield* lockDevice(ours.dev);
     const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: yield* targetsOf(plan.rows) }, plan.name);
     expectSame(ours, loaded, Command.TABLE_LOAD, plan.name);
     if (!plan.activate) return loaded;
-    const resumed = yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.name);
+    ({ result: resumed, udevError } = yield* ueventCall({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.name, plan.udev));
     expectSame(ours, resumed, Command.DEV_SUSPEND, plan.name);
-    return resumed;
   } catch (error) {
     // Another device answers to our name: it is not ours to roll back.
     if (error instanceof IdentityChanged) throw error;
     throw withRollback(error, yield* removeIfOurs(ours, plan.name));
   }
+  // The device is made and live: a wait for udev that failed is reported, never rolled back.
+  yield* afterUevent(plan.udev, udevError, { kind: 'ensure', name: ours.name, dev: decodeDev(ours.dev) });
+  return resumed;
 }
 
 /** What `reload` does. */
@@ -381,6 +481,8 @@ export interface ReloadPlan {
   rows: readonly NativeTargetSpec[] | ((live: NativeTargetSpec[]) => readonly NativeTargetSpec[]);
   loadFlags: number;
   suspendFlags: number;
+  /** How the resume cooperates with udev. */
+  udev?: UdevPlan;
 }
 
 /** What the device looked like before a reload: enough to put it back. */
@@ -436,18 +538,22 @@ export function* reloadProgram(plan: ReloadPlan): Program<NativeResult> {
   const rows = typeof plan.rows === 'function' ? plan.rows(before.live) : plan.rows;
   const loaded = yield* call({ cmd: Command.TABLE_LOAD, flags: plan.loadFlags, ...ref, targets: yield* targetsOf(rows) }, plan.label);
   expectSame(ours, loaded, Command.TABLE_LOAD, plan.label);
+  let resumed: NativeResult;
+  let udevError: unknown;
   try {
     if (!before.suspended) {
       const suspended = yield* call({ cmd: Command.DEV_SUSPEND, flags: plan.suspendFlags, ...ref }, plan.label);
       expectSame(ours, suspended, Command.DEV_SUSPEND, plan.label);
     }
-    const resumed = yield* call({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.label);
+    ({ result: resumed, udevError } = yield* ueventCall({ cmd: Command.DEV_SUSPEND, flags: 0, ...ref }, plan.label, plan.udev));
     expectSame(ours, resumed, Command.DEV_SUSPEND, plan.label);
-    return resumed;
   } catch (error) {
     if (error instanceof IdentityChanged) throw error;
     throw withRollback(error, yield* restore(before, plan.label, secure, plan.suspendFlags));
   }
+  // The new table is live: a wait for udev that failed is reported, never rolled back.
+  yield* afterUevent(plan.udev, udevError, { kind: 'ensure', name: ours.name, dev: decodeDev(ours.dev) });
+  return resumed;
 }
 
 /** Puts a device back as `before` says after a failed reload; returns the first failure. */
@@ -482,7 +588,7 @@ function* restore(before: Before, label: string, secure: number, suspendFlags: n
  * by its name only, so a device named by uuid or number is looked up first, and the rename's
  * answer is checked to be about that device (a rename that reached another one is undone).
  */
-export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string, uuid: boolean): Program<NativeResult> {
+export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, data: string, uuid: boolean, udev?: UdevPlan): Program<NativeResult> {
   let name = id.name;
   let expected: Identity | undefined;
   if (name === undefined) {
@@ -490,7 +596,7 @@ export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>,
     expected = identityOf(found, label);
     name = expected.name;
   }
-  const renamed = yield* call({ cmd: Command.DEV_RENAME, flags: uuid ? Flag.UUID : 0, name, data }, label);
+  const { result: renamed, udevError } = yield* ueventCall({ cmd: Command.DEV_RENAME, flags: uuid ? Flag.UUID : 0, name, data }, label, udev);
   const dev = exactNumber(renamed.dev, 'dev', label);
   if (expected !== undefined && dev !== expected.dev) {
     // Another device took the name between the look-up and the rename: give it its name back
@@ -509,5 +615,24 @@ export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>,
   if (exactNumber(after.dev, 'dev', label) !== dev) {
     throw new IdentityChanged('DM_DEV_STATUS', label, identityOf(renamed, label), identityOf(after, label));
   }
+  yield* afterUevent(udev, udevError, uuid ? undefined : { kind: 'rename', from: name, to: data, dev: decodeDev(dev) });
   return after;
+}
+
+/**
+ * DEV_REMOVE of a device named any way, with its `/dev/mapper` node. A device named by uuid or
+ * number is looked up first (its name and number say which node is its own), then removed by
+ * its uuid or name.
+ */
+export function* removeDeviceProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, flags: number, retries: number, udev: UdevPlan): Program<void> {
+  if (id.name !== undefined) {
+    // Named by its name: the remove goes first, as it would without udev; the node that was
+    // there before it is the one removed after it (no device has that name any more).
+    const { seen } = yield { kind: 'node', op: { kind: 'inspect', name: id.name } };
+    yield* removeProgram({ cmd: Command.DEV_REMOVE, flags, name: id.name }, label, retries, udev, { name: id.name, seen });
+    return;
+  }
+  const found = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
+  const ours = identityOf(found, label);
+  yield* removeProgram({ cmd: Command.DEV_REMOVE, flags, ...refOf(ours) }, label, retries, udev, { name: ours.name, dev: decodeDev(ours.dev) });
 }

@@ -17,7 +17,10 @@ import type {
   SuspendOptions,
   TableOptions,
   TargetTypeVersion,
+  UdevCallOptions,
 } from './client';
+import type { MknodesResult } from './nodes';
+import type { UdevSettings } from './udev';
 import { fromCompact, SYNC_HEADER_WORDS } from './answer';
 import * as commands from './commands';
 import type { Cmd } from './commands';
@@ -28,6 +31,7 @@ import { openControl } from './open';
 import type { StatusRow } from './status';
 import { ProgramRun, type IoctlCounts } from './steps';
 import type { Table } from './table';
+import { isUdevStep, runUdevStepSync } from './udev-steps';
 
 /** Sleeps the calling thread (a sync call's bounded backoff before a retry). */
 function sleepSync(ms: number): void {
@@ -47,14 +51,17 @@ function sleepSync(ms: number): void {
 export class DeviceMapperSync {
   /** The kernel's device-mapper interface version, e.g. [4, 47, 0]. */
   readonly driverVersion: [number, number, number];
+  /** The udev mode and cookie timeout this client was opened with (`OpenOptions.udev`). */
+  readonly udev: UdevSettings;
   private readonly control: Control;
   /** Where the addon writes the numbers of each answer (the compact form of ioctlSync). */
   private readonly header = new Float64Array(SYNC_HEADER_WORDS);
   private readonly counts: IoctlCounts = { commands: 0, ioctls: 0 };
 
-  private constructor(control: Control, driverVersion: [number, number, number]) {
+  private constructor(control: Control, driverVersion: [number, number, number], udev: UdevSettings) {
     this.control = control;
     this.driverVersion = driverVersion;
+    this.udev = udev;
   }
 
   /** Opens the control node (see `DeviceMapper.open`); throws what it would reject with. */
@@ -64,10 +71,10 @@ export class DeviceMapperSync {
 
   /** `open`, with the caller's stack taken by the public function it came through. @internal */
   static openAt(site: CallSite, options: OpenOptions | undefined): DeviceMapperSync {
-    const { control, path } = openControl(options, site);
+    const { control, path, udev } = openControl(options, site);
     try {
       const r = control.ioctlSync({ cmd: Command.VERSION, flags: 0 });
-      return new DeviceMapperSync(control, commands.version(r.version));
+      return new DeviceMapperSync(control, commands.version(r.version), udev);
     } catch (e) {
       control.closeSync();
       throw toDmError(e, site, path);
@@ -108,6 +115,12 @@ export class DeviceMapperSync {
         } else if (step.kind === 'yield') {
           // Nothing else runs on this thread meanwhile: the next slice follows at once.
           run.answer({});
+        } else if (isUdevStep(step)) {
+          try {
+            run.answer(runUdevStepSync(step));
+          } catch (e) {
+            run.threw(e);
+          }
         } else {
           try {
             run.answered(fromCompact(this.header, this.control.ioctlSync(step.request, this.header)));
@@ -138,7 +151,7 @@ export class DeviceMapperSync {
 
   /** Creates a device, loads and resumes its table, rolled back on failure (`DeviceMapper.create`). */
   create(name: string, options?: CreateOptions): DeviceInfo {
-    return this.run(new CallSite(this.create, 'failure'), () => commands.create(name, options));
+    return this.run(new CallSite(this.create, 'failure'), () => commands.create(this, name, options));
   }
 
   /** DEV_STATUS (`DeviceMapper.info`). */
@@ -157,18 +170,18 @@ export class DeviceMapperSync {
   }
 
   /** Resumes the device (`DeviceMapper.resume`). */
-  resume(id: DevId): DeviceInfo {
-    return this.run(new CallSite(this.resume, 'failure'), () => commands.resume(id));
+  resume(id: DevId, options?: UdevCallOptions): DeviceInfo {
+    return this.run(new CallSite(this.resume, 'failure'), () => commands.resume(this, id, options));
   }
 
   /** Replaces the live table, put back as it was on failure (`DeviceMapper.reload`). */
   reload(id: DevId, table: Table, options?: ReloadOptions): DeviceInfo {
-    return this.run(new CallSite(this.reload, 'failure'), () => commands.reload(id, table, options));
+    return this.run(new CallSite(this.reload, 'failure'), () => commands.reload(this, id, table, options));
   }
 
   /** Reloads with the table `change` makes from the live one (`DeviceMapper.update`). */
   update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): DeviceInfo {
-    return this.run(new CallSite(this.update, 'failure'), () => commands.update(id, change, options));
+    return this.run(new CallSite(this.update, 'failure'), () => commands.update(this, id, change, options));
   }
 
   /** Drops the inactive table (`DeviceMapper.clear`). */
@@ -197,18 +210,23 @@ export class DeviceMapperSync {
   }
 
   /** Renames the device (`DeviceMapper.rename`). */
-  rename(id: DevId, newName: string): DeviceInfo {
-    return this.run(new CallSite(this.rename, 'failure'), () => commands.rename(id, newName));
+  rename(id: DevId, newName: string, options?: UdevCallOptions): DeviceInfo {
+    return this.run(new CallSite(this.rename, 'failure'), () => commands.rename(this, id, newName, options));
   }
 
   /** Sets the uuid of a device that has none (`DeviceMapper.setUuid`). */
-  setUuid(id: DevId, uuid: string): DeviceInfo {
-    return this.run(new CallSite(this.setUuid, 'failure'), () => commands.setUuid(id, uuid));
+  setUuid(id: DevId, uuid: string, options?: UdevCallOptions): DeviceInfo {
+    return this.run(new CallSite(this.setUuid, 'failure'), () => commands.setUuid(this, id, uuid, options));
+  }
+
+  /** Makes `/dev/mapper` agree with the kernel's device list (`DeviceMapper.mknodes`). */
+  mknodes(): MknodesResult {
+    return this.run(new CallSite(this.mknodes, 'failure'), () => commands.mknodes());
   }
 
   /** Removes the device, EBUSY retried (`DeviceMapper.remove`). */
   remove(id: DevId, options?: RemoveOptions): void {
-    this.run(new CallSite(this.remove, 'failure'), () => commands.remove(id, options));
+    this.run(new CallSite(this.remove, 'failure'), () => commands.remove(this, id, options));
   }
 
   /**
@@ -216,7 +234,7 @@ export class DeviceMapperSync {
    * (`DeviceMapper.removeAll`); give `prefix` or `uuidPrefix` to remove only yours.
    */
   removeAll(options?: RemoveAllOptions): string[] {
-    return this.run(new CallSite(this.removeAll, 'failure'), () => commands.removeAll(options));
+    return this.run(new CallSite(this.removeAll, 'failure'), () => commands.removeAll(this, options));
   }
 
   /** Devices left suspended, with an inactive table or without a live table (`DeviceMapper.recover`). */

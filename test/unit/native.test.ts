@@ -228,3 +228,56 @@ describe('native addon contract', () => {
     expect(block).to.be.instanceOf(RangeError);
   });
 });
+
+describe('native udev primitives (SysV semaphores)', () => {
+  // A key outside libdevmapper's cookie range, so that nothing else on the host is touched.
+  const key = 0x0d4e0000 + (process.pid & 0xffff);
+
+  it('a semaphore is made once per key, counts up and down without blocking, and is removed', () => {
+    const b = binding();
+    const id = b.semCreate(key, 1);
+    try {
+      expect(() => b.semCreate(key, 1)).to.throw().with.property('code', 'EEXIST');
+      b.semAdd(id, 1);
+      expect(b.semValue(id)).to.equal(2);
+      b.semAdd(id, -1);
+      b.semAdd(id, -1);
+      expect(() => b.semAdd(id, -1)).to.throw().with.property('code', 'EAGAIN');
+      b.semWaitZeroSync(id, 1000);
+      expect(() => b.semAdd(id, 2 as never)).to.throw(RangeError);
+    } finally {
+      b.semRemove(id);
+    }
+    expect(() => b.semValue(id)).to.throw().with.property('syscall', 'semctl');
+  });
+
+  it('waits for zero are bounded (EAGAIN after the timeout) and end with EIDRM when the semaphore is removed', async () => {
+    const b = binding();
+    const id = b.semCreate(key, 1);
+    try {
+      expect(() => b.semWaitZeroSync(id, 50)).to.throw().with.property('code', 'EAGAIN');
+      const timedOut = await b.semWaitZero(id, 50).then(() => undefined, (e: unknown) => e);
+      expect(timedOut).to.have.property('code', 'EAGAIN');
+      const zero = b.semWaitZero(id, 5000);
+      setTimeout(() => b.semAdd(id, -1), 20);
+      await zero;
+      b.semAdd(id, 1);
+      const removed = b.semWaitZero(id, 5000).then(() => undefined, (e: unknown) => e);
+      setTimeout(() => b.semRemove(id), 20);
+      expect(await removed).to.have.property('code', 'EIDRM');
+    } finally {
+      try {
+        b.semRemove(id);
+      } catch {
+        // removed by the test
+      }
+    }
+  });
+
+  it('mknodBlock refuses bad arguments before the system call', () => {
+    const b = binding();
+    expect(() => b.mknodBlock('', 1, 1, 0o600)).to.throw(TypeError);
+    expect(() => b.mknodBlock('/tmp/x', 4096, 1, 0o600)).to.throw(RangeError);
+    expect(() => b.semWaitZero(0, 86_400_001)).to.throw(RangeError);
+  });
+});

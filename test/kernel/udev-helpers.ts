@@ -1,0 +1,71 @@
+// A real udev for the kernel tests that need one: systemd-udevd started with dmsetup's rules,
+// stopped again (and /run/udev cleaned) after, so that the other tests see no udev (the
+// sandbox's /run is a tmpfs of its own: udev is absent there unless a test starts it).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+
+const UDEVD = ['/usr/lib/systemd/systemd-udevd', '/lib/systemd/systemd-udevd'];
+/** dmsetup's rules (Debian's names for 10-dm, 13-dm-disk and 95-dm-notify). */
+export const DM_RULES = ['/lib/udev/rules.d/55-dm.rules', '/lib/udev/rules.d/60-persistent-storage-dm.rules', '/lib/udev/rules.d/95-dm-notify.rules'];
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Waits (bounded) for `check`; false when it never held. */
+function until(check: () => boolean, ms: number): boolean {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) return false;
+    sleep(20);
+  }
+  return true;
+}
+
+/** Starts systemd-udevd as a daemon and waits for its control socket; throws if it cannot. */
+export function startUdev(): void {
+  if (existsSync('/run/udev/control')) throw new Error('udev already runs (/run/udev/control exists): the udev tests start their own');
+  for (const rule of DM_RULES) if (!existsSync(rule)) throw new Error(`dmsetup's udev rule ${rule} is not installed (Debian package dmsetup)`);
+  const udevd = UDEVD.find((p) => existsSync(p));
+  if (udevd === undefined) throw new Error(`systemd-udevd not found at ${UDEVD.join(', ')} (Debian package udev)`);
+  execFileSync('mkdir', ['-p', '/run/udev']);
+  const r = spawnSync(udevd, ['--daemon'], { encoding: 'utf8', timeout: 20_000 });
+  if (r.status !== 0) throw new Error(`${udevd} --daemon failed (${String(r.status ?? r.signal)}): ${r.stderr}`);
+  if (!until(() => existsSync('/run/udev/control'), 10_000)) throw new Error('systemd-udevd started but /run/udev/control never appeared');
+}
+
+/** Stops udevd (udevadm control --exit), waits for it to go, and removes /run/udev. */
+export function stopUdev(): void {
+  try {
+    execFileSync('udevadm', ['control', '--start-exec-queue'], { stdio: 'ignore', timeout: 10_000 });
+    execFileSync('udevadm', ['settle', '--timeout=10'], { stdio: 'ignore', timeout: 15_000 });
+    execFileSync('udevadm', ['control', '--exit'], { stdio: 'ignore', timeout: 15_000 });
+  } finally {
+    until(() => spawnSync('pgrep', ['-x', 'systemd-udevd']).status !== 0, 10_000);
+    rmSync('/run/udev', { recursive: true, force: true });
+  }
+  if (existsSync('/run/udev/control')) throw new Error('/run/udev/control is still there after stopping udev');
+}
+
+/** The SysV semaphores whose key carries libdevmapper's cookie magic (`ipcs -s`). */
+export function cookieSemaphores(): string[] {
+  const out = execFileSync('ipcs', ['-s'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => /^0x0d4d[0-9a-f]{4}\s/i.test(line.trim()));
+}
+
+/** The cookies `dmsetup udevcookies` lists (its header left out). */
+export function udevCookies(): string[] {
+  const out = execFileSync('dmsetup', ['udevcookies'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => /^0x/i.test(line.trim()));
+}
+
+/** `udevadm info`'s properties of a device node (E: lines) as a map. */
+export function udevProperties(node: string): Map<string, string> {
+  const out = execFileSync('udevadm', ['info', '--query=property', node], { encoding: 'utf8' });
+  const props = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return props;
+}
