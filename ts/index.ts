@@ -77,3 +77,4 @@ export { DmError, DmParseError, DmClosedError } from './errors';
 export type { DmErrorOptions } from './errors';
 export { encodeDev, decodeDev, formatDev, parseDevNumber, resolveId } from './dev';
 export type { DevId, DevNumber, DeviceRef, ResolvedId } from './dev';
+export * from './workflows/index';

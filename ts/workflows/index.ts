@@ -1,0 +1,8 @@
+/**
+ * Storage recipes: each a small module that does one job end to end (a thin pool and its
+ * volumes, a snapshot and its merge, a multipath map...) on a `DeviceMapper`, with the typed
+ * targets, rolling back what it made when a step fails, never leaving a device suspended, and
+ * waiting on the kernel's events or status instead of sleeping. Built on the client and the
+ * targets only: nothing here talks to the addon.
+ */
+export {};
