@@ -127,7 +127,10 @@ Napi::Value SemWaitZeroSync(const Napi::CallbackInfo& info) {
 
 // One asynchronous wait: a thread of its own and a thread-safe function that settles the
 // promise. The thread waits in slices of 50 ms, so that the environment's teardown (a worker
-// terminated mid-wait) stops it within one; the finalizer joins it.
+// terminated mid-wait) stops it within one; the finalizer joins it. A wait whose end never
+// reached JavaScript (the environment went first) removes the semaphore itself: JavaScript,
+// which removes it after every wait, is gone, and a cookie left behind would stay in the
+// system until `dmsetup udevcomplete_all`.
 class SemWaiter {
  public:
   static Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -140,13 +143,15 @@ class SemWaiter {
                                              [](Napi::Env, SemWaiter* self) {
                                                self->stop_.store(true);
                                                if (self->thread_.joinable()) self->thread_.join();
+                                               if (!self->delivered_.load()) ::semctl(self->semid_, 0, IPC_RMID);
                                                delete self;
                                              });
     try {
       w->thread_ = std::thread([w] { w->body(); });
     } catch (const std::system_error& e) {
       int err = e.code().value();
-      w->tsfn_.Release();  // the finalizer frees it; there is no thread to join
+      w->delivered_.store(true);  // the caller gets this failure, and removes the semaphore
+      w->tsfn_.Release();         // the finalizer frees it; there is no thread to join
       throw systemError(env, err, "pthread_create", "cannot start the udev wait's thread", "");
     }
     return promise;
@@ -159,6 +164,7 @@ class SemWaiter {
   void body() {
     err_ = waitZero(semid_, deadline_, std::chrono::milliseconds(50), &stop_);
     napi_status s = tsfn_.BlockingCall([this](Napi::Env env, Napi::Function) {
+      delivered_.store(true);
       guarded([&] {
         if (err_ == 0)
           deferred_.Resolve(env.Undefined());
@@ -176,6 +182,8 @@ class SemWaiter {
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // The wait's end was handed to JavaScript (which then removes the semaphore).
+  std::atomic<bool> delivered_{false};
   int err_ = 0;
 };
 

@@ -34,11 +34,19 @@ export function startUdev(): void {
   if (!until(() => existsSync('/run/udev/control'), 10_000)) throw new Error('systemd-udevd started but /run/udev/control never appeared');
 }
 
+/**
+ * Waits until udev has handled every queued event (`udevadm settle`): bounded generously, since
+ * a busy machine (a sanitizer run, other sandboxes) can hold udev's workers up for seconds.
+ */
+export function settleUdev(): void {
+  execFileSync('udevadm', ['settle', '--timeout=120'], { stdio: 'ignore', timeout: 130_000 });
+}
+
 /** Stops udevd (udevadm control --exit), waits for it to go, and removes /run/udev. */
 export function stopUdev(): void {
   try {
     execFileSync('udevadm', ['control', '--start-exec-queue'], { stdio: 'ignore', timeout: 10_000 });
-    execFileSync('udevadm', ['settle', '--timeout=10'], { stdio: 'ignore', timeout: 15_000 });
+    settleUdev();
     execFileSync('udevadm', ['control', '--exit'], { stdio: 'ignore', timeout: 15_000 });
   } finally {
     until(() => spawnSync('pgrep', ['-x', 'systemd-udevd']).status !== 0, 10_000);

@@ -3,11 +3,13 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { binding } from '../../ts/binding';
 import { decodeRdev } from '../../ts/dev';
 import { DeviceMapper, DmError, Table, targets, type DevNumber } from '../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, rejection } from './helpers';
-import { cookieSemaphores, startUdev, stopUdev, udevCookies, udevProperties } from './udev-helpers';
+import { PREFIX, TestContext, devName, dmsetup, eventually, rejection } from './helpers';
+import { cookieSemaphores, settleUdev, startUdev, stopUdev, udevCookies, udevProperties } from './udev-helpers';
 
 const zero = (sectors = 8): Table => new Table([{ start: 0, length: sectors, target: targets.zero() }]);
 
@@ -187,7 +189,7 @@ describe('/dev/mapper nodes without udev (fallback)', function () {
 });
 
 describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   const t = TestContext.perTest();
   before(() => {
     startUdev();
@@ -230,7 +232,7 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     const name = devName('forced');
     const info = await t.dm.create(name, { table: zero(), udev: 'fallback' });
     expectOwnNode(info.mapperPath, info.dev);
-    execFileSync('udevadm', ['settle', '--timeout=10']);
+    settleUdev();
     expectOwnNode(info.mapperPath, info.dev);
     expect(udevProperties(info.path).get('DM_UDEV_DISABLE_DM_RULES_FLAG')).to.equal('1');
     // A sync-mode remove takes the library's block node of the device with it.
@@ -298,8 +300,34 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     } finally {
       await short.close();
       execFileSync('udevadm', ['control', '--start-exec-queue']);
-      execFileSync('udevadm', ['settle', '--timeout=10']);
+      settleUdev();
     }
+  });
+
+  it('a worker terminated while it waits for udev leaves no semaphore behind', async () => {
+    const name = devName('orphan');
+    await t.dm.create(name, { table: zero() });
+    await t.dm.suspend(name);
+    execFileSync('udevadm', ['control', '--stop-exec-queue']);
+    // The compiled library the tests run on (build/js/ts), loaded in the worker.
+    const lib = join(__dirname, '..', '..', 'ts', 'index.js');
+    const worker = new Worker(
+      `const { DeviceMapper } = require(${JSON.stringify(lib)});
+       DeviceMapper.open({ udevTimeout: 60000 }).then((dm) => dm.resume(${JSON.stringify(name)})).catch(() => {});`,
+      { eval: true },
+    );
+    try {
+      // The worker's resume is waiting on its cookie: one semaphore of ours exists.
+      expect(await eventually(async () => cookieSemaphores().length === 1, 20_000), 'the worker made its cookie').to.equal(true);
+      await worker.terminate();
+      expect(cookieSemaphores(), 'ipcs -s after the worker ended').to.deep.equal([]);
+    } finally {
+      await worker.terminate();
+      execFileSync('udevadm', ['control', '--start-exec-queue']);
+      settleUdev();
+    }
+    // The resume itself was done by the kernel.
+    expect((await t.dm.info(name)).suspended).to.equal(false);
   });
 
   it('a device made by dmsetup and one made by us are the same to udev (symlinks and DM_* properties)', async () => {
