@@ -104,6 +104,24 @@ async function syncAndAsync(DeviceMapper, Table, targets) {
     await dm.create(`bench-c${k}`, { table: cycleTable });
     await dm.remove(`bench-c${k++}`);
   }, undefined, 200);
+  // The floor under the clients: the addon's own call, without the TypeScript above it.
+  const { binding } = require('../dist/binding.js');
+  const { Command } = require('..');
+  const control = new (binding().Control)('/dev/mapper/control');
+  const header = new Float64Array(11);
+  const statusRequest = { cmd: Command.DEV_STATUS, flags: 0, name: 'bench-sync' };
+  const bare = timeSync(n, () => control.ioctlSync(statusRequest, header));
+  const bareAsync = await timeOf(n, () => control.ioctl(statusRequest));
+  const rawInfo = peer('raw_ioctl', 'info');
+  rows.push({
+    operation: 'info, the addon alone',
+    'sync µs': +bare.toFixed(1),
+    'async µs': +bareAsync.toFixed(1),
+    'raw ioctl µs': rawInfo,
+    'sync/raw': +(bare / rawInfo).toFixed(2),
+    'async/fs.fstat': +(bareAsync / fstat).toFixed(2),
+  });
+  await control.close();
   fs.closeSync(fd);
   sdm.remove('bench-sync');
   sdm.close();
@@ -182,6 +200,16 @@ async function scale(DeviceMapper, Table, targets) {
   for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => qdm.info('bench-fly')));
   const quickPerSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
   await qdm.close();
+  // The addon alone, 64 in flight: the floor under the client's rate.
+  const { binding } = require('../dist/binding.js');
+  const { Command } = require('..');
+  const control = new (binding().Control)('/dev/mapper/control');
+  const flyRequest = { cmd: Command.DEV_STATUS, flags: 0, name: 'bench-fly' };
+  for (let r = 0; r < 50; r++) await Promise.all(Array.from({ length: 64 }, () => control.ioctl(flyRequest)));
+  t0 = process.hrtime.bigint();
+  for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 64 }, () => control.ioctl(flyRequest)));
+  const barePerSecond = (64 * rounds) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  await control.close();
   // The addon's I/O threads right after them (a worker and the pool's supervisor, unless a call
   // blocked in the kernel made the pool grow).
   const ioThreads = fs.readdirSync('/proc/self/task').filter((task) => {
@@ -210,6 +238,7 @@ async function scale(DeviceMapper, Table, targets) {
   console.table([
     { measure: 'info, 64 in flight (async), calls/s', value: Math.round(perSecond), 'against raw ioctl one at a time': round(perSecond / rawPerSecond) },
     { measure: "info, 64 in flight (async, stackTraces 'async'), calls/s", value: Math.round(quickPerSecond), 'against raw ioctl one at a time': round(quickPerSecond / rawPerSecond) },
+    { measure: 'info, 64 in flight, the addon alone, calls/s', value: Math.round(barePerSecond), 'against raw ioctl one at a time': round(barePerSecond / rawPerSecond) },
     { measure: 'devmapper-io threads after 64 in flight', value: ioThreads },
     { measure: 'fs.promises.stat, idle, µs', value: round(idleStat) },
     { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(loadedStat), 'against idle': round(loadedStat / idleStat) },
