@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, truncateSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { DmError, Table, THIN_MAX_DEVICE_ID, ThinPool, blockDiscard, targets, type DevId, type DeviceMapper, type LoopDevice } from '../../../ts/index';
-import { TestContext, devName, dmsetup, rejection } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readAt, thinTool, writeAt, writeError } from '../targets/thin-fixture';
 
 /** One data block of the pools here: 128 sectors. */
@@ -478,6 +479,20 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
     expect(aborted).to.be.instanceOf(Error);
     expect(aborted).to.not.be.instanceOf(DmError);
     expect(aborted).to.have.property('name', 'AbortError');
+  });
+
+  it('examples/thin-pool.js runs as a user would run it and prints what the kernel did', () => {
+    // Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
+    const root = resolve(__dirname, '..', '..', '..', '..', '..');
+    const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
+    const r = spawnSync(process.execPath, [join(root, 'examples', 'thin-pool.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
+    expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);
+    expect(r.stdout).to.match(/^pool: 0\/16 data blocks, transaction 0$/m);
+    expect(r.stdout).to.match(/^volume 1: transaction 1$/m);
+    expect(r.stdout).to.match(/^snapshot 2 of 1: transaction 2, reads "before the snapshot"$/m);
+    expect(r.stdout).to.match(/^low water: \d+ free of 16 blocks; grown to 32$/m);
+    expect(r.stdout).to.match(/^pool: 2[0-9]\/32 data blocks, mode rw$/m);
+    expect(r.stdout).to.match(/^removed$/m);
   });
 });
 
