@@ -170,7 +170,7 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
     expect(t.dm.ioctlStats.commands).to.equal(start);
   });
 
-  it('create touches no metadata device the kernel holds (EBUSY from the O_EXCL open, nothing written) nor any when the name is taken (EBUSY), and leaves no device behind', async () => {
+  it('create touches no metadata device the kernel holds (EBUSY from the O_EXCL open, nothing written) nor any when the name is taken (EBUSY), writes back the old superblock when DM_DEV_CREATE refuses a taken uuid, and leaves no device behind', async () => {
     const meta = await t.fx.loop(8192);
     const data = await t.fx.loop(2048);
     const marker = randomBytes(4096);
@@ -188,6 +188,13 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
     const taken = await rejection(ThinPool.create(t.dm, await takenName(t), { metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128 }));
     expect(taken.code).to.equal('EBUSY');
     expect(head(meta.path).equals(marker)).to.equal(true);
+    // A uuid another device has: DM_DEV_CREATE refuses it after the zeroing, which is undone.
+    const uuid = `${devName('uuid')}`;
+    await t.dm.create(devName('zero'), { uuid, table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    const dup = await rejection(ThinPool.create(t.dm, name, { metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, uuid }));
+    expect(dup).to.deep.include({ code: 'EBUSY', command: 'DM_DEV_CREATE', rollbackError: undefined });
+    expect(head(meta.path).equals(marker)).to.equal(true);
+    expect((await t.dm.listDevices()).map((d) => d.name)).to.not.include(name);
     // A table the kernel refuses (the pool runs past its data device): the create removes the device.
     const refused = await rejection(ThinPool.create(t.dm, name, { metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, dataSectors: 4096 }));
     expect(refused.code).to.equal('EINVAL');
@@ -300,6 +307,8 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
     expect((await t.dm.info(other)).activeTable).to.equal(true);
     // The pool itself is not a thin of the pool either.
     expect(await pool.deactivateThin(pool.name).then(() => undefined, (x: unknown) => x)).to.be.instanceOf(RangeError);
+    // open() takes only a device whose table is one thin-pool row.
+    expect(await ThinPool.open(t.dm, other).then(() => undefined, (x: unknown) => x)).to.be.instanceOf(RangeError);
     // The pool is busy while a volume is active.
     expect((await rejection(pool.remove())).code).to.equal('EBUSY');
   });
