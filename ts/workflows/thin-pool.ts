@@ -9,7 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { abortError, checkSignal } from '../abort';
-import type { DeviceInfo, DeviceMapper } from '../client';
+import { DeviceMapper, type DeviceInfo } from '../client';
 import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { CallSite, DmError, toDmError } from '../errors';
 import { Table } from '../table';
@@ -209,6 +209,7 @@ export class ThinPool {
    * kernel never read the zeros); if the load or resume fails, the create removes the device.
    */
   static async create(dm: DeviceMapper, name: string, options: ThinPoolCreateOptions): Promise<ThinPool> {
+    checkClient(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
     if ((await lookup(dm, name)) !== undefined) throw new DmError({ errno: 16, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: name, message: `DM_DEV_CREATE ${name}: a device of that name exists; its metadata device was not touched` });
@@ -235,6 +236,7 @@ export class ThinPool {
    * device smaller than the metadata records). `readOnly` loads it `read_only`.
    */
   static async activate(dm: DeviceMapper, name: string, options: ThinPoolActivateOptions): Promise<ThinPool> {
+    checkClient(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace', 'readOnly']);
     const plan = await planPool(name, o, 'options');
     const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
@@ -243,6 +245,7 @@ export class ThinPool {
 
   /** A `ThinPool` for a pool device that is active already: its live table must be one `thin-pool` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<ThinPool> {
+    checkClient(dm);
     resolveId(id);
     const info = await dm.info(id);
     const table = await dm.table(info.uuid !== '' ? { uuid: info.uuid } : info.name);
@@ -583,6 +586,10 @@ export class ThinPool {
     }
     return next;
   }
+}
+
+function checkClient(dm: unknown): void {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 /** The checked pieces of a pool's table. */

@@ -136,6 +136,7 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
       [ThinPool.create(t.dm, devName('pool'), { dataDevice: data.dev, blockSize: 128 } as never), TypeError, /Expected a device for options\.metadataDevice but received undefined/],
       [ThinPool.activate(t.dm, devName('pool'), { ...base, errorIfNoSpace: 'yes' } as never), TypeError, /errorIfNoSpace/],
       [ThinPool.open(t.dm, { name: 'a', uuid: 'b' } as never), TypeError, /Expected a device name/],
+      [ThinPool.create({} as never, devName('pool'), base), TypeError, /Expected a DeviceMapper \(DeviceMapper\.open\(\)\) for dm but received object/],
     ];
     for (const [p, kind, message] of refused) {
       const e = await p.then(() => undefined, (x: unknown) => x);
