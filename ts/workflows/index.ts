@@ -7,3 +7,4 @@
  */
 export {};
 export * from './multipath';
+export * from './switch';
