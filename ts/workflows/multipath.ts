@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { abortError, checkSignal, onAbort } from '../abort';
 import type { DeviceInfo, DeviceMapper, RemoveOptions } from '../client';
-import { decodeRdev, formatDev, parseDevNumber, type DevId, type DeviceRef } from '../dev';
+import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
 import { multipath, multipathMessages, parseMultipath, type MultipathGroupState, type MultipathOptions, type MultipathPathHealth, type MultipathSelector, type MultipathStatus, type MultipathTarget } from '../targets/multipath';
@@ -195,14 +195,18 @@ export class Multipath {
 
   /** The path's 'major:minor', refused (RangeError) unless it is one of the map's. */
   private ownPath(path: DeviceRef): string {
-    let dev: string | undefined;
-    if (typeof path === 'string' && parseDevNumber(path) === undefined && path.startsWith('/dev/')) {
+    const ref = formatDeviceRef(path, 'path');
+    const number = parseDevNumber(ref);
+    let dev: string | undefined = number === undefined ? ref : formatDev(number);
+    if (number === undefined) {
+      // The kernel names paths by number: a /dev path is known by the node's device number.
       try {
-        dev = formatDev(decodeRdev(statSync(path).rdev));
+        const st = statSync(ref);
+        dev = st.isBlockDevice() ? formatDev(decodeRdev(st.rdev)) : undefined;
       } catch {
         dev = undefined;
       }
-    } else dev = multipathMessages.failPath(path).slice('fail_path '.length);
+    }
     if (dev === undefined || !this.paths.includes(dev)) throw expectedRange(`one of the map's paths (${this.paths.join(', ')})`, 'path', path);
     return dev;
   }

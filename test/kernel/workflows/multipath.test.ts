@@ -276,6 +276,11 @@ describe('workflows: Multipath', function () {
     expect(await refusal(mp.failPath(other.dev))).to.be.instanceOf(RangeError).with.property('message').that.matches(/^Expected one of the map's paths \(\d+:\d+, \d+:\d+\) for path but received object$/);
     expect(await refusal(mp.switchGroup(2))).to.be.instanceOf(RangeError).with.property('message', 'Expected an integer from 1 to 1 for group but received number 2');
     expect(t.dm.ioctlStats.commands).to.equal(sent);
+    // Another spelling of a path's number, or its /dev node, is that path.
+    await mp.failPath(`0${a.dev.major}:00${a.dev.minor}`);
+    await mp.failPath(b.path);
+    expect((await mp.state()).paths.map((p) => p.health)).to.deep.equal(['failed', 'failed']);
+    expect(await refusal(mp.reinstatePath('/dev/null'))).to.be.instanceOf(RangeError);
     await mp.remove();
 
     // The kernel opens every path at load: a path that is not a block device fails it.
