@@ -135,7 +135,7 @@ export class Multipath {
   /**
    * Creates the device with one multipath row of `size` sectors (DM_DEV_CREATE,
    * DM_TABLE_LOAD, DM_DEV_SUSPEND to resume), and reads its table back. The kernel opens
-   * every path at load; a path it cannot open fails the load (ENXIO / EINVAL) and the device
+   * every path at load; a path it cannot open fails the load (ENODEV for a node that is no block device) and the device
    * is removed again. Bad options are refused (TypeError / RangeError) before any ioctl.
    */
   static async create(dm: DeviceMapper, name: string, options: MultipathCreateOptions): Promise<Multipath> {
@@ -150,7 +150,9 @@ export class Multipath {
     const info = await dm.create(name, uuid === undefined ? { table } : { table, uuid });
     try {
       const mp = new Multipath(dm, info, await Multipath.readTarget(dm, info.uuid !== '' ? { uuid: info.uuid } : { name: info.name }, info.name));
-      if (mp.paths.join(' ') !== target.groups.flatMap((g) => g.paths.map((p) => p.device)).join(' ')) throw new Error(`${name}: the kernel's table has other paths than the one loaded`);
+      // The kernel prints paths as 'major:minor', whatever node named them: compare the shape.
+      const shape = (t: MultipathTarget): string => t.groups.map((g) => `${g.selector}/${g.paths.length}`).join(' ');
+      if (shape(mp.target) !== shape(target)) throw new Error(`${name}: the kernel's table is not the one loaded (${mp.target.params})`);
       return mp;
     } catch (e) {
       await dm.remove(info.uuid !== '' ? { uuid: info.uuid } : { name: info.name }).catch((r: unknown) => {

@@ -171,7 +171,9 @@ export class Switch {
     const id: DevId = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
     try {
       const sw = new Switch(dm, info, ...(await Switch.readTarget(dm, id, info.name)));
-      if (sw.target.params !== target.params || sw.size !== size) throw new Error(`${name}: the kernel's table is not the one loaded (${sw.size} switch ${sw.target.params})`);
+      // The kernel prints paths as 'major:minor', whatever node named them: compare the rest.
+      const shape = (t: SwitchTarget): string => `${t.regionSize} ${t.paths.map((p) => p.offset).join(' ')}`;
+      if (shape(sw.target) !== shape(target) || sw.size !== size) throw new Error(`${name}: the kernel's table is not the one loaded (${sw.size} switch ${sw.target.params})`);
       for (const m of messages) await dm.message(id, m);
       return sw;
     } catch (e) {

@@ -131,12 +131,14 @@ describe('workflows: Multipath', function () {
       size: SECTORS,
       groups: [
         { selector: 'queue-length', paths: [{ device: a.dev }] },
-        { selector: 'service-time', paths: [{ device: b.dev, relativeThroughput: 4 }] },
+        // A path named by its node: the kernel prints it back as 'major:minor'.
+        { selector: 'service-time', paths: [{ device: b.path, relativeThroughput: 4 }] },
       ],
     });
     // Taken over by name, as another process would.
     const mp = await Multipath.open(t.dm, name);
     expect(mp.id).to.deep.equal({ name });
+    expect(mp.paths).to.deep.equal([a.devString, b.devString]);
     expect(dmsetup('table', name).trimEnd()).to.equal(`0 ${SECTORS} multipath ${mp.target.params}`);
     const data = pattern(3, 16384);
     writeDirect(mp.info.path, data, 0);

@@ -116,9 +116,11 @@ describe('workflows: Switch', function () {
     const R = 4096;
     const disk = await stampedDisk(t, 4, R);
     const name = devName('wf-sw-cut');
-    await Switch.create(t.dm, name, { size: R, regionSize: 1, uuid: `${PREFIX}uuid-${name}`, paths: [0, 1, 2, 3].map((p) => ({ device: disk.dev, offset: p * R })) });
+    // Paths named by the loop's node: the kernel prints them back as 'major:minor'.
+    await Switch.create(t.dm, name, { size: R, regionSize: 1, uuid: `${PREFIX}uuid-${name}`, paths: [0, 1, 2, 3].map((p) => ({ device: disk.path, offset: p * R })) });
     const sw = await Switch.open(t.dm, { uuid: `${PREFIX}uuid-${name}` });
     expect(sw.id).to.deep.equal({ uuid: `${PREFIX}uuid-${name}` });
+    expect(sw.target.paths.map((p) => p.device)).to.deep.equal([disk.devString, disk.devString, disk.devString, disk.devString]);
 
     // A repeat cut by the word limit goes on after an explicit word for its first region.
     const alternating = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? 3 : 2));
