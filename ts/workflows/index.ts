@@ -7,3 +7,5 @@
  */
 export {};
 export * from './thin-pool';
+export * from './multipath';
+export * from './switch';
