@@ -11,3 +11,4 @@ export * from './multipath';
 export * from './switch';
 export * from './crypt';
 export * from './integrity';
+export * from './verity';
