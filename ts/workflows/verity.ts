@@ -12,7 +12,7 @@
  * down, from `hashStartBlock` on. No superblock is written: the table carries every parameter.
  */
 import { createHash, getHashes, randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { DeviceInfo, DeviceMapper } from '../client';
 import { formatDev, type DevId, type DeviceRef, type DevNumber } from '../dev';
 import { DmError } from '../errors';
@@ -132,6 +132,13 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
+/** Whether two paths are the same file or the same block device. */
+async function sameStorage(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (sa.isBlockDevice() && sb.isBlockDevice()) return sa.rdev === sb.rdev;
+  return sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
 /**
  * The tree's shape as the kernel computes it (dm-verity's constructor): digests per hash block
  * (a power of two), the levels, and the blocks of each level, level 0 hashing the data.
@@ -209,6 +216,11 @@ export class Verity {
     if (dataBlocks === undefined) dataBlocks = available;
     else if (dataBlocks > available) throw expectedRange(`at most the ${available} data blocks ${dataPath} holds`, 'options.dataBlocks', dataBlocks);
     if (dataBlocks === 0) throw expectedRange('data of at least one block', 'dataPath', dataPath);
+    if (await sameStorage(dataPath, hashPath)) {
+      // One device for both: the tree must start past the data it vouches for.
+      const first = Math.ceil((dataBlocks * dataBlockSize) / hashBlockSize);
+      if (hashStartBlock < first) throw expectedRange(`a hashStartBlock past the data on the same device (at least ${first})`, 'options.hashStartBlock', hashStartBlock);
+    }
 
     const digestOf = (block: Buffer): Buffer => {
       const h = createHash(algorithm);

@@ -84,7 +84,7 @@ describe('Verity.format: the hash tree in the kernel\'s format, byte for byte ve
     expect(verityTreeShape(16385, 4096, 20)).to.deep.equal({ perBlockBits: 7, levels: 3, levelBlocks: [129, 2, 1] });
   });
 
-  it('bad options are refused before any file is read or written', async () => {
+  it('bad options are refused before any file is read or written, and a tree is never written over the data it covers', async () => {
     const data = join(dir, 'data');
     writeFileSync(data, randomBytes(8 * 4096));
     const hash = join(dir, 'hash');
@@ -99,6 +99,17 @@ describe('Verity.format: the hash tree in the kernel\'s format, byte for byte ve
       [{ version: 2 }, /^Expected 0 or 1 for options\.version but received number 2$/],
       [{ saltt: 'aa' }, /^Expected one of version, .* for options but received unknown option "saltt"$/],
     ];
+    // The tree on the data's own file must start past the data (8 blocks of 4 KiB: block 8 on).
+    let overlap: unknown;
+    try {
+      await Verity.format(data, data, { dataBlocks: 6, hashStartBlock: 5 });
+    } catch (e) {
+      overlap = e;
+    }
+    expect((overlap as Error).message).to.equal('Expected a hashStartBlock past the data on the same device (at least 6) for options.hashStartBlock but received number 5');
+    const tree = await Verity.format(data, data, { dataBlocks: 6, hashStartBlock: 6, salt: '01' });
+    writeFileSync(join(dir, 'theirs'), '');
+    expect(tree.rootHash).to.equal(veritysetup(data, join(dir, 'theirs'), ['--salt', '01', '--data-blocks', '6']).rootHash);
     for (const [options, message] of refusals) {
       let error: unknown;
       try {
