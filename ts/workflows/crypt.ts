@@ -8,7 +8,7 @@
  * DM_SECURE_DATA (the kernel wipes its copies, the library its buffers), and `table()` shows
  * hex keys zeroed, as `dmsetup table` does without `--showkeys`, unless asked for them.
  * Node has no call for the kernel keyring: a keyring key is added beforehand with
- * `keyctl add logon <service:name> ...` or the add_key(2) system call.
+ * `keyctl padd logon <service:name> @u < keyfile` or the add_key(2) system call.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

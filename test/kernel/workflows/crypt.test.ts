@@ -232,6 +232,23 @@ describe('Crypt: plain dm-crypt volumes', () => {
     expect((await rejectionOf(volume.table())) as DmError).to.include({ code: 'ENXIO' });
   });
 
+  it('a read-only volume with another cipher, discards passed down and a uuid of our own: the table says so, the data reads, writes are refused', async () => {
+    const loop = await t.fx.loop(4096);
+    const key = randomBytes(32);
+    const plain = randomBytes(65536);
+    const rw = await Crypt.open(t.dm, devName('crypt-rw'), { device: loop.dev, key, cipher: { capi: 'cbc(aes)', ivMode: 'essiv', ivOptions: 'sha256' } });
+    writeThrough(rw.path, plain, dir);
+    await rw.close();
+    const uuid = `DMT-CRYPT-${randomBytes(4).toString('hex')}`;
+    const ro = await Crypt.open(t.dm, devName('crypt-ro'), { device: loop.dev, key, cipher: 'capi:cbc(aes)-essiv:sha256', readOnly: true, allowDiscards: true, uuid });
+    expect(ro.uuid).to.equal(uuid);
+    expect((await ro.info()).readOnly).to.equal(true);
+    expect(await ro.target()).to.deep.include({ allowDiscards: true, cipher: { spec: 'capi:cbc(aes)-essiv:sha256', form: 'capi', cipher: null, chainMode: null, api: 'cbc(aes)', keyCount: 1, ivMode: 'essiv', ivOptions: 'sha256' } });
+    expect(readThrough(ro.path, plain.length, dir).equals(plain)).to.equal(true);
+    expect(() => writeThrough(ro.path, plain, dir)).to.throw();
+    expect(holdsNoneOf(readFileSync(loop.file), plain)).to.equal(true);
+  });
+
   it('Crypt.attach refuses a device that is not a crypt volume', async () => {
     const loop = await t.fx.loop(2048);
     const name = devName('crypt-linear');
