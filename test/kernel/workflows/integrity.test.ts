@@ -31,6 +31,16 @@ function dump(device: string): Record<string, string> {
   return fields;
 }
 
+/** Writes bytes into a backing file in place. */
+function writeAt(file: string, data: Buffer, at: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, data, 0, data.length, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Flips one byte of a file in place. */
 function flipByte(file: string, at: number): void {
   const byte = readFileSync(file).subarray(at, at + 1);
@@ -142,6 +152,27 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy2')}`, 'bs=64k', 'count=4', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy2')).equals(data)).to.equal(true);
     expect((await volume.status()).mismatches).to.equal(0);
+  });
+
+  it('bitmap mode with sha256 tags on 4 KiB blocks after an offset, opened again read-only: the table has them, the sectors before the offset are left alone, the data reads and writes are refused', async () => {
+    const disk = await t.fx.loop(16384 + 64);
+    writeAt(disk.file, Buffer.alloc(32768, 0xa5), 0);
+    const uuid = `DMT-INTEGRITY-${randomBytes(4).toString('hex')}`;
+    const volume = await Integrity.format(t.dm, devName('integrity-bitmap'), { device: disk.dev, offset: 64, tagSize: 32, internalHash: 'sha256', mode: 'bitmap', blockSize: 4096, journalSectors: 264, fixHmac: false, uuid });
+    expect(volume.uuid).to.equal(uuid);
+    expect(await volume.target()).to.deep.include({ offset: 64, tagSize: 32, mode: 'bitmap', blockSize: 4096, fixPadding: true, fixHmac: false, internalHash: { name: 'sha256', key: undefined } });
+    expect(readFileSync(disk.file).subarray(0, 32768).equals(Buffer.alloc(32768, 0xa5))).to.equal(true);
+    const data = randomBytes(128 * 1024);
+    writeFileSync(join(dir, 'data'), data);
+    expect(dd([`if=${join(dir, 'data')}`, `of=${volume.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
+    await volume.close();
+    const ro = await Integrity.open(t.dm, devName('integrity-ro'), { device: disk.dev, offset: 64, tagSize: 32, internalHash: 'sha256', mode: 'bitmap', blockSize: 4096, readOnly: true });
+    expect((await ro.info()).readOnly).to.equal(true);
+    expect(ro.providedDataSectors).to.equal(volume.providedDataSectors);
+    expect(dd([`if=${ro.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=2', 'iflag=direct']).ok).to.equal(true);
+    expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
+    expect(dd([`if=${join(dir, 'data')}`, `of=${ro.path}`, 'bs=64k', 'count=1', 'oflag=direct']).ok).to.equal(false);
+    expect((await ro.status()).mismatches).to.equal(0);
   });
 
   it('without the wipe, a sector never written fails its read with EILSEQ: why format wipes', async () => {
