@@ -133,6 +133,22 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect((await volume.status()).corrupted).to.equal(false);
   });
 
+  it('format 0 with sha1, check_at_most_once and ignore_zero_blocks over a data disk with zero blocks, a uuid of our own: the table says so and the data reads', async () => {
+    const dataDisk = await t.fx.loop(128 * 8);
+    const hashDisk = await t.fx.loop(256);
+    const data = Buffer.concat([randomBytes(64 * 4096), Buffer.alloc(64 * 4096)]);
+    writeAt(dataDisk.file, data, 0);
+    const tree = await Verity.format(dataDisk.path, hashDisk.path, { version: 0, algorithm: 'sha1', salt: '5a17' });
+    execFileSync('veritysetup', ['verify', ...peerArgs(tree), dataDisk.path, hashDisk.path, tree.rootHash], { stdio: 'ignore' });
+    const uuid = `DMT-VERITY-${randomBytes(4).toString('hex')}`;
+    const volume = await Verity.open(t.dm, devName('verity-v0'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree, checkAtMostOnce: true, ignoreZeroBlocks: true, uuid });
+    expect(volume.uuid).to.equal(uuid);
+    expect(await volume.target()).to.deep.include({ version: 0, algorithm: 'sha1', salt: '5a17', checkAtMostOnce: true, ignoreZeroBlocks: true, dataBlocks: 128 });
+    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'iflag=direct']).ok).to.equal(true);
+    expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
+    expect((await volume.status()).corrupted).to.equal(false);
+  });
+
   it('a changed hash block fails the reads of the data blocks under it; with onCorruption: ignore the data is served and the status still says C', async () => {
     const { data, dataDisk, hashDisk } = await disks(t, 512);
     const tree = await Verity.format(dataDisk.path, hashDisk.path);
