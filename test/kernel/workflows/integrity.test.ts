@@ -73,7 +73,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
   });
 
   it('format (journal, crc32c, 4-byte tags) lays out the device as integritysetup does, every sector reads, data reads back, and a tampered byte on the backing device fails its read with EILSEQ and counts a mismatch', async () => {
-    const disk = await t.fx.loop(32768);
+    const disk = await t.fx.loop(16384);
     // integritysetup's layout of the same disk first, as the reference (superblock only).
     execFileSync('integritysetup', ['format', '-q', '--integrity', 'crc32c', '--tag-size', '4', '--no-wipe', disk.path], { stdio: 'ignore' });
     const theirs = dump(disk.path);

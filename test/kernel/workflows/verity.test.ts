@@ -69,9 +69,9 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
   });
 
   it('the tree written to a hash disk is veritysetup\'s byte for byte and passes veritysetup verify; the device opens read-only with the table veritysetup makes, serves the data, and a changed data block fails its read with EIO (status C)', async () => {
-    const { data, dataDisk, hashDisk } = await disks(t, 2048);
+    const { data, dataDisk, hashDisk } = await disks(t, 640);
     const tree = await Verity.format(dataDisk.path, hashDisk.path);
-    expect(tree).to.deep.include({ version: 1, algorithm: 'sha256', dataBlockSize: 4096, hashBlockSize: 4096, dataBlocks: 2048, hashStartBlock: 0, levels: 2, hashBlocks: 17 });
+    expect(tree).to.deep.include({ version: 1, algorithm: 'sha256', dataBlockSize: 4096, hashBlockSize: 4096, dataBlocks: 640, hashStartBlock: 0, levels: 2, hashBlocks: 6 });
     const ours = readFileSync(hashDisk.file);
     // veritysetup's tree, with our salt, on a second hash disk.
     const other = await t.fx.loop(2048);
@@ -80,7 +80,7 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(readFileSync(other.file).equals(ours)).to.equal(true);
     execFileSync('veritysetup', ['verify', ...peerArgs(tree), dataDisk.path, hashDisk.path, tree.rootHash], { stdio: 'ignore' });
 
-    const table = new Table([{ start: 0, length: 16384, target: targets.verity({ dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, dataBlockSize: 4096, hashBlockSize: 4096, dataBlocks: 2048, hashStartBlock: 0, algorithm: 'sha256', digest: tree.rootHash, salt: tree.salt }) }]);
+    const table = new Table([{ start: 0, length: 5120, target: targets.verity({ dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, dataBlockSize: 4096, hashBlockSize: 4096, dataBlocks: 640, hashStartBlock: 0, algorithm: 'sha256', digest: tree.rootHash, salt: tree.salt }) }]);
     // veritysetup opens the same tree with the same table (before ours: it wants the disks to itself).
     const peer = devName('verity-peer');
     execFileSync('veritysetup', ['open', ...peerArgs(tree), dataDisk.path, peer, hashDisk.path, tree.rootHash], { stdio: 'ignore' });
@@ -102,17 +102,17 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
     const s0 = await volume.status();
     expect(s0).to.deep.include({ corrupted: false });
-    expect(dmsetup('status', name).trimEnd()).to.equal(`0 16384 verity ${s0.raw}`);
+    expect(dmsetup('status', name).trimEnd()).to.equal(`0 5120 verity ${s0.raw}`);
 
-    writeAt(dataDisk.file, Buffer.from('changed'), 1000 * 4096 + 123);
-    const bad = dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=1000', 'count=1', 'iflag=direct']);
+    writeAt(dataDisk.file, Buffer.from('changed'), 500 * 4096 + 123);
+    const bad = dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=500', 'count=1', 'iflag=direct']);
     expect(bad.ok).to.equal(false);
     expect(bad.stderr).to.match(/Input\/output error/);
     expect((await volume.status()).corrupted).to.equal(true);
-    expect(dmsetup('status', name).trimEnd()).to.equal('0 16384 verity C');
+    expect(dmsetup('status', name).trimEnd()).to.equal('0 5120 verity C');
     // Its neighbours still read and check.
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=999', 'count=1', 'iflag=direct']).ok).to.equal(true);
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=1001', 'count=1', 'iflag=direct']).ok).to.equal(true);
+    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=499', 'count=1', 'iflag=direct']).ok).to.equal(true);
+    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=501', 'count=1', 'iflag=direct']).ok).to.equal(true);
     // veritysetup finds the same block bad.
     const verify = spawnSync('veritysetup', ['verify', ...peerArgs(tree), dataDisk.path, hashDisk.path, tree.rootHash], { encoding: 'utf8' });
     expect(verify.status).to.not.equal(0);
