@@ -10,13 +10,13 @@
  * device has no valid tags: every sector reads as a mismatch until written, so `format`
  * writes zeroes over the whole device, as `integritysetup format` does unless `--no-wipe`.
  */
-import { constants, readFileSync, statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { abortError, checkSignal } from '../abort';
-import type { DeviceInfo, DeviceMapper } from '../client';
-import { decodeRdev, formatDev, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
-import { DmError } from '../errors';
+import { DeviceMapper, type DeviceInfo } from '../client';
+import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { CallSite, DmError, toDmError } from '../errors';
 import type { StatusRow } from '../status';
 import { Table } from '../table';
 import type { IntegrityAlgorithmOption, IntegrityMode, IntegrityStatus, IntegrityTarget } from '../targets/integrity';
@@ -28,6 +28,8 @@ import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected
 const SB_MAGIC = Buffer.from('integrt\0', 'latin1');
 /** The superblock area the kernel wants zeroed before it formats (SB_SECTORS, 8 sectors; block sizes are at most 4 KiB). */
 const SB_BYTES = 4096;
+/** ENXIO: what a device number without a node is. */
+const ENXIO = 6;
 /** The chunk `format` writes its zeroes in. */
 const WIPE_CHUNK = 1 << 20;
 
@@ -75,29 +77,65 @@ export interface IntegrityCloseOptions {
 
 const VOLUME_OPTIONS = ['device', 'offset', 'tagSize', 'internalHash', 'mode', 'blockSize', 'journalSectors', 'fixPadding', 'fixHmac', 'readOnly', 'uuid'] as const;
 
-/** The path of a block device, from a DeviceRef: a /dev path as it is, a number through sysfs's DEVNAME (devtmpfs makes that node). */
-function devicePath(ref: DeviceRef, name: string): string {
-  let dev: DevNumber | undefined;
-  if (typeof ref === 'string') {
-    if (ref.startsWith('/')) return ref;
-    dev = parseDevNumber(ref);
-    if (dev === undefined) throw expectedRange("'major:minor' or a /dev path", name, ref);
-  } else {
-    dev = ref;
+/** An fs call whose failure becomes a DmError with its errno (EBUSY, ENOENT), naming the path. */
+async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw toDmError(e, new CallSite(fsCall, 'async'), path);
   }
-  const uevent = readFileSync(`/sys/dev/block/${formatDev(dev)}/uevent`, 'utf8');
-  const devname = /^DEVNAME=(.+)$/m.exec(uevent)?.[1];
-  if (devname === undefined) throw expectedRange('a block device with a node in /dev', name, formatDev(dev));
-  return `/dev/${devname}`;
+}
+
+function sameDev(a: DevNumber, b: DevNumber): boolean {
+  return a.major === b.major && a.minor === b.minor;
 }
 
 /**
- * Opens the backing device exclusively (O_EXCL: EBUSY while a mapping or a mount holds it),
- * so that `format` and `open` never look at, or write to, a device that is in use.
+ * The node of a block device, from a DeviceRef: a /dev path as it is (it must be a block
+ * device), a number through sysfs's DEVNAME (devtmpfs makes that node), checked to be that
+ * very device.
  */
-async function openExclusive(path: string, write: boolean): Promise<FileHandle> {
-  if (!statSync(path).isBlockDevice()) throw expectedRange('a block device', 'options.device', path);
-  return open(path, (write ? constants.O_RDWR : constants.O_RDONLY) | constants.O_EXCL);
+async function devicePath(ref: DeviceRef, name: string): Promise<string> {
+  const text = formatDeviceRef(ref, name);
+  const dev = parseDevNumber(text);
+  if (dev === undefined) {
+    const st = await fsCall(text, () => stat(text));
+    if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
+    return text;
+  }
+  const sys = `/sys/dev/block/${formatDev(dev)}/uevent`;
+  const devname = /^DEVNAME=(.+)$/m.exec(await fsCall(sys, () => readFile(sys, 'utf8')))?.[1];
+  if (devname === undefined || devname.includes('..')) throw new DmError({ errno: ENXIO, syscall: 'open', device: formatDev(dev), message: `${formatDev(dev)}: no DEVNAME in its uevent` });
+  const path = `/dev/${devname}`;
+  const st = await fsCall(path, () => stat(path));
+  if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
+  return path;
+}
+
+/**
+ * Reads, and with `replacement` overwrites, the superblock area of the backing device, opened
+ * exclusively (O_EXCL: EBUSY while a mapping or a mount holds it), so that `format` and `open`
+ * never look at, or write to, a device that is in use. Resolves with what was there.
+ */
+async function superblockArea(path: string, offset: number, replacement: Buffer | undefined): Promise<Buffer> {
+  const fh = await fsCall(path, () => open(path, (replacement === undefined ? constants.O_RDONLY : constants.O_RDWR) | constants.O_EXCL));
+  try {
+    const old = Buffer.alloc(SB_BYTES);
+    const { bytesRead } = await fsCall(path, () => fh.read(old, 0, SB_BYTES, offset * 512));
+    if (bytesRead !== SB_BYTES) throw expectedRange(`a device with ${SB_BYTES} bytes at sector ${offset}`, 'options.device', path);
+    if (replacement !== undefined) {
+      await fsCall(path, () => fh.write(replacement, 0, SB_BYTES, offset * 512));
+      // The kernel reads the device beneath the page cache: the bytes must be on it.
+      await fsCall(path, () => fh.datasync());
+    }
+    return old;
+  } finally {
+    await fh.close();
+  }
+}
+
+function checkDm(dm: unknown): void {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 function isIntegrityTarget(t: Target): t is IntegrityTarget {
@@ -146,10 +184,13 @@ export class Integrity {
    * superblock area on the device (its first 4 KiB after `offset`: what it held is lost), then
    * loads an integrity table one block long, so the kernel writes a new superblock and journal
    * and reports the sectors it provides; then reloads the table to all of them, and (unless
-   * `wipe: false`) writes zeroes over them so that each has a valid tag. Any failure after the
-   * create removes the device again. The backing device must not be in use (EBUSY).
+   * `wipe: false`) writes zeroes over them so that each has a valid tag. When the kernel
+   * refuses the name (EBUSY) or the table, the 4 KiB zeroed are written back as they were; any
+   * failure after that (an aborted wipe) removes the device again, the device formatted. The
+   * backing device must not be in use (EBUSY, before anything is written).
    */
   static async format(dm: DeviceMapper, name: string, options: IntegrityFormatOptions): Promise<Integrity> {
+    checkDm(dm);
     const o = checkOptions(options, 'options', [...VOLUME_OPTIONS, 'wipe', 'signal', 'onProgress']);
     const wipe = checkBoolean(o.wipe, 'options.wipe', true);
     const onProgress = o.onProgress;
@@ -158,14 +199,20 @@ export class Integrity {
     const signal = checkSignal(o.signal, 'options.signal');
     const plan = Integrity.#plan(name, o);
     if (signal?.aborted) throw abortError(signal);
-    const handle = await openExclusive(plan.backing, true);
+    const backing = await devicePath(plan.device, 'options.device');
+    const old = await superblockArea(backing, plan.offset, Buffer.alloc(SB_BYTES));
+    let volume: Integrity;
     try {
-      await handle.write(Buffer.alloc(SB_BYTES), 0, SB_BYTES, plan.offset * 512);
-      await handle.datasync();
-    } finally {
-      await handle.close();
+      volume = await Integrity.#activate(dm, name, plan, false);
+    } catch (e) {
+      // Nothing was made (the name taken, the table refused): what the device held goes back.
+      if (!(e instanceof DmError) || e.command === 'DM_DEV_CREATE' || e.command === 'DM_TABLE_LOAD') {
+        await superblockArea(backing, plan.offset, old).catch((rollback: unknown) => {
+          if (e instanceof DmError && rollback instanceof Error) e.rollbackError = rollback;
+        });
+      }
+      throw e;
     }
-    const volume = await Integrity.#activate(dm, name, plan, false);
     if (!wipe) return volume;
     try {
       await volume.#zero(signal, onProgress);
@@ -186,22 +233,18 @@ export class Integrity {
    * them. A failure after the create removes the device again.
    */
   static async open(dm: DeviceMapper, name: string, options: IntegrityVolumeOptions): Promise<Integrity> {
+    checkDm(dm);
     const o = checkOptions(options, 'options', [...VOLUME_OPTIONS]);
     const plan = Integrity.#plan(name, o);
     const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
-    const handle = await openExclusive(plan.backing, false);
-    const sb = Buffer.alloc(SB_MAGIC.length);
-    try {
-      await handle.read(sb, 0, sb.length, plan.offset * 512);
-    } finally {
-      await handle.close();
-    }
-    if (!sb.equals(SB_MAGIC)) throw expectedRange(`a device holding an integrity superblock at sector ${plan.offset}`, 'options.device', plan.backing);
+    const backing = await devicePath(plan.device, 'options.device');
+    const sb = (await superblockArea(backing, plan.offset, undefined)).subarray(0, SB_MAGIC.length);
+    if (!sb.equals(SB_MAGIC)) throw expectedRange(`a device holding an integrity superblock at sector ${plan.offset}`, 'options.device', backing);
     return Integrity.#activate(dm, name, plan, readOnly);
   }
 
   /** Checks the options and builds the target (before any ioctl or I/O). */
-  static #plan(name: string, o: Partial<IntegrityFormatOptions>): { target: IntegrityTarget; backing: string; offset: number; uuid: string } {
+  static #plan(name: string, o: Partial<IntegrityFormatOptions>): { target: IntegrityTarget; device: DeviceRef; offset: number; uuid: string } {
     checkName(name);
     if (o.device === undefined) throw expected("'major:minor', a /dev path or { major, minor }", 'options.device', o.device);
     const offset = o.offset === undefined ? 0 : checkSector(o.offset, 'options.offset');
@@ -219,7 +262,7 @@ export class Integrity {
       fixHmac: checkBoolean(o.fixHmac, 'options.fixHmac', true),
       internalHash: o.internalHash ?? 'crc32c',
     });
-    return { target, backing: devicePath(o.device, 'options.device'), offset, uuid };
+    return { target, device: o.device, offset, uuid };
   }
 
   /** Create with one block (the kernel formats or opens the superblock), read the provided size, reload to it. */
@@ -242,17 +285,18 @@ export class Integrity {
 
   /** Writes zeroes over every provided sector through the device, so each gets a valid tag. */
   async #zero(signal: AbortSignal | undefined, onProgress: ((written: number, total: number) => void) | undefined): Promise<void> {
-    const handle = await open(this.path, constants.O_WRONLY);
+    const path = this.path;
+    const handle = await fsCall(path, () => open(path, constants.O_WRONLY));
     try {
       const zeroes = Buffer.alloc(WIPE_CHUNK);
       const bytes = this.providedDataSectors * 512;
       for (let at = 0; at < bytes; at += WIPE_CHUNK) {
         if (signal?.aborted) throw abortError(signal);
         const n = Math.min(WIPE_CHUNK, bytes - at);
-        await handle.write(zeroes, 0, n, at);
+        await fsCall(path, () => handle.write(zeroes, 0, n, at));
         onProgress?.((at + n) / 512, this.providedDataSectors);
       }
-      await handle.datasync();
+      await fsCall(path, () => handle.datasync());
     } finally {
       await handle.close();
     }

@@ -184,7 +184,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     expect((await volume.status()).mismatches).to.be.at.least(1);
   });
 
-  it('bad options are refused before any I/O; open of a device holding no integrity superblock, and format of a device in use, touch nothing; an aborted wipe removes the device; a tag size the superblock does not have is refused by the kernel and leaves no device', async () => {
+  it('bad options are refused before any I/O; open of a device holding no integrity superblock, and format of a device in use, touch nothing; format under a name in use or with a table the kernel refuses writes the device\'s first 4 KiB back; an aborted wipe removes the device; a tag size the superblock does not have is refused by the kernel and leaves no device', async () => {
     const disk = await t.fx.loop(8192);
     writeFileSync(join(dir, 'marker'), 'not an integrity superblock');
     expect(dd([`if=${join(dir, 'marker')}`, `of=${disk.path}`, 'conv=fsync']).ok).to.equal(true);
@@ -212,11 +212,30 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     const holder = devName('integrity-holder');
     await t.dm.create(holder, { table: new Table([{ start: 0, length: 8192, target: targets.linear({ device: disk.dev, offset: 0 }) }]) });
     const busy = await rejectionOf(Integrity.format(t.dm, devName('integrity-busy'), { device: disk.dev }));
-    expect((busy as NodeJS.ErrnoException).code).to.equal('EBUSY');
+    expect(busy).to.be.instanceOf(DmError);
+    expect(busy).to.include({ code: 'EBUSY', syscall: 'open', device: disk.path });
+    expect(readFileSync(disk.file).subarray(0, 4096).equals(before)).to.equal(true);
+    // A name in use, and a table the kernel refuses (a hash it lacks): what the device held at
+    // its start is written back.
+    const taken = await rejectionOf(Integrity.format(t.dm, holder, { device: '/dev/null' }));
+    expect(taken.message).to.equal(`Expected a block device for options.device but received "/dev/null"`);
+    await t.dm.remove(holder);
+    await t.dm.create(holder, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    const nameInUse = await rejectionOf(Integrity.format(t.dm, holder, { device: disk.dev }));
+    expect(nameInUse).to.include({ code: 'EBUSY', command: 'DM_DEV_CREATE' });
     expect(readFileSync(disk.file).subarray(0, 4096).equals(before)).to.equal(true);
     await t.dm.remove(holder);
+    const refused = await rejectionOf(Integrity.format(t.dm, devName('integrity-nohash'), { device: disk.dev, internalHash: 'nosuchhash' }));
+    expect(refused).to.be.instanceOf(DmError);
+    expect(refused).to.include({ command: 'DM_TABLE_LOAD' });
+    expect(readFileSync(disk.file).subarray(0, 4096).equals(before)).to.equal(true);
     const names = async (): Promise<string[]> => (await t.dm.listDevices()).map((d) => d.name).filter((n) => n.startsWith(PREFIX));
     expect(await names()).to.deep.equal([]);
+    await rejectionOf(Integrity.format({} as typeof t.dm, devName('integrity-nodm'), { device: disk.dev })).then((e) => {
+      expect(e).to.be.instanceOf(TypeError);
+      expect(e.message).to.equal('Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
+    });
+    expect(readFileSync(disk.file).subarray(0, 4096).equals(before)).to.equal(true);
 
     // Aborted after the first MiB of the wipe: the device made is removed, the reason is the rejection.
     const controller = new AbortController();
