@@ -10,11 +10,11 @@
  * Node has no call for the kernel keyring: a keyring key is added beforehand with
  * `keyctl padd logon <service:name> @u < keyfile` or the add_key(2) system call.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import type { DeviceInfo, DeviceMapper } from '../client';
-import { decodeRdev, formatDev, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
-import { DmError } from '../errors';
+import { DeviceMapper, type DeviceInfo } from '../client';
+import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { CallSite, DmError, toDmError } from '../errors';
 import { Table } from '../table';
 import { maskCryptKeys, type CryptKeyringKeyOptions, type CryptLegacyCipherOptions, type CryptCapiCipherOptions, type CryptTarget } from '../targets/crypt';
 import { targets } from '../targets/index';
@@ -68,25 +68,35 @@ export interface CryptCloseOptions {
 
 const OPEN_OPTIONS = ['device', 'key', 'cipher', 'offset', 'length', 'ivOffset', 'sectorSize', 'ivLargeSectors', 'allowDiscards', 'readOnly', 'uuid'] as const;
 
-/** A block device's number, from a DeviceRef (a /dev path is stat'ed). */
-function deviceNumber(ref: DeviceRef, name: string): DevNumber {
-  if (typeof ref === 'string') {
-    const dev = parseDevNumber(ref);
-    if (dev !== undefined) return dev;
-    if (!ref.startsWith('/')) throw expectedRange("'major:minor' or a /dev path", name, ref);
-    const st = statSync(ref);
-    if (!st.isBlockDevice()) throw expectedRange('a block device', name, ref);
-    return decodeRdev(st.rdev);
+/** An fs call whose failure becomes a DmError with its errno (ENOENT), naming the path. */
+async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw toDmError(e, new CallSite(fsCall, 'async'), path);
   }
-  if (typeof ref !== 'object' || ref === null) throw expected("'major:minor', a /dev path or { major, minor }", name, ref);
-  return ref;
+}
+
+/** A block device's number, from a DeviceRef (a /dev path is stat'ed). */
+async function deviceNumber(ref: DeviceRef, name: string): Promise<DevNumber> {
+  const text = formatDeviceRef(ref, name);
+  const dev = parseDevNumber(text);
+  if (dev !== undefined) return dev;
+  const st = await fsCall(text, () => stat(text));
+  if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
+  return decodeRdev(st.rdev);
 }
 
 /** A block device's size in 512-byte sectors, as sysfs gives it (`/sys/dev/block/M:m/size` counts 512-byte sectors whatever the device's block size). */
-function deviceSectors(dev: DevNumber): number {
-  const text = readFileSync(`/sys/dev/block/${formatDev(dev)}/size`, 'utf8').trim();
+async function deviceSectors(dev: DevNumber): Promise<number> {
+  const sys = `/sys/dev/block/${formatDev(dev)}/size`;
+  const text = (await fsCall(sys, () => readFile(sys, 'utf8'))).trim();
   if (!/^\d+$/.test(text)) throw new RangeError(`the size of block device ${formatDev(dev)} reads ${JSON.stringify(text)}, not a number of sectors`);
   return Number(text);
+}
+
+function checkDm(dm: unknown): void {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 function isCryptTarget(t: Target): t is CryptTarget {
@@ -137,6 +147,7 @@ export class Crypt {
    * rejects with its DmError and leaves no device behind.
    */
   static async open(dm: DeviceMapper, name: string, options: CryptOpenOptions): Promise<Crypt> {
+    checkDm(dm);
     checkName(name);
     const o = checkOptions(options, 'options', [...OPEN_OPTIONS]);
     if (o.device === undefined) throw expected("'major:minor', a /dev path or { major, minor }", 'options.device', o.device);
@@ -159,7 +170,7 @@ export class Crypt {
       length = checkSector(o.length, 'options.length');
       if (length === 0) throw expectedRange('a length of at least one sector', 'options.length', length);
     } else {
-      const size = deviceSectors(deviceNumber(o.device, 'options.device'));
+      const size = await deviceSectors(await deviceNumber(o.device, 'options.device'));
       if (offset >= size) throw expectedRange(`an offset inside the device (${size} sectors)`, 'options.offset', offset);
       // Whole encryption sectors only: the kernel refuses a row that ends inside one.
       const per = target.sectorSize / 512;
@@ -177,6 +188,7 @@ export class Crypt {
    * row is `crypt`. Rejects with RangeError when it is not a crypt volume.
    */
   static async attach(dm: DeviceMapper, id: DevId): Promise<Crypt> {
+    checkDm(dm);
     const info = await dm.info(id);
     const rows = cryptRows(await dm.table(info.uuid !== '' ? { uuid: info.uuid } : { dev: info.dev }, { secure: true }));
     if (typeof rows === 'string') throw expectedRange('a crypt volume', 'id', `${info.name} (${rows})`);

@@ -13,7 +13,7 @@
  */
 import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import type { DeviceInfo, DeviceMapper } from '../client';
+import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, type DevId, type DeviceRef, type DevNumber } from '../dev';
 import { DmError } from '../errors';
 import { blockDeviceSize } from '../loop';
@@ -152,6 +152,10 @@ export function verityTreeShape(dataBlocks: number, hashBlockSize: number, diges
   const levelBlocks: number[] = [];
   for (let i = 0; i < levels; i++) levelBlocks.push(Math.ceil(dataBlocks / 2 ** ((i + 1) * perBlockBits)));
   return { perBlockBits, levels, levelBlocks };
+}
+
+function checkDm(dm: unknown): void {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 function isVerityTarget(t: Target): t is VerityTarget {
@@ -300,6 +304,7 @@ export class Verity {
    * A wrong root hash loads: it is every read that then fails with EIO.
    */
   static async open(dm: DeviceMapper, name: string, options: VerityOpenOptions): Promise<Verity> {
+    checkDm(dm);
     checkName(name);
     const o = checkOptions(options, 'options', ['dataDevice', 'hashDevice', 'tree', 'onCorruption', 'ignoreZeroBlocks', 'checkAtMostOnce', 'uuid']);
     if (typeof o.tree !== 'object' || o.tree === null) throw expected('a hash tree (from Verity.format)', 'options.tree', o.tree);

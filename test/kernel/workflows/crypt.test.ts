@@ -193,6 +193,13 @@ describe('Crypt: plain dm-crypt volumes', () => {
       expect(e.message).to.not.contain(hex);
       expect(e).to.satisfy((x: Error) => x instanceof TypeError || x instanceof RangeError);
     }
+    const notDm = await rejectionOf(Crypt.open({} as typeof t.dm, devName('crypt-nodm'), { device: loop.dev, key }));
+    expect(notDm).to.be.instanceOf(TypeError);
+    expect(notDm.message).to.equal('Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
+    // A device number with no block device behind it: its size cannot be read (sysfs, ENOENT).
+    const noDevice = await rejectionOf(Crypt.open(t.dm, devName('crypt-nodev'), { device: '7:200', key }));
+    expect(noDevice).to.be.instanceOf(DmError);
+    expect(noDevice).to.include({ code: 'ENOENT', device: '/sys/dev/block/7:200/size' });
     expect((await t.dm.listDevices()).length).to.equal(before);
 
     const unknownCipher = await rejectionOf(Crypt.open(t.dm, devName('crypt-nocipher'), { device: loop.dev, key, cipher: 'nosuchcipher-xts-plain64' }));

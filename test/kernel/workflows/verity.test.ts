@@ -183,6 +183,9 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
       const e = await rejectionOf(Verity.open(t.dm, devName('verity-bad'), options as Parameters<typeof Verity.open>[2]));
       expect(e.message, JSON.stringify(Object.keys(options as object))).to.match(message);
     }
+    const notDm = await rejectionOf(Verity.open({} as typeof t.dm, devName('verity-nodm'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree }));
+    expect(notDm).to.be.instanceOf(TypeError);
+    expect(notDm.message).to.equal('Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
     expect(await names()).to.deep.equal([]);
 
     const tooSmall = await rejectionOf(Verity.open(t.dm, devName('verity-small'), { dataDevice: hashDisk.dev, hashDevice: hashDisk.dev, tree: { ...tree, dataBlocks: 4096 } }));
