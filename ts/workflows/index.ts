@@ -6,3 +6,4 @@
  * targets only: nothing here talks to the addon.
  */
 export {};
+export * from './snapshot';
