@@ -7,3 +7,4 @@
  */
 export {};
 export * from './snapshot';
+export * from './tree';
