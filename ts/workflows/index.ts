@@ -8,3 +8,4 @@
 export {};
 export * from './snapshot';
 export * from './tree';
+export * from './faults';
