@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DmError, Snapshot, Table, targets, type DevNumber, type LoopDevice, type Target } from '../../../ts/index';
+import { DmError, FaultyDevice, Snapshot, Table, targets, type DevNumber, type LoopDevice, type Target } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
 
 const BLOCK = 4096;
@@ -173,6 +173,46 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
     expect(await ours()).to.deep.equal([o.name]);
     expect(sha(readBlocks(originPath, 0, length / 8))).to.equal(want);
     expect(sha(readBlocks(o.data.path, 0, length / 8))).to.equal(want);
+  });
+
+  it('a merge slowed down (its COW delayed) outlasts a timeout (ETIMEDOUT) and an abort, goes on in the kernel, and finishMerge() completes it', async () => {
+    const length = 8192;
+    const o = await liveOrigin(length);
+    const cowLoop = await t.fx.loop(2048);
+    const cow = await FaultyDevice.create(t.dm, devName('cow'), { device: cowLoop.dev });
+    const snap = await Snapshot.create(t.dm, o.name, { name: devName('snap-slow'), cowDevice: cow.dev, chunkSize: 8 });
+    const snapPath = (await t.dm.info(snap.name)).path;
+    // Chunks apart from each other: the kernel copies each run back with its own I/O.
+    for (const block of [0, 200, 400, 600]) expect(writeBlocks(snapPath, block, randomBytes(BLOCK))).to.equal(true);
+    const want = sha(readBlocks(snapPath, 0, length / 8));
+    await cow.delay({ read: 200 });
+
+    const late = await rejection(snap.merge({ timeout: 100 }));
+    expect(late.code).to.equal('ETIMEDOUT');
+    expect(late.message).to.contain('call Snapshot.finishMerge again');
+    expect((await t.dm.table(o.name))?.rows[0]?.type).to.equal('snapshot-merge');
+    expect(await t.dm.info(o.name)).to.include({ suspended: false, inactiveTable: false });
+    const merging = (await t.dm.status(o.name))[0]?.status;
+    expect(merging).to.deep.include({ type: 'snapshot-merge', state: 'valid' });
+    expect((await t.dm.listDevices()).some((d) => d.name === snap.name)).to.equal(false);
+
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 100);
+    let aborted: unknown;
+    try {
+      await Snapshot.finishMerge(t.dm, o.name, { signal: stop.signal });
+    } catch (e) {
+      aborted = e;
+    }
+    expect(aborted).to.have.property('name', 'AbortError');
+    expect((await t.dm.table(o.name))?.rows[0]?.type).to.equal('snapshot-merge');
+
+    const done = await Snapshot.finishMerge(t.dm, o.name, { timeout: 60000 });
+    expect(done.mergedSectors).to.be.within(1, 4 * 8);
+    expect((await t.dm.table(o.name))?.equals(o.table)).to.equal(true);
+    expect(sha(readBlocks((await t.dm.info(o.name)).path, 0, length / 8))).to.equal(want);
+    expect(await ours()).to.deep.equal([cow.name, o.name].sort());
+    expect((await rejection(Snapshot.finishMerge(t.dm, o.name))).message).to.contain('does not map snapshot-merge');
   });
 
   it('a snapshot table the kernel refuses (a COW whose header cannot be read) rolls back: no snapshot, no -real, the origin live on its own table', async () => {
