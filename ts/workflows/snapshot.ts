@@ -184,12 +184,11 @@ export class Snapshot {
     const originDev = originInfo.dev;
     if (!originInfo.activeTable) throw fail(EINVAL, origin, 'has no live table to snapshot');
     if (originInfo.suspended) throw fail(EBUSY, origin, 'is suspended (another operation is in progress)');
-    const own = await dm.table(origin);
-    if (own === undefined) throw fail(EINVAL, origin, 'has no live table to snapshot');
+    const { table: own, secure } = await liveTable(dm, origin);
     const taken = own.rows.find((r) => SNAPSHOT_TYPES.includes(r.type));
     if (taken !== undefined) throw fail(EBUSY, origin, `maps ${taken.type} already (one snapshot per origin)`);
 
-    const realInfo = await dm.create(real, { table: own, ...(originInfo.uuid !== '' ? { uuid: `${originInfo.uuid}-real` } : {}) });
+    const realInfo = await dm.create(real, { table: own, secure, readOnly: originInfo.readOnly, ...(originInfo.uuid !== '' ? { uuid: `${originInfo.uuid}-real` } : {}) });
     const realDev = realInfo.dev;
     const snapTable = oneRow(own.size, targets.snapshot({ ...fields, origin: realDev }));
     let snapInfo: DeviceInfo | undefined;
@@ -200,7 +199,7 @@ export class Snapshot {
     }
     try {
       snapInfo = await dm.create(name, { table: snapTable, ...(uuid !== undefined ? { uuid } : {}) });
-      same(await dm.load(origin, oneRow(own.size, targets.snapshotOrigin({ origin: realDev }))), originDev, origin);
+      same(await dm.load(origin, oneRow(own.size, targets.snapshotOrigin({ origin: realDev })), { readOnly: originInfo.readOnly }), originDev, origin);
       same(await dm.resume(origin), originDev, origin);
     } catch (e) {
       const made = snapInfo;
@@ -245,12 +244,11 @@ export class Snapshot {
     const { dm } = this;
     const info = same(await dm.info(this.name), this.dev, this.name);
     if (info.openCount > 0) throw fail(EBUSY, this.name, `is open (${info.openCount} opener(s)): close it before removing the snapshot`);
-    const own = await dm.table(this.real);
-    if (own === undefined) throw fail(EINVAL, this.real, 'has no live table');
+    const { table: own, secure } = await liveTable(dm, this.real);
     same(await dm.suspend(this.origin), this.originDev, this.origin);
     try {
       await dm.remove(this.name, { retries: 0 });
-      same(await dm.load(this.origin, own), this.originDev, this.origin);
+      same(await dm.load(this.origin, own, { secure }), this.originDev, this.origin);
       same(await dm.resume(this.origin), this.originDev, this.origin);
     } catch (e) {
       return rollBack(e, [
@@ -338,12 +336,21 @@ async function finish(dm: DeviceMapper, origin: string, o: { signal: AbortSignal
   const real = realDev === undefined ? undefined : (await dm.listDevices()).find((d) => d.dev.major === realDev.major && d.dev.minor === realDev.minor);
   if (real === undefined || realDev === undefined) throw fail(ESTALE, origin, `merges into ${merge.origin}, which is not a device-mapper device`);
   const left = await waitMerged(dm, origin, originInfo.dev, o);
-  const own = await dm.table(real.name);
-  if (own === undefined) throw fail(EINVAL, real.name, 'has no live table');
+  const { table: own, secure } = await liveTable(dm, real.name);
   same(await dm.info(real.name), realDev, real.name);
-  same(await dm.reload(origin, own), originInfo.dev, origin);
+  same(await dm.reload(origin, own, { secure }), originInfo.dev, origin);
   await dm.remove(real.name);
   return { mergedSectors: merging ?? left, origin: same(await dm.info(origin), originInfo.dev, origin) };
+}
+
+/** A device's live table; read again with SECURE_DATA when it holds a crypt key, which then goes on with it. */
+async function liveTable(dm: DeviceMapper, name: string): Promise<{ table: Table; secure: boolean }> {
+  const table = await dm.table(name);
+  if (table === undefined) throw fail(EINVAL, name, 'has no live table');
+  if (table.rowsOfType('crypt').length === 0) return { table, secure: false };
+  const again = await dm.table(name, { secure: true });
+  if (again === undefined) throw fail(EINVAL, name, 'has no live table');
+  return { table: again, secure: true };
 }
 
 function checkMergeOptions(options: SnapshotMergeWaitOptions | undefined): { signal: AbortSignal | undefined; timeout: number } {

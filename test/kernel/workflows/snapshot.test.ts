@@ -215,6 +215,28 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
     expect((await rejection(Snapshot.finishMerge(t.dm, o.name))).message).to.contain('does not map snapshot-merge');
   });
 
+  it('an encrypted origin (crypt) keeps its key through -real and the merge: the snapshot reads the old plaintext, the origin ends on its own crypt table', async () => {
+    const length = 4096;
+    const loop = await t.fx.loop(length);
+    const table = one(length, targets.crypt({ cipher: 'aes-xts-plain64', key: randomBytes(64), device: loop.dev, offset: 0 }));
+    const origin = devName('crypt-origin');
+    const path = (await t.dm.create(origin, { table, secure: true })).path;
+    const old = randomBytes(16 * BLOCK);
+    expect(writeBlocks(path, 0, old)).to.equal(true);
+    const cow = await t.fx.loop(1024);
+    const snap = await Snapshot.create(t.dm, origin, { name: devName('crypt-snap'), cowDevice: cow.dev, chunkSize: 8 });
+    expect((await t.dm.table(snap.real, { secure: true }))?.equals(table)).to.equal(true);
+    expect(dmsetup('table', '--showkeys', snap.real).trimEnd()).to.equal(table.toString());
+    const fresh = randomBytes(16 * BLOCK);
+    expect(writeBlocks(path, 0, fresh)).to.equal(true);
+    expect(readBlocks((await t.dm.info(snap.name)).path, 0, 16).equals(old)).to.equal(true);
+    await snap.merge({ timeout: 30000 });
+    expect((await t.dm.table(origin, { secure: true }))?.equals(table)).to.equal(true);
+    expect(dmsetup('table', '--showkeys', origin).trimEnd()).to.equal(table.toString());
+    expect(readBlocks(path, 0, 16).equals(old)).to.equal(true);
+    expect(await ours()).to.deep.equal([origin]);
+  });
+
   it('a snapshot table the kernel refuses (a COW whose header cannot be read) rolls back: no snapshot, no -real, the origin live on its own table', async () => {
     const length = 4096;
     const o = await liveOrigin(length);
