@@ -253,6 +253,17 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
     expect(after.dev).to.deep.equal(before.dev);
     expect((await t.dm.table(o.name))?.equals(o.table)).to.equal(true);
     expect(readBlocks(after.path, 0, 4).equals(o.content.subarray(0, 4 * BLOCK))).to.equal(true);
+
+    // A -real name that another device has: DEV_CREATE fails (EBUSY) and that device is left alone.
+    const taken = devName('taken');
+    const takenTable = one(8, targets.zero());
+    await t.dm.create(taken, { table: takenTable });
+    const cow = await t.fx.loop(1024);
+    const busy = await rejection(Snapshot.create(t.dm, o.name, { name: devName('snap-taken'), cowDevice: cow.dev, realName: taken }));
+    expect(busy).to.include({ code: 'EBUSY', command: 'DM_DEV_CREATE' });
+    expect((await t.dm.table(taken))?.equals(takenTable)).to.equal(true);
+    expect((await t.dm.table(o.name))?.equals(o.table)).to.equal(true);
+    expect(await ours()).to.deep.equal([bad, o.name, taken].sort());
   });
 
   it('an open snapshot is neither merged nor removed (EBUSY), and nothing changes', async () => {
