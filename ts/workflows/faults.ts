@@ -8,7 +8,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
-import type { DeviceInfo, DeviceMapper } from '../client';
+import { DeviceMapper, type DeviceInfo } from '../client';
 import { decodeRdev, formatDev, parseDevNumber, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table, type TableRowInput } from '../table';
@@ -132,6 +132,7 @@ export class FaultyDevice {
    * `length` sectors (create, load and resume; removed again if a step fails).
    */
   static async create(dm: DeviceMapper, name: string, options: FaultyDeviceOptions): Promise<FaultyDevice> {
+    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
     checkName(name, 'name');
     if (options === undefined) throw expected('an options object with device', 'options', options);
     const o = checkOptions(options, 'options', ['device', 'offset', 'length', 'uuid']);

@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:os';
 import { abortError, checkSignal, onAbort } from '../abort';
-import type { DeviceInfo, DeviceMapper } from '../client';
+import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, parseDevNumber, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
@@ -162,6 +162,7 @@ export class Snapshot {
    * own table: nothing is left half-made or suspended.
    */
   static async create(dm: DeviceMapper, origin: string, options: SnapshotCreateOptions): Promise<Snapshot> {
+    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
     const o = checkOptions(options, 'options', ['name', 'uuid', 'cowDevice', 'persistent', 'chunkSize', 'discardZeroesCow', 'discardPassdownOrigin', 'realName']);
     if (options === undefined) throw expected('an options object with name and cowDevice', 'options', options);
     checkName(origin, 'origin');
@@ -322,6 +323,7 @@ export class Snapshot {
    * origin left mapping `snapshot-merge`), on `timeout` (ETIMEDOUT) or when `signal` aborts.
    */
   static async finishMerge(dm: DeviceMapper, origin: string, options?: SnapshotMergeWaitOptions): Promise<SnapshotMergeResult> {
+    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
     const o = checkMergeOptions(options);
     return finish(dm, checkName(origin, 'origin'), o, undefined);
   }

@@ -4,7 +4,7 @@
  * in and the order it can be torn down in, and a teardown that removes a stack top-down.
  */
 import { constants } from 'node:os';
-import type { DeviceInfo, DeviceMapper } from '../client';
+import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, type DevNumber } from '../dev';
 import { DmError } from '../errors';
 import { checkBoolean, checkName, checkOptions, expected } from '../validate';
@@ -144,6 +144,7 @@ export class DeviceTree {
  * makes the read start again (up to 3 times, then ESTALE).
  */
 export async function deviceTree(dm: DeviceMapper): Promise<DeviceTree> {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
   for (let attempt = 0; attempt < 3; attempt++) {
     const tree = await readTree(dm);
     if (tree !== undefined) return tree;
@@ -200,6 +201,7 @@ async function readTree(dm: DeviceMapper): Promise<DeviceTree | undefined> {
  * with its DmError, whose message lists what was removed before it.
  */
 export async function teardown(dm: DeviceMapper, of: string | readonly string[], options?: TeardownOptions): Promise<string[]> {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
   const start = names(of, 'of');
   const o = checkOptions(options, 'options', ['withDependencies']);
   const below = checkBoolean(o.withDependencies, 'options.withDependencies', false);

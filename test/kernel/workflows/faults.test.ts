@@ -255,6 +255,7 @@ describe('FaultyDevice: a device that misbehaves on demand', () => {
       [() => f.dust({ blockSize: 1000 }), /dust.blockSize/],
       [() => f.delay({ read: -1 }), /fault.read/],
       [() => f.addBadBlocks([1]), /dust mode/],
+      [() => FaultyDevice.create(undefined as never, devName('x'), { device: loopPath }), /Expected a DeviceMapper \(DeviceMapper.open\(\)\) for dm but received undefined/],
     ];
     for (const [call, message] of tries) {
       let err: unknown;

@@ -304,6 +304,13 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
       [{ name: o.name, cowDevice: cow.dev }, /differ/],
       [{ name: 'a/b', cowDevice: cow.dev }, /options.name/],
     ];
+    let notDm: unknown;
+    try {
+      await Snapshot.finishMerge({ dm: t.dm } as never, o.name);
+    } catch (e) {
+      notDm = e;
+    }
+    expect(String(notDm)).to.contain('TypeError: Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
     for (const [opts, message] of bad) {
       let err: unknown;
       try {

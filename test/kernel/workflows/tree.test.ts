@@ -148,6 +148,8 @@ describe('deviceTree and teardown: the dependency tree from DEPS', () => {
       [() => teardown(t.dm, 42 as never), /Expected a device name or an array of names for of/],
       [() => teardown(t.dm, ['a/b']), /of\[0\]/],
       [() => teardown(t.dm, s.tmeta, { withDependencies: 'yes' } as never), /options.withDependencies/],
+      [() => teardown({} as never, s.tmeta), /Expected a DeviceMapper \(DeviceMapper.open\(\)\) for dm but received object/],
+      [() => deviceTree('dm' as never), /Expected a DeviceMapper \(DeviceMapper.open\(\)\) for dm but received "dm"/],
     ];
     for (const [call, message] of tries) {
       let err: unknown;
