@@ -5,10 +5,12 @@
  * waiting on the kernel's events or status instead of sleeping. Built on the client and the
  * targets only: nothing here talks to the addon.
  */
-export {};
 export * from './thin-pool';
 export * from './multipath';
 export * from './switch';
 export * from './crypt';
 export * from './integrity';
 export * from './verity';
+export * from './snapshot';
+export * from './tree';
+export * from './faults';
