@@ -254,8 +254,13 @@ export interface Binding {
    * `timeoutMs`, EIDRM when it is removed meanwhile.
    */
   semWaitZeroSync(semid: number, timeoutMs: number): void;
-  /** The same wait on a thread of the addon's own (never Node's threadpool). */
-  semWaitZero(semid: number, timeoutMs: number): Promise<void>;
+  /**
+   * The same wait on a thread of the addon's own (never Node's threadpool); `done` is called
+   * with null, or the error, when it ends (a callback: a promise still pending when a worker
+   * is terminated could not be settled, and would leak). If the environment goes first, the
+   * addon removes the semaphore.
+   */
+  semWaitZero(semid: number, timeoutMs: number, done: (error: Error | null) => void): void;
   /** mknod(path, S_IFBLK | mode, makedev(major, minor)); the umask applies. */
   mknodBlock(path: string, major: number, minor: number, mode: number): void;
   /** HDIO_GETGEO of a block device. */

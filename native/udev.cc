@@ -125,21 +125,22 @@ Napi::Value SemWaitZeroSync(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// One asynchronous wait: a thread of its own and a thread-safe function that settles the
-// promise. The thread waits in slices of 50 ms, so that the environment's teardown (a worker
-// terminated mid-wait) stops it within one; the finalizer joins it. A wait whose end never
-// reached JavaScript (the environment went first) removes the semaphore itself: JavaScript,
-// which removes it after every wait, is gone, and a cookie left behind would stay in the
-// system until `dmsetup udevcomplete_all`.
+// One asynchronous wait: a thread of its own and a thread-safe function that calls `done`
+// (a callback, not a promise: a promise still pending when the environment goes, a worker
+// terminated mid-wait, would leak its deferred, which Node-API can no longer settle then).
+// The thread waits in slices of 50 ms, so that the environment's teardown stops it within one;
+// the finalizer joins it. A wait whose end never reached JavaScript (the environment went
+// first) removes the semaphore itself: JavaScript, which removes it after every wait, is gone,
+// and a cookie left behind would stay in the system until `dmsetup udevcomplete_all`.
 class SemWaiter {
  public:
   static Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int semid = requireSemid(info[0]);
     Clock::time_point deadline = deadlineOf(info[1]);
-    auto* w = new SemWaiter(env, semid, deadline);
-    Napi::Promise promise = w->deferred_.Promise();
-    w->tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:udev-wait", 0, 1, w,
+    if (!info[2].IsFunction()) throw typeError(env, "a function", "done", info[2]);
+    auto* w = new SemWaiter(semid, deadline);
+    w->tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "devmapper:udev-wait", 0, 1, w,
                                              [](Napi::Env, SemWaiter* self) {
                                                self->stop_.store(true);
                                                if (self->thread_.joinable()) self->thread_.join();
@@ -149,27 +150,23 @@ class SemWaiter {
     try {
       w->thread_ = std::thread([w] { w->body(); });
     } catch (const std::system_error& e) {
-      int err = e.code().value();
       w->delivered_.store(true);  // the caller gets this failure, and removes the semaphore
       w->tsfn_.Release();         // the finalizer frees it; there is no thread to join
-      throw systemError(env, err, "pthread_create", "cannot start the udev wait's thread", "");
+      throw systemError(env, e.code().value(), "pthread_create", "cannot start the udev wait's thread", "");
     }
-    return promise;
+    return env.Undefined();
   }
 
  private:
-  SemWaiter(Napi::Env env, int semid, Clock::time_point deadline)
-      : semid_(semid), deadline_(deadline), deferred_(Napi::Promise::Deferred::New(env)) {}
+  SemWaiter(int semid, Clock::time_point deadline) : semid_(semid), deadline_(deadline) {}
 
   void body() {
     err_ = waitZero(semid_, deadline_, std::chrono::milliseconds(50), &stop_);
-    napi_status s = tsfn_.BlockingCall([this](Napi::Env env, Napi::Function) {
+    napi_status s = tsfn_.BlockingCall([this](Napi::Env env, Napi::Function done) {
       delivered_.store(true);
       guarded([&] {
-        if (err_ == 0)
-          deferred_.Resolve(env.Undefined());
-        else
-          deferred_.Reject(semError(env, err_, "semtimedop", semid_).Value());
+        Napi::Value error = err_ == 0 ? env.Null() : semError(env, err_, "semtimedop", semid_).Value();
+        done.Call({error});
       });
     });
     // napi_closing: the environment is going (its finalizer joins this thread): hands off.
@@ -178,7 +175,6 @@ class SemWaiter {
 
   int semid_;
   Clock::time_point deadline_;
-  Napi::Promise::Deferred deferred_;
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stop_{false};

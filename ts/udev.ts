@@ -217,7 +217,7 @@ export async function waitCookie(w: CookieWait): Promise<void> {
   // An abort removes the semaphore: the waiting thread wakes with EIDRM at once.
   const unsubscribe = onAbort(w.signal, () => removeQuietly(semid));
   try {
-    await b.semWaitZero(semid, w.timeout);
+    await new Promise<void>((resolve, reject) => b.semWaitZero(semid, w.timeout, (error) => (error === null ? resolve() : reject(error))));
   } catch (e) {
     if (isAborted(w.signal)) throw abortError(w.signal);
     if (isCode(e, 'EAGAIN')) throw timedOut(w, e);

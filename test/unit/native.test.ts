@@ -253,16 +253,18 @@ describe('native udev primitives (SysV semaphores)', () => {
 
   it('waits for zero are bounded (EAGAIN after the timeout) and end with EIDRM when the semaphore is removed', async () => {
     const b = binding();
+    const waitZero = (semid: number, ms: number): Promise<void> =>
+      new Promise((resolve, reject) => b.semWaitZero(semid, ms, (error) => (error === null ? resolve() : reject(error))));
     const id = b.semCreate(key, 1);
     try {
       expect(() => b.semWaitZeroSync(id, 50)).to.throw().with.property('code', 'EAGAIN');
-      const timedOut = await b.semWaitZero(id, 50).then(() => undefined, (e: unknown) => e);
+      const timedOut = await waitZero(id, 50).then(() => undefined, (e: unknown) => e);
       expect(timedOut).to.have.property('code', 'EAGAIN');
-      const zero = b.semWaitZero(id, 5000);
+      const zero = waitZero(id, 5000);
       setTimeout(() => b.semAdd(id, -1), 20);
       await zero;
       b.semAdd(id, 1);
-      const removed = b.semWaitZero(id, 5000).then(() => undefined, (e: unknown) => e);
+      const removed = waitZero(id, 5000).then(() => undefined, (e: unknown) => e);
       setTimeout(() => b.semRemove(id), 20);
       expect(await removed).to.have.property('code', 'EIDRM');
     } finally {
@@ -278,6 +280,7 @@ describe('native udev primitives (SysV semaphores)', () => {
     const b = binding();
     expect(() => b.mknodBlock('', 1, 1, 0o600)).to.throw(TypeError);
     expect(() => b.mknodBlock('/tmp/x', 4096, 1, 0o600)).to.throw(RangeError);
-    expect(() => b.semWaitZero(0, 86_400_001)).to.throw(RangeError);
+    expect(() => b.semWaitZero(0, 86_400_001, () => undefined)).to.throw(RangeError);
+    expect(() => b.semWaitZero(0, 10, 'x' as never)).to.throw(TypeError, /a function for done/);
   });
 });
