@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages devmapper's build, sandbox and tests use, when missing:
 # user-mode-linux (the sandbox kernel), kmod (modprobe inside it), dmsetup, strace, udev,
-# cryptsetup-bin (cryptsetup, veritysetup, integritysetup) and thin-provisioning-tools
-# (thin_check): peers and tools inside the sandbox; libdevmapper-dev for the benchmark's C peer; a C++ toolchain with cmake for the addon, clang with
+# cryptsetup-bin (cryptsetup, veritysetup, integritysetup), thin-provisioning-tools
+# (thin_check) and lvm2 (lvcreate, lvs: the interop tests): peers and tools inside the sandbox; libdevmapper-dev for the benchmark's C peer; a C++ toolchain with cmake for the addon, clang with
 # its libFuzzer and sanitizer runtimes, and valgrind, for npm run fuzz / test:sanitize.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = 'install ok installed' ]; }
 
 missing=()
-for pkg in user-mode-linux kmod dmsetup strace udev perl-base valgrind cryptsetup-bin thin-provisioning-tools libdevmapper-dev; do
+for pkg in user-mode-linux kmod dmsetup strace udev perl-base valgrind cryptsetup-bin thin-provisioning-tools lvm2 libdevmapper-dev; do
   installed "$pkg" || missing+=("$pkg")
 done
 for tool in cmake:cmake g++:g++ make:make; do

@@ -13,12 +13,13 @@ export interface StatusRow {
 /**
  * Parses status text as `dmsetup status` prints it for one device (one
  * `start length type status...` row a line) into typed rows, the same rows
- * `DeviceMapper.status` returns. Text of a modelled type that does not read as that type's
+ * `DeviceMapper.status` returns (each status's `raw` is the rest of its line, trailing space
+ * and all, as the kernel gave it). Text of a modelled type that does not read as that type's
  * status throws DmParseError naming the field (`DeviceMapper.status` keeps such a row raw
  * instead).
  */
 export function parseStatus(text: string): StatusRow[] {
-  return splitRows(text).map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params) }));
+  return splitRows(text, true).map((r) => Object.freeze({ start: r.start, length: r.length, type: r.type, status: parseTargetStatus(r.type, r.params) }));
 }
 
 /** One status row from the kernel's answer: typed where the library can read it, raw otherwise. */

@@ -269,12 +269,16 @@ function redactedLine(row: { start: number; length: number; type: string; params
   return redact === undefined ? row.line : formatParts(row.start, row.length, row.type, redact(row.params));
 }
 
-/** `start length type rest-of-line` rows of table or status text, with the line each came from. */
-export function splitRows(text: string): { start: number; length: number; type: string; params: string; line: string }[] {
+/**
+ * `start length type rest-of-line` rows of table or status text, with the line each came from.
+ * With `keepTrailing`, the rest of the line is kept to its end (a status the kernel ends with a
+ * space, as thin-pool's, stays as the kernel gave it), the line break only dropped.
+ */
+export function splitRows(text: string, keepTrailing = false): { start: number; length: number; type: string; params: string; line: string }[] {
   const out: { start: number; length: number; type: string; params: string; line: string }[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '') continue;
+    const line = keepTrailing ? raw.replace(/\r$/, '').trimStart() : raw.trim();
+    if (line.trim() === '') continue;
     const m = /^(\S+)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m || m[1] === undefined || m[2] === undefined || m[3] === undefined) throw new DmParseError('a row is <start> <length> <type> [params]', line, 'row');
     out.push({ start: parseSector(m[1], line, 'start'), length: parseSector(m[2], line, 'length'), type: m[3], params: m[4] ?? '', line });

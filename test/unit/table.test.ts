@@ -71,6 +71,13 @@ describe('Table', () => {
     bad('', 'rows');
   });
 
+  it("parseStatus keeps the space the kernel ends a thin-pool status with: its rows equal the client's for the same answer", () => {
+    const kernel = '2 61/512 1/128 - rw discard_passdown queue_if_no_space - 128 ';
+    const rows = parseStatus(`0 16384 thin-pool ${kernel}\n16384 8 snapshot-origin \r\n`);
+    expect(rows[0]?.status.raw).to.equal(kernel);
+    expect(rows).to.deep.equal([...statusRowsFromKernel([{ start: 0, length: 16384, type: 'thin-pool', params: kernel }]), ...statusRowsFromKernel([{ start: 16384, length: 8, type: 'snapshot-origin', params: '' }])]);
+  });
+
   it('parseStatus gives one row per line with the raw status kept', () => {
     const rows = parseStatus('0 2048 thin-pool 1 20/1024 0/2048 - rw discard_passdown queue_if_no_space - 1024\n2048 8 error \n');
     expect(rows).to.have.length(2);
