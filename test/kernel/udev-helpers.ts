@@ -2,7 +2,7 @@
 // stopped again (and /run/udev cleaned) after, so that the other tests see no udev (the
 // sandbox's /run is a tmpfs of its own: udev is absent there unless a test starts it).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
 const UDEVD = ['/usr/lib/systemd/systemd-udevd', '/lib/systemd/systemd-udevd'];
 /** dmsetup's rules (Debian's names for 10-dm, 13-dm-disk and 95-dm-notify). */
@@ -28,7 +28,10 @@ export function startUdev(): void {
   for (const rule of DM_RULES) if (!existsSync(rule)) throw new Error(`dmsetup's udev rule ${rule} is not installed (Debian package dmsetup)`);
   const udevd = UDEVD.find((p) => existsSync(p));
   if (udevd === undefined) throw new Error(`systemd-udevd not found at ${UDEVD.join(', ')} (Debian package udev)`);
-  execFileSync('mkdir', ['-p', '/run/udev']);
+  execFileSync('mkdir', ['-p', '/run/udev/rules.d']);
+  // lvm2's 69-lvm.rules would run pvscan and vgchange -aay with the host's /etc/lvm on every
+  // loop and device-mapper event: an empty rule of the same name in /run masks it.
+  writeFileSync('/run/udev/rules.d/69-lvm.rules', '# masked for the kernel tests: see udev-helpers.ts\n');
   const r = spawnSync(udevd, ['--daemon'], { encoding: 'utf8', timeout: 20_000 });
   if (r.status !== 0) throw new Error(`${udevd} --daemon failed (${String(r.status ?? r.signal)}): ${r.stderr}`);
   if (!until(() => existsSync('/run/udev/control'), 10_000)) throw new Error('systemd-udevd started but /run/udev/control never appeared');

@@ -7,8 +7,8 @@
 //   reads dmsetup's rules and lvm's 56-lvm.rules (Debian's name for 11-dm-lvm.rules);
 // - lvm's 69-lvm.rules runs `pvscan --cache` and `vgchange -aay` on every new PV with the
 //   host's /etc/lvm: it races the test's own commands and writes its archive to the host's
-//   /etc/lvm. An empty rule of the same name in /run/udev/rules.d (the sandbox's own tmpfs)
-//   masks it;
+//   /etc/lvm. startUdev (udev-helpers.ts) masks it with an empty rule of the same name in
+//   /run/udev/rules.d (the sandbox's own tmpfs);
 // - the test's lvm commands read an lvm.conf of their own (LVM_SYSTEM_DIR in scratch space):
 //   a filter that accepts the test's two loop devices only, no devices file, no metadata
 //   backup or archive (nothing written under /etc), no dmeventd monitoring and no lvmpolld
@@ -16,7 +16,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceMapper, Table, formatDev, parseStatus, targets, type DevNumber, type DeviceInfo, type Target, type TableRow, type TargetModule } from '../../../ts/index';
 import { linearModule } from '../../../ts/targets/linear';
@@ -58,7 +58,6 @@ const DEVICES: readonly { lv: string; layer?: string; uuidLayer?: string; type: 
 ];
 const NAMES = DEVICES.map((d) => dmName(d.lv, d.layer));
 
-const MASKED_RULE = '/run/udev/rules.d/69-lvm.rules';
 
 /** What each row of lvm's `lvs --reportformat json` gives, as strings. */
 type LvsRow = Readonly<Record<string, string>>;
@@ -163,8 +162,7 @@ describe('lvm2 interop: what lvm makes, the library reads as dmsetup and lvs do'
     for (const rule of ['/lib/udev/rules.d/56-lvm.rules', '/lib/udev/rules.d/69-lvm.rules']) {
       if (!existsSync(rule)) throw new Error(`lvm's udev rule ${rule} is not installed (Debian package lvm2)`);
     }
-    mkdirSync('/run/udev/rules.d', { recursive: true });
-    writeFileSync(MASKED_RULE, '# masked for the kernel tests: see lvm-interop.test.ts\n');
+    // startUdev masks 69-lvm.rules (see udev-helpers.ts).
     startUdev();
     udevStarted = true;
     dm = await DeviceMapper.open();
@@ -233,7 +231,6 @@ describe('lvm2 interop: what lvm makes, the library reads as dmsetup and lvs do'
     if (dm !== undefined && !dm.closed) await dm.close();
     if (confDir !== '') rmSync(confDir, { recursive: true, force: true });
     if (udevStarted) attempt(stopUdev);
-    rmSync(MASKED_RULE, { force: true });
     if (errors.length > 0) throw errors[0];
   });
 
