@@ -9,3 +9,4 @@ export {};
 export * from './thin-pool';
 export * from './multipath';
 export * from './switch';
+export * from './linear';
