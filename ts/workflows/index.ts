@@ -10,3 +10,4 @@ export * from './thin-pool';
 export * from './multipath';
 export * from './switch';
 export * from './linear';
+export * from './striped';
