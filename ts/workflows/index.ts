@@ -11,3 +11,5 @@ export * from './multipath';
 export * from './switch';
 export * from './linear';
 export * from './striped';
+export * from './mirror';
+export type { SyncWaitOptions } from './one-row';
