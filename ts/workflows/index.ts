@@ -12,4 +12,5 @@ export * from './switch';
 export * from './linear';
 export * from './striped';
 export * from './mirror';
+export * from './raid';
 export type { SyncWaitOptions } from './one-row';
