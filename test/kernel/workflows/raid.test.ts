@@ -1,8 +1,13 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { DmError, Raid, type RaidState } from '../../../ts/index';
-import { TestContext, devName, dmsetup, rejection } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readBack, stamped, writeThrough } from './block-io';
+
+// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
+const root = resolve(__dirname, '..', '..', '..', '..', '..');
 
 /** The name is free: no device of ours is left by that name. */
 async function gone(t: TestContext, name: string): Promise<boolean> {
@@ -161,5 +166,18 @@ describe('Raid in the kernel', () => {
     }
     expect((caught as Error).message).to.match(/Expected no value without onProgress for options.progressInterval/);
     expect(t.dm.ioctlStats.commands).to.equal(before);
+  });
+
+  it('examples/raid.js runs: concatenation and its growth, a striped set, a mirror with a disk log, a raid5 and a degraded raid4', () => {
+    const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
+    const r = spawnSync(process.execPath, [join(root, 'examples', 'raid.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
+    expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);
+    expect(r.stdout).to.match(/^linear: 2 segments, 6144 sectors$/m);
+    expect(r.stdout).to.match(/^linear grown: 8192 sectors, blockDeviceSize 4194304$/m);
+    expect(r.stdout).to.match(/^striped: sector 72 is on stripe 1 at sector 24, read back "stripe-1"$/m);
+    expect(r.stdout).to.match(/^mirror: in sync 8\/8 regions, both legs hold "mirrored"$/m);
+    expect(r.stdout).to.match(/^raid5: idle 1024\/1024, AAA, mismatches 0$/m);
+    expect(r.stdout).to.match(/^raid4 degraded: in-sync in-sync in-sync missing, read back "degraded but whole"$/m);
+    expect(r.stdout).to.match(/^removed 5 devices$/m);
   });
 });
