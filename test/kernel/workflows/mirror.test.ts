@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { DmError, Mirror, Table, targets, type MirrorState } from '../../../ts/index';
 import { TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readBack, writeThrough } from './block-io';
@@ -47,6 +48,24 @@ describe('Mirror in the kernel', () => {
     const e = await rejection(Mirror.create(t.dm, name, { size: 4096, log: { type: 'core', regionSize: 512 }, legs: [{ device: a.dev, offset: 0 }, { device: b.dev, offset: 0 }] }));
     expect(e.code).to.equal('EINVAL');
     expect((await t.dm.listDevices()).some((d) => d.name === name)).to.equal(false);
+  });
+
+  it('a leg held open exclusively by another opener fails the create with EBUSY, and no device is left behind', async () => {
+    const [a, b] = [await t.fx.loop(2048), await t.fx.loop(2048)];
+    const name = devName('mirror-busy');
+    // O_EXCL on a block device claims it: the kernel's open of the leg at table load then fails.
+    const held = openSync(b.path, constants.O_RDONLY | constants.O_EXCL);
+    try {
+      const e = await rejection(Mirror.create(t.dm, name, { size: 2048, log: { type: 'core', regionSize: 512 }, legs: [{ device: a.dev, offset: 0 }, { device: b.dev, offset: 0 }] }));
+      expect(e.code).to.equal('EBUSY');
+      expect(e.command).to.equal('DM_TABLE_LOAD');
+    } finally {
+      closeSync(held);
+    }
+    expect((await t.dm.listDevices()).some((d) => d.name === name)).to.equal(false);
+    // Released, the same legs make the mirror.
+    const m = await Mirror.create(t.dm, name, { size: 2048, log: { type: 'core', regionSize: 512 }, legs: [{ device: a.dev, offset: 0 }, { device: b.dev, offset: 0 }] });
+    expect((await m.waitForSync({ timeout: 10000 })).inSync).to.equal(true);
   });
 
   it('open refuses a device that is not a mirror, and bad options are refused before any ioctl', async () => {
