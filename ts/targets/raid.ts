@@ -11,7 +11,9 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 /**
  * A RAID type: `raid0` striping; `raid1` mirroring; `raid10` striped mirrors (`raid10_near`,
  * `_far`, `_offset` name the copy placement in the type instead of `raid10_format`); `raid4`
- * dedicated parity on the last leg; `raid5_*` rotating parity (`la`/`ra`/`ls`/`rs`:
+ * dedicated parity on the first leg (dm-raid runs it as md's parity-0 layout, whatever the
+ * kernel's doc says of a last parity disk; `raid5_n` is the one with parity last); `raid5_*`
+ * rotating parity (`la`/`ra`/`ls`/`rs`:
  * left/right asymmetric/symmetric, `n`: parity on the last leg, for takeover); `raid6_*`
  * double parity (`zr` zero restart, `nr` N restart, `nc` N continue; the `*_6` layouts keep
  * the second parity on the last leg, for takeover).

@@ -14,3 +14,8 @@ export * from './verity';
 export * from './snapshot';
 export * from './tree';
 export * from './faults';
+export * from './linear';
+export * from './striped';
+export * from './mirror';
+export * from './raid';
+export type { SyncWaitOptions } from './one-row';
