@@ -138,6 +138,11 @@ function removalOrder(ours: readonly DeviceListEntry[], deps: ReadonlyMap<string
   return order;
 }
 
+/** An open of the control node that failed because this kernel has no device-mapper: no device to remove. */
+function noDeviceMapper(e: unknown): boolean {
+  return e instanceof DmError && (e.code === 'ENOENT' || e.code === 'ENODEV' || e.code === 'ENXIO') && e.syscall === 'open';
+}
+
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
@@ -305,8 +310,10 @@ export class Scratch {
         fresh = true;
       }
     } catch (e) {
-      errors.push(asError(e));
-      left.push('every device (no device-mapper client)');
+      if (!noDeviceMapper(e)) {
+        errors.push(asError(e));
+        left.push(`devices under ${this.prefix} (${asError(e).message})`);
+      }
     }
     if (dm !== undefined) {
       try {
@@ -352,9 +359,10 @@ export class Scratch {
   }
 
   /**
-   * The same as {@link Scratch.cleanup}, synchronously (for `process.on('exit')`), with one
-   * difference: loop devices are not detached but let go of (their handles closed), and the
-   * kernel detaches them itself at their last close, once nothing maps them.
+   * The same as {@link Scratch.cleanup}, synchronously, for the process's exit (the kit calls
+   * it from `process.on('exit')`), with one difference: loop devices are left to the kernel.
+   * Their handles close with the process, and autoclear detaches each at its last close, once
+   * nothing maps it.
    */
   cleanupSync(): ScratchCleanup {
     const removed: ScratchCleanup = { devices: [], loops: [] };
@@ -364,37 +372,50 @@ export class Scratch {
     let sdm: DeviceMapperSync | undefined;
     try {
       sdm = DeviceMapper.openSync();
-      sdm.recover({ prefix: this.prefix, repair: true });
-      const ours = sdm.listDevices().filter((d) => d.name.startsWith(this.prefix));
-      const deps = new Map<string, DevNumber[]>();
-      for (const d of ours) {
-        try {
-          deps.set(d.name, sdm.deps({ name: d.name }));
-        } catch {
-          deps.set(d.name, []);
-        }
-      }
-      for (const d of removalOrder(ours, deps)) {
-        try {
-          sdm.remove({ name: d.name }, { retries: 0 });
-          removed.devices.push(d.name);
-        } catch (e) {
-          if (e instanceof DmError && e.code === 'ENXIO') continue;
-          errors.push(asError(e));
-          left.push(`device ${d.name} (${asError(e).message})`);
-        }
-      }
     } catch (e) {
-      errors.push(asError(e));
-      left.push(`devices under ${this.prefix} (${asError(e).message})`);
-    } finally {
-      sdm?.close();
+      if (!noDeviceMapper(e)) {
+        errors.push(asError(e));
+        left.push(`devices under ${this.prefix} (${asError(e).message})`);
+      }
+    }
+    if (sdm !== undefined) {
+      try {
+        this.removeDevicesSync(sdm, removed, errors, left);
+      } catch (e) {
+        errors.push(asError(e));
+        left.push(`devices under ${this.prefix} (${asError(e).message})`);
+      } finally {
+        sdm.close();
+      }
     }
     // The holds close with the process; autoclear then detaches each loop device.
     for (const loop of this.loops.splice(0)) removed.loops.push(loop.path);
     this.removeDir(removed, errors, left);
     this.client = undefined;
     return this.finish(left, errors, removed);
+  }
+
+  private removeDevicesSync(sdm: DeviceMapperSync, removed: ScratchCleanup, errors: Error[], left: string[]): void {
+    sdm.recover({ prefix: this.prefix, repair: true });
+    const ours = sdm.listDevices().filter((d) => d.name.startsWith(this.prefix));
+    const deps = new Map<string, DevNumber[]>();
+    for (const d of ours) {
+      try {
+        deps.set(d.name, sdm.deps({ name: d.name }));
+      } catch {
+        deps.set(d.name, []);
+      }
+    }
+    for (const d of removalOrder(ours, deps)) {
+      try {
+        sdm.remove({ name: d.name }, { retries: 0 });
+        removed.devices.push(d.name);
+      } catch (e) {
+        if (e instanceof DmError && e.code === 'ENXIO') continue;
+        errors.push(asError(e));
+        left.push(`device ${d.name} (${asError(e).message})`);
+      }
+    }
   }
 
   /** The devices, not under the prefix, that map onto its loop devices: 'major:minor' → names. */
