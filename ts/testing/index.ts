@@ -456,6 +456,29 @@ export class Scratch {
   }
 }
 
+/**
+ * Runs `work` with a new {@link Scratch} and cleans it up afterwards, whether `work` resolved
+ * or threw. A failure of `work` is what rejects (the cleanup's own error, if any, is its
+ * `cause` when it has none); otherwise a failed cleanup rejects.
+ */
+export async function withScratch<T>(work: (scratch: Scratch) => Promise<T>, options?: ScratchOptions): Promise<T> {
+  if (typeof work !== 'function') throw expected('a function', 'work', work);
+  const scratch = new Scratch(options);
+  let result: T;
+  try {
+    result = await work(scratch);
+  } catch (e) {
+    try {
+      await scratch.cleanup();
+    } catch (cleanupError) {
+      if (e instanceof Error && e.cause === undefined) e.cause = cleanupError;
+    }
+    throw e;
+  }
+  await scratch.cleanup();
+  return result;
+}
+
 let runScope: Scratch | undefined;
 let testScope: Scratch | undefined;
 let testCounter = 0;

@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Table, targets, type DeviceMapper } from '../../../ts/index';
-import { Scratch, ScratchCleanupError } from '../../../ts/testing/index';
+import { Scratch, ScratchCleanupError, withScratch } from '../../../ts/testing/index';
 import { PREFIX, TestContext, devName, dmsetup, eventually, readAt, scratchDir } from '../helpers';
 
 // Compiled tests run from build/js/test/kernel/workflows; the package and examples stay in the source tree.
@@ -175,6 +175,25 @@ describe('devmapper/testing', function () {
     } finally {
       await scratch.cleanup().catch(() => undefined);
     }
+  });
+
+  it('withScratch cleans up after work that throws, and rejects with the work\'s own error', async () => {
+    const made = { prefix: '', loop: '', dir: '' };
+    const e: unknown = await withScratch(
+      async (s) => {
+        made.prefix = s.prefix;
+        const disk = await s.disk({ sectors: 1024 });
+        made.loop = disk.path;
+        made.dir = dirname(disk.file);
+        await (await s.dm()).create(s.name('vol'), { table: linear(disk.devString, 1024) });
+        throw new Error('the work failed');
+      },
+      { dir: scratchDir() },
+    ).catch((x: unknown) => x);
+    expect(e).to.be.instanceOf(Error).with.property('message', 'the work failed');
+    expect((e as Error).cause).to.equal(undefined);
+    await expectNothingLeft(t.dm, made.prefix, [made.loop], [made.dir]);
+    expect(await withScratch(async (s) => (await s.disk({ sectors: 8 })).size())).to.equal(4096);
   });
 
   it('the mocha plugin cleans up after a test that fails, keeps what a before hook made for the later tests, and mocha exits with the failure', async () => {
