@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DeviceMapper, DmError } from '../../ts/index';
-import { Scratch, beginScratchScope, endScratchScope, runPrefix, scratchName } from '../../ts/testing/index';
+import { Scratch, beginScratchScope, endScratchScope, runPrefix, scratchName, withScratch } from '../../ts/testing/index';
 
 const root = resolve(__dirname, '..', '..');
 
@@ -69,6 +69,7 @@ describe('devmapper/testing', function () {
     expect(() => new Scratch({ prefix: 'a/b-c' })).to.throw(RangeError);
     expect(() => new Scratch({ dir: 'relative' })).to.throw(TypeError, /absolute directory path/);
     expect(() => new Scratch({ prefx: 'abcd-' } as never)).to.throw(TypeError, /unknown option "prefx"/);
+    expect(await withScratch(3 as never).catch((x: unknown) => x)).to.be.instanceOf(TypeError).with.property('message', 'Expected a function for work but received number 3');
     expect(() => s.name('a/b')).to.throw(RangeError, /what/);
     expect(() => s.name('')).to.throw(RangeError, /what/);
     // Names: under the prefix, one of a kind; nothing made, so cleanup asks the kernel nothing.
