@@ -4,7 +4,7 @@
 //   npx mocha --require devmapper/testing/mocha examples/testing-kit.test.js
 // As root on a kernel with device-mapper it runs right there; anywhere else the plugin runs the
 // same command in the kernel sandbox. Device names start with the run's prefix
-// ($DEVMAPPER_TESTING_PREFIX when set).
+// ($DEVMAPPER_TESTING_PREFIX and the process id, when that is set).
 const assert = require('node:assert/strict');
 const { closeSync, fsyncSync, openSync, readSync, writeSync } = require('node:fs');
 const { DmError, Table, targets } = require('devmapper');

@@ -97,6 +97,17 @@ describe('devmapper/testing', function () {
     expect(scratchName('y').startsWith(`${runPrefix()}run-`)).to.equal(true);
   });
 
+  it("a run's prefix is unique per process: $DEVMAPPER_TESTING_PREFIX and the process id when set", async () => {
+    const script = `const t = require(${JSON.stringify(join(root, 'dist', 'testing', 'index.js'))}); try { console.log(process.pid.toString(36), t.runPrefix()); } catch (e) { console.log(e.name, e.message); }`;
+    const given = await run(['-e', script], tmpdir(), { DEVMAPPER_TESTING_PREFIX: 'ci-job7-' });
+    const [pid, prefix] = given.stdout.trim().split(' ');
+    expect(prefix).to.equal(`ci-job7-${pid}-`);
+    const generated = await run(['-e', script], tmpdir(), { DEVMAPPER_TESTING_PREFIX: '' });
+    expect(generated.stdout.trim()).to.match(/^([0-9a-z]+) dmtk-\1[0-9a-f]{6}-$/);
+    const bad = await run(['-e', script], tmpdir(), { DEVMAPPER_TESTING_PREFIX: 'a/b' });
+    expect(bad.stdout.trim()).to.equal('RangeError Expected 1 to 48 letters, digits, ".", "_", "+" or "-" (not first) for $DEVMAPPER_TESTING_PREFIX but received "a/b"');
+  });
+
   it('the package exports devmapper/testing and devmapper/testing/mocha, with their types', async () => {
     const app = mkdtempSync(join(tmpdir(), 'devmapper-kit-'));
     try {

@@ -26,6 +26,7 @@
  * ```
  * @packageDocumentation
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -98,16 +99,19 @@ function checkPrefix(value: unknown, name: string): string {
 
 function makeRunPrefix(): string {
   const given = process.env['DEVMAPPER_TESTING_PREFIX'];
-  if (given !== undefined && given !== '') return checkPrefix(given, '$DEVMAPPER_TESTING_PREFIX');
-  return `dmtk-${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}-`;
+  if (given === undefined || given === '') return `dmtk-${process.pid.toString(36)}${randomBytes(3).toString('hex')}-`;
+  if (!PART_RE.test(given)) throw expectedRange('1 to 48 letters, digits, ".", "_", "+" or "-" (not first)', '$DEVMAPPER_TESTING_PREFIX', given);
+  // The process id keeps processes that share the variable (mocha --parallel workers) apart.
+  return `${given}${process.pid.toString(36)}-`;
 }
 
 let theRunPrefix: string | undefined;
 
 /**
- * The prefix of this run's device names: `$DEVMAPPER_TESTING_PREFIX` when set, else
- * `dmtk-<pid><random>-`, unique per process. Every {@link Scratch} made without its own prefix
- * names its devices under it.
+ * The prefix of this run's device names, unique per process: `$DEVMAPPER_TESTING_PREFIX`
+ * followed by the process id in base 36 and `-` when the variable is set (a namespace, to find
+ * a run's leftovers), else `dmtk-<pid><random>-`. Every {@link Scratch} made without its own
+ * prefix names its devices under it.
  */
 export function runPrefix(): string {
   theRunPrefix ??= makeRunPrefix();
