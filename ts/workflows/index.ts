@@ -18,4 +18,5 @@ export * from './linear';
 export * from './striped';
 export * from './mirror';
 export * from './raid';
+export * from './era';
 export type { SyncWaitOptions } from './one-row';
