@@ -19,4 +19,5 @@ export * from './striped';
 export * from './mirror';
 export * from './raid';
 export * from './era';
+export * from './cache';
 export type { SyncWaitOptions } from './one-row';
