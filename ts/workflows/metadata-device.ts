@@ -13,12 +13,18 @@ import { expectedRange } from '../validate';
 
 /** What the kernel reads first on a metadata device: all zeros there means "format me". */
 export const SUPERBLOCK_BYTES = 4096;
+/** errno values the recipes report themselves (Linux numbering). */
 export const EIO = 5;
+/** No such device. */
 export const ENXIO = 6;
+/** Device or resource busy. */
 export const EBUSY = 16;
+/** The device is no longer the one an object was made for. */
 export const ESTALE = 116;
+/** A wait ran out of time. */
 export const ETIMEDOUT = 110;
 
+/** The same device number. */
 export function sameDev(a: DevNumber, b: DevNumber): boolean {
   return a.major === b.major && a.minor === b.minor;
 }
