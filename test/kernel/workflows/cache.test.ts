@@ -197,9 +197,9 @@ describe('Cache recipe in the kernel', () => {
     await promote(cache, hot);
     writeBlocks(cache.path, hot, 0x11);
     expect((await cache.runningStatus()).dirty).to.equal(hot.length);
-    // Now the origin holds each write back for 5 s.
+    // Now the origin holds each write back for 3 s: longer than the waits below.
     const held = (ms: number): Table => new Table([{ start: 0, length: ORIGIN, target: targets.delay({ read: { device: s0.slow.dev, offset: 0, delay: 0 }, write: { device: s0.slow.dev, offset: 0, delay: ms } }) }]);
-    await t.dm.reload(s0.origin.name, held(5000));
+    await t.dm.reload(s0.origin.name, held(3000));
 
     const e = await rejection(cache.flushAndRemove({ timeout: 500 }));
     expect(e.code).to.equal('ETIMEDOUT');
