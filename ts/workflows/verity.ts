@@ -23,6 +23,7 @@ import type { VerityCorruptionMode, VerityStatus, VerityTarget } from '../target
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, idOf } from './common';
 
 /** The largest block the kernel takes on x86-64 (a page), bytes. */
 const MAX_BLOCK = 4096;
@@ -154,10 +155,6 @@ export function verityTreeShape(dataBlocks: number, hashBlockSize: number, diges
   return { perBlockBits, levels, levelBlocks };
 }
 
-function checkDm(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
-}
-
 function isVerityTarget(t: Target): t is VerityTarget {
   return t.type === 'verity' && 'digest' in t && 'dataBlocks' in t;
 }
@@ -188,7 +185,7 @@ export class Verity {
 
   private constructor(dm: DeviceMapper, info: DeviceInfo) {
     this.#dm = dm;
-    this.#id = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    this.#id = idOf(info);
     this.name = info.name;
     this.uuid = info.uuid;
     this.dev = info.dev;
@@ -304,7 +301,7 @@ export class Verity {
    * A wrong root hash loads: it is every read that then fails with EIO.
    */
   static async open(dm: DeviceMapper, name: string, options: VerityOpenOptions): Promise<Verity> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     checkName(name);
     const o = checkOptions(options, 'options', ['dataDevice', 'hashDevice', 'tree', 'onCorruption', 'ignoreZeroBlocks', 'checkAtMostOnce', 'uuid']);
     if (typeof o.tree !== 'object' || o.tree === null) throw expected('a hash tree (from Verity.format)', 'options.tree', o.tree);

@@ -1,0 +1,86 @@
+/**
+ * What several recipes share: the check of their `dm` argument, fs calls whose failures keep
+ * their errno, a block device's number and node, and how a recipe names its device.
+ * Internal: not exported from the package.
+ *
+ * @internal
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { DeviceMapper, type DeviceInfo } from '../client';
+import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { CallSite, DmError, toDmError } from '../errors';
+import { expected, expectedRange } from '../validate';
+
+/** ENXIO: what a device number without a node is. */
+const ENXIO = 6;
+
+/**
+ * Refuses (TypeError) a `dm` that is not a DeviceMapper.
+ *
+ * @internal
+ */
+export function checkDeviceMapper(dm: unknown): asserts dm is DeviceMapper {
+  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+}
+
+/**
+ * Runs a file operation; its failure as a DmError with its errno (EBUSY, ENOENT...), naming the path.
+ *
+ * @internal
+ */
+export async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw toDmError(e, new CallSite(fsCall, 'async'), path);
+  }
+}
+
+/**
+ * Whether two device numbers are the same.
+ *
+ * @internal
+ */
+export function sameDev(a: DevNumber, b: DevNumber): boolean {
+  return a.major === b.major && a.minor === b.minor;
+}
+
+/**
+ * How a recipe names its device: its uuid, else its name.
+ *
+ * @internal
+ */
+export function idOf(info: Pick<DeviceInfo, 'name' | 'uuid'>): DevId {
+  return info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+}
+
+/**
+ * A DeviceRef's device number: 'major:minor' and `{ major, minor }` as given, a /dev path by
+ * stat (it must be a block device).
+ *
+ * @internal
+ */
+export async function deviceNumber(ref: DeviceRef, name: string): Promise<DevNumber> {
+  const text = formatDeviceRef(ref, name);
+  const dev = parseDevNumber(text);
+  if (dev !== undefined) return dev;
+  const st = await fsCall(text, () => stat(text));
+  if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
+  return decodeRdev(st.rdev);
+}
+
+/**
+ * A block device's node: /dev/<DEVNAME> from its uevent (devtmpfs names it so, with or
+ * without udev), checked to be that very device (ENXIO otherwise).
+ *
+ * @internal
+ */
+export async function nodeOf(dev: DevNumber): Promise<string> {
+  const file = `/sys/dev/block/${formatDev(dev)}/uevent`;
+  const devname = /^DEVNAME=(.+)$/m.exec(await fsCall(file, () => readFile(file, 'utf8')))?.[1];
+  if (devname === undefined || devname.includes('..')) throw new DmError({ errno: ENXIO, syscall: 'open', device: formatDev(dev), message: `${formatDev(dev)}: no DEVNAME in its uevent` });
+  const path = `/dev/${devname}`;
+  const st = await fsCall(path, () => stat(path));
+  if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
+  return path;
+}
