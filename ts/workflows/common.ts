@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
 import { CallSite, DmError, toDmError } from '../errors';
-import { expected, expectedRange } from '../validate';
+import { checkBoolean, checkOptions, expected, expectedRange } from '../validate';
 
 /** ENXIO: what a device number without a node is. */
 const ENXIO = 6;
@@ -83,4 +83,30 @@ export async function nodeOf(dev: DevNumber): Promise<string> {
   const st = await fsCall(path, () => stat(path));
   if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
   return path;
+}
+
+/**
+ * DEV_STATUS of the device named `id`, checked to be still the one numbered `dev` (ESTALE,
+ * "is now another device", otherwise).
+ *
+ * @internal
+ */
+export async function infoOfSame(dm: DeviceMapper, id: DevId, name: string, dev: DevNumber): Promise<DeviceInfo> {
+  const info = await dm.info(id);
+  if (info.dev.major !== dev.major || info.dev.minor !== dev.minor) {
+    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: name, message: `${name} is now another device (${formatDev(info.dev)}, not ${formatDev(dev)})` });
+  }
+  return info;
+}
+
+/**
+ * Checks that the device named `id` is still the one numbered `dev`, then removes it
+ * (DEV_REMOVE; deferred when `options.deferred`). The options are checked first.
+ *
+ * @internal
+ */
+export async function closeDevice(dm: DeviceMapper, id: DevId, name: string, dev: DevNumber, options: { deferred?: boolean } | undefined): Promise<void> {
+  const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
+  await infoOfSame(dm, id, name, dev);
+  await dm.remove(id, { deferred });
 }

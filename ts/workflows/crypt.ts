@@ -20,7 +20,7 @@ import { maskCryptKeys, type CryptKeyringKeyOptions, type CryptLegacyCipherOptio
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkDeviceMapper, deviceNumber, fsCall, idOf } from './common';
+import { checkDeviceMapper, closeDevice, deviceNumber, fsCall, idOf, infoOfSame } from './common';
 
 /** The cipher of a new volume when none is named: AES in XTS mode, 64-bit little-endian sector IVs. */
 export const CRYPT_DEFAULT_CIPHER = 'aes-xts-plain64';
@@ -175,11 +175,7 @@ export class Crypt {
 
   /** Checks that the device under this volume's id is still this volume (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /**
@@ -209,8 +205,6 @@ export class Crypt {
    * (EBUSY, after the client's few retries) unless `deferred`.
    */
   async close(options?: CryptCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }

@@ -15,7 +15,7 @@ import { open, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { abortError, checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
 import { DmError } from '../errors';
 import type { StatusRow } from '../status';
 import { Table } from '../table';
@@ -23,7 +23,7 @@ import type { IntegrityAlgorithmOption, IntegrityMode, IntegrityStatus, Integrit
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkDeviceMapper, fsCall, idOf, nodeOf } from './common';
+import { checkDeviceMapper, closeDevice, fsCall, idOf, infoOfSame, nodeOf } from './common';
 
 /** The superblock's magic, `integrt` and a NUL: what the kernel looks for at the device's first sector after `offset`. */
 const SB_MAGIC = Buffer.from('integrt\0', 'latin1');
@@ -280,11 +280,7 @@ export class Integrity {
 
   /** Checks that the device under this volume's id is still this volume (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /** The typed status: `mismatches` (tags that did not match since activation), `providedDataSectors`, `recalculatingSector`. */
@@ -303,8 +299,6 @@ export class Integrity {
 
   /** Closes the volume: DEV_REMOVE, which commits the journal to the data area first. */
   async close(options?: IntegrityCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }

@@ -14,7 +14,7 @@
 import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import type { DevId, DeviceRef, DevNumber } from '../dev';
 import { DmError } from '../errors';
 import { blockDeviceSize } from '../loop';
 import type { StatusRow } from '../status';
@@ -23,7 +23,7 @@ import type { VerityCorruptionMode, VerityStatus, VerityTarget } from '../target
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkDeviceMapper, idOf } from './common';
+import { checkDeviceMapper, closeDevice, idOf, infoOfSame } from './common';
 
 /** The largest block the kernel takes on x86-64 (a page), bytes. */
 const MAX_BLOCK = 4096;
@@ -330,11 +330,7 @@ export class Verity {
 
   /** Checks that the device under this id is still this one (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /** The typed status: `corrupted` once any block failed its check (`C`), false while all were valid (`V`). */
@@ -353,8 +349,6 @@ export class Verity {
 
   /** Closes the device: DEV_REMOVE. */
   async close(options?: VerityCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }
