@@ -15,6 +15,7 @@ import { DmError } from '../errors';
 import { Table } from '../table';
 import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { transactionId } from '../targets/thin-pool';
 import { checkDeviceMapper, deviceNumber, fsCall, nodeOf, sameDev } from './common';
 
 /** What the kernel reads first on the metadata device: all zeros there means "format me". */
@@ -569,7 +570,7 @@ export class ThinPool {
    * meanwhile refuses it (EINVAL) before anything happens.
    */
   async #transaction(options: TransactionOptions, change: () => Promise<unknown>): Promise<bigint> {
-    const given = options.transactionId === undefined ? undefined : transactionIdOf(options.transactionId, 'options.transactionId');
+    const given = options.transactionId === undefined ? undefined : transactionId(options.transactionId, 'options.transactionId');
     await this.#check();
     const current = given ?? (await this.runningStatus()).transactionId;
     if (current === U64_MAX) throw expectedRange('a transaction id below 2^64 - 1 (the pool has no next id)', 'the pool transaction id', current);
@@ -676,16 +677,6 @@ function lowWaterOf(status: ThinPoolRunningStatus, lowWaterMark: number): LowWat
   const dataLow = freeDataBlocks <= lowWaterMark || status.mode === 'out_of_data_space';
   const metadataLow = status.metadata.total - status.metadata.used <= status.metadataLowWatermark;
   return Object.freeze({ status, lowWaterMark, freeDataBlocks, dataLow, metadataLow });
-}
-
-function transactionIdOf(value: unknown, name: string): bigint {
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw expectedRange('a non-negative safe integer or a bigint from 0 to 2^64 - 1', name, value);
-    return BigInt(value);
-  }
-  if (typeof value !== 'bigint') throw expected('a non-negative integer or bigint', name, value);
-  if (value < 0n || value > U64_MAX) throw expectedRange('a bigint from 0 to 2^64 - 1', name, value);
-  return value;
 }
 
 function stale(name: string, expectedDev: DevNumber, found: DevNumber, why?: string): DmError {
