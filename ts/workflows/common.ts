@@ -9,6 +9,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
 import { CallSite, DmError, toDmError } from '../errors';
+import type { StatusRow } from '../status';
+import type { Target } from '../targets/types';
 import { checkBoolean, checkOptions, expected, expectedRange } from '../validate';
 
 /** ENXIO: what a device number without a node is. */
@@ -109,4 +111,30 @@ export async function closeDevice(dm: DeviceMapper, id: DevId, name: string, dev
   const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
   await infoOfSame(dm, id, name, dev);
   await dm.remove(id, { deferred });
+}
+
+/**
+ * The typed status of a device's only row, refused (ESTALE, "is not a one-row `type`
+ * device") unless there is one row and `isType` holds for its status.
+ *
+ * @internal
+ */
+export function oneRowStatus<S extends StatusRow['status']>(rows: readonly StatusRow[], name: string, type: string, isType: (s: StatusRow['status']) => s is S): S {
+  const s = rows[0]?.status;
+  if (rows.length !== 1 || s === undefined || !isType(s)) {
+    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} is not a one-row ${type} device` });
+  }
+  return s;
+}
+
+/**
+ * The typed target of the first row of the device's live table, refused (ESTALE, "has no
+ * `type` row") unless `isType` holds for it.
+ *
+ * @internal
+ */
+export async function firstTarget<T extends Target>(dm: DeviceMapper, id: DevId, name: string, type: string, isType: (t: Target) => t is T): Promise<T> {
+  const t = (await dm.table(id))?.rows[0]?.target;
+  if (t === undefined || !isType(t)) throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} has no ${type} row` });
+  return t;
 }

@@ -23,7 +23,7 @@ import type { IntegrityAlgorithmOption, IntegrityMode, IntegrityStatus, Integrit
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkDeviceMapper, closeDevice, fsCall, idOf, infoOfSame, nodeOf } from './common';
+import { checkDeviceMapper, closeDevice, firstTarget, fsCall, idOf, infoOfSame, nodeOf, oneRowStatus } from './common';
 
 /** The superblock's magic, `integrt` and a NUL: what the kernel looks for at the device's first sector after `offset`. */
 const SB_MAGIC = Buffer.from('integrt\0', 'latin1');
@@ -120,11 +120,7 @@ function isIntegrityTarget(t: Target): t is IntegrityTarget {
 
 /** The typed integrity status of a device's only row. */
 function integrityStatus(rows: readonly StatusRow[], name: string): IntegrityStatus {
-  const s = rows[0]?.status;
-  if (rows.length !== 1 || s === undefined || !s.known || s.type !== 'integrity') {
-    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} is not a one-row integrity device` });
-  }
-  return s;
+  return oneRowStatus(rows, name, 'integrity', (s): s is IntegrityStatus => s.known && s.type === 'integrity');
 }
 
 /**
@@ -292,9 +288,7 @@ export class Integrity {
   /** The typed integrity target of the live table, with the sizes the kernel chose (journal sectors, interleave, buffers). */
   async target(): Promise<IntegrityTarget> {
     await this.info();
-    const t = (await this.#dm.table(this.#id))?.rows[0]?.target;
-    if (t === undefined || !isIntegrityTarget(t)) throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `${this.name} has no integrity row` });
-    return t;
+    return firstTarget(this.#dm, this.#id, this.name, 'integrity', isIntegrityTarget);
   }
 
   /** Closes the volume: DEV_REMOVE, which commits the journal to the data area first. */

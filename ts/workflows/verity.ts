@@ -15,7 +15,6 @@ import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import type { DevId, DeviceRef, DevNumber } from '../dev';
-import { DmError } from '../errors';
 import { blockDeviceSize } from '../loop';
 import type { StatusRow } from '../status';
 import { Table } from '../table';
@@ -23,7 +22,7 @@ import type { VerityCorruptionMode, VerityStatus, VerityTarget } from '../target
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkDeviceMapper, closeDevice, idOf, infoOfSame } from './common';
+import { checkDeviceMapper, closeDevice, firstTarget, idOf, infoOfSame, oneRowStatus } from './common';
 
 /** The largest block the kernel takes on x86-64 (a page), bytes. */
 const MAX_BLOCK = 4096;
@@ -160,11 +159,7 @@ function isVerityTarget(t: Target): t is VerityTarget {
 }
 
 function verityStatus(rows: readonly StatusRow[], name: string): VerityStatus {
-  const s = rows[0]?.status;
-  if (rows.length !== 1 || s === undefined || !s.known || s.type !== 'verity') {
-    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} is not a one-row verity device` });
-  }
-  return s;
+  return oneRowStatus(rows, name, 'verity', (s): s is VerityStatus => s.known && s.type === 'verity');
 }
 
 /**
@@ -342,9 +337,7 @@ export class Verity {
   /** The typed verity target of the live table. */
   async target(): Promise<VerityTarget> {
     await this.info();
-    const t = (await this.#dm.table(this.#id))?.rows[0]?.target;
-    if (t === undefined || !isVerityTarget(t)) throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `${this.name} has no verity row` });
-    return t;
+    return firstTarget(this.#dm, this.#id, this.name, 'verity', isVerityTarget);
   }
 
   /** Closes the device: DEV_REMOVE. */
