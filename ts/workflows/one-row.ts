@@ -1,7 +1,10 @@
 /**
  * What the one-row recipes (Mirror, Raid, Striped) share: a create that removes the device
  * again when a later step fails, the read-back of the device's only row, and a wait on the
- * device's events for a status to come to a state. Internal: not exported from the package.
+ * device's events for a status to come to a state. Internal: not exported from the package
+ * (but for the `SyncWaitOptions` type).
+ *
+ * @internal
  */
 import { abortError, checkSignal } from '../abort';
 import type { DeviceInfo, DeviceMapper } from '../client';
