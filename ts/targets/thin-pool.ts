@@ -264,7 +264,12 @@ function deviceId(value: unknown, name: string): number {
   return integer(value, name, 0, THIN_MAX_DEVICE_ID);
 }
 
-function transactionId(value: unknown, name: string): bigint {
+/**
+ * A transaction id: a non-negative safe integer or a bigint up to 2^64 - 1.
+ *
+ * @internal
+ */
+export function transactionId(value: unknown, name: string): bigint {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0) throw expectedRange('a non-negative safe integer or a bigint from 0 to 2^64 - 1', name, value);
     return BigInt(value);

@@ -10,16 +10,17 @@
  * Node has no call for the kernel keyring: a keyring key is added beforehand with
  * `keyctl padd logon <service:name> @u < keyfile` or the add_key(2) system call.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
-import { CallSite, DmError, toDmError } from '../errors';
+import { formatDev, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { DmError } from '../errors';
 import { Table } from '../table';
 import { maskCryptKeys, type CryptKeyringKeyOptions, type CryptLegacyCipherOptions, type CryptCapiCipherOptions, type CryptTarget } from '../targets/crypt';
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, closeDevice, deviceNumber, fsCall, idOf, infoOfSame } from './common';
 
 /** The cipher of a new volume when none is named: AES in XTS mode, 64-bit little-endian sector IVs. */
 export const CRYPT_DEFAULT_CIPHER = 'aes-xts-plain64';
@@ -68,35 +69,12 @@ export interface CryptCloseOptions {
 
 const OPEN_OPTIONS = ['device', 'key', 'cipher', 'offset', 'length', 'ivOffset', 'sectorSize', 'ivLargeSectors', 'allowDiscards', 'readOnly', 'uuid'] as const;
 
-/** An fs call whose failure becomes a DmError with its errno (ENOENT), naming the path. */
-async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (e) {
-    throw toDmError(e, new CallSite(fsCall, 'async'), path);
-  }
-}
-
-/** A block device's number, from a DeviceRef (a /dev path is stat'ed). */
-async function deviceNumber(ref: DeviceRef, name: string): Promise<DevNumber> {
-  const text = formatDeviceRef(ref, name);
-  const dev = parseDevNumber(text);
-  if (dev !== undefined) return dev;
-  const st = await fsCall(text, () => stat(text));
-  if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
-  return decodeRdev(st.rdev);
-}
-
 /** A block device's size in 512-byte sectors, as sysfs gives it (`/sys/dev/block/M:m/size` counts 512-byte sectors whatever the device's block size). */
 async function deviceSectors(dev: DevNumber): Promise<number> {
   const sys = `/sys/dev/block/${formatDev(dev)}/size`;
   const text = (await fsCall(sys, () => readFile(sys, 'utf8'))).trim();
   if (!/^\d+$/.test(text)) throw new RangeError(`the size of block device ${formatDev(dev)} reads ${JSON.stringify(text)}, not a number of sectors`);
   return Number(text);
-}
-
-function checkDm(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 function isCryptTarget(t: Target): t is CryptTarget {
@@ -131,7 +109,7 @@ export class Crypt {
 
   private constructor(dm: DeviceMapper, info: DeviceInfo) {
     this.#dm = dm;
-    this.#id = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    this.#id = idOf(info);
     this.name = info.name;
     this.uuid = info.uuid;
     this.dev = info.dev;
@@ -147,7 +125,7 @@ export class Crypt {
    * rejects with its DmError and leaves no device behind.
    */
   static async open(dm: DeviceMapper, name: string, options: CryptOpenOptions): Promise<Crypt> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     checkName(name);
     const o = checkOptions(options, 'options', [...OPEN_OPTIONS]);
     if (o.device === undefined) throw expected("'major:minor', a /dev path or { major, minor }", 'options.device', o.device);
@@ -188,7 +166,7 @@ export class Crypt {
    * row is `crypt`. Rejects with RangeError when it is not a crypt volume.
    */
   static async attach(dm: DeviceMapper, id: DevId): Promise<Crypt> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     const info = await dm.info(id);
     const rows = cryptRows(await dm.table(info.uuid !== '' ? { uuid: info.uuid } : { dev: info.dev }, { secure: true }));
     if (typeof rows === 'string') throw expectedRange('a crypt volume', 'id', `${info.name} (${rows})`);
@@ -197,11 +175,7 @@ export class Crypt {
 
   /** Checks that the device under this volume's id is still this volume (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /**
@@ -231,8 +205,6 @@ export class Crypt {
    * (EBUSY, after the client's few retries) unless `deferred`.
    */
   async close(options?: CryptCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }

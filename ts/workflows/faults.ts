@@ -14,6 +14,7 @@ import { DmError } from '../errors';
 import { Table, type TableRowInput } from '../table';
 import { dustMessages, parseDustListBadBlocks, targets, type DustStatus, type FlakeyCorruptDirection, type Target } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper } from './common';
 
 /** What a `FaultyDevice` does to I/O right now (the table this object last made live). */
 export type FaultMode = 'healthy' | 'error' | 'flakey' | 'dust' | 'delay';
@@ -132,7 +133,7 @@ export class FaultyDevice {
    * `length` sectors (create, load and resume; removed again if a step fails).
    */
   static async create(dm: DeviceMapper, name: string, options: FaultyDeviceOptions): Promise<FaultyDevice> {
-    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+    checkDeviceMapper(dm);
     checkName(name, 'name');
     if (options === undefined) throw expected('an options object with device', 'options', options);
     const o = checkOptions(options, 'options', ['device', 'offset', 'length', 'uuid']);

@@ -11,25 +11,24 @@
  * writes zeroes over the whole device, as `integritysetup format` does unless `--no-wipe`.
  */
 import { constants } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { abortError, checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
-import { CallSite, DmError, toDmError } from '../errors';
+import { formatDeviceRef, parseDevNumber, type DevId, type DeviceRef, type DevNumber } from '../dev';
+import { DmError } from '../errors';
 import type { StatusRow } from '../status';
 import { Table } from '../table';
 import type { IntegrityAlgorithmOption, IntegrityMode, IntegrityStatus, IntegrityTarget } from '../targets/integrity';
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, closeDevice, firstTarget, fsCall, idOf, infoOfSame, nodeOf, oneRowStatus } from './common';
 
 /** The superblock's magic, `integrt` and a NUL: what the kernel looks for at the device's first sector after `offset`. */
 const SB_MAGIC = Buffer.from('integrt\0', 'latin1');
 /** The superblock area the kernel wants zeroed before it formats (SB_SECTORS, 8 sectors; block sizes are at most 4 KiB). */
 const SB_BYTES = 4096;
-/** ENXIO: what a device number without a node is. */
-const ENXIO = 6;
 /** The chunk `format` writes its zeroes in. */
 const WIPE_CHUNK = 1 << 20;
 
@@ -77,19 +76,6 @@ export interface IntegrityCloseOptions {
 
 const VOLUME_OPTIONS = ['device', 'offset', 'tagSize', 'internalHash', 'mode', 'blockSize', 'journalSectors', 'fixPadding', 'fixHmac', 'readOnly', 'uuid'] as const;
 
-/** An fs call whose failure becomes a DmError with its errno (EBUSY, ENOENT), naming the path. */
-async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (e) {
-    throw toDmError(e, new CallSite(fsCall, 'async'), path);
-  }
-}
-
-function sameDev(a: DevNumber, b: DevNumber): boolean {
-  return a.major === b.major && a.minor === b.minor;
-}
-
 /**
  * The node of a block device, from a DeviceRef: a /dev path as it is (it must be a block
  * device), a number through sysfs's DEVNAME (devtmpfs makes that node), checked to be that
@@ -103,13 +89,7 @@ async function devicePath(ref: DeviceRef, name: string): Promise<string> {
     if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
     return text;
   }
-  const sys = `/sys/dev/block/${formatDev(dev)}/uevent`;
-  const devname = /^DEVNAME=(.+)$/m.exec(await fsCall(sys, () => readFile(sys, 'utf8')))?.[1];
-  if (devname === undefined || devname.includes('..')) throw new DmError({ errno: ENXIO, syscall: 'open', device: formatDev(dev), message: `${formatDev(dev)}: no DEVNAME in its uevent` });
-  const path = `/dev/${devname}`;
-  const st = await fsCall(path, () => stat(path));
-  if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
-  return path;
+  return nodeOf(dev);
 }
 
 /**
@@ -134,21 +114,13 @@ async function superblockArea(path: string, offset: number, replacement: Buffer 
   }
 }
 
-function checkDm(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
-}
-
 function isIntegrityTarget(t: Target): t is IntegrityTarget {
   return t.type === 'integrity' && 'tagSize' in t && 'mode' in t;
 }
 
 /** The typed integrity status of a device's only row. */
 function integrityStatus(rows: readonly StatusRow[], name: string): IntegrityStatus {
-  const s = rows[0]?.status;
-  if (rows.length !== 1 || s === undefined || !s.known || s.type !== 'integrity') {
-    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} is not a one-row integrity device` });
-  }
-  return s;
+  return oneRowStatus(rows, name, 'integrity', (s): s is IntegrityStatus => s.known && s.type === 'integrity');
 }
 
 /**
@@ -171,7 +143,7 @@ export class Integrity {
 
   private constructor(dm: DeviceMapper, info: DeviceInfo, provided: number) {
     this.#dm = dm;
-    this.#id = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    this.#id = idOf(info);
     this.name = info.name;
     this.uuid = info.uuid;
     this.dev = info.dev;
@@ -190,7 +162,7 @@ export class Integrity {
    * backing device must not be in use (EBUSY, before anything is written).
    */
   static async format(dm: DeviceMapper, name: string, options: IntegrityFormatOptions): Promise<Integrity> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', [...VOLUME_OPTIONS, 'wipe', 'signal', 'onProgress']);
     const wipe = checkBoolean(o.wipe, 'options.wipe', true);
     const onProgress = o.onProgress;
@@ -233,7 +205,7 @@ export class Integrity {
    * them. A failure after the create removes the device again.
    */
   static async open(dm: DeviceMapper, name: string, options: IntegrityVolumeOptions): Promise<Integrity> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', [...VOLUME_OPTIONS]);
     const plan = Integrity.#plan(name, o);
     const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
@@ -304,11 +276,7 @@ export class Integrity {
 
   /** Checks that the device under this volume's id is still this volume (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /** The typed status: `mismatches` (tags that did not match since activation), `providedDataSectors`, `recalculatingSector`. */
@@ -320,15 +288,11 @@ export class Integrity {
   /** The typed integrity target of the live table, with the sizes the kernel chose (journal sectors, interleave, buffers). */
   async target(): Promise<IntegrityTarget> {
     await this.info();
-    const t = (await this.#dm.table(this.#id))?.rows[0]?.target;
-    if (t === undefined || !isIntegrityTarget(t)) throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `${this.name} has no integrity row` });
-    return t;
+    return firstTarget(this.#dm, this.#id, this.name, 'integrity', isIntegrityTarget);
   }
 
   /** Closes the volume: DEV_REMOVE, which commits the journal to the data area first. */
   async close(options?: IntegrityCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }

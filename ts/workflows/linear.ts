@@ -8,7 +8,8 @@ import type { DevId, DeviceRef } from '../dev';
 import { Table, type TableRow } from '../table';
 import { linear, parseLinear, type LinearTarget } from '../targets/linear';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { checkSame, createVerified, idOf } from './one-row';
+import { checkSame, createVerified } from './one-row';
+import { idOf } from './common';
 
 /** One piece of a linear device: `length` sectors of `device` from sector `offset`. */
 export interface LinearSegmentOptions {

@@ -7,7 +7,8 @@ import type { DeviceInfo, DeviceMapper, RemoveOptions } from '../client';
 import type { DevId } from '../dev';
 import type { StatusRow } from '../status';
 import { mirror, parseMirror, type MirrorLegHealth, type MirrorLogStatus, type MirrorOptions, type MirrorStatus, type MirrorTarget } from '../targets/mirror';
-import { checkCreate, checkSame, createVerified, idOf, onlyRow, onlyStatus, oneRow, waitForState, type SyncWaitOptions } from './one-row';
+import { checkCreate, checkSame, createVerified, onlyRow, onlyStatus, oneRow, waitForState, type SyncWaitOptions } from './one-row';
+import { idOf } from './common';
 
 /** Options of `Mirror.create`: the mirror target's options, the device's size, and an optional uuid. */
 export interface MirrorCreateOptions extends MirrorOptions {

@@ -12,6 +12,7 @@ import { DmError } from '../errors';
 import { Table } from '../table';
 import { multipath, multipathMessages, parseMultipath, type MultipathGroupState, type MultipathOptions, type MultipathPathHealth, type MultipathSelector, type MultipathStatus, type MultipathTarget } from '../targets/multipath';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { idOf } from './common';
 
 const ETIMEDOUT = 110;
 /** How long a wait lasts by default, in milliseconds. */
@@ -124,7 +125,7 @@ export class Multipath {
 
   /** How the device is named in each call: its uuid, else its name. */
   get id(): DevId {
-    return this.uuid !== '' ? { uuid: this.uuid } : { name: this.name };
+    return idOf(this);
   }
 
   /** Every path of the table, 'major:minor', group by group. */
@@ -149,13 +150,13 @@ export class Multipath {
     const table = new Table([{ start: 0, length, target }]);
     const info = await dm.create(name, uuid === undefined ? { table } : { table, uuid });
     try {
-      const mp = new Multipath(dm, info, await Multipath.readTarget(dm, info.uuid !== '' ? { uuid: info.uuid } : { name: info.name }, info.name));
+      const mp = new Multipath(dm, info, await Multipath.readTarget(dm, idOf(info), info.name));
       // The kernel prints paths as 'major:minor', whatever node named them: compare the shape.
       const shape = (t: MultipathTarget): string => t.groups.map((g) => `${g.selector}/${g.paths.length}`).join(' ');
       if (shape(mp.target) !== shape(target)) throw new Error(`${name}: the kernel's table is not the one loaded (${mp.target.params})`);
       return mp;
     } catch (e) {
-      await dm.remove(info.uuid !== '' ? { uuid: info.uuid } : { name: info.name }).catch((r: unknown) => {
+      await dm.remove(idOf(info)).catch((r: unknown) => {
         if (e instanceof DmError && r instanceof Error) e.rollbackError = r;
       });
       throw e;
@@ -165,7 +166,7 @@ export class Multipath {
   /** Takes over an existing multipath map: reads its info and table (a device with another table is refused). */
   static async open(dm: DeviceMapper, id: DevId): Promise<Multipath> {
     const info = await dm.info(id);
-    const own: DevId = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    const own: DevId = idOf(info);
     return new Multipath(dm, info, await Multipath.readTarget(dm, own, info.name));
   }
 

@@ -1,7 +1,10 @@
 /**
  * What the one-row recipes (Mirror, Raid, Striped) share: a create that removes the device
  * again when a later step fails, the read-back of the device's only row, and a wait on the
- * device's events for a status to come to a state. Internal: not exported from the package.
+ * device's events for a status to come to a state. Internal: not exported from the package
+ * (but for the `SyncWaitOptions` type).
+ *
+ * @internal
  */
 import { abortError, checkSignal } from '../abort';
 import type { DeviceInfo, DeviceMapper } from '../client';
@@ -11,6 +14,7 @@ import type { StatusRow } from '../status';
 import { Table, type TableRow } from '../table';
 import type { Target } from '../targets/types';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { idOf, sameDev } from './common';
 
 const ETIMEDOUT = 110;
 const ESTALE = 116;
@@ -33,11 +37,6 @@ export interface SyncWaitOptions<S> {
   onProgress?: (state: S) => void;
   /** Milliseconds between two reads of the progress while no event comes (default 1000; needs `onProgress`). */
   progressInterval?: number;
-}
-
-/** How a recipe names its device: its uuid, else its name. */
-export function idOf(info: Pick<DeviceInfo, 'name' | 'uuid'>): DevId {
-  return info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
 }
 
 /** The name and options of a one-row create, checked before any ioctl; `rest` is the target's options. */
@@ -88,10 +87,6 @@ export async function onlyStatus<S extends StatusRow['status']>(dm: DeviceMapper
 /** One row of `length` sectors of `target`. */
 export function oneRow(length: number, target: Target): Table {
   return new Table([{ start: 0, length, target }]);
-}
-
-function sameDev(a: DevNumber, b: DevNumber): boolean {
-  return a.major === b.major && a.minor === b.minor;
 }
 
 /** The error of a device whose number changed under a recipe object (removed and another made). */

@@ -8,7 +8,8 @@ import type { DeviceInfo, DeviceMapper, RemoveOptions } from '../client';
 import type { DevId } from '../dev';
 import { parseRaid, raid, raidMessages, type RaidDeviceHealth, type RaidOptions, type RaidStatus, type RaidSyncAction, type RaidSyncMessage, type RaidTarget, type RaidType } from '../targets/raid';
 import type { StatusRow } from '../status';
-import { checkCreate, createVerified, idOf, onlyRow, onlyStatus, oneRow, checkSame, waitForState, type SyncWaitOptions } from './one-row';
+import { checkCreate, createVerified, onlyRow, onlyStatus, oneRow, checkSame, waitForState, type SyncWaitOptions } from './one-row';
+import { idOf } from './common';
 
 /** Options of `Raid.create`: the raid target's options, the array's size, and an optional uuid. */
 export interface RaidCreateOptions extends RaidOptions {

@@ -15,6 +15,7 @@ import { targets, type SnapshotMergeStatus, type SnapshotMergeTarget, type Snaps
 import { parseSnapshot } from '../targets/snapshot';
 import { parseSnapshotMerge } from '../targets/snapshot-merge';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper } from './common';
 
 /** Options of `Snapshot.create`. */
 export interface SnapshotCreateOptions {
@@ -162,7 +163,7 @@ export class Snapshot {
    * own table: nothing is left half-made or suspended.
    */
   static async create(dm: DeviceMapper, origin: string, options: SnapshotCreateOptions): Promise<Snapshot> {
-    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+    checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['name', 'uuid', 'cowDevice', 'persistent', 'chunkSize', 'discardZeroesCow', 'discardPassdownOrigin', 'realName']);
     if (options === undefined) throw expected('an options object with name and cowDevice', 'options', options);
     checkName(origin, 'origin');
@@ -323,7 +324,7 @@ export class Snapshot {
    * origin left mapping `snapshot-merge`), on `timeout` (ETIMEDOUT) or when `signal` aborts.
    */
   static async finishMerge(dm: DeviceMapper, origin: string, options?: SnapshotMergeWaitOptions): Promise<SnapshotMergeResult> {
-    if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+    checkDeviceMapper(dm);
     const o = checkMergeOptions(options);
     return finish(dm, checkName(origin, 'origin'), o, undefined);
   }

@@ -8,7 +8,8 @@ import type { DevId } from '../dev';
 import type { StatusRow } from '../status';
 import { parseStriped, striped, type StripedOptions, type StripedStatus, type StripedTarget } from '../targets/striped';
 import { checkInteger, checkSector } from '../validate';
-import { checkCreate, checkSame, createVerified, idOf, onlyRow, onlyStatus, oneRow } from './one-row';
+import { checkCreate, checkSame, createVerified, onlyRow, onlyStatus, oneRow } from './one-row';
+import { idOf } from './common';
 
 /** Options of `Striped.create`: the striped target's options, the device's size, and an optional uuid. */
 export interface StripedCreateOptions extends StripedOptions {

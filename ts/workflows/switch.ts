@@ -9,6 +9,7 @@ import { DmError } from '../errors';
 import { Table } from '../table';
 import { compressRegionMappings, parseSwitch, switchMessages, switchTarget, type RegionMapping, type SwitchTarget } from '../targets/switch';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { idOf } from './common';
 
 /**
  * The most words one message may have, its first word (`set_region_mappings`) included: the
@@ -132,7 +133,7 @@ export class Switch {
 
   /** How the device is named in each call: its uuid, else its name. */
   get id(): DevId {
-    return this.uuid !== '' ? { uuid: this.uuid } : { name: this.name };
+    return idOf(this);
   }
 
   /** The number of regions (the device's length over the region size). */
@@ -168,7 +169,7 @@ export class Switch {
     }
     const table = new Table([{ start: 0, length: size, target }]);
     const info = await dm.create(name, o.uuid === undefined ? { table } : { table, uuid: o.uuid });
-    const id: DevId = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    const id: DevId = idOf(info);
     try {
       const sw = new Switch(dm, info, ...(await Switch.readTarget(dm, id, info.name)));
       // The kernel prints paths as 'major:minor', whatever node named them: compare the rest.
@@ -187,7 +188,7 @@ export class Switch {
   /** Takes over an existing switch device: reads its info and table (a device with another table is refused). */
   static async open(dm: DeviceMapper, id: DevId): Promise<Switch> {
     const info = await dm.info(id);
-    const own: DevId = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    const own: DevId = idOf(info);
     return new Switch(dm, info, ...(await Switch.readTarget(dm, own, info.name)));
   }
 

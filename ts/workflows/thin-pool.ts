@@ -7,14 +7,16 @@
  * tools. Kernel reference: Documentation/admin-guide/device-mapper/thin-provisioning.rst.
  */
 import { constants as fsConstants } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { abortError, checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
-import { CallSite, DmError, toDmError } from '../errors';
+import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
+import { DmError } from '../errors';
 import { Table } from '../table';
 import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { transactionId } from '../targets/thin-pool';
+import { checkDeviceMapper, deviceNumber, fsCall, nodeOf, sameDev } from './common';
 
 /** What the kernel reads first on the metadata device: all zeros there means "format me". */
 const SUPERBLOCK_BYTES = 4096;
@@ -209,7 +211,7 @@ export class ThinPool {
    * kernel never read the zeros); if the load or resume fails, the create removes the device.
    */
   static async create(dm: DeviceMapper, name: string, options: ThinPoolCreateOptions): Promise<ThinPool> {
-    checkClient(dm);
+    checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
     if ((await lookup(dm, name)) !== undefined) throw new DmError({ errno: 16, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: name, message: `DM_DEV_CREATE ${name}: a device of that name exists; its metadata device was not touched` });
@@ -236,7 +238,7 @@ export class ThinPool {
    * device smaller than the metadata records). `readOnly` loads it `read_only`.
    */
   static async activate(dm: DeviceMapper, name: string, options: ThinPoolActivateOptions): Promise<ThinPool> {
-    checkClient(dm);
+    checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace', 'readOnly']);
     const plan = await planPool(name, o, 'options');
     const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
@@ -245,7 +247,7 @@ export class ThinPool {
 
   /** A `ThinPool` for a pool device that is active already: its live table must be one `thin-pool` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<ThinPool> {
-    checkClient(dm);
+    checkDeviceMapper(dm);
     resolveId(id);
     const info = await dm.info(id);
     const table = await dm.table(info.uuid !== '' ? { uuid: info.uuid } : info.name);
@@ -323,7 +325,7 @@ export class ThinPool {
     const uuid = o.uuid === undefined ? undefined : checkUuid(o.uuid, 'options.uuid');
     const readOnly = checkBoolean(o.readOnly, 'options.readOnly', false);
     if (o.externalOriginDevice !== undefined) formatDeviceRef(o.externalOriginDevice, 'options.externalOriginDevice');
-    const external = o.externalOriginDevice === undefined ? undefined : formatDev(await blockDeviceNumber(o.externalOriginDevice, 'options.externalOriginDevice'));
+    const external = o.externalOriginDevice === undefined ? undefined : formatDev(await deviceNumber(o.externalOriginDevice, 'options.externalOriginDevice'));
     const target = targets.thin({ poolDevice: this.dev, deviceId, ...(external !== undefined ? { externalOriginDevice: external } : {}) });
     await this.#check();
     const info = await this.dm.create(name, { table: new Table([{ start: 0, length: sectors, target }]), readOnly, ...(uuid !== undefined ? { uuid } : {}) });
@@ -437,7 +439,7 @@ export class ThinPool {
     let wanted = o.dataSectors === undefined ? undefined : wholeBlocks(o.dataSectors, blockSize, 'options.dataSectors');
     if (wanted !== undefined && wanted < this.#sectors) throw expectedRange(`at least the pool's ${this.#sectors} sectors (a pool cannot shrink)`, 'options.dataSectors', wanted);
     if (wanted === undefined) {
-      const size = await deviceSectors(await blockDeviceNumber(this.#target.dataDevice, 'the data device'));
+      const size = await deviceSectors(await deviceNumber(this.#target.dataDevice, 'the data device'));
       wanted = size - (size % blockSize);
     }
     const length = wanted;
@@ -568,7 +570,7 @@ export class ThinPool {
    * meanwhile refuses it (EINVAL) before anything happens.
    */
   async #transaction(options: TransactionOptions, change: () => Promise<unknown>): Promise<bigint> {
-    const given = options.transactionId === undefined ? undefined : transactionIdOf(options.transactionId, 'options.transactionId');
+    const given = options.transactionId === undefined ? undefined : transactionId(options.transactionId, 'options.transactionId');
     await this.#check();
     const current = given ?? (await this.runningStatus()).transactionId;
     if (current === U64_MAX) throw expectedRange('a transaction id below 2^64 - 1 (the pool has no next id)', 'the pool transaction id', current);
@@ -586,10 +588,6 @@ export class ThinPool {
     }
     return next;
   }
-}
-
-function checkClient(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 /** The checked pieces of a pool's table. */
@@ -618,8 +616,8 @@ async function planPool(name: string, o: Partial<ThinPoolActivateOptions>, label
   // The builder checks the block size, the low water mark, the feature count and the devices' form.
   const given = targets.thinPool({ metadataDevice: o.metadataDevice, dataDevice: o.dataDevice, blockSize: o.blockSize, lowWaterMark, ...features });
   const explicit = o.dataSectors === undefined ? undefined : wholeBlocks(o.dataSectors, given.blockSize, `${label}.dataSectors`);
-  const metadataDevice = await blockDeviceNumber(o.metadataDevice, `${label}.metadataDevice`);
-  const dataDevice = await blockDeviceNumber(o.dataDevice, `${label}.dataDevice`);
+  const metadataDevice = await deviceNumber(o.metadataDevice, `${label}.metadataDevice`);
+  const dataDevice = await deviceNumber(o.dataDevice, `${label}.dataDevice`);
   const target = targets.thinPool({ ...optionsOf(given), metadataDevice, dataDevice });
   let sectors = explicit;
   if (sectors === undefined) {
@@ -681,20 +679,6 @@ function lowWaterOf(status: ThinPoolRunningStatus, lowWaterMark: number): LowWat
   return Object.freeze({ status, lowWaterMark, freeDataBlocks, dataLow, metadataLow });
 }
 
-function transactionIdOf(value: unknown, name: string): bigint {
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw expectedRange('a non-negative safe integer or a bigint from 0 to 2^64 - 1', name, value);
-    return BigInt(value);
-  }
-  if (typeof value !== 'bigint') throw expected('a non-negative integer or bigint', name, value);
-  if (value < 0n || value > U64_MAX) throw expectedRange('a bigint from 0 to 2^64 - 1', name, value);
-  return value;
-}
-
-function sameDev(a: DevNumber, b: DevNumber): boolean {
-  return a.major === b.major && a.minor === b.minor;
-}
-
 function stale(name: string, expectedDev: DevNumber, found: DevNumber, why?: string): DmError {
   return new DmError({
     errno: ESTALE,
@@ -749,25 +733,6 @@ async function resumeAll(dm: DeviceMapper, ids: DevId[]): Promise<void> {
   if (first !== undefined) throw first;
 }
 
-/** Runs a file operation; its failure as a DmError with its errno (EBUSY, ENOENT...). */
-async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (e) {
-    throw toDmError(e, new CallSite(fsCall, 'async'), path);
-  }
-}
-
-/** A DeviceRef's device number: 'major:minor' and `{ major, minor }` as given, a /dev path by stat (a block device). */
-async function blockDeviceNumber(ref: DeviceRef, name: string): Promise<DevNumber> {
-  const text = formatDeviceRef(ref, name);
-  const dev = parseDevNumber(text);
-  if (dev !== undefined) return dev;
-  const st = await fsCall(text, () => stat(text));
-  if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
-  return decodeRdev(st.rdev);
-}
-
 /** A block device's size in 512-byte sectors, as /sys/dev/block/M:m/size says it. */
 async function deviceSectors(dev: DevNumber): Promise<number> {
   const file = `/sys/dev/block/${formatDev(dev)}/size`;
@@ -775,19 +740,6 @@ async function deviceSectors(dev: DevNumber): Promise<number> {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new DmError({ errno: EIO, syscall: 'read', device: formatDev(dev), message: `/sys/dev/block/${formatDev(dev)}/size: not a size (${JSON.stringify(text)})` });
   return n;
-}
-
-/** A block device's node: /dev/<DEVNAME> from its uevent (devtmpfs names it so, with or without udev). */
-async function nodeOf(dev: DevNumber): Promise<string> {
-  const file = `/sys/dev/block/${formatDev(dev)}/uevent`;
-  const uevent = await fsCall(file, () => readFile(file, 'utf8'));
-  const m = /^DEVNAME=(.+)$/m.exec(uevent);
-  const devname = m?.[1];
-  if (devname === undefined || devname.includes('..')) throw new DmError({ errno: ENXIO, syscall: 'open', device: formatDev(dev), message: `${formatDev(dev)}: no DEVNAME in its uevent` });
-  const path = `/dev/${devname}`;
-  const st = await fsCall(path, () => stat(path));
-  if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
-  return path;
 }
 
 /**

@@ -8,6 +8,7 @@ import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, type DevNumber } from '../dev';
 import { DmError } from '../errors';
 import { checkBoolean, checkName, checkOptions, expected } from '../validate';
+import { checkDeviceMapper } from './common';
 
 /** One device-mapper device and its place in the stack. */
 export interface DeviceNode {
@@ -144,7 +145,7 @@ export class DeviceTree {
  * makes the read start again (up to 3 times, then ESTALE).
  */
 export async function deviceTree(dm: DeviceMapper): Promise<DeviceTree> {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+  checkDeviceMapper(dm);
   for (let attempt = 0; attempt < 3; attempt++) {
     const tree = await readTree(dm);
     if (tree !== undefined) return tree;
@@ -201,7 +202,7 @@ async function readTree(dm: DeviceMapper): Promise<DeviceTree | undefined> {
  * with its DmError, whose message lists what was removed before it.
  */
 export async function teardown(dm: DeviceMapper, of: string | readonly string[], options?: TeardownOptions): Promise<string[]> {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+  checkDeviceMapper(dm);
   const start = names(of, 'of');
   const o = checkOptions(options, 'options', ['withDependencies']);
   const below = checkBoolean(o.withDependencies, 'options.withDependencies', false);

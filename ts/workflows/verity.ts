@@ -14,8 +14,7 @@
 import { createHash, getHashes, randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, type DevId, type DeviceRef, type DevNumber } from '../dev';
-import { DmError } from '../errors';
+import type { DevId, DeviceRef, DevNumber } from '../dev';
 import { blockDeviceSize } from '../loop';
 import type { StatusRow } from '../status';
 import { Table } from '../table';
@@ -23,6 +22,7 @@ import type { VerityCorruptionMode, VerityStatus, VerityTarget } from '../target
 import { targets } from '../targets/index';
 import type { Target } from '../targets/types';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, closeDevice, firstTarget, idOf, infoOfSame, oneRowStatus } from './common';
 
 /** The largest block the kernel takes on x86-64 (a page), bytes. */
 const MAX_BLOCK = 4096;
@@ -154,20 +154,12 @@ export function verityTreeShape(dataBlocks: number, hashBlockSize: number, diges
   return { perBlockBits, levels, levelBlocks };
 }
 
-function checkDm(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
-}
-
 function isVerityTarget(t: Target): t is VerityTarget {
   return t.type === 'verity' && 'digest' in t && 'dataBlocks' in t;
 }
 
 function verityStatus(rows: readonly StatusRow[], name: string): VerityStatus {
-  const s = rows[0]?.status;
-  if (rows.length !== 1 || s === undefined || !s.known || s.type !== 'verity') {
-    throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `${name} is not a one-row verity device` });
-  }
-  return s;
+  return oneRowStatus(rows, name, 'verity', (s): s is VerityStatus => s.known && s.type === 'verity');
 }
 
 /**
@@ -188,7 +180,7 @@ export class Verity {
 
   private constructor(dm: DeviceMapper, info: DeviceInfo) {
     this.#dm = dm;
-    this.#id = info.uuid !== '' ? { uuid: info.uuid } : { name: info.name };
+    this.#id = idOf(info);
     this.name = info.name;
     this.uuid = info.uuid;
     this.dev = info.dev;
@@ -304,7 +296,7 @@ export class Verity {
    * A wrong root hash loads: it is every read that then fails with EIO.
    */
   static async open(dm: DeviceMapper, name: string, options: VerityOpenOptions): Promise<Verity> {
-    checkDm(dm);
+    checkDeviceMapper(dm);
     checkName(name);
     const o = checkOptions(options, 'options', ['dataDevice', 'hashDevice', 'tree', 'onCorruption', 'ignoreZeroBlocks', 'checkAtMostOnce', 'uuid']);
     if (typeof o.tree !== 'object' || o.tree === null) throw expected('a hash tree (from Verity.format)', 'options.tree', o.tree);
@@ -333,11 +325,7 @@ export class Verity {
 
   /** Checks that the device under this id is still this one (same number), and gives what DEV_STATUS says of it. */
   async info(): Promise<DeviceInfo> {
-    const info = await this.#dm.info(this.#id);
-    if (info.dev.major !== this.dev.major || info.dev.minor !== this.dev.minor) {
-      throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_DEV_STATUS', device: this.name, message: `${this.name} is now another device (${formatDev(info.dev)}, not ${formatDev(this.dev)})` });
-    }
-    return info;
+    return infoOfSame(this.#dm, this.#id, this.name, this.dev);
   }
 
   /** The typed status: `corrupted` once any block failed its check (`C`), false while all were valid (`V`). */
@@ -349,15 +337,11 @@ export class Verity {
   /** The typed verity target of the live table. */
   async target(): Promise<VerityTarget> {
     await this.info();
-    const t = (await this.#dm.table(this.#id))?.rows[0]?.target;
-    if (t === undefined || !isVerityTarget(t)) throw new DmError({ errno: 116, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `${this.name} has no verity row` });
-    return t;
+    return firstTarget(this.#dm, this.#id, this.name, 'verity', isVerityTarget);
   }
 
   /** Closes the device: DEV_REMOVE. */
   async close(options?: VerityCloseOptions): Promise<void> {
-    const deferred = checkBoolean(checkOptions(options, 'options', ['deferred']).deferred, 'options.deferred', false);
-    await this.info();
-    await this.#dm.remove(this.#id, { deferred });
+    await closeDevice(this.#dm, this.#id, this.name, this.dev, options);
   }
 }

@@ -11,6 +11,16 @@ export function writeThrough(path: string, data: Buffer, offset: number): void {
   }
 }
 
+/** Overwrites bytes of a file (a loop device's backing file) in place, beneath the device. */
+export function writeAt(file: string, data: Buffer, offset: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, data, 0, data.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads `bytes` at byte `offset` of a file or device through a fresh open. */
 export function readBack(path: string, bytes: number, offset: number): Buffer {
   const buf = Buffer.alloc(bytes);

@@ -2,12 +2,11 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Crypt, DmError, Table, maskCryptKeys, targets, type CryptTarget } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { rejectionOf, root } from './kit';
 
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
 const MiB = 1 << 20;
 /** ENOKEY, "Required key not available": Node's errno table has no name for it. */
 const ENOKEY = 'E126';
@@ -65,16 +64,6 @@ async function withPlain(dir: string, device: string, key: Buffer, args: string[
     execFileSync('cryptsetup', ['close', name], { stdio: 'ignore' });
     rmSync(keyFile);
   }
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof Error) return e;
-    throw e;
-  }
-  throw new Error('resolved, expected a rejection');
 }
 
 describe('Crypt: plain dm-crypt volumes', () => {

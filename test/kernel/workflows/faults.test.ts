@@ -2,10 +2,11 @@ import { expect } from 'chai';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FaultyDevice, Table, targets, type DelayStatus } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, eventually, rejection } from '../helpers';
+import { root, thrownBy } from './kit';
 
 const BS = 4096;
 
@@ -258,12 +259,7 @@ describe('FaultyDevice: a device that misbehaves on demand', () => {
       [() => FaultyDevice.create(undefined as never, devName('x'), { device: loopPath }), /Expected a DeviceMapper \(DeviceMapper.open\(\)\) for dm but received undefined/],
     ];
     for (const [call, message] of tries) {
-      let err: unknown;
-      try {
-        await call();
-      } catch (e) {
-        err = e;
-      }
+      const err = await thrownBy(() => call());
       expect(err, String(message)).to.satisfy((x: unknown) => x instanceof TypeError || x instanceof RangeError);
       expect(String(err)).to.match(message);
     }
@@ -272,8 +268,6 @@ describe('FaultyDevice: a device that misbehaves on demand', () => {
   });
 
   it('examples/faults.js runs with the built package', () => {
-    // Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-    const root = resolve(__dirname, '..', '..', '..', '..', '..');
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'faults.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);

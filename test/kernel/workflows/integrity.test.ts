@@ -2,23 +2,11 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, Integrity, Table, targets } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
-
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
-
-/** dd with direct I/O; its stderr when it fails. */
-function dd(args: string[]): { ok: boolean; stderr: string } {
-  try {
-    execFileSync('dd', [...args, 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    return { ok: true, stderr: '' };
-  } catch (e) {
-    const stderr = (e as { stderr?: Buffer }).stderr;
-    return { ok: false, stderr: stderr === undefined ? String(e) : stderr.toString() };
-  }
-}
+import { writeAt } from './block-io';
+import { ddStatus, rejectionOf, root } from './kit';
 
 /** `integritysetup dump`: its `key value` lines. */
 function dump(device: string): Record<string, string> {
@@ -31,16 +19,6 @@ function dump(device: string): Record<string, string> {
   return fields;
 }
 
-/** Writes bytes into a backing file in place. */
-function writeAt(file: string, data: Buffer, at: number): void {
-  const fd = openSync(file, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Flips one byte of a file in place. */
 function flipByte(file: string, at: number): void {
   const byte = readFileSync(file).subarray(at, at + 1);
@@ -50,16 +28,6 @@ function flipByte(file: string, at: number): void {
   } finally {
     closeSync(fd);
   }
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof Error) return e;
-    throw e;
-  }
-  throw new Error('resolved, expected a rejection');
 }
 
 describe('Integrity: standalone dm-integrity volumes', () => {
@@ -89,13 +57,13 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 ${volume.providedDataSectors} integrity ${status.raw}`);
     // The wipe gave every sector a valid tag: the whole device reads.
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=1M', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=1M', 'iflag=direct']).ok).to.equal(true);
     expect((await volume.status()).mismatches).to.equal(0);
 
     const data = randomBytes(1 << 20);
     writeFileSync(join(dir, 'data'), data);
-    expect(dd([`if=${join(dir, 'data')}`, `of=${volume.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
-    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=16', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${join(dir, 'data')}`, `of=${volume.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=16', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
     await volume.close();
     // The superblock we had the kernel write reads as integritysetup's.
@@ -108,14 +76,14 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     flipByte(disk.file, at + 17);
     const again = await Integrity.open(t.dm, name, { device: disk.path, tagSize: 4, internalHash: 'crc32c' });
     expect(again.providedDataSectors).to.equal(volume.providedDataSectors);
-    expect(dd([`if=${again.path}`, 'of=/dev/null', 'bs=512', 'count=100', 'iflag=direct']).ok).to.equal(true);
-    const bad = dd([`if=${again.path}`, 'of=/dev/null', 'bs=512', 'skip=100', 'count=1', 'iflag=direct']);
+    expect(ddStatus([`if=${again.path}`, 'of=/dev/null', 'bs=512', 'count=100', 'iflag=direct']).ok).to.equal(true);
+    const bad = ddStatus([`if=${again.path}`, 'of=/dev/null', 'bs=512', 'skip=100', 'count=1', 'iflag=direct']);
     expect(bad.ok).to.equal(false);
     // EILSEQ: "Invalid or incomplete multibyte or wide character".
     expect(bad.stderr).to.match(/Invalid or incomplete multibyte or wide character/);
     expect((await again.status()).mismatches).to.be.at.least(1);
     // The sectors after it are intact.
-    expect(dd([`if=${again.path}`, `of=${join(dir, 'rest')}`, 'bs=512', 'skip=101', 'count=100', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${again.path}`, `of=${join(dir, 'rest')}`, 'bs=512', 'skip=101', 'count=100', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'rest')).equals(data.subarray(101 * 512, 201 * 512))).to.equal(true);
   });
 
@@ -124,13 +92,13 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     const data = randomBytes(256 * 1024);
     writeFileSync(join(dir, 'data'), data);
     const ours = await Integrity.format(t.dm, devName('integrity-ours'), { device: disk.dev, tagSize: 4 });
-    expect(dd([`if=${join(dir, 'data')}`, `of=${ours.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
+    expect(ddStatus([`if=${join(dir, 'data')}`, `of=${ours.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
     await ours.close();
     const peer = devName('integrity-peer');
     execFileSync('integritysetup', ['open', '--integrity', 'crc32c', disk.path, peer], { stdio: 'ignore' });
     try {
       const path = (await t.dm.info(peer)).path;
-      expect(dd([`if=${path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=4', 'iflag=direct']).ok).to.equal(true);
+      expect(ddStatus([`if=${path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=4', 'iflag=direct']).ok).to.equal(true);
       expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
       // The same superblock gives the same table.
       expect((await t.dm.table(peer))?.rows[0]?.target).to.deep.include({ tagSize: 4, mode: 'journal', fixPadding: true, fixHmac: true });
@@ -143,13 +111,13 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     const theirs = devName('integrity-theirs');
     execFileSync('integritysetup', ['open', '--integrity', 'sha256', other.path, theirs], { stdio: 'ignore' });
     try {
-      expect(dd([`if=${join(dir, 'data')}`, `of=${(await t.dm.info(theirs)).path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
+      expect(ddStatus([`if=${join(dir, 'data')}`, `of=${(await t.dm.info(theirs)).path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
     } finally {
       execFileSync('integritysetup', ['close', theirs], { stdio: 'ignore' });
     }
     const volume = await Integrity.open(t.dm, devName('integrity-open'), { device: other.dev, tagSize: 32, internalHash: 'sha256', blockSize: 4096 });
     expect(volume.providedDataSectors).to.equal(Number(dump(other.path).provided_data_sectors));
-    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy2')}`, 'bs=64k', 'count=4', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, `of=${join(dir, 'copy2')}`, 'bs=64k', 'count=4', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy2')).equals(data)).to.equal(true);
     expect((await volume.status()).mismatches).to.equal(0);
   });
@@ -164,21 +132,21 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     expect(readFileSync(disk.file).subarray(0, 32768).equals(Buffer.alloc(32768, 0xa5))).to.equal(true);
     const data = randomBytes(128 * 1024);
     writeFileSync(join(dir, 'data'), data);
-    expect(dd([`if=${join(dir, 'data')}`, `of=${volume.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
+    expect(ddStatus([`if=${join(dir, 'data')}`, `of=${volume.path}`, 'bs=64k', 'oflag=direct', 'conv=fsync']).ok).to.equal(true);
     await volume.close();
     const ro = await Integrity.open(t.dm, devName('integrity-ro'), { device: disk.dev, offset: 64, tagSize: 32, internalHash: 'sha256', mode: 'bitmap', blockSize: 4096, readOnly: true });
     expect((await ro.info()).readOnly).to.equal(true);
     expect(ro.providedDataSectors).to.equal(volume.providedDataSectors);
-    expect(dd([`if=${ro.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=2', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${ro.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'count=2', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
-    expect(dd([`if=${join(dir, 'data')}`, `of=${ro.path}`, 'bs=64k', 'count=1', 'oflag=direct']).ok).to.equal(false);
+    expect(ddStatus([`if=${join(dir, 'data')}`, `of=${ro.path}`, 'bs=64k', 'count=1', 'oflag=direct']).ok).to.equal(false);
     expect((await ro.status()).mismatches).to.equal(0);
   });
 
   it('without the wipe, a sector never written fails its read with EILSEQ: why format wipes', async () => {
     const disk = await t.fx.loop(8192);
     const volume = await Integrity.format(t.dm, devName('integrity-nowipe'), { device: disk.dev, tagSize: 4, wipe: false });
-    const r = dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4k', 'skip=10', 'count=1', 'iflag=direct']);
+    const r = ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4k', 'skip=10', 'count=1', 'iflag=direct']);
     expect(r.ok).to.equal(false);
     expect(r.stderr).to.match(/Invalid or incomplete multibyte or wide character/);
     expect((await volume.status()).mismatches).to.be.at.least(1);
@@ -187,7 +155,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
   it('bad options are refused before any I/O; open of a device holding no integrity superblock, and format of a device in use, touch nothing; format under a name in use or with a table the kernel refuses writes the device\'s first 4 KiB back; an aborted wipe removes the device; a tag size the superblock does not have is refused by the kernel and leaves no device', async () => {
     const disk = await t.fx.loop(8192);
     writeFileSync(join(dir, 'marker'), 'not an integrity superblock');
-    expect(dd([`if=${join(dir, 'marker')}`, `of=${disk.path}`, 'conv=fsync']).ok).to.equal(true);
+    expect(ddStatus([`if=${join(dir, 'marker')}`, `of=${disk.path}`, 'conv=fsync']).ok).to.equal(true);
     const before = readFileSync(disk.file).subarray(0, 4096);
     const refusals: [unknown, RegExp][] = [
       [{ device: disk.dev, tagsize: 4 }, /^Expected one of device, .* for options but received unknown option "tagsize"$/],

@@ -3,6 +3,7 @@ import { truncateSync } from 'node:fs';
 import { DmError, Linear, blockDeviceSize, resizeLinear } from '../../../ts/index';
 import { TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readBack, stamped, writeThrough } from './block-io';
+import { thrownBy } from './kit';
 
 describe('Linear in the kernel', () => {
   const t = TestContext.perTest();
@@ -74,12 +75,7 @@ describe('Linear in the kernel', () => {
     expect((await l.refresh()).map((s) => s.length)).to.deep.equal([1024, 1024]);
     const calls = t.dm.ioctlStats.commands;
     for (const bad of [0, 1.5, -1]) {
-      let err: unknown;
-      try {
-        await resizeLinear(t.dm, name, bad);
-      } catch (x) {
-        err = x;
-      }
+      const err = await thrownBy(() => resizeLinear(t.dm, name, bad));
       expect(err).to.be.instanceOf(RangeError);
     }
     expect(t.dm.ioctlStats.commands).to.equal(calls);
@@ -99,12 +95,7 @@ describe('Linear in the kernel', () => {
       [[{ device: a.dev, length: 8, size: 8 }], /unknown option "size"/],
       [[{ device: 'no-such-device', length: 8 }], /linear.device/],
     ] as const) {
-      let err: unknown;
-      try {
-        await Linear.create(t.dm, name, { segments: segments as unknown as [] });
-      } catch (x) {
-        err = x;
-      }
+      const err = await thrownBy(() => Linear.create(t.dm, name, { segments: segments as unknown as [] }));
       expect(err, String(message)).to.be.instanceOf(Error);
       expect((err as Error).message).to.match(message);
     }

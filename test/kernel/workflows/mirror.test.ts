@@ -4,6 +4,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { DmError, Mirror, Table, targets, type MirrorState } from '../../../ts/index';
 import { TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readBack, writeThrough } from './block-io';
+import { thrownBy } from './kit';
 
 describe('Mirror in the kernel', () => {
   const t = TestContext.perTest();
@@ -86,12 +87,7 @@ describe('Mirror in the kernel', () => {
       [{ size: 2048, log: { type: 'core', regionSize: 512 }, legs: [{ device: a.dev, offset: 0 }] }, /mirror.legs/],
       [{ size: 2048, log: { type: 'core', regionSize: 512 }, legs: [], extra: 1 }, /unknown option "extra"/],
     ] as const) {
-      let err: unknown;
-      try {
-        await Mirror.create(t.dm, devName('mirror-bad'), options as unknown as Parameters<typeof Mirror.create>[2]);
-      } catch (e) {
-        err = e;
-      }
+      const err = await thrownBy(() => Mirror.create(t.dm, devName('mirror-bad'), options as unknown as Parameters<typeof Mirror.create>[2]));
       expect(err).to.be.instanceOf(Error);
       expect(err).to.not.be.instanceOf(DmError);
       expect((err as Error).message).to.match(message);

@@ -1,14 +1,12 @@
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, LoopDevice, Multipath, type MultipathPathChange } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, eventually } from '../helpers';
+import { root } from './kit';
 
 const SECTORS = 8192;
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
-
 /** Two paths to the same storage: two loop devices over one backing file. */
 async function twoPaths(t: TestContext): Promise<[LoopDevice, LoopDevice]> {
   const a = await t.fx.loop(SECTORS);

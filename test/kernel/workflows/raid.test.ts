@@ -1,13 +1,11 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, Raid, type RaidState } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readBack, stamped, writeThrough } from './block-io';
-
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
+import { root } from './kit';
 
 /** The name is free: no device of ours is left by that name. */
 async function gone(t: TestContext, name: string): Promise<boolean> {

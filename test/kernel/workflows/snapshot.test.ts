@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, FaultyDevice, Snapshot, Table, targets, type DevNumber, type LoopDevice, type Target } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
+import { root, thrownBy } from './kit';
 
 const BLOCK = 4096;
 
@@ -113,12 +114,7 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
     // 32 KiB in chunks of 8 KiB: 4 chunks of 16 sectors.
     expect(await snap.status()).to.deep.include({ state: 'valid', metadataSectors: 0, usage: { used: 64, total: 1024 } });
     const before = await t.dm.info(o.name);
-    let err: unknown;
-    try {
-      await snap.merge();
-    } catch (e) {
-      err = e;
-    }
+    const err = await thrownBy(() => snap.merge());
     expect(err).to.be.instanceOf(RangeError);
     expect(String(err)).to.contain('Expected a persistent snapshot (P or PO) to merge for snapshot.persistent but received "N"');
     expect(await t.dm.info(o.name)).to.deep.equal(before);
@@ -312,12 +308,7 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
     }
     expect(String(notDm)).to.contain('TypeError: Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
     for (const [opts, message] of bad) {
-      let err: unknown;
-      try {
-        await Snapshot.create(t.dm, o.name, opts as never);
-      } catch (e) {
-        err = e;
-      }
+      const err = await thrownBy(() => Snapshot.create(t.dm, o.name, opts as never));
       expect(err, JSON.stringify(opts)).to.satisfy((x: unknown) => x instanceof TypeError || x instanceof RangeError);
       expect(String(err)).to.match(message);
     }
@@ -326,8 +317,6 @@ describe('Snapshot: classic snapshots of a live device, and their merge', () => 
   });
 
   it('examples/snapshot.js runs with the built package', () => {
-    // Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-    const root = resolve(__dirname, '..', '..', '..', '..', '..');
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'snapshot.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);

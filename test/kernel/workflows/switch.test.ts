@@ -1,12 +1,10 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, SWITCH_MESSAGE_WORDS, Switch, regionMappingMessages, type LoopDevice } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup } from '../helpers';
-
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
+import { root } from './kit';
 
 /**
  * One loop device whose sector q begins with the number q (little-endian u32), for `paths`

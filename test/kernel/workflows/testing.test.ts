@@ -4,13 +4,12 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Table, targets, type DeviceMapper } from '../../../ts/index';
 import { Scratch, ScratchCleanupError, withScratch } from '../../../ts/testing/index';
 import { PREFIX, TestContext, devName, dmsetup, eventually, readAt, scratchDir } from '../helpers';
+import { root } from './kit';
 
-// Compiled tests run from build/js/test/kernel/workflows; the package and examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 const plugin = join(root, 'dist', 'testing', 'mocha.js');
 const kit = join(root, 'dist', 'testing', 'index.js');

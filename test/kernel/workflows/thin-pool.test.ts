@@ -1,25 +1,19 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, truncateSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { DmError, Table, THIN_MAX_DEVICE_ID, ThinPool, blockDiscard, targets, type DevId, type DeviceMapper, type LoopDevice } from '../../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, readAt as plainReadAt, rejection } from '../helpers';
 import { readAt, thinTool, writeAt, writeError } from '../targets/thin-fixture';
+import { root } from './kit';
 
 /** One data block of the pools here: 128 sectors. */
 const BLOCK = 128 * 512;
 
 /** Bytes at the start of a device or file (plain read). */
 function head(path: string, bytes = 4096): Buffer {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, bytes, 0);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
+  return plainReadAt(path, bytes, 0);
 }
 
 function fill(path: string, data: Buffer): void {
@@ -492,8 +486,6 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
   });
 
   it('examples/thin-pool.js runs as a user would run it and prints what the kernel did', () => {
-    // Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-    const root = resolve(__dirname, '..', '..', '..', '..', '..');
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'thin-pool.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);

@@ -2,10 +2,11 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DmError, Table, deviceTree, teardown, targets, thinPoolMessages, type DevNumber, type LoopDevice } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, rejection } from '../helpers';
 import { readAt, thinTool, writeAt, zeroSuperblock } from '../targets/thin-fixture';
+import { root, thrownBy } from './kit';
 
 function dev(d: DevNumber): string {
   return `${d.major}:${d.minor}`;
@@ -152,12 +153,7 @@ describe('deviceTree and teardown: the dependency tree from DEPS', () => {
       [() => deviceTree('dm' as never), /Expected a DeviceMapper \(DeviceMapper.open\(\)\) for dm but received "dm"/],
     ];
     for (const [call, message] of tries) {
-      let err: unknown;
-      try {
-        await call();
-      } catch (e) {
-        err = e;
-      }
+      const err = await thrownBy(() => call());
       expect(err).to.satisfy((x: unknown) => x instanceof TypeError || x instanceof RangeError);
       expect(String(err)).to.match(message);
     }
@@ -166,8 +162,6 @@ describe('deviceTree and teardown: the dependency tree from DEPS', () => {
   });
 
   it('examples/tree.js runs with the built package', () => {
-    // Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-    const root = resolve(__dirname, '..', '..', '..', '..', '..');
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'tree.js')], { cwd: root, env, encoding: 'utf8', timeout: 120000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);

@@ -1,34 +1,12 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { DmError, Table, Verity, targets, type LoopDevice, type VerityHashTree } from '../../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
-
-// Compiled tests run from build/js/test/kernel/workflows; the examples stay in the source tree.
-const root = resolve(__dirname, '..', '..', '..', '..', '..');
-
-/** dd with direct I/O; its stderr when it fails. */
-function dd(args: string[]): { ok: boolean; stderr: string } {
-  try {
-    execFileSync('dd', [...args, 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    return { ok: true, stderr: '' };
-  } catch (e) {
-    const stderr = (e as { stderr?: Buffer }).stderr;
-    return { ok: false, stderr: stderr === undefined ? String(e) : stderr.toString() };
-  }
-}
-
-/** Overwrites bytes of a backing file in place, under the loop device. */
-function writeAt(file: string, data: Buffer, offset: number): void {
-  const fd = openSync(file, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
+import { writeAt } from './block-io';
+import { ddStatus, rejectionOf, root } from './kit';
 
 /** veritysetup's arguments for a tree without a superblock. */
 function peerArgs(tree: VerityHashTree): string[] {
@@ -46,16 +24,6 @@ async function disks(t: TestContext, blocks: number): Promise<{ data: Buffer; da
   const data = randomBytes(blocks * 4096);
   writeAt(dataDisk.file, data, 0);
   return { data, dataDisk, hashDisk };
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof Error) return e;
-    throw e;
-  }
-  throw new Error('resolved, expected a rejection');
 }
 
 describe('Verity: hash trees built here, checked by the kernel', () => {
@@ -98,21 +66,21 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(await volume.target()).to.deep.equal(table.rows[0]?.target);
     expect(dmsetup('table', name).trimEnd()).to.equal(table.toString());
 
-    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=1M', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=1M', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
     const s0 = await volume.status();
     expect(s0).to.deep.include({ corrupted: false });
     expect(dmsetup('status', name).trimEnd()).to.equal(`0 5120 verity ${s0.raw}`);
 
     writeAt(dataDisk.file, Buffer.from('changed'), 500 * 4096 + 123);
-    const bad = dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=500', 'count=1', 'iflag=direct']);
+    const bad = ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=500', 'count=1', 'iflag=direct']);
     expect(bad.ok).to.equal(false);
     expect(bad.stderr).to.match(/Input\/output error/);
     expect((await volume.status()).corrupted).to.equal(true);
     expect(dmsetup('status', name).trimEnd()).to.equal('0 5120 verity C');
     // Its neighbours still read and check.
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=499', 'count=1', 'iflag=direct']).ok).to.equal(true);
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=501', 'count=1', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=499', 'count=1', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=501', 'count=1', 'iflag=direct']).ok).to.equal(true);
     // veritysetup finds the same block bad.
     const verify = spawnSync('veritysetup', ['verify', ...peerArgs(tree), dataDisk.path, hashDisk.path, tree.rootHash], { encoding: 'utf8' });
     expect(verify.status).to.not.equal(0);
@@ -128,7 +96,7 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(readFileSync(dataDisk.file).subarray(0, data.length).equals(data)).to.equal(true);
     execFileSync('veritysetup', ['verify', ...peerArgs(tree), dataDisk.path, dataDisk.path, tree.rootHash], { stdio: 'ignore' });
     const volume = await Verity.open(t.dm, devName('verity-inline'), { dataDevice: dataDisk.dev, hashDevice: dataDisk.dev, tree });
-    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
     expect((await volume.status()).corrupted).to.equal(false);
   });
@@ -144,7 +112,7 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     const volume = await Verity.open(t.dm, devName('verity-v0'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree, checkAtMostOnce: true, ignoreZeroBlocks: true, uuid });
     expect(volume.uuid).to.equal(uuid);
     expect(await volume.target()).to.deep.include({ version: 0, algorithm: 'sha1', salt: '5a17', checkAtMostOnce: true, ignoreZeroBlocks: true, dataBlocks: 128 });
-    expect(dd([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, `of=${join(dir, 'copy')}`, 'bs=64k', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data)).to.equal(true);
     expect((await volume.status()).corrupted).to.equal(false);
   });
@@ -156,14 +124,14 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(tree).to.deep.include({ levels: 2, hashBlocks: 5 });
     writeAt(hashDisk.file, randomBytes(32), 2 * 4096);
     const volume = await Verity.open(t.dm, devName('verity-hash'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree });
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'count=128', 'iflag=direct']).ok).to.equal(true);
-    expect(dd([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=128', 'count=1', 'iflag=direct']).ok).to.equal(false);
+    expect(ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'count=128', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${volume.path}`, 'of=/dev/null', 'bs=4096', 'skip=128', 'count=1', 'iflag=direct']).ok).to.equal(false);
     expect((await volume.status()).corrupted).to.equal(true);
     await volume.close();
 
     const ignoring = await Verity.open(t.dm, devName('verity-ignore'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree, onCorruption: 'ignore' });
     expect((await ignoring.target()).onCorruption).to.equal('ignore');
-    expect(dd([`if=${ignoring.path}`, `of=${join(dir, 'copy')}`, 'bs=4096', 'skip=128', 'count=1', 'iflag=direct']).ok).to.equal(true);
+    expect(ddStatus([`if=${ignoring.path}`, `of=${join(dir, 'copy')}`, 'bs=4096', 'skip=128', 'count=1', 'iflag=direct']).ok).to.equal(true);
     expect(readFileSync(join(dir, 'copy')).equals(data.subarray(128 * 4096, 129 * 4096))).to.equal(true);
     expect((await ignoring.status()).corrupted).to.equal(true);
   });
@@ -194,7 +162,7 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
     expect(await names()).to.deep.equal([]);
 
     const wrong = await Verity.open(t.dm, devName('verity-wrong'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree: { ...tree, rootHash: '00'.repeat(32) } });
-    expect(dd([`if=${wrong.path}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).ok).to.equal(false);
+    expect(ddStatus([`if=${wrong.path}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).ok).to.equal(false);
     expect((await wrong.status()).corrupted).to.equal(true);
   });
 
