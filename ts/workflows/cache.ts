@@ -16,7 +16,8 @@ import { DmError } from '../errors';
 import { Table } from '../table';
 import { targets, type CacheMode, type CacheOptions, type CachePolicy, type CachePolicyKey, type CacheRunningStatus, type CacheStatus, type CacheTarget, type Target } from '../targets/index';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { EBUSY, EIO, ESTALE, ETIMEDOUT, asError, blockDeviceNumber, createOnFreshMetadata, deviceSectors, sameDev } from './metadata-device';
+import { deviceNumber, sameDev } from './common';
+import { EBUSY, EIO, ESTALE, ETIMEDOUT, asError, createOnFreshMetadata, deviceSectors } from './metadata-device';
 
 /** Default bound of the waits, milliseconds. */
 const DEFAULT_TIMEOUT = 60000;
@@ -346,9 +347,9 @@ async function planCache(dm: DeviceMapper, name: string, options: CacheCreateOpt
   targets.cache(rest);
   let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
   if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
-  const metadataDevice = await blockDeviceNumber(rest.metadataDevice, 'options.metadataDevice');
-  const cacheDevice = await blockDeviceNumber(rest.cacheDevice, 'options.cacheDevice');
-  const originDevice = await blockDeviceNumber(rest.originDevice, 'options.originDevice');
+  const metadataDevice = await deviceNumber(rest.metadataDevice, 'options.metadataDevice');
+  const cacheDevice = await deviceNumber(rest.cacheDevice, 'options.cacheDevice');
+  const originDevice = await deviceNumber(rest.originDevice, 'options.originDevice');
   const devs = [metadataDevice, cacheDevice, originDevice];
   if (devs.some((a, i) => devs.some((b, j) => i < j && sameDev(a, b)))) throw expectedRange('three different devices', 'options.metadataDevice, options.cacheDevice, options.originDevice', devs.map(formatDev).join(', '));
   sectors ??= await deviceSectors(originDevice);

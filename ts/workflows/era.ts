@@ -17,7 +17,8 @@ import { DmError } from '../errors';
 import { Table } from '../table';
 import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target } from '../targets/index';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { EBUSY, EIO, ESTALE, asError, lookup, blockDeviceNumber, createOnFreshMetadata, deviceSectors, fsCall, sameDev } from './metadata-device';
+import { deviceNumber, fsCall, sameDev } from './common';
+import { EBUSY, EIO, ESTALE, asError, lookup, createOnFreshMetadata, deviceSectors } from './metadata-device';
 
 const U32_MAX = 0xffffffff;
 /** dm-era's metadata block: 4 KiB (8 sectors), fixed. */
@@ -222,7 +223,7 @@ export class Era {
     const era = checkInteger(since, 'since', 0, U32_MAX);
     const viewName = `${this.name.slice(0, 120)}-msnap`;
     await this.#check();
-    const metadataDevice = await blockDeviceNumber(this.target.metadataDevice, 'the metadata device');
+    const metadataDevice = await deviceNumber(this.target.metadataDevice, 'the metadata device');
     const metadataSectors = await deviceSectors(metadataDevice);
     const viewTable = new Table([{ start: 0, length: metadataSectors, target: targets.linear({ device: metadataDevice, offset: 0 }) }]);
     if ((await lookup(this.dm, viewName)) !== undefined) throw new DmError({ errno: EBUSY, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: viewName, message: `DM_DEV_CREATE ${viewName}: a device of that name exists; no metadata snapshot was taken` });
@@ -292,8 +293,8 @@ async function planEra(dm: DeviceMapper, name: string, options: EraCreateOptions
   targets.era({ metadataDevice: o.metadataDevice, originDevice: o.originDevice, blockSize: o.blockSize });
   let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
   if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
-  const metadataDevice = await blockDeviceNumber(o.metadataDevice, 'options.metadataDevice');
-  const originDevice = await blockDeviceNumber(o.originDevice, 'options.originDevice');
+  const metadataDevice = await deviceNumber(o.metadataDevice, 'options.metadataDevice');
+  const originDevice = await deviceNumber(o.originDevice, 'options.originDevice');
   if (sameDev(metadataDevice, originDevice)) throw expectedRange('a metadata device other than the origin', 'options.metadataDevice', formatDev(metadataDevice));
   sectors ??= await deviceSectors(originDevice);
   if (sectors === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));

@@ -1,15 +1,18 @@
 /**
- * Block-device steps the era and cache recipes share: a DeviceRef resolved to its device
- * number, a device's size and node from sysfs, and the zeroing of a metadata device's
- * superblock before the kernel formats it (an all-zero first block is "new metadata" to
- * dm-era, dm-cache and dm-thin alike). Internal: not exported from the package.
+ * Block-device steps the metadata recipes (ThinPool, Era, Cache) share: a device's size from
+ * sysfs, and the zeroing of a metadata device's superblock before the kernel formats it (an
+ * all-zero first block is "new metadata" to dm-era, dm-cache and dm-thin alike), restored
+ * when the create fails before a table is loaded. Internal: not exported from the package.
+ *
+ * @internal
  */
 import { constants as fsConstants } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { DeviceInfo, DeviceMapper } from '../client';
-import { decodeRdev, formatDev, formatDeviceRef, parseDevNumber, type DevNumber, type DeviceRef } from '../dev';
-import { CallSite, DmError, toDmError } from '../errors';
+import { formatDev, type DevNumber } from '../dev';
+import { DmError } from '../errors';
 import { expectedRange } from '../validate';
+import { fsCall, nodeOf } from './common';
 
 /** What the kernel reads first on a metadata device: all zeros there means "format me". */
 export const SUPERBLOCK_BYTES = 4096;
@@ -24,30 +27,6 @@ export const ESTALE = 116;
 /** A wait ran out of time. */
 export const ETIMEDOUT = 110;
 
-/** The same device number. */
-export function sameDev(a: DevNumber, b: DevNumber): boolean {
-  return a.major === b.major && a.minor === b.minor;
-}
-
-/** Runs a file operation; its failure as a DmError with its errno (EBUSY, ENOENT...). */
-export async function fsCall<T>(path: string, op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (e) {
-    throw toDmError(e, new CallSite(fsCall, 'async'), path);
-  }
-}
-
-/** A DeviceRef's device number: 'major:minor' and `{ major, minor }` as given, a /dev path by stat (a block device). */
-export async function blockDeviceNumber(ref: DeviceRef, name: string): Promise<DevNumber> {
-  const text = formatDeviceRef(ref, name);
-  const dev = parseDevNumber(text);
-  if (dev !== undefined) return dev;
-  const st = await fsCall(text, () => stat(text));
-  if (!st.isBlockDevice()) throw expectedRange('a block device', name, text);
-  return decodeRdev(st.rdev);
-}
-
 /** A block device's size in 512-byte sectors, as /sys/dev/block/M:m/size says it. */
 export async function deviceSectors(dev: DevNumber): Promise<number> {
   const file = `/sys/dev/block/${formatDev(dev)}/size`;
@@ -55,18 +34,6 @@ export async function deviceSectors(dev: DevNumber): Promise<number> {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new DmError({ errno: EIO, syscall: 'read', device: formatDev(dev), message: `${file}: not a size (${JSON.stringify(text)})` });
   return n;
-}
-
-/** A block device's node: /dev/<DEVNAME> from its uevent (devtmpfs names it so, with or without udev). */
-export async function nodeOf(dev: DevNumber): Promise<string> {
-  const file = `/sys/dev/block/${formatDev(dev)}/uevent`;
-  const uevent = await fsCall(file, () => readFile(file, 'utf8'));
-  const devname = /^DEVNAME=(.+)$/m.exec(uevent)?.[1];
-  if (devname === undefined || devname.includes('..')) throw new DmError({ errno: ENXIO, syscall: 'open', device: formatDev(dev), message: `${formatDev(dev)}: no DEVNAME in its uevent` });
-  const path = `/dev/${devname}`;
-  const st = await fsCall(path, () => stat(path));
-  if (!st.isBlockDevice() || !sameDev(decodeRdev(st.rdev), dev)) throw new DmError({ errno: ENXIO, syscall: 'open', device: path, message: `${path} is not the block device ${formatDev(dev)}` });
-  return path;
 }
 
 /**
