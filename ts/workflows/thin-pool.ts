@@ -6,8 +6,6 @@
  * mark's event waking a caller that grows the pool, and metadata snapshots held for userspace
  * tools. Kernel reference: Documentation/admin-guide/device-mapper/thin-provisioning.rst.
  */
-import { constants as fsConstants } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
 import { abortError, checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
@@ -16,15 +14,10 @@ import { Table } from '../table';
 import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
 import { transactionId } from '../targets/thin-pool';
-import { checkDeviceMapper, deviceNumber, fsCall, nodeOf, sameDev } from './common';
+import { checkDeviceMapper, deviceNumber, sameDev } from './common';
+import { EIO, ENXIO, ESTALE, ETIMEDOUT, asError, createOnFreshMetadata, deviceSectors } from './metadata-device';
 
-/** What the kernel reads first on the metadata device: all zeros there means "format me". */
-const SUPERBLOCK_BYTES = 4096;
 const U64_MAX = 0xffffffffffffffffn;
-const ESTALE = 116;
-const ETIMEDOUT = 110;
-const EIO = 5;
-const ENXIO = 6;
 /** Default bound of `waitForStatus`, milliseconds. */
 const DEFAULT_TIMEOUT = 30000;
 
@@ -214,21 +207,7 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
-    if ((await lookup(dm, name)) !== undefined) throw new DmError({ errno: 16, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: name, message: `DM_DEV_CREATE ${name}: a device of that name exists; its metadata device was not touched` });
-    const old = await zeroSuperblock(plan.metadataDevice);
-    let info: DeviceInfo;
-    try {
-      info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
-    } catch (e) {
-      if (e instanceof DmError && e.command === 'DM_DEV_CREATE') {
-        try {
-          await writeSuperblock(plan.metadataDevice, old);
-        } catch (r) {
-          e.rollbackError = r instanceof Error ? r : new Error(String(r));
-        }
-      }
-      throw e;
-    }
+    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }));
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
@@ -418,7 +397,7 @@ export class ThinPool {
       try {
         await this.releaseMetadataSnap();
       } catch (r) {
-        if (e instanceof DmError) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+        if (e instanceof DmError) e.rollbackError = asError(r);
       }
       throw e;
     }
@@ -582,7 +561,7 @@ export class ThinPool {
       try {
         await this.dm.message(this.id, thinPoolMessages.setTransactionId(next, current));
       } catch (r) {
-        if (e instanceof DmError) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+        if (e instanceof DmError) e.rollbackError = asError(r);
       }
       throw e;
     }
@@ -688,16 +667,6 @@ function stale(name: string, expectedDev: DevNumber, found: DevNumber, why?: str
   });
 }
 
-/** The device's info, or undefined when there is no device of that name. */
-async function lookup(dm: DeviceMapper, name: string): Promise<DeviceInfo | undefined> {
-  try {
-    return await dm.info(name);
-  } catch (e) {
-    if (e instanceof DmError && e.errno === ENXIO) return undefined;
-    throw e;
-  }
-}
-
 /** Suspends each device, runs `work`, and resumes each of them whatever happens (the first failure wins). */
 async function withSuspended<T>(dm: DeviceMapper, devices: readonly ThinVolume[], work: () => Promise<T>): Promise<T> {
   const suspended: DevId[] = [];
@@ -714,7 +683,7 @@ async function withSuspended<T>(dm: DeviceMapper, devices: readonly ThinVolume[]
     try {
       await resumeAll(dm, suspended);
     } catch (r) {
-      if (e instanceof DmError && e.rollbackError === undefined) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+      if (e instanceof DmError && e.rollbackError === undefined) e.rollbackError = asError(r);
     }
     throw e;
   }
@@ -731,45 +700,4 @@ async function resumeAll(dm: DeviceMapper, ids: DevId[]): Promise<void> {
     }
   }
   if (first !== undefined) throw first;
-}
-
-/** A block device's size in 512-byte sectors, as /sys/dev/block/M:m/size says it. */
-async function deviceSectors(dev: DevNumber): Promise<number> {
-  const file = `/sys/dev/block/${formatDev(dev)}/size`;
-  const text = (await fsCall(file, () => readFile(file, 'utf8'))).trim();
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new DmError({ errno: EIO, syscall: 'read', device: formatDev(dev), message: `/sys/dev/block/${formatDev(dev)}/size: not a size (${JSON.stringify(text)})` });
-  return n;
-}
-
-/**
- * Writes zeros over the first 4 KiB of the metadata device, opened O_EXCL (EBUSY when the
- * kernel has it claimed: a table or a mount), and resolves with what was there.
- */
-async function zeroSuperblock(dev: DevNumber): Promise<Buffer> {
-  const path = await nodeOf(dev);
-  const fh = await fsCall(path, () => open(path, fsConstants.O_RDWR | fsConstants.O_EXCL));
-  try {
-    const old = Buffer.alloc(SUPERBLOCK_BYTES);
-    const { bytesRead } = await fsCall(path, () => fh.read(old, 0, SUPERBLOCK_BYTES, 0));
-    if (bytesRead !== SUPERBLOCK_BYTES) throw expectedRange(`a metadata device of at least ${SUPERBLOCK_BYTES} bytes`, 'options.metadataDevice', path);
-    await fsCall(path, () => fh.write(Buffer.alloc(SUPERBLOCK_BYTES), 0, SUPERBLOCK_BYTES, 0));
-    // The kernel reads the device beneath the page cache: the zeros must be on it.
-    await fsCall(path, () => fh.datasync());
-    return old;
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes `bytes` back over the start of the metadata device (the rollback of `zeroSuperblock`). */
-async function writeSuperblock(dev: DevNumber, bytes: Buffer): Promise<void> {
-  const path = await nodeOf(dev);
-  const fh = await fsCall(path, () => open(path, fsConstants.O_RDWR | fsConstants.O_EXCL));
-  try {
-    await fsCall(path, () => fh.write(bytes, 0, bytes.length, 0));
-    await fsCall(path, () => fh.datasync());
-  } finally {
-    await fh.close();
-  }
 }
