@@ -11,19 +11,21 @@
  */
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
+import type { DeviceInfo, DeviceMapper } from '../client';
+import { formatDev, formatDeviceRef, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target } from '../targets/index';
+import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target, type TargetStatus } from '../targets/index';
 import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { deviceNumber, fsCall, sameDev } from './common';
-import { EBUSY, EIO, ESTALE, asError, lookup, createOnFreshMetadata, deviceSectors } from './metadata-device';
+import { checkDeviceMapper, deviceNumber, fsCall, sameDev } from './common';
+import { EBUSY, EIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, lookup, openDevice, typedStatus } from './metadata-device';
 
 const U32_MAX = 0xffffffff;
 /** dm-era's metadata block: 4 KiB (8 sectors), fixed. */
 const METADATA_BLOCK = 4096;
 const EILSEQ = 84;
+/** How the messages name an era device. */
+const WHAT = 'the era device';
 
 /** Options of `Era.create` and `Era.activate`: the era table. */
 export interface EraCreateOptions {
@@ -131,7 +133,7 @@ export class Era {
    */
   static async create(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }));
+    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => createDevice(dm, name, plan.table, plan.uuid));
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
@@ -142,31 +144,19 @@ export class Era {
    */
   static async activate(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
+    const info = await createDevice(dm, name, plan.table, plan.uuid);
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
   /** An `Era` for a device that is active already: its live table must be one `era` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<Era> {
-    checkClient(dm);
-    resolveId(id);
-    const info = await dm.info(id);
-    const own: DevId = info.uuid !== '' ? { uuid: info.uuid } : info.name;
-    const table = await dm.table(own);
-    const target = eraTargetOf(table, info.name);
-    const again = await dm.info(own);
-    if (!sameDev(again.dev, info.dev)) throw stale(info.name, info.dev, again.dev);
-    return new Era(dm, info, target, table?.size ?? 0);
+    const o = await openDevice(dm, id, WHAT, eraTargetOf);
+    return new Era(o.dm, o.info, o.target, o.sectors);
   }
 
   /** The device's typed status (narrow on `failed`): the current era, metadata blocks used, the held snapshot's root. */
   async status(): Promise<EraStatus> {
-    const rows = await this.dm.status(this.id);
-    const row = rows[0];
-    if (rows.length !== 1 || row === undefined || !row.status.known || row.status.type !== 'era') {
-      throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: not one typed era row (${rows.map((r) => r.type).join(', ')})` });
-    }
-    return row.status;
+    return typedStatus(this.dm, this.id, this.name, 'era', isEraStatus);
   }
 
   /** The status of a working device; `Error` (the kernel could not read its metadata) rejects with EIO. */
@@ -260,14 +250,8 @@ export class Era {
   }
 
   async #check(): Promise<DeviceInfo> {
-    const info = await this.dm.info(this.id);
-    if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    return info;
+    return checkedInfo(this.dm, this.id, this.name, this.dev, WHAT);
   }
-}
-
-function checkClient(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
 }
 
 interface EraPlan {
@@ -279,7 +263,7 @@ interface EraPlan {
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the table. */
 async function planEra(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<EraPlan> {
-  checkClient(dm);
+  checkDeviceMapper(dm);
   checkName(name, 'name');
   if (typeof options !== 'object' || options === null) throw expected('era options', 'options', options);
   const o = checkOptions(options, 'options', ['metadataDevice', 'originDevice', 'blockSize', 'sectors', 'uuid']);
@@ -314,8 +298,8 @@ function eraTargetOf(table: Table | undefined, name: string): EraTarget {
   return target;
 }
 
-function stale(name: string, expectedDev: DevNumber, found: DevNumber): DmError {
-  return new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: the device is now ${formatDev(found)}, not the era device ${formatDev(expectedDev)} this object was made for; nothing was sent to it` });
+function isEraStatus(s: TargetStatus): s is EraStatus {
+  return s.known && s.type === 'era';
 }
 
 /* ---- dm-era's on-disk metadata, read from a held snapshot ---- */
