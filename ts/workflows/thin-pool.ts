@@ -6,20 +6,22 @@
  * mark's event waking a caller that grows the pool, and metadata snapshots held for userspace
  * tools. Kernel reference: Documentation/admin-guide/device-mapper/thin-provisioning.rst.
  */
-import { abortError, checkSignal } from '../abort';
+import { checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
+import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type TargetStatus, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
 import { transactionId } from '../targets/thin-pool';
 import { checkDeviceMapper, deviceNumber, sameDev } from './common';
-import { EIO, ENXIO, ESTALE, ETIMEDOUT, asError, createOnFreshMetadata, deviceSectors } from './metadata-device';
+import { EIO, ENXIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, openDevice, stale, statusWaitOptions, typedStatus, waitForStatus } from './metadata-device';
 
 const U64_MAX = 0xffffffffffffffffn;
 /** Default bound of `waitForStatus`, milliseconds. */
 const DEFAULT_TIMEOUT = 30000;
+/** How the messages name a pool device. */
+const WHAT = 'the pool';
 
 /** The pool's table, as `ThinPool.create` and `ThinPool.activate` take it. */
 export interface ThinPoolActivateOptions {
@@ -207,7 +209,7 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }));
+    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => createDevice(dm, name, plan.table, plan.uuid));
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
@@ -220,31 +222,19 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace', 'readOnly']);
     const plan = await planPool(name, o, 'options');
-    const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
+    const info = await createDevice(dm, name, plan.table, plan.uuid);
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
   /** A `ThinPool` for a pool device that is active already: its live table must be one `thin-pool` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<ThinPool> {
-    checkDeviceMapper(dm);
-    resolveId(id);
-    const info = await dm.info(id);
-    const table = await dm.table(info.uuid !== '' ? { uuid: info.uuid } : info.name);
-    const target = poolTargetOf(table, info.name);
-    // The table read must be of the device the info was about.
-    const again = await dm.info(info.uuid !== '' ? { uuid: info.uuid } : info.name);
-    if (!sameDev(again.dev, info.dev)) throw stale(info.name, info.dev, again.dev);
-    return new ThinPool(dm, info, target, table?.size ?? 0);
+    const o = await openDevice(dm, id, WHAT, poolTargetOf);
+    return new ThinPool(o.dm, o.info, o.target, o.sectors);
   }
 
   /** The pool's typed status (narrow on `failed`): transaction id, metadata and data blocks used and in all, mode, held metadata root. */
   async status(): Promise<ThinPoolStatus> {
-    const rows = await this.dm.status(this.id);
-    const row = rows[0];
-    if (rows.length !== 1 || row === undefined || !row.status.known || row.status.type !== 'thin-pool') {
-      throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: not one typed thin-pool row (${rows.map((r) => r.type).join(', ')})` });
-    }
-    return row.status;
+    return typedStatus(this.dm, this.id, this.name, 'thin-pool', isPoolStatus);
   }
 
   /** The status of a working pool; a pool the kernel failed (`Fail`, `Error`) rejects with EIO. */
@@ -325,7 +315,7 @@ export class ThinPool {
     if (target === undefined || target.poolDevice !== formatDev(this.dev)) {
       throw expectedRange(`a thin volume of pool ${this.name} (${formatDev(this.dev)})`, 'id', info.name);
     }
-    if (isVolume(id) && !sameDev(id.dev, info.dev)) throw stale(info.name, id.dev, info.dev);
+    if (isVolume(id) && !sameDev(id.dev, info.dev)) throw stale(info.name, id.dev, info.dev, WHAT);
     await this.dm.remove(own);
   }
 
@@ -427,7 +417,7 @@ export class ThinPool {
     await this.dm.update(this.id, (live) => {
       const target = poolTargetOf(live, this.name);
       if (target.metadataDevice !== this.#target.metadataDevice || target.dataDevice !== this.#target.dataDevice) {
-        throw stale(this.name, this.dev, this.dev, `its table now names other devices (${target.params})`);
+        throw stale(this.name, this.dev, this.dev, WHAT, `its table now names other devices (${target.params})`);
       }
       if (live !== undefined && length < live.size) throw expectedRange(`at least the pool's ${live.size} sectors (a pool cannot shrink)`, 'options.dataSectors', length);
       loaded = target;
@@ -468,25 +458,8 @@ export class ThinPool {
    */
   async waitForStatus(until: (status: ThinPoolRunningStatus) => boolean, options?: ThinPoolWaitOptions): Promise<ThinPoolRunningStatus> {
     if (typeof until !== 'function') throw expected('a function (status) => boolean', 'until', until);
-    const o = checkOptions(options, 'options', ['timeout', 'signal']);
-    const timeout = o.timeout === undefined ? DEFAULT_TIMEOUT : checkInteger(o.timeout, 'options.timeout', 1, 0x7fffffff);
-    const signal = checkSignal(o.signal, 'options.signal');
-    if (signal?.aborted) throw abortError(signal);
-    const timer = AbortSignal.timeout(timeout);
-    const both = signal === undefined ? timer : AbortSignal.any([signal, timer]);
-    let info = await this.#check();
-    for (;;) {
-      const s = await this.runningStatus();
-      if (until(s)) return s;
-      try {
-        info = await this.dm.waitEvent(this.id, info.eventNr, { signal: both });
-      } catch (e) {
-        if (signal?.aborted) throw abortError(signal);
-        if (timer.aborted) throw new DmError({ errno: ETIMEDOUT, syscall: 'ioctl', command: 'DM_DEV_WAIT', device: this.name, message: `DM_DEV_WAIT ${this.name}: the pool's status did not come to the state waited for in ${timeout} ms (last: ${s.raw})` });
-        throw e;
-      }
-      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    }
+    const wait = statusWaitOptions(options, DEFAULT_TIMEOUT);
+    return waitForStatus(this.dm, this.id, this.name, this.dev, WHAT, () => this.runningStatus(), until, wait, (s) => s.raw);
   }
 
   /**
@@ -516,7 +489,7 @@ export class ThinPool {
         if (signal?.aborted) return;
         throw e;
       }
-      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
+      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev, WHAT);
     }
   }
 
@@ -538,9 +511,7 @@ export class ThinPool {
 
   /** The pool's info, checked to be this pool's device. */
   async #check(): Promise<DeviceInfo> {
-    const info = await this.dm.info(this.id);
-    if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    return info;
+    return checkedInfo(this.dm, this.id, this.name, this.dev, WHAT);
   }
 
   /**
@@ -658,13 +629,8 @@ function lowWaterOf(status: ThinPoolRunningStatus, lowWaterMark: number): LowWat
   return Object.freeze({ status, lowWaterMark, freeDataBlocks, dataLow, metadataLow });
 }
 
-function stale(name: string, expectedDev: DevNumber, found: DevNumber, why?: string): DmError {
-  return new DmError({
-    errno: ESTALE,
-    syscall: 'ioctl',
-    device: name,
-    message: `${name}: ${why ?? `the device is now ${formatDev(found)}, not the pool ${formatDev(expectedDev)} this object was made for`}; nothing was sent to it`,
-  });
+function isPoolStatus(s: TargetStatus): s is ThinPoolStatus {
+  return s.known && s.type === 'thin-pool';
 }
 
 /** Suspends each device, runs `work`, and resumes each of them whatever happens (the first failure wins). */
