@@ -14,9 +14,9 @@ import { formatDev, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
 import { targets, type CacheMode, type CacheOptions, type CachePolicy, type CachePolicyKey, type CacheRunningStatus, type CacheStatus, type CacheTarget, type Target, type TargetStatus } from '../targets/index';
-import { checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
 import { checkDeviceMapper, deviceNumber, sameDev } from './common';
-import { EBUSY, EIO, ESTALE, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, openDevice, statusWaitOptions, typedStatus, waitForStatus, type StatusWait } from './metadata-device';
+import { EBUSY, EIO, ESTALE, asError, checkedInfo, createDevice, createOnFreshMetadata, lengthOverOrigin, liveTarget, sectorsOption, openDevice, statusWaitOptions, typedStatus, waitForStatus, type StatusWait } from './metadata-device';
 
 /** Default bound of the waits, milliseconds. */
 const DEFAULT_TIMEOUT = 60000;
@@ -310,17 +310,15 @@ async function planCache(dm: DeviceMapper, name: string, options: CacheCreateOpt
   };
   // The builder checks the block size, mode, policy and its args.
   targets.cache(rest);
-  let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
-  if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
+  const sectors = sectorsOption(o.sectors);
   const metadataDevice = await deviceNumber(rest.metadataDevice, 'options.metadataDevice');
   const cacheDevice = await deviceNumber(rest.cacheDevice, 'options.cacheDevice');
   const originDevice = await deviceNumber(rest.originDevice, 'options.originDevice');
   const devs = [metadataDevice, cacheDevice, originDevice];
   if (devs.some((a, i) => devs.some((b, j) => i < j && sameDev(a, b)))) throw expectedRange('three different devices', 'options.metadataDevice, options.cacheDevice, options.originDevice', devs.map(formatDev).join(', '));
-  sectors ??= await deviceSectors(originDevice);
-  if (sectors === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
+  const length = await lengthOverOrigin(sectors, originDevice);
   const target = targets.cache({ ...rest, metadataDevice, cacheDevice, originDevice });
-  return { table: new Table([{ start: 0, length: sectors, target }]), target, metadataDevice, uuid };
+  return { table: new Table([{ start: 0, length, target }]), target, metadataDevice, uuid };
 }
 
 /** The builder's options of a built cache target. */
@@ -339,11 +337,7 @@ function isCacheTarget(t: Target): t is CacheTarget {
 }
 
 function cacheTargetOf(table: Table | undefined, name: string): CacheTarget {
-  const target = table?.rows.length === 1 ? table.rows[0]?.target : undefined;
-  if (table === undefined || target === undefined || !isCacheTarget(target)) {
-    throw expectedRange('a device whose live table is one cache row', 'id', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'cache', isCacheTarget, 'id');
 }
 
 function isCacheStatus(s: TargetStatus): s is CacheStatus {

@@ -16,9 +16,9 @@ import { formatDev, formatDeviceRef, type DevId, type DevNumber, type DeviceRef 
 import { DmError } from '../errors';
 import { Table } from '../table';
 import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target, type TargetStatus } from '../targets/index';
-import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
+import { checkInteger, checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
 import { checkDeviceMapper, deviceNumber, fsCall, sameDev } from './common';
-import { EBUSY, EIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, lookup, openDevice, typedStatus } from './metadata-device';
+import { EBUSY, EIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, lengthOverOrigin, liveTarget, sectorsOption, lookup, openDevice, typedStatus } from './metadata-device';
 
 const U32_MAX = 0xffffffff;
 /** dm-era's metadata block: 4 KiB (8 sectors), fixed. */
@@ -275,15 +275,13 @@ async function planEra(dm: DeviceMapper, name: string, options: EraCreateOptions
   if (o.blockSize === undefined) throw expected('a block size in sectors', 'options.blockSize', o.blockSize);
   // The builder checks the block size (a multiple of 8 sectors, 32 bits).
   targets.era({ metadataDevice: o.metadataDevice, originDevice: o.originDevice, blockSize: o.blockSize });
-  let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
-  if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
+  const sectors = sectorsOption(o.sectors);
   const metadataDevice = await deviceNumber(o.metadataDevice, 'options.metadataDevice');
   const originDevice = await deviceNumber(o.originDevice, 'options.originDevice');
   if (sameDev(metadataDevice, originDevice)) throw expectedRange('a metadata device other than the origin', 'options.metadataDevice', formatDev(metadataDevice));
-  sectors ??= await deviceSectors(originDevice);
-  if (sectors === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
+  const length = await lengthOverOrigin(sectors, originDevice);
   const target = targets.era({ metadataDevice, originDevice, blockSize: o.blockSize });
-  return { table: new Table([{ start: 0, length: sectors, target }]), target, metadataDevice, uuid };
+  return { table: new Table([{ start: 0, length, target }]), target, metadataDevice, uuid };
 }
 
 function isEraTarget(t: Target): t is EraTarget {
@@ -291,11 +289,7 @@ function isEraTarget(t: Target): t is EraTarget {
 }
 
 function eraTargetOf(table: Table | undefined, name: string): EraTarget {
-  const target = table?.rows.length === 1 ? table.rows[0]?.target : undefined;
-  if (table === undefined || target === undefined || !isEraTarget(target)) {
-    throw expectedRange('a device whose live table is one era row', 'id', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'era', isEraTarget, 'id');
 }
 
 function isEraStatus(s: TargetStatus): s is EraStatus {

@@ -16,7 +16,7 @@ import { formatDev, resolveId, type DevId, type DevNumber } from '../dev';
 import { DmError } from '../errors';
 import type { Table } from '../table';
 import type { Target, TargetStatus } from '../targets/index';
-import { checkInteger, checkOptions, expectedRange } from '../validate';
+import { checkInteger, checkOptions, checkSector, expectedRange } from '../validate';
 import { checkDeviceMapper, fsCall, nodeOf, sameDev } from './common';
 
 /** What the kernel reads first on a metadata device: all zeros there means "format me". */
@@ -231,4 +231,40 @@ export async function waitForStatus<S>(dm: DeviceMapper, id: DevId, name: string
     }
     if (!sameDev(info.dev, dev)) throw stale(name, dev, info.dev, what);
   }
+}
+
+/**
+ * The one target of a live table, refused (RangeError, "a device whose live table is one
+ * `type` row", naming `argName`) unless the table is one row and `isType` holds for it.
+ *
+ * @internal
+ */
+export function liveTarget<T extends Target>(table: Table | undefined, name: string, type: string, isType: (t: Target) => t is T, argName: string): T {
+  const target = table?.rows.length === 1 ? table.rows[0]?.target : undefined;
+  if (table === undefined || target === undefined || !isType(target)) {
+    throw expectedRange(`a device whose live table is one ${type} row`, argName, `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
+  }
+  return target;
+}
+
+/**
+ * `options.sectors` checked: undefined (the origin's size) or at least 1 sector.
+ *
+ * @internal
+ */
+export function sectorsOption(value: unknown): number | undefined {
+  const sectors = value === undefined ? undefined : checkSector(value, 'options.sectors');
+  if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
+  return sectors;
+}
+
+/**
+ * The device's length: `sectors` when given, else the origin's size, which must be at least 1 sector.
+ *
+ * @internal
+ */
+export async function lengthOverOrigin(sectors: number | undefined, originDevice: DevNumber): Promise<number> {
+  const length = sectors ?? (await deviceSectors(originDevice));
+  if (length === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
+  return length;
 }

@@ -15,7 +15,7 @@ import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type Target
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
 import { transactionId } from '../targets/thin-pool';
 import { checkDeviceMapper, deviceNumber, sameDev } from './common';
-import { EIO, ENXIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, openDevice, stale, statusWaitOptions, typedStatus, waitForStatus } from './metadata-device';
+import { EIO, ENXIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, liveTarget, openDevice, stale, statusWaitOptions, typedStatus, waitForStatus } from './metadata-device';
 
 const U64_MAX = 0xffffffffffffffffn;
 /** Default bound of `waitForStatus`, milliseconds. */
@@ -592,12 +592,7 @@ function optionsOf(p: ThinPoolTarget): Parameters<typeof targets.thinPool>[0] {
 
 /** The one thin-pool target of a pool's table; anything else is not a pool this recipe drives. */
 function poolTargetOf(table: Table | undefined, name: string): ThinPoolTarget {
-  const row = table?.rows[0];
-  const target = row?.target;
-  if (table === undefined || table.rows.length !== 1 || target === undefined || !isPoolTarget(target)) {
-    throw expectedRange('a device whose live table is one thin-pool row', 'pool', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'thin-pool', isPoolTarget, 'pool');
 }
 
 function isPoolTarget(t: Target): t is ThinPoolTarget {
