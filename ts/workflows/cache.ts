@@ -16,7 +16,7 @@ import { Table } from '../table';
 import { targets, type CacheMode, type CacheOptions, type CachePolicy, type CachePolicyKey, type CacheRunningStatus, type CacheStatus, type CacheTarget, type Target, type TargetStatus } from '../targets/index';
 import { checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
 import { checkDeviceMapper, deviceNumber, sameDev } from './common';
-import { EBUSY, EIO, ESTALE, asError, checkedInfo, createDevice, createOnFreshMetadata, lengthOverOrigin, liveTarget, sectorsOption, openDevice, statusWaitOptions, typedStatus, waitForStatus, type StatusWait } from './metadata-device';
+import { EBUSY, ESTALE, asError, checkedInfo, createPlanned, lengthOverOrigin, liveTarget, openDevice, sectorsOption, statusError, statusWaitOptions, typedStatus, waitForStatus, type MetadataPlan, type StatusWait } from './metadata-device';
 
 /** Default bound of the waits, milliseconds. */
 const DEFAULT_TIMEOUT = 60000;
@@ -120,7 +120,7 @@ export class Cache {
    */
   static async create(dm: DeviceMapper, name: string, options: CacheCreateOptions): Promise<Cache> {
     const plan = await planCache(dm, name, options);
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => createDevice(dm, name, plan.table, plan.uuid));
+    const info = await createPlanned(dm, name, plan, true);
     return new Cache(dm, info, plan.target, plan.table.size);
   }
 
@@ -131,7 +131,7 @@ export class Cache {
    */
   static async activate(dm: DeviceMapper, name: string, options: CacheCreateOptions): Promise<Cache> {
     const plan = await planCache(dm, name, options);
-    const info = await createDevice(dm, name, plan.table, plan.uuid);
+    const info = await createPlanned(dm, name, plan, false);
     return new Cache(dm, info, plan.target, plan.table.size);
   }
 
@@ -149,7 +149,7 @@ export class Cache {
   /** The status of a working cache; one in `Fail` or `Error` rejects with EIO. */
   async runningStatus(): Promise<CacheRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the cache has failed (${s.failed}): deactivate it and run cache_check` });
+    if (s.failed !== false) throw statusError(this.name, `the cache has failed (${s.failed}): deactivate it and run cache_check`);
     return s;
   }
 
@@ -279,11 +279,8 @@ function waitOptions(options: CacheWaitOptions | undefined): StatusWait {
   return statusWaitOptions(options, DEFAULT_TIMEOUT);
 }
 
-interface CachePlan {
-  readonly table: Table;
+interface CachePlan extends MetadataPlan {
   readonly target: CacheTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the table. */

@@ -18,7 +18,7 @@ import { Table } from '../table';
 import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target, type TargetStatus } from '../targets/index';
 import { checkInteger, checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
 import { checkDeviceMapper, deviceNumber, fsCall, sameDev } from './common';
-import { EBUSY, EIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, lengthOverOrigin, liveTarget, sectorsOption, lookup, openDevice, typedStatus } from './metadata-device';
+import { EBUSY, asError, checkedInfo, createPlanned, deviceSectors, lengthOverOrigin, liveTarget, lookup, openDevice, sectorsOption, statusError, typedStatus, type MetadataPlan } from './metadata-device';
 
 const U32_MAX = 0xffffffff;
 /** dm-era's metadata block: 4 KiB (8 sectors), fixed. */
@@ -133,7 +133,7 @@ export class Era {
    */
   static async create(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => createDevice(dm, name, plan.table, plan.uuid));
+    const info = await createPlanned(dm, name, plan, true);
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
@@ -144,7 +144,7 @@ export class Era {
    */
   static async activate(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await createDevice(dm, name, plan.table, plan.uuid);
+    const info = await createPlanned(dm, name, plan, false);
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
@@ -162,7 +162,7 @@ export class Era {
   /** The status of a working device; `Error` (the kernel could not read its metadata) rejects with EIO. */
   async runningStatus(): Promise<EraRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the era metadata could not be read (${s.failed})` });
+    if (s.failed !== false) throw statusError(this.name, `the era metadata could not be read (${s.failed})`);
     return s;
   }
 
@@ -187,7 +187,7 @@ export class Era {
     await this.#check();
     await this.dm.message(this.id, eraMessages.takeMetadataSnap());
     const held = (await this.runningStatus()).heldMetadataRoot;
-    if (held === null) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: no held metadata root after take_metadata_snap` });
+    if (held === null) throw statusError(this.name, `no held metadata root after take_metadata_snap`);
     return held;
   }
 
@@ -254,11 +254,8 @@ export class Era {
   }
 }
 
-interface EraPlan {
-  readonly table: Table;
+interface EraPlan extends MetadataPlan {
   readonly target: EraTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the table. */

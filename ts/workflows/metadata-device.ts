@@ -179,7 +179,7 @@ export async function typedStatus<S extends TargetStatus>(dm: DeviceMapper, id: 
   const rows = await dm.status(id);
   const s = rows[0]?.status;
   if (rows.length !== 1 || s === undefined || !isType(s)) {
-    throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `DM_TABLE_STATUS ${name}: not one typed ${type} row (${rows.map((r) => r.type).join(', ')})` });
+    throw statusError(name, `not one typed ${type} row (${rows.map((r) => r.type).join(', ')})`);
   }
   return s;
 }
@@ -267,4 +267,35 @@ export async function lengthOverOrigin(sectors: number | undefined, originDevice
   const length = sectors ?? (await deviceSectors(originDevice));
   if (length === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
   return length;
+}
+
+/**
+ * What a recipe's checked options come to: the table, the metadata device it names, the uuid.
+ *
+ * @internal
+ */
+export interface MetadataPlan {
+  readonly table: Table;
+  readonly metadataDevice: DevNumber;
+  readonly uuid: string | undefined;
+}
+
+/**
+ * Creates the device of `plan`: on fresh metadata (`createOnFreshMetadata`, the superblock
+ * zeroed first) when `fresh`, else on the metadata the device finds.
+ *
+ * @internal
+ */
+export function createPlanned(dm: DeviceMapper, name: string, plan: MetadataPlan, fresh: boolean): Promise<DeviceInfo> {
+  const create = (): Promise<DeviceInfo> => createDevice(dm, name, plan.table, plan.uuid);
+  return fresh ? createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', create) : create();
+}
+
+/**
+ * The EIO of a status that is not what the recipe needs ("DM_TABLE_STATUS `name`: `why`").
+ *
+ * @internal
+ */
+export function statusError(name: string, why: string): DmError {
+  return new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: name, message: `DM_TABLE_STATUS ${name}: ${why}` });
 }

@@ -15,7 +15,7 @@ import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type Target
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
 import { transactionId } from '../targets/thin-pool';
 import { checkDeviceMapper, deviceNumber, sameDev } from './common';
-import { EIO, ENXIO, asError, checkedInfo, createDevice, createOnFreshMetadata, deviceSectors, liveTarget, openDevice, stale, statusWaitOptions, typedStatus, waitForStatus } from './metadata-device';
+import { EIO, ENXIO, asError, checkedInfo, createPlanned, deviceSectors, liveTarget, openDevice, stale, statusError, statusWaitOptions, typedStatus, waitForStatus, type MetadataPlan } from './metadata-device';
 
 const U64_MAX = 0xffffffffffffffffn;
 /** Default bound of `waitForStatus`, milliseconds. */
@@ -209,7 +209,7 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => createDevice(dm, name, plan.table, plan.uuid));
+    const info = await createPlanned(dm, name, plan, true);
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
@@ -222,7 +222,7 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace', 'readOnly']);
     const plan = await planPool(name, o, 'options');
-    const info = await createDevice(dm, name, plan.table, plan.uuid);
+    const info = await createPlanned(dm, name, plan, false);
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
@@ -240,7 +240,7 @@ export class ThinPool {
   /** The status of a working pool; a pool the kernel failed (`Fail`, `Error`) rejects with EIO. */
   async runningStatus(): Promise<ThinPoolRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the pool has failed (${s.failed}): deactivate it and run thin_check` });
+    if (s.failed !== false) throw statusError(this.name, `the pool has failed (${s.failed}): deactivate it and run thin_check`);
     return s;
   }
 
@@ -366,7 +366,7 @@ export class ThinPool {
     await this.#check();
     await this.dm.message(this.id, thinPoolMessages.reserveMetadataSnap());
     const held = (await this.runningStatus()).heldMetadataRoot;
-    if (held === null) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: no held metadata root after reserve_metadata_snap` });
+    if (held === null) throw statusError(this.name, `no held metadata root after reserve_metadata_snap`);
     return held;
   }
 
@@ -541,11 +541,8 @@ export class ThinPool {
 }
 
 /** The checked pieces of a pool's table. */
-interface PoolPlan {
-  readonly table: Table;
+interface PoolPlan extends MetadataPlan {
   readonly target: ThinPoolTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the pool's table. */
