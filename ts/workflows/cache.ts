@@ -9,17 +9,19 @@
  * leaving the origin with every byte. Kernel reference:
  * Documentation/admin-guide/device-mapper/cache.rst and cache-policies.rst.
  */
-import { abortError, checkSignal } from '../abort';
-import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
+import type { DeviceInfo, DeviceMapper } from '../client';
+import { formatDev, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { targets, type CacheMode, type CacheOptions, type CachePolicy, type CachePolicyKey, type CacheRunningStatus, type CacheStatus, type CacheTarget, type Target } from '../targets/index';
-import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { EBUSY, EIO, ESTALE, ETIMEDOUT, asError, blockDeviceNumber, createOnFreshMetadata, deviceSectors, sameDev } from './metadata-device';
+import { targets, type CacheMode, type CacheOptions, type CachePolicy, type CachePolicyKey, type CacheRunningStatus, type CacheStatus, type CacheTarget, type Target, type TargetStatus } from '../targets/index';
+import { checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, deviceNumber, sameDev } from './common';
+import { EBUSY, ESTALE, asError, checkedInfo, createPlanned, lengthOverOrigin, liveTarget, openDevice, sectorsOption, statusError, statusWaitOptions, typedStatus, waitForStatus, type MetadataPlan, type StatusWait } from './metadata-device';
 
 /** Default bound of the waits, milliseconds. */
 const DEFAULT_TIMEOUT = 60000;
+/** How the messages name a cache device. */
+const WHAT = 'the cache';
 
 /** Options of `Cache.create` and `Cache.activate`: the cache table. */
 export interface CacheCreateOptions {
@@ -118,7 +120,7 @@ export class Cache {
    */
   static async create(dm: DeviceMapper, name: string, options: CacheCreateOptions): Promise<Cache> {
     const plan = await planCache(dm, name, options);
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }));
+    const info = await createPlanned(dm, name, plan, true);
     return new Cache(dm, info, plan.target, plan.table.size);
   }
 
@@ -129,37 +131,25 @@ export class Cache {
    */
   static async activate(dm: DeviceMapper, name: string, options: CacheCreateOptions): Promise<Cache> {
     const plan = await planCache(dm, name, options);
-    const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
+    const info = await createPlanned(dm, name, plan, false);
     return new Cache(dm, info, plan.target, plan.table.size);
   }
 
   /** A `Cache` for a device that is active already: its live table must be one `cache` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<Cache> {
-    checkClient(dm);
-    resolveId(id);
-    const info = await dm.info(id);
-    const own: DevId = info.uuid !== '' ? { uuid: info.uuid } : info.name;
-    const table = await dm.table(own);
-    const target = cacheTargetOf(table, info.name);
-    const again = await dm.info(own);
-    if (!sameDev(again.dev, info.dev)) throw stale(info.name, info.dev, again.dev);
-    return new Cache(dm, info, target, table?.size ?? 0);
+    const o = await openDevice(dm, id, WHAT, cacheTargetOf);
+    return new Cache(o.dm, o.info, o.target, o.sectors);
   }
 
   /** The typed status (narrow on `failed`): blocks cached and dirty, hits and misses, promotions and demotions, policy, mode. */
   async status(): Promise<CacheStatus> {
-    const rows = await this.dm.status(this.id);
-    const row = rows[0];
-    if (rows.length !== 1 || row === undefined || !row.status.known || row.status.type !== 'cache') {
-      throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: not one typed cache row (${rows.map((r) => r.type).join(', ')})` });
-    }
-    return row.status;
+    return typedStatus(this.dm, this.id, this.name, 'cache', isCacheStatus);
   }
 
   /** The status of a working cache; one in `Fail` or `Error` rejects with EIO. */
   async runningStatus(): Promise<CacheRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the cache has failed (${s.failed}): deactivate it and run cache_check` });
+    if (s.failed !== false) throw statusError(this.name, `the cache has failed (${s.failed}): deactivate it and run cache_check`);
     return s;
   }
 
@@ -259,9 +249,7 @@ export class Cache {
   }
 
   async #check(): Promise<DeviceInfo> {
-    const info = await this.dm.info(this.id);
-    if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    return info;
+    return checkedInfo(this.dm, this.id, this.name, this.dev, WHAT);
   }
 
   /** Reloads with the target `change` makes from the live one (the same devices and block size, or nothing is loaded). */
@@ -282,47 +270,22 @@ export class Cache {
     return loaded;
   }
 
-  async #waitFor(until: (status: CacheRunningStatus) => boolean, wait: { timeout: number; signal: AbortSignal | undefined }): Promise<CacheRunningStatus> {
-    const { timeout, signal } = wait;
-    if (signal?.aborted) throw abortError(signal);
-    const timer = AbortSignal.timeout(timeout);
-    const both = signal === undefined ? timer : AbortSignal.any([signal, timer]);
-    let info = await this.#check();
-    for (;;) {
-      const s = await this.runningStatus();
-      if (until(s)) return s;
-      try {
-        info = await this.dm.waitEvent(this.id, info.eventNr, { signal: both });
-      } catch (e) {
-        if (signal?.aborted) throw abortError(signal);
-        if (timer.aborted) throw new DmError({ errno: ETIMEDOUT, syscall: 'ioctl', command: 'DM_DEV_WAIT', device: this.name, message: `DM_DEV_WAIT ${this.name}: the cache's status did not come to the state waited for in ${timeout} ms (last: ${s.dirty} dirty, policy ${s.policy})` });
-        throw e;
-      }
-      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    }
+  #waitFor(until: (status: CacheRunningStatus) => boolean, wait: StatusWait): Promise<CacheRunningStatus> {
+    return waitForStatus(this.dm, this.id, this.name, this.dev, WHAT, () => this.runningStatus(), until, wait, (s) => `${s.dirty} dirty, policy ${s.policy}`);
   }
 }
 
-function checkClient(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
+function waitOptions(options: CacheWaitOptions | undefined): StatusWait {
+  return statusWaitOptions(options, DEFAULT_TIMEOUT);
 }
 
-function waitOptions(options: CacheWaitOptions | undefined): { timeout: number; signal: AbortSignal | undefined } {
-  const o = checkOptions(options, 'options', ['timeout', 'signal']);
-  const timeout = o.timeout === undefined ? DEFAULT_TIMEOUT : checkInteger(o.timeout, 'options.timeout', 1, 0x7fffffff);
-  return { timeout, signal: checkSignal(o.signal, 'options.signal') };
-}
-
-interface CachePlan {
-  readonly table: Table;
+interface CachePlan extends MetadataPlan {
   readonly target: CacheTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the table. */
 async function planCache(dm: DeviceMapper, name: string, options: CacheCreateOptions): Promise<CachePlan> {
-  checkClient(dm);
+  checkDeviceMapper(dm);
   checkName(name, 'name');
   if (typeof options !== 'object' || options === null) throw expected('cache options', 'options', options);
   const o = checkOptions(options, 'options', ['metadataDevice', 'cacheDevice', 'originDevice', 'blockSize', 'sectors', 'mode', 'policy', 'policyArgs', 'metadata2', 'discardPassdown', 'uuid']);
@@ -344,17 +307,15 @@ async function planCache(dm: DeviceMapper, name: string, options: CacheCreateOpt
   };
   // The builder checks the block size, mode, policy and its args.
   targets.cache(rest);
-  let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
-  if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
-  const metadataDevice = await blockDeviceNumber(rest.metadataDevice, 'options.metadataDevice');
-  const cacheDevice = await blockDeviceNumber(rest.cacheDevice, 'options.cacheDevice');
-  const originDevice = await blockDeviceNumber(rest.originDevice, 'options.originDevice');
+  const sectors = sectorsOption(o.sectors);
+  const metadataDevice = await deviceNumber(rest.metadataDevice, 'options.metadataDevice');
+  const cacheDevice = await deviceNumber(rest.cacheDevice, 'options.cacheDevice');
+  const originDevice = await deviceNumber(rest.originDevice, 'options.originDevice');
   const devs = [metadataDevice, cacheDevice, originDevice];
   if (devs.some((a, i) => devs.some((b, j) => i < j && sameDev(a, b)))) throw expectedRange('three different devices', 'options.metadataDevice, options.cacheDevice, options.originDevice', devs.map(formatDev).join(', '));
-  sectors ??= await deviceSectors(originDevice);
-  if (sectors === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
+  const length = await lengthOverOrigin(sectors, originDevice);
   const target = targets.cache({ ...rest, metadataDevice, cacheDevice, originDevice });
-  return { table: new Table([{ start: 0, length: sectors, target }]), target, metadataDevice, uuid };
+  return { table: new Table([{ start: 0, length, target }]), target, metadataDevice, uuid };
 }
 
 /** The builder's options of a built cache target. */
@@ -373,13 +334,9 @@ function isCacheTarget(t: Target): t is CacheTarget {
 }
 
 function cacheTargetOf(table: Table | undefined, name: string): CacheTarget {
-  const target = table?.rows.length === 1 ? table.rows[0]?.target : undefined;
-  if (table === undefined || target === undefined || !isCacheTarget(target)) {
-    throw expectedRange('a device whose live table is one cache row', 'id', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'cache', isCacheTarget, 'id');
 }
 
-function stale(name: string, expectedDev: DevNumber, found: DevNumber): DmError {
-  return new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: the device is now ${formatDev(found)}, not the cache ${formatDev(expectedDev)} this object was made for; nothing was sent to it` });
+function isCacheStatus(s: TargetStatus): s is CacheStatus {
+  return s.known && s.type === 'cache';
 }

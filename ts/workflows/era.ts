@@ -11,18 +11,21 @@
  */
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { DeviceMapper, type DeviceInfo } from '../client';
-import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
+import type { DeviceInfo, DeviceMapper } from '../client';
+import { formatDev, formatDeviceRef, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target } from '../targets/index';
-import { checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
-import { EBUSY, EIO, ESTALE, asError, lookup, blockDeviceNumber, createOnFreshMetadata, deviceSectors, fsCall, sameDev } from './metadata-device';
+import { eraMessages, targets, type EraRunningStatus, type EraStatus, type EraTarget, type Target, type TargetStatus } from '../targets/index';
+import { checkInteger, checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
+import { checkDeviceMapper, deviceNumber, fsCall, sameDev } from './common';
+import { EBUSY, asError, checkedInfo, createPlanned, deviceSectors, lengthOverOrigin, liveTarget, lookup, openDevice, sectorsOption, statusError, typedStatus, type MetadataPlan } from './metadata-device';
 
 const U32_MAX = 0xffffffff;
 /** dm-era's metadata block: 4 KiB (8 sectors), fixed. */
 const METADATA_BLOCK = 4096;
 const EILSEQ = 84;
+/** How the messages name an era device. */
+const WHAT = 'the era device';
 
 /** Options of `Era.create` and `Era.activate`: the era table. */
 export interface EraCreateOptions {
@@ -130,7 +133,7 @@ export class Era {
    */
   static async create(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await createOnFreshMetadata(dm, name, plan.metadataDevice, 'options.metadataDevice', () => dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) }));
+    const info = await createPlanned(dm, name, plan, true);
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
@@ -141,37 +144,25 @@ export class Era {
    */
   static async activate(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<Era> {
     const plan = await planEra(dm, name, options);
-    const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
+    const info = await createPlanned(dm, name, plan, false);
     return new Era(dm, info, plan.target, plan.table.size);
   }
 
   /** An `Era` for a device that is active already: its live table must be one `era` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<Era> {
-    checkClient(dm);
-    resolveId(id);
-    const info = await dm.info(id);
-    const own: DevId = info.uuid !== '' ? { uuid: info.uuid } : info.name;
-    const table = await dm.table(own);
-    const target = eraTargetOf(table, info.name);
-    const again = await dm.info(own);
-    if (!sameDev(again.dev, info.dev)) throw stale(info.name, info.dev, again.dev);
-    return new Era(dm, info, target, table?.size ?? 0);
+    const o = await openDevice(dm, id, WHAT, eraTargetOf);
+    return new Era(o.dm, o.info, o.target, o.sectors);
   }
 
   /** The device's typed status (narrow on `failed`): the current era, metadata blocks used, the held snapshot's root. */
   async status(): Promise<EraStatus> {
-    const rows = await this.dm.status(this.id);
-    const row = rows[0];
-    if (rows.length !== 1 || row === undefined || !row.status.known || row.status.type !== 'era') {
-      throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: not one typed era row (${rows.map((r) => r.type).join(', ')})` });
-    }
-    return row.status;
+    return typedStatus(this.dm, this.id, this.name, 'era', isEraStatus);
   }
 
   /** The status of a working device; `Error` (the kernel could not read its metadata) rejects with EIO. */
   async runningStatus(): Promise<EraRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the era metadata could not be read (${s.failed})` });
+    if (s.failed !== false) throw statusError(this.name, `the era metadata could not be read (${s.failed})`);
     return s;
   }
 
@@ -196,7 +187,7 @@ export class Era {
     await this.#check();
     await this.dm.message(this.id, eraMessages.takeMetadataSnap());
     const held = (await this.runningStatus()).heldMetadataRoot;
-    if (held === null) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: no held metadata root after take_metadata_snap` });
+    if (held === null) throw statusError(this.name, `no held metadata root after take_metadata_snap`);
     return held;
   }
 
@@ -222,7 +213,7 @@ export class Era {
     const era = checkInteger(since, 'since', 0, U32_MAX);
     const viewName = `${this.name.slice(0, 120)}-msnap`;
     await this.#check();
-    const metadataDevice = await blockDeviceNumber(this.target.metadataDevice, 'the metadata device');
+    const metadataDevice = await deviceNumber(this.target.metadataDevice, 'the metadata device');
     const metadataSectors = await deviceSectors(metadataDevice);
     const viewTable = new Table([{ start: 0, length: metadataSectors, target: targets.linear({ device: metadataDevice, offset: 0 }) }]);
     if ((await lookup(this.dm, viewName)) !== undefined) throw new DmError({ errno: EBUSY, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: viewName, message: `DM_DEV_CREATE ${viewName}: a device of that name exists; no metadata snapshot was taken` });
@@ -259,26 +250,17 @@ export class Era {
   }
 
   async #check(): Promise<DeviceInfo> {
-    const info = await this.dm.info(this.id);
-    if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    return info;
+    return checkedInfo(this.dm, this.id, this.name, this.dev, WHAT);
   }
 }
 
-function checkClient(dm: unknown): void {
-  if (!(dm instanceof DeviceMapper)) throw expected('a DeviceMapper (DeviceMapper.open())', 'dm', dm);
-}
-
-interface EraPlan {
-  readonly table: Table;
+interface EraPlan extends MetadataPlan {
   readonly target: EraTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the table. */
 async function planEra(dm: DeviceMapper, name: string, options: EraCreateOptions): Promise<EraPlan> {
-  checkClient(dm);
+  checkDeviceMapper(dm);
   checkName(name, 'name');
   if (typeof options !== 'object' || options === null) throw expected('era options', 'options', options);
   const o = checkOptions(options, 'options', ['metadataDevice', 'originDevice', 'blockSize', 'sectors', 'uuid']);
@@ -290,15 +272,13 @@ async function planEra(dm: DeviceMapper, name: string, options: EraCreateOptions
   if (o.blockSize === undefined) throw expected('a block size in sectors', 'options.blockSize', o.blockSize);
   // The builder checks the block size (a multiple of 8 sectors, 32 bits).
   targets.era({ metadataDevice: o.metadataDevice, originDevice: o.originDevice, blockSize: o.blockSize });
-  let sectors = o.sectors === undefined ? undefined : checkSector(o.sectors, 'options.sectors');
-  if (sectors === 0) throw expectedRange('a length of at least 1 sector', 'options.sectors', sectors);
-  const metadataDevice = await blockDeviceNumber(o.metadataDevice, 'options.metadataDevice');
-  const originDevice = await blockDeviceNumber(o.originDevice, 'options.originDevice');
+  const sectors = sectorsOption(o.sectors);
+  const metadataDevice = await deviceNumber(o.metadataDevice, 'options.metadataDevice');
+  const originDevice = await deviceNumber(o.originDevice, 'options.originDevice');
   if (sameDev(metadataDevice, originDevice)) throw expectedRange('a metadata device other than the origin', 'options.metadataDevice', formatDev(metadataDevice));
-  sectors ??= await deviceSectors(originDevice);
-  if (sectors === 0) throw expectedRange('an origin of at least 1 sector', 'options.originDevice', formatDev(originDevice));
+  const length = await lengthOverOrigin(sectors, originDevice);
   const target = targets.era({ metadataDevice, originDevice, blockSize: o.blockSize });
-  return { table: new Table([{ start: 0, length: sectors, target }]), target, metadataDevice, uuid };
+  return { table: new Table([{ start: 0, length, target }]), target, metadataDevice, uuid };
 }
 
 function isEraTarget(t: Target): t is EraTarget {
@@ -306,15 +286,11 @@ function isEraTarget(t: Target): t is EraTarget {
 }
 
 function eraTargetOf(table: Table | undefined, name: string): EraTarget {
-  const target = table?.rows.length === 1 ? table.rows[0]?.target : undefined;
-  if (table === undefined || target === undefined || !isEraTarget(target)) {
-    throw expectedRange('a device whose live table is one era row', 'id', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'era', isEraTarget, 'id');
 }
 
-function stale(name: string, expectedDev: DevNumber, found: DevNumber): DmError {
-  return new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: the device is now ${formatDev(found)}, not the era device ${formatDev(expectedDev)} this object was made for; nothing was sent to it` });
+function isEraStatus(s: TargetStatus): s is EraStatus {
+  return s.known && s.type === 'era';
 }
 
 /* ---- dm-era's on-disk metadata, read from a held snapshot ---- */

@@ -6,27 +6,22 @@
  * mark's event waking a caller that grows the pool, and metadata snapshots held for userspace
  * tools. Kernel reference: Documentation/admin-guide/device-mapper/thin-provisioning.rst.
  */
-import { constants as fsConstants } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import { abortError, checkSignal } from '../abort';
+import { checkSignal } from '../abort';
 import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, formatDeviceRef, resolveId, type DevId, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
+import { targets, thinPoolMessages, THIN_MAX_DEVICE_ID, type Target, type TargetStatus, type ThinPoolRunningStatus, type ThinPoolStatus, type ThinPoolTarget, type ThinStatus, type ThinTarget } from '../targets/index';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkSector, checkUuid, expected, expectedRange } from '../validate';
 import { transactionId } from '../targets/thin-pool';
-import { checkDeviceMapper, deviceNumber, fsCall, nodeOf, sameDev } from './common';
+import { checkDeviceMapper, deviceNumber, sameDev } from './common';
+import { EIO, ENXIO, asError, checkedInfo, createPlanned, deviceSectors, liveTarget, openDevice, stale, statusError, statusWaitOptions, typedStatus, waitForStatus, type MetadataPlan } from './metadata-device';
 
-/** What the kernel reads first on the metadata device: all zeros there means "format me". */
-const SUPERBLOCK_BYTES = 4096;
 const U64_MAX = 0xffffffffffffffffn;
-const ESTALE = 116;
-const ETIMEDOUT = 110;
-const EIO = 5;
-const ENXIO = 6;
 /** Default bound of `waitForStatus`, milliseconds. */
 const DEFAULT_TIMEOUT = 30000;
+/** How the messages name a pool device. */
+const WHAT = 'the pool';
 
 /** The pool's table, as `ThinPool.create` and `ThinPool.activate` take it. */
 export interface ThinPoolActivateOptions {
@@ -214,21 +209,7 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace']);
     const plan = await planPool(name, { ...o, readOnly: false }, 'options');
-    if ((await lookup(dm, name)) !== undefined) throw new DmError({ errno: 16, syscall: 'ioctl', command: 'DM_DEV_CREATE', device: name, message: `DM_DEV_CREATE ${name}: a device of that name exists; its metadata device was not touched` });
-    const old = await zeroSuperblock(plan.metadataDevice);
-    let info: DeviceInfo;
-    try {
-      info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
-    } catch (e) {
-      if (e instanceof DmError && e.command === 'DM_DEV_CREATE') {
-        try {
-          await writeSuperblock(plan.metadataDevice, old);
-        } catch (r) {
-          e.rollbackError = r instanceof Error ? r : new Error(String(r));
-        }
-      }
-      throw e;
-    }
+    const info = await createPlanned(dm, name, plan, true);
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
@@ -241,37 +222,25 @@ export class ThinPool {
     checkDeviceMapper(dm);
     const o = checkOptions(options, 'options', ['metadataDevice', 'dataDevice', 'blockSize', 'lowWaterMark', 'dataSectors', 'uuid', 'skipBlockZeroing', 'ignoreDiscard', 'noDiscardPassdown', 'errorIfNoSpace', 'readOnly']);
     const plan = await planPool(name, o, 'options');
-    const info = await dm.create(name, { table: plan.table, ...(plan.uuid !== undefined ? { uuid: plan.uuid } : {}) });
+    const info = await createPlanned(dm, name, plan, false);
     return new ThinPool(dm, info, plan.target, plan.table.size);
   }
 
   /** A `ThinPool` for a pool device that is active already: its live table must be one `thin-pool` row. */
   static async open(dm: DeviceMapper, id: DevId): Promise<ThinPool> {
-    checkDeviceMapper(dm);
-    resolveId(id);
-    const info = await dm.info(id);
-    const table = await dm.table(info.uuid !== '' ? { uuid: info.uuid } : info.name);
-    const target = poolTargetOf(table, info.name);
-    // The table read must be of the device the info was about.
-    const again = await dm.info(info.uuid !== '' ? { uuid: info.uuid } : info.name);
-    if (!sameDev(again.dev, info.dev)) throw stale(info.name, info.dev, again.dev);
-    return new ThinPool(dm, info, target, table?.size ?? 0);
+    const o = await openDevice(dm, id, WHAT, poolTargetOf);
+    return new ThinPool(o.dm, o.info, o.target, o.sectors);
   }
 
   /** The pool's typed status (narrow on `failed`): transaction id, metadata and data blocks used and in all, mode, held metadata root. */
   async status(): Promise<ThinPoolStatus> {
-    const rows = await this.dm.status(this.id);
-    const row = rows[0];
-    if (rows.length !== 1 || row === undefined || !row.status.known || row.status.type !== 'thin-pool') {
-      throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: not one typed thin-pool row (${rows.map((r) => r.type).join(', ')})` });
-    }
-    return row.status;
+    return typedStatus(this.dm, this.id, this.name, 'thin-pool', isPoolStatus);
   }
 
   /** The status of a working pool; a pool the kernel failed (`Fail`, `Error`) rejects with EIO. */
   async runningStatus(): Promise<ThinPoolRunningStatus> {
     const s = await this.status();
-    if (s.failed !== false) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: the pool has failed (${s.failed}): deactivate it and run thin_check` });
+    if (s.failed !== false) throw statusError(this.name, `the pool has failed (${s.failed}): deactivate it and run thin_check`);
     return s;
   }
 
@@ -346,7 +315,7 @@ export class ThinPool {
     if (target === undefined || target.poolDevice !== formatDev(this.dev)) {
       throw expectedRange(`a thin volume of pool ${this.name} (${formatDev(this.dev)})`, 'id', info.name);
     }
-    if (isVolume(id) && !sameDev(id.dev, info.dev)) throw stale(info.name, id.dev, info.dev);
+    if (isVolume(id) && !sameDev(id.dev, info.dev)) throw stale(info.name, id.dev, info.dev, WHAT);
     await this.dm.remove(own);
   }
 
@@ -397,7 +366,7 @@ export class ThinPool {
     await this.#check();
     await this.dm.message(this.id, thinPoolMessages.reserveMetadataSnap());
     const held = (await this.runningStatus()).heldMetadataRoot;
-    if (held === null) throw new DmError({ errno: EIO, syscall: 'ioctl', command: 'DM_TABLE_STATUS', device: this.name, message: `DM_TABLE_STATUS ${this.name}: no held metadata root after reserve_metadata_snap` });
+    if (held === null) throw statusError(this.name, `no held metadata root after reserve_metadata_snap`);
     return held;
   }
 
@@ -418,7 +387,7 @@ export class ThinPool {
       try {
         await this.releaseMetadataSnap();
       } catch (r) {
-        if (e instanceof DmError) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+        if (e instanceof DmError) e.rollbackError = asError(r);
       }
       throw e;
     }
@@ -448,7 +417,7 @@ export class ThinPool {
     await this.dm.update(this.id, (live) => {
       const target = poolTargetOf(live, this.name);
       if (target.metadataDevice !== this.#target.metadataDevice || target.dataDevice !== this.#target.dataDevice) {
-        throw stale(this.name, this.dev, this.dev, `its table now names other devices (${target.params})`);
+        throw stale(this.name, this.dev, this.dev, WHAT, `its table now names other devices (${target.params})`);
       }
       if (live !== undefined && length < live.size) throw expectedRange(`at least the pool's ${live.size} sectors (a pool cannot shrink)`, 'options.dataSectors', length);
       loaded = target;
@@ -489,25 +458,8 @@ export class ThinPool {
    */
   async waitForStatus(until: (status: ThinPoolRunningStatus) => boolean, options?: ThinPoolWaitOptions): Promise<ThinPoolRunningStatus> {
     if (typeof until !== 'function') throw expected('a function (status) => boolean', 'until', until);
-    const o = checkOptions(options, 'options', ['timeout', 'signal']);
-    const timeout = o.timeout === undefined ? DEFAULT_TIMEOUT : checkInteger(o.timeout, 'options.timeout', 1, 0x7fffffff);
-    const signal = checkSignal(o.signal, 'options.signal');
-    if (signal?.aborted) throw abortError(signal);
-    const timer = AbortSignal.timeout(timeout);
-    const both = signal === undefined ? timer : AbortSignal.any([signal, timer]);
-    let info = await this.#check();
-    for (;;) {
-      const s = await this.runningStatus();
-      if (until(s)) return s;
-      try {
-        info = await this.dm.waitEvent(this.id, info.eventNr, { signal: both });
-      } catch (e) {
-        if (signal?.aborted) throw abortError(signal);
-        if (timer.aborted) throw new DmError({ errno: ETIMEDOUT, syscall: 'ioctl', command: 'DM_DEV_WAIT', device: this.name, message: `DM_DEV_WAIT ${this.name}: the pool's status did not come to the state waited for in ${timeout} ms (last: ${s.raw})` });
-        throw e;
-      }
-      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    }
+    const wait = statusWaitOptions(options, DEFAULT_TIMEOUT);
+    return waitForStatus(this.dm, this.id, this.name, this.dev, WHAT, () => this.runningStatus(), until, wait, (s) => s.raw);
   }
 
   /**
@@ -537,7 +489,7 @@ export class ThinPool {
         if (signal?.aborted) return;
         throw e;
       }
-      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
+      if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev, WHAT);
     }
   }
 
@@ -559,9 +511,7 @@ export class ThinPool {
 
   /** The pool's info, checked to be this pool's device. */
   async #check(): Promise<DeviceInfo> {
-    const info = await this.dm.info(this.id);
-    if (!sameDev(info.dev, this.dev)) throw stale(this.name, this.dev, info.dev);
-    return info;
+    return checkedInfo(this.dm, this.id, this.name, this.dev, WHAT);
   }
 
   /**
@@ -582,7 +532,7 @@ export class ThinPool {
       try {
         await this.dm.message(this.id, thinPoolMessages.setTransactionId(next, current));
       } catch (r) {
-        if (e instanceof DmError) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+        if (e instanceof DmError) e.rollbackError = asError(r);
       }
       throw e;
     }
@@ -591,11 +541,8 @@ export class ThinPool {
 }
 
 /** The checked pieces of a pool's table. */
-interface PoolPlan {
-  readonly table: Table;
+interface PoolPlan extends MetadataPlan {
   readonly target: ThinPoolTarget;
-  readonly metadataDevice: DevNumber;
-  readonly uuid: string | undefined;
 }
 
 /** Checks the options (all before any ioctl or write), resolves the devices and builds the pool's table. */
@@ -642,12 +589,7 @@ function optionsOf(p: ThinPoolTarget): Parameters<typeof targets.thinPool>[0] {
 
 /** The one thin-pool target of a pool's table; anything else is not a pool this recipe drives. */
 function poolTargetOf(table: Table | undefined, name: string): ThinPoolTarget {
-  const row = table?.rows[0];
-  const target = row?.target;
-  if (table === undefined || table.rows.length !== 1 || target === undefined || !isPoolTarget(target)) {
-    throw expectedRange('a device whose live table is one thin-pool row', 'pool', `${name}: ${table === undefined ? 'no table' : table.rows.map((r) => r.type).join(', ')}`);
-  }
-  return target;
+  return liveTarget(table, name, 'thin-pool', isPoolTarget, 'pool');
 }
 
 function isPoolTarget(t: Target): t is ThinPoolTarget {
@@ -679,23 +621,8 @@ function lowWaterOf(status: ThinPoolRunningStatus, lowWaterMark: number): LowWat
   return Object.freeze({ status, lowWaterMark, freeDataBlocks, dataLow, metadataLow });
 }
 
-function stale(name: string, expectedDev: DevNumber, found: DevNumber, why?: string): DmError {
-  return new DmError({
-    errno: ESTALE,
-    syscall: 'ioctl',
-    device: name,
-    message: `${name}: ${why ?? `the device is now ${formatDev(found)}, not the pool ${formatDev(expectedDev)} this object was made for`}; nothing was sent to it`,
-  });
-}
-
-/** The device's info, or undefined when there is no device of that name. */
-async function lookup(dm: DeviceMapper, name: string): Promise<DeviceInfo | undefined> {
-  try {
-    return await dm.info(name);
-  } catch (e) {
-    if (e instanceof DmError && e.errno === ENXIO) return undefined;
-    throw e;
-  }
+function isPoolStatus(s: TargetStatus): s is ThinPoolStatus {
+  return s.known && s.type === 'thin-pool';
 }
 
 /** Suspends each device, runs `work`, and resumes each of them whatever happens (the first failure wins). */
@@ -714,7 +641,7 @@ async function withSuspended<T>(dm: DeviceMapper, devices: readonly ThinVolume[]
     try {
       await resumeAll(dm, suspended);
     } catch (r) {
-      if (e instanceof DmError && e.rollbackError === undefined) e.rollbackError = r instanceof Error ? r : new Error(String(r));
+      if (e instanceof DmError && e.rollbackError === undefined) e.rollbackError = asError(r);
     }
     throw e;
   }
@@ -731,45 +658,4 @@ async function resumeAll(dm: DeviceMapper, ids: DevId[]): Promise<void> {
     }
   }
   if (first !== undefined) throw first;
-}
-
-/** A block device's size in 512-byte sectors, as /sys/dev/block/M:m/size says it. */
-async function deviceSectors(dev: DevNumber): Promise<number> {
-  const file = `/sys/dev/block/${formatDev(dev)}/size`;
-  const text = (await fsCall(file, () => readFile(file, 'utf8'))).trim();
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new DmError({ errno: EIO, syscall: 'read', device: formatDev(dev), message: `/sys/dev/block/${formatDev(dev)}/size: not a size (${JSON.stringify(text)})` });
-  return n;
-}
-
-/**
- * Writes zeros over the first 4 KiB of the metadata device, opened O_EXCL (EBUSY when the
- * kernel has it claimed: a table or a mount), and resolves with what was there.
- */
-async function zeroSuperblock(dev: DevNumber): Promise<Buffer> {
-  const path = await nodeOf(dev);
-  const fh = await fsCall(path, () => open(path, fsConstants.O_RDWR | fsConstants.O_EXCL));
-  try {
-    const old = Buffer.alloc(SUPERBLOCK_BYTES);
-    const { bytesRead } = await fsCall(path, () => fh.read(old, 0, SUPERBLOCK_BYTES, 0));
-    if (bytesRead !== SUPERBLOCK_BYTES) throw expectedRange(`a metadata device of at least ${SUPERBLOCK_BYTES} bytes`, 'options.metadataDevice', path);
-    await fsCall(path, () => fh.write(Buffer.alloc(SUPERBLOCK_BYTES), 0, SUPERBLOCK_BYTES, 0));
-    // The kernel reads the device beneath the page cache: the zeros must be on it.
-    await fsCall(path, () => fh.datasync());
-    return old;
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes `bytes` back over the start of the metadata device (the rollback of `zeroSuperblock`). */
-async function writeSuperblock(dev: DevNumber, bytes: Buffer): Promise<void> {
-  const path = await nodeOf(dev);
-  const fh = await fsCall(path, () => open(path, fsConstants.O_RDWR | fsConstants.O_EXCL));
-  try {
-    await fsCall(path, () => fh.write(bytes, 0, bytes.length, 0));
-    await fsCall(path, () => fh.datasync());
-  } finally {
-    await fh.close();
-  }
 }
