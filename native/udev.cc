@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -41,6 +42,16 @@ Napi::Error semError(Napi::Env env, int err, const char* syscall, int semid) {
 
 int requireSemid(const Napi::Value& v) { return static_cast<int>(requireInteger(v, "semid", INT_MAX)); }
 
+// The semaphores this environment made and has not removed. JavaScript removes each after its
+// wait; an environment that goes first (a worker terminated between the cookie's creation and
+// the end of its wait) has them removed by its cleanup hook, so that no cookie stays in the
+// system until `dmsetup udevcomplete_all`. Used on the environment's own thread only.
+struct Cookies {
+  std::set<int> semids;
+};
+
+Cookies& cookiesOf(const Napi::CallbackInfo& info) { return *static_cast<Cookies*>(info.Data()); }
+
 // semget(key, 1, IPC_CREAT | IPC_EXCL | 0600), then SETVAL `value`; the semaphore is removed
 // again if SETVAL fails. EEXIST: the key is taken.
 Napi::Value SemCreate(const Napi::CallbackInfo& info) {
@@ -56,6 +67,7 @@ Napi::Value SemCreate(const Napi::CallbackInfo& info) {
     ::semctl(semid, 0, IPC_RMID);
     throw semError(env, err, "semctl", semid);
   }
+  cookiesOf(info).semids.insert(semid);
   return Napi::Number::New(env, semid);
 }
 
@@ -86,7 +98,11 @@ Napi::Value SemValue(const Napi::CallbackInfo& info) {
 Napi::Value SemRemove(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int semid = requireSemid(info[0]);
-  if (::semctl(semid, 0, IPC_RMID) < 0) throw semError(env, errno, "semctl", semid);
+  int r = ::semctl(semid, 0, IPC_RMID);
+  int err = errno;
+  // Gone either way (EINVAL, EIDRM: removed already): never removed again at teardown.
+  if (r == 0 || err == EINVAL || err == EIDRM) cookiesOf(info).semids.erase(semid);
+  if (r < 0) throw semError(env, err, "semctl", semid);
   return env.Undefined();
 }
 
@@ -129,9 +145,8 @@ Napi::Value SemWaitZeroSync(const Napi::CallbackInfo& info) {
 // (a callback, not a promise: a promise still pending when the environment goes, a worker
 // terminated mid-wait, would leak its deferred, which Node-API can no longer settle then).
 // The thread waits in slices of 50 ms, so that the environment's teardown stops it within one;
-// the finalizer joins it. A wait whose end never reached JavaScript (the environment went
-// first) removes the semaphore itself: JavaScript, which removes it after every wait, is gone,
-// and a cookie left behind would stay in the system until `dmsetup udevcomplete_all`.
+// the finalizer joins it. The semaphore of a wait whose end never reached JavaScript goes with
+// the environment's other cookies (see Cookies).
 class SemWaiter {
  public:
   static Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -144,14 +159,12 @@ class SemWaiter {
                                              [](Napi::Env, SemWaiter* self) {
                                                self->stop_.store(true);
                                                if (self->thread_.joinable()) self->thread_.join();
-                                               if (!self->delivered_.load()) ::semctl(self->semid_, 0, IPC_RMID);
                                                delete self;
                                              });
     try {
       w->thread_ = std::thread([w] { w->body(); });
     } catch (const std::system_error& e) {
-      w->delivered_.store(true);  // the caller gets this failure, and removes the semaphore
-      w->tsfn_.Release();         // the finalizer frees it; there is no thread to join
+      w->tsfn_.Release();  // the finalizer frees it; there is no thread to join
       throw systemError(env, e.code().value(), "pthread_create", "cannot start the udev wait's thread", "");
     }
     return env.Undefined();
@@ -163,7 +176,6 @@ class SemWaiter {
   void body() {
     err_ = waitZero(semid_, deadline_, std::chrono::milliseconds(50), &stop_);
     napi_status s = tsfn_.BlockingCall([this](Napi::Env env, Napi::Function done) {
-      delivered_.store(true);
       guarded([&] {
         Napi::Value error = err_ == 0 ? env.Null() : semError(env, err_, "semtimedop", semid_).Value();
         done.Call({error});
@@ -178,8 +190,6 @@ class SemWaiter {
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  // The wait's end was handed to JavaScript (which then removes the semaphore).
-  std::atomic<bool> delivered_{false};
   int err_ = 0;
 };
 
@@ -204,10 +214,23 @@ Napi::Value MknodBlock(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitUdev(Napi::Env env, Napi::Object exports) {
-  exports.Set("semCreate", Napi::Function::New(env, SemCreate, "semCreate"));
+  auto* cookies = new Cookies();
+  napi_status st = napi_add_env_cleanup_hook(
+      env,
+      [](void* arg) {
+        auto* c = static_cast<Cookies*>(arg);
+        for (int semid : c->semids) ::semctl(semid, 0, IPC_RMID);
+        delete c;
+      },
+      cookies);
+  if (st != napi_ok) {
+    delete cookies;
+    throw Napi::Error::New(env, "cannot register the udev cookies' cleanup");
+  }
+  exports.Set("semCreate", Napi::Function::New(env, SemCreate, "semCreate", cookies));
   exports.Set("semAdd", Napi::Function::New(env, SemAdd, "semAdd"));
   exports.Set("semValue", Napi::Function::New(env, SemValue, "semValue"));
-  exports.Set("semRemove", Napi::Function::New(env, SemRemove, "semRemove"));
+  exports.Set("semRemove", Napi::Function::New(env, SemRemove, "semRemove", cookies));
   exports.Set("semWaitZeroSync", Napi::Function::New(env, SemWaitZeroSync, "semWaitZeroSync"));
   exports.Set("semWaitZero", Napi::Function::New(env, SemWaiter::Start, "semWaitZero"));
   exports.Set("mknodBlock", Napi::Function::New(env, MknodBlock, "mknodBlock"));
