@@ -134,7 +134,7 @@ export interface CacheRunningStatus extends TargetStatusBase {
   readonly cacheBlockSize: number;
   /** `<#used cache blocks>/<#total cache blocks>`: cache blocks holding an origin block, and all of them (a count of blocks). */
   readonly cacheBlocks: UsedTotal;
-  /** `<#read hits>`: read bios mapped to the cache (a count since the cache was created). */
+  /** `<#read hits>`: read bios mapped to the cache (a count since the table was loaded). */
   readonly readHits: number;
   /** `<#read misses>`: read bios mapped to the origin (a count). */
   readonly readMisses: number;

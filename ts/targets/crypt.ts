@@ -60,41 +60,41 @@ export interface CryptCipher {
   readonly spec: string;
   /** `legacy` (`cipher[:keycount]-chainmode-ivmode[:ivopts]`) or `capi` (`capi:<crypto API spec>-ivmode[:ivopts]`). */
   readonly form: 'legacy' | 'capi';
-  /** Legacy form: the block cipher ('aes'); null in the capi form. */
+  /** Legacy form's `cipher`: the block cipher ('aes'); null in the capi form. */
   readonly cipher: string | null;
-  /** Legacy form: the chaining mode in effect ('xts'; `cbc` for a spec of the cipher alone); null in the capi form. */
+  /** Legacy form's `chainmode`: the chaining mode in effect ('xts'; `cbc` for a spec of the cipher alone); null in the capi form. */
   readonly chainMode: string | null;
   /** The crypto API algorithm the kernel allocates, before ESSIV wraps it ('xts(aes)', 'authenc(hmac(sha256),xts(aes))'). */
   readonly api: string;
   /** Cipher instances, each with its own slice of the key: the legacy `:keycount` (a power of two, default 1); 64 for capi with `lmk`. */
   readonly keyCount: number;
-  /** The IV generator in effect ('plain64'), or null for none (an ECB or IV-less cipher). `plain` for a spec of the cipher alone. */
+  /** `ivmode`: the IV generator in effect ('plain64'), or null for none (an ECB or IV-less cipher). `plain` for a spec of the cipher alone. */
   readonly ivMode: string | null;
-  /** The IV generator's options ('sha256' for essiv), or null. */
+  /** `ivopts`: the IV generator's options ('sha256' for essiv), or null. */
   readonly ivOptions: string | null;
 }
 
 /** Options of a legacy cipher spec, `cipher[:keycount]-chainmode-ivmode[:ivopts]`. */
 export interface CryptLegacyCipherOptions {
-  /** The block cipher: 'aes', 'twofish', 'serpent', 'cipher_null'. */
+  /** `cipher`: the block cipher: 'aes', 'twofish', 'serpent', 'cipher_null'. */
   cipher: string;
-  /** Cipher instances (a power of two; default 1), the key split evenly among them. */
+  /** `:keycount`: a count of cipher instances (a power of two; default 1), the key split evenly among them. */
   keyCount?: number;
-  /** The chaining mode: 'xts', 'cbc', 'ecb', 'lrw'. */
+  /** `chainmode`: the chaining mode: 'xts', 'cbc', 'ecb', 'lrw'. */
   chainMode: string;
-  /** The IV generator; required unless the chaining mode is `ecb`. */
+  /** `ivmode`: the IV generator; required unless the chaining mode is `ecb`. */
   ivMode?: CryptIvMode;
-  /** The IV generator's options: the hash of `essiv` ('sha256'). */
+  /** `:ivopts`: the IV generator's options: the hash of `essiv` ('sha256'). */
   ivOptions?: string;
 }
 
 /** Options of a crypto API cipher spec, `capi:<spec>-ivmode[:ivopts]`. */
 export interface CryptCapiCipherOptions {
-  /** The crypto API spec: 'xts(aes)', 'cbc(aes)', 'authenc(hmac(sha256),xts(aes))'. */
+  /** `<spec>` after `capi:`: the crypto API spec: 'xts(aes)', 'cbc(aes)', 'authenc(hmac(sha256),xts(aes))'. */
   capi: string;
-  /** The IV generator. */
+  /** `ivmode`: the IV generator. */
   ivMode?: CryptIvMode;
-  /** The IV generator's options: the hash of `essiv` ('sha256'). */
+  /** `:ivopts`: the IV generator's options: the hash of `essiv` ('sha256'). */
   ivOptions?: string;
 }
 

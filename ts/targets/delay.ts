@@ -45,11 +45,11 @@ export interface DelayOptions {
  */
 export interface DelayTarget extends Target {
   readonly type: 'delay';
-  /** Reads (and writes and flushes when the table gives no more triplets). */
+  /** The first triplet, `<device> <offset> <delay>`: reads (and writes and flushes when the table gives no more triplets). */
   readonly read: DelayClass;
-  /** Writes (and flushes when the table gives no flush triplet), or null: writes go as reads. */
+  /** `<write_device> <write_offset> <write_delay>`: writes (and flushes when the table gives no flush triplet), or null: writes go as reads. */
   readonly write: DelayClass | null;
-  /** Flushes (writes with REQ_PREFLUSH), or null: flushes go as writes. */
+  /** `<flush_device> <flush_offset> <flush_delay>`: flushes (writes with REQ_PREFLUSH), or null: flushes go as writes. */
   readonly flush: DelayClass | null;
 }
 
