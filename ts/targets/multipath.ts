@@ -161,7 +161,7 @@ export type MultipathGroupState = 'active' | 'enabled' | 'disabled';
 /** A path's health: `active` (usable) or `failed` (by fail_path or an I/O error, until reinstate_path). */
 export type MultipathPathHealth = 'active' | 'failed';
 
-/** One path in a multipath status: `<path> <A|F> <fail count> <#path status args words>`. */
+/** One path in a multipath status: `<path> <A|F> <fail count> [<selector word>]*`, as many words as its group's `<#path status args>`. */
 export interface MultipathPathStatus {
   /** `<path>`: the path's device, 'major:minor'. */
   readonly device: string;
