@@ -332,9 +332,10 @@ export type CacheBlockRange =
  */
 export const cacheMessages = Object.freeze({
   /**
-   * Drops cache blocks from the cache without writing them back (`invalidate_cblocks`), for a
-   * cache in passthrough mode (the kernel refuses it in other modes, EPERM). Each item is a
-   * cache block index or a range `{ begin, end }` with `end` excluded.
+   * `invalidate_cblocks [<cblock>|<cblock begin>-<cblock end>]*`: drops cache blocks from the
+   * cache without writing them back, for a cache in passthrough mode (the kernel refuses it in
+   * other modes, EPERM). Each item is a cache block index or a range `{ begin, end }` with
+   * `end` excluded.
    */
   invalidateCblocks(ranges: readonly CacheBlockRange[]): string {
     if (!Array.isArray(ranges)) throw expected('an array of cache blocks and ranges', 'ranges', ranges);
@@ -351,12 +352,12 @@ export const cacheMessages = Object.freeze({
     });
     return `invalidate_cblocks ${words.join(' ')}`;
   },
-  /** Sets how many sectors may be migrating between cache and origin at once. */
+  /** `migration_threshold <sectors>`: sets how many 512-byte sectors may be migrating between cache and origin at once. */
   migrationThreshold(sectorCount: number): string {
     return `migration_threshold ${sectors(sectorCount, 'sectorCount')}`;
   },
   /**
-   * Sets a policy tunable by key: `migration_threshold` for every policy; the old mq tunables
+   * `<key> <value>`: sets a policy tunable by key: `migration_threshold` (512-byte sectors) for every policy; the old mq tunables
    * only for the mq policy, which takes and ignores them (smq and the cleaner refuse them,
    * EINVAL).
    */
