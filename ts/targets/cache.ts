@@ -357,9 +357,9 @@ export const cacheMessages = Object.freeze({
     return `migration_threshold ${sectors(sectorCount, 'sectorCount')}`;
   },
   /**
-   * `<key> <value>`: sets a policy tunable by key: `migration_threshold` (512-byte sectors) for every policy; the old mq tunables
-   * only for the mq policy, which takes and ignores them (smq and the cleaner refuse them,
-   * EINVAL).
+   * `<key> <value>`: sets a policy tunable by key: `migration_threshold` (512-byte sectors)
+   * for every policy; the old mq tunables only for the mq policy, which takes and ignores them
+   * (smq and the cleaner refuse them, EINVAL).
    */
   policyArg(key: CachePolicyKey, value: number): string {
     const k = choice(key, 'key', MQ_KEYS);
