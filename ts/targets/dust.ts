@@ -22,8 +22,8 @@ export interface DustOptions {
   /** `<offset>`: the sector of `device` where the row's first sector lands (512-byte sectors). */
   offset: number;
   /**
-   * `<blksz>`: the size of a block, in **bytes** (not sectors): a power of two from 512 to 1073741824
-   * (1 GiB), and at most the row's length. Bad blocks are numbered in these blocks.
+   * `<blksz>`: the size of a block, in **bytes** (not sectors): a power of two from 512 to
+   * 1073741824 (1 GiB), and at most the row's length. Bad blocks are numbered in these blocks.
    */
   blockSize: number;
 }

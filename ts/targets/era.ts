@@ -19,8 +19,8 @@ export interface EraOptions {
   /** `<origin dev>`: the device holding the data, mapped one to one; its blocks are the ones tracked. */
   originDevice: DeviceRef;
   /**
-   * `<block size>`: the granularity of tracking, in 512-byte sectors: a multiple of 8 (4 KiB), at most
-   * 4294967288 (the kernel reads it as 32 bits).
+   * `<block size>`: the granularity of tracking, in 512-byte sectors: a multiple of 8 (4 KiB), at
+   * most 4294967288 (the kernel reads it as 32 bits).
    */
   blockSize: number;
 }
@@ -57,8 +57,8 @@ export interface EraRunningStatus extends TargetStatusBase {
   /** `<#used metadata blocks>/<#total metadata blocks>`: a count of metadata blocks. */
   readonly metadataBlocks: UsedTotal;
   /**
-   * `<current era>`: the current era (a 32-bit counter). `checkpoint` may move it on, and so do a metadata
-   * snapshot and every resume; read it here rather than assume it moved.
+   * `<current era>`: the current era (a 32-bit counter). `checkpoint` may move it on, and so do a
+   * metadata snapshot and every resume; read it here rather than assume it moved.
    */
   readonly currentEra: number;
   /**

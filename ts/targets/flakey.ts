@@ -23,9 +23,9 @@ export interface FlakeyCorruptBioByte {
   /** `<Nth_byte>`: which byte of the bio's data is overwritten, counted from 1 (1 to 2^32 − 1). */
   readonly nthByte: number;
   /**
-   * `<direction>`: reads (`r`) or writes (`w`). The 6.1 kernel takes `r` but leaves reads intact: it looks
-   * for the byte in the bio's remaining segments after the read completed, when none remain
-   * (later kernels save the bio's position first and do corrupt it).
+   * `<direction>`: reads (`r`) or writes (`w`). The 6.1 kernel takes `r` but leaves reads intact:
+   * it looks for the byte in the bio's remaining segments after the read completed, when none
+   * remain (later kernels save the bio's position first and do corrupt it).
    */
   readonly direction: FlakeyCorruptDirection;
   /** `<value>`: the byte value written in its place (0 to 255). */

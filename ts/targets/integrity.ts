@@ -54,8 +54,8 @@ export interface IntegrityOptions {
   /** `<offset>`: 512-byte sectors at the start of `device` left alone: the superblock starts after them. */
   offset: number;
   /**
-   * `<tag size>`: the tag size in bytes (1 to 424); null or unset for `-`: the digest size of `internalHash`,
-   * which the kernel then prints back as a number.
+   * `<tag size>`: the tag size in bytes (1 to 424); null or unset for `-`: the digest size of
+   * `internalHash`, which the kernel then prints back as a number.
    */
   tagSize?: number | null;
   /** `<mode>`: how writes reach the device (see `IntegrityMode`; written as its letter). */
@@ -75,15 +75,15 @@ export interface IntegrityOptions {
   /** `allow_discards`: pass discards through (needs an internal hash); discarded sectors read back as 0xf6 bytes. */
   allowDiscards?: boolean;
   /**
-   * `journal_sectors:<n>`: the journal's size in 512-byte sectors, taken when the device is formatted; the
-   * kernel keeps whole journal sections of it (at least one) and prints that size back (its
-   * default: 1/128 of the device, at most 131072 sectors).
+   * `journal_sectors:<n>`: the journal's size in 512-byte sectors, taken when the device is
+   * formatted; the kernel keeps whole journal sections of it (at least one) and prints that size
+   * back (its default: 1/128 of the device, at most 131072 sectors).
    */
   journalSectors?: number;
   /**
-   * `interleave_sectors:<n>`: data sectors (512 bytes) between two runs of tags, taken when the device is
-   * formatted; the kernel rounds it down to a power of two from 8 to 2^31 (default 32768; 1
-   * with a `metaDevice`) and prints that back.
+   * `interleave_sectors:<n>`: data sectors (512 bytes) between two runs of tags, taken when the
+   * device is formatted; the kernel rounds it down to a power of two from 8 to 2^31 (default 32768;
+   * 1 with a `metaDevice`) and prints that back.
    */
   interleaveSectors?: number;
   /** `buffer_sectors:<n>`: the size of a metadata buffer, in 512-byte sectors; rounded down to a power of two up to 2^22 (default 128). */

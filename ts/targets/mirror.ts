@@ -81,8 +81,8 @@ export interface MirrorOptions {
     offset: number;
   }[];
   /**
-   * Feature `handle_errors`: on a leg's failure, stop and wait for userspace (dmeventd) to reload the
-   * table without it; writes block until then. Without it, a failed leg is marked and ignored.
+   * Feature `handle_errors`: on a leg's failure, stop and wait for userspace (dmeventd) to reload
+   * the table without it; writes block until then. Without it, a failed leg is marked and ignored.
    */
   handleErrors?: boolean;
   /** Feature `keep_log`: keep using the log device when it fails (needs `handleErrors`). */

@@ -47,10 +47,10 @@ export interface MultipathPath {
   /** `<path>`, 'major:minor' or a /dev path: the path's block device. */
   readonly device: string;
   /**
-   * Path arg `<repeat_count>`: I/Os sent down the path before the selector picks again (round-robin, queue-length,
-   * service-time; historical-service-time ignores it and the kernel prints 0). Linux takes any
-   * value above 1 as 1 ("repeat_count > 1 is deprecated"), so it reads back as 0 or 1; a parsed
-   * line keeps what it said. Undefined for io-affinity.
+   * Path arg `<repeat_count>`: I/Os sent down the path before the selector picks again
+   * (round-robin, queue-length, service-time; historical-service-time ignores it and the kernel
+   * prints 0). Linux takes any value above 1 as 1 ("repeat_count > 1 is deprecated"), so it reads
+   * back as 0 or 1; a parsed line keeps what it said. Undefined for io-affinity.
    */
   readonly repeatCount: number | undefined;
   /** service-time path arg `<relative_throughput>`: the path's throughput relative to the others of its group, 0 to 100 (0: used only when no other path is). */
@@ -67,13 +67,15 @@ export interface MultipathGroup {
   /** `<selector>`: the path selector's name. */
   readonly selector: MultipathSelector;
   /**
-   * historical-service-time selector arg `<base_weight>`: the weight of history in the moving average, a 10-bit
-   * fixed-point fraction (0 to 1023 over 1024; 0 ignores history; the kernel's default 972, 0.95).
+   * historical-service-time selector arg `<base_weight>`: the weight of history in the moving
+   * average, a 10-bit fixed-point fraction (0 to 1023 over 1024; 0 ignores history; the kernel's
+   * default 972, 0.95).
    */
   readonly baseWeight: number | undefined;
   /**
-   * historical-service-time selector arg `<threshold_multiplier>`: paths count as different only when one's service time is more
-   * than this many times the other's (0 or 1: no threshold, the kernel's default 0).
+   * historical-service-time selector arg `<threshold_multiplier>`: paths count as different only
+   * when one's service time is more than this many times the other's (0 or 1: no threshold, the
+   * kernel's default 0).
    */
   readonly thresholdMultiplier: number | undefined;
   /** `<#paths>` and the paths, in order. */
@@ -148,8 +150,9 @@ export interface MultipathTarget extends Target {
   /** The hardware handler's `[<arg>]*`. */
   readonly hwHandlerArgs: readonly string[];
   /**
-   * `<initial group>`: the group to use first (1-based; 0 without groups). The kernel prints its current or next
-   * group here, so a table read back after a switch_group or a failover names that group.
+   * `<initial group>`: the group to use first (1-based; 0 without groups). The kernel prints its
+   * current or next group here, so a table read back after a switch_group or a failover names that
+   * group.
    */
   readonly initialGroup: number;
   /** `<#groups>` and the priority groups, in order. */
@@ -213,8 +216,8 @@ export interface MultipathStatus extends TargetStatusBase {
   readonly type: 'multipath';
   readonly known: true;
   /**
-   * `<queue_io>` (a 0/1 flag): I/O is being held: set at load until the first path is chosen, and while a
-   * group is being initialised by its hardware handler.
+   * `<queue_io>` (a 0/1 flag): I/O is being held: set at load until the first path is chosen, and
+   * while a group is being initialised by its hardware handler.
    */
   readonly queueIo: boolean;
   /** `<pg_init_count>`: group initialisations since the current group was chosen (a count). */

@@ -91,8 +91,8 @@ export interface RaidOptions {
   /** `<raid type>`. */
   raidType: RaidType;
   /**
-   * `<chunk size>`, the first raid param: 512-byte sectors, a power of two, at least 8, for every type but raid1, which
-   * has none (0, the default for raid1).
+   * `<chunk size>`, the first raid param: 512-byte sectors, a power of two, at least 8, for every
+   * type but raid1, which has none (0, the default for raid1).
    */
   chunkSize?: number;
   /** `<#raid devs> [<meta dev|-> <data dev|->]+`: the legs in order: each a data device and an optional metadata device (null or unset for none). */
@@ -117,10 +117,10 @@ export interface RaidOptions {
   /** `write_mostly <idx>` (raid1): legs (0-based indexes) read from only when no other is in sync. */
   writeMostly?: readonly number[];
   /**
-   * `max_write_behind <sectors>` (raid1): 512-byte sectors of writes to write-mostly legs that may be
-   * outstanding. Linux 6.1 keeps it in KiB and prints the KiB value back as if it were
-   * sectors, so a table read back shows half the value given (and a reload of that line halves
-   * it again); later kernels take and print the value unchanged.
+   * `max_write_behind <sectors>` (raid1): 512-byte sectors of writes to write-mostly legs that may
+   * be outstanding. Linux 6.1 keeps it in KiB and prints the KiB value back as if it were sectors,
+   * so a table read back shows half the value given (and a reload of that line halves it again);
+   * later kernels take and print the value unchanged.
    */
   maxWriteBehind?: number;
   /** `stripe_cache <stripes>` (raid4/5/6): the size of the stripe cache, a count of stripes. */
@@ -464,9 +464,9 @@ export function parseRaidStatus(text: string): RaidStatus {
 }
 
 /**
- * Messages a raid target takes: sync actions (`dm.message(name, raidMessages.syncAction('check'))`).
- * `idle` stops a running action, `frozen` stops it and holds further ones; the others start
- * an action and are refused (EBUSY) unless the array is idle.
+ * Messages a raid target takes: sync actions (`dm.message(name,
+ * raidMessages.syncAction('check'))`). `idle` stops a running action, `frozen` stops it and holds
+ * further ones; the others start an action and are refused (EBUSY) unless the array is idle.
  */
 export const raidMessages = Object.freeze({
   /** `<action>`: the message that asks for `action`. */

@@ -10,8 +10,8 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 /** Options of a snapshot-origin target. */
 export interface SnapshotOriginOptions {
   /**
-   * `<origin>`: the device holding the origin's data (LVM's `-real` device): 'major:minor', a /dev path,
-   * or { major, minor }. Snapshots name the same device as their `<origin>`.
+   * `<origin>`: the device holding the origin's data (LVM's `-real` device): 'major:minor', a /dev
+   * path, or { major, minor }. Snapshots name the same device as their `<origin>`.
    */
   origin: DeviceRef;
 }

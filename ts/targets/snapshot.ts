@@ -47,11 +47,11 @@ export interface SnapshotOptions {
   /** `<persistent?>`: the exception store, `P`, `PO` or `N` (see `SnapshotPersistence`). */
   persistent: SnapshotPersistence;
   /**
-   * `<chunksize>`: the unit of copy-on-write, in 512-byte sectors: a power of two up to 2097152 (1 GiB), and a multiple
-   * of the logical block size of both devices (the kernel checks that). 0 leaves it to the
-   * kernel: a persistent COW with a header keeps the header's chunk size, a new persistent COW
-   * gets 32 sectors (16 KiB), and a table that takes over the COW of a live snapshot (a reload)
-   * keeps that snapshot's; the table then reads back with the chunk size in use.
+   * `<chunksize>`: the unit of copy-on-write, in 512-byte sectors: a power of two up to 2097152 (1
+   * GiB), and a multiple of the logical block size of both devices (the kernel checks that). 0
+   * leaves it to the kernel: a persistent COW with a header keeps the header's chunk size, a new
+   * persistent COW gets 32 sectors (16 KiB), and a table that takes over the COW of a live snapshot
+   * (a reload) keeps that snapshot's; the table then reads back with the chunk size in use.
    */
   chunkSize: number;
   /** Feature `discard_zeroes_cow`: discards of whole chunks drop their exceptions (default false). */
@@ -123,8 +123,9 @@ export interface SnapshotValidStatusOf<T extends SnapshotKind> extends TargetSta
    */
   readonly usage: UsedTotal;
   /**
-   * `<metadata_sectors>`: 512-byte sectors of the COW device holding metadata (header and exception tables), part of
-   * `usage.used`. A merge has finished when `usage.used` equals it (no data left to merge).
+   * `<metadata_sectors>`: 512-byte sectors of the COW device holding metadata (header and exception
+   * tables), part of `usage.used`. A merge has finished when `usage.used` equals it (no data left
+   * to merge).
    */
   readonly metadataSectors: number;
   /** Words after the known fields (a newer kernel's), kept as given. */

@@ -40,9 +40,9 @@ export interface ThinPoolOptions {
   /** `<data block size>`: in 512-byte sectors, a multiple of 128 (64 KiB) from 128 to 2097152 (1 GiB). */
   blockSize: number;
   /**
-   * `<low water mark>`: a count of data blocks (not sectors): when a block is provisioned and this many or fewer
-   * are left free, the kernel sends a device event (once, until the next resume), so that a
-   * daemon can grow the pool.
+   * `<low water mark>`: a count of data blocks (not sectors): when a block is provisioned and this
+   * many or fewer are left free, the kernel sends a device event (once, until the next resume), so
+   * that a daemon can grow the pool.
    */
   lowWaterMark: number;
   /** Feature `skip_block_zeroing`: do not zero newly provisioned blocks: faster, but a new block shows what the data device held. */
@@ -314,9 +314,9 @@ export const thinPoolMessages = Object.freeze({
     return `set_transaction_id ${transactionId(current, 'current')} ${transactionId(next, 'next')}`;
   },
   /**
-   * `reserve_metadata_snap`: takes a snapshot of the metadata for userspace to read while the pool is live (thin_dump
-   * --metadata-snap); its root shows in the status as the held metadata root. One at a time
-   * (EBUSY while one is held).
+   * `reserve_metadata_snap`: takes a snapshot of the metadata for userspace to read while the pool
+   * is live (thin_dump --metadata-snap); its root shows in the status as the held metadata root.
+   * One at a time (EBUSY while one is held).
    */
   reserveMetadataSnap(): string {
     return 'reserve_metadata_snap';

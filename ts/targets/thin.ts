@@ -16,9 +16,9 @@ export interface ThinOptions {
   /** `<dev id>`: the thin device's id in the pool (24 bits: 0 to 16777215), made by `create_thin` or `create_snap`. */
   deviceId: number;
   /**
-   * `<external origin dev>`: a device outside the pool read as the origin of this thin device (an external snapshot):
-   * reads of blocks the thin device has not provisioned go to it; it is never written. It
-   * must not change while in use.
+   * `<external origin dev>`: a device outside the pool read as the origin of this thin device (an
+   * external snapshot): reads of blocks the thin device has not provisioned go to it; it is never
+   * written. It must not change while in use.
    */
   externalOriginDevice?: DeviceRef;
 }

@@ -133,8 +133,9 @@ export interface VerityStatus extends TargetStatusBase {
   /** The letter: true once a check failed (`C`, corruption found); false while every check so far was valid (`V`). */
   readonly corrupted: boolean;
   /**
-   * The second word: a count of blocks corrected by forward error correction (newer kernels print it); null (`-`) when FEC
-   * is not enabled; undefined from a kernel that prints only the letter (Linux 6.1).
+   * The second word: a count of blocks corrected by forward error correction (newer kernels print
+   * it); null (`-`) when FEC is not enabled; undefined from a kernel that prints only the letter
+   * (Linux 6.1).
    */
   readonly fecCorrected: number | null | undefined;
   /** Words after the known fields (a newer kernel's), kept as given. */

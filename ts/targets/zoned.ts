@@ -5,8 +5,8 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 /** Options of a zoned target. */
 export interface ZonedOptions {
   /**
-   * `<device> [<device>...]`: the devices, as formatted by dmzadm: one zoned device, or a regular (cache) device first
-   * and then zoned devices.
+   * `<device> [<device>...]`: the devices, as formatted by dmzadm: one zoned device, or a regular
+   * (cache) device first and then zoned devices.
    */
   devices: readonly DeviceRef[];
 }
