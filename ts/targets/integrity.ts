@@ -72,7 +72,11 @@ export interface IntegrityOptions {
   recalculate?: boolean;
   /** `reset_recalculate`: start the recalculation again from the first sector (implies recalculating). */
   resetRecalculate?: boolean;
-  /** `allow_discards`: pass discards through (needs an internal hash); discarded sectors read back as 0xf6 bytes. */
+  /**
+   * `allow_discards`: pass discards through (needs an internal hash). The kernel fills the
+   * discarded blocks' tags with a filler byte (0xf6) that reads accept; the data reads back as
+   * the device below leaves it (zeroes on a loop device).
+   */
   allowDiscards?: boolean;
   /**
    * `journal_sectors:<n>`: the journal's size in 512-byte sectors, taken when the device is
