@@ -4,10 +4,37 @@
  * @packageDocumentation
  */
 import { GLOBAL_OPTION_NAMES, type Verb } from '../verb';
+import { info } from './info';
+import { clear, create, load, reload, resume, suspend } from './lifecycle';
+import { ls } from './ls';
+import { message } from './message';
+import { mknodes } from './mknodes';
+import { remove, removeAll } from './remove';
+import { rename } from './rename';
+import { deps, table } from './table';
+import { targets } from './targets';
 import { version } from './version';
 
 /** Every verb. */
-export const VERBS: readonly Verb[] = [version];
+export const VERBS: readonly Verb[] = [
+  ls,
+  info,
+  table,
+  deps,
+  create,
+  load,
+  reload,
+  suspend,
+  resume,
+  clear,
+  message,
+  rename,
+  remove,
+  removeAll,
+  mknodes,
+  targets,
+  version,
+];
 
 /** The verb named `name` (or one of its aliases). */
 export function findVerb(name: string): Verb | undefined {
