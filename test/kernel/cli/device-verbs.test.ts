@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeRdev } from '../../../ts/dev';
 import { Table, type DeviceInfo } from '../../../ts/index';
@@ -72,7 +72,13 @@ describe('devmapper command: device verbs in the kernel', () => {
 
   it('ls, ls --tree, info, table and deps print what dmsetup prints for the same devices, and --json the library\'s objects', async () => {
     const { base, top, empty, baseInfo, loopDev } = await stack();
-    const names = [base, top, empty];
+    // pair stacks on two devices (base, under top too, and base2): the tree's branches.
+    const disk2 = await t.fx.loop(1024);
+    const [base2, pair] = [devName('base2'), devName('pair')];
+    await ok('create', base2, '--table', `0 1024 linear ${disk2.devString} 0`);
+    const base2Info = await t.dm.info(base2);
+    await ok('create', pair, '--table', `0 1024 linear ${baseInfo.dev.major}:${baseInfo.dev.minor} 0\n1024 1024 linear ${base2Info.dev.major}:${base2Info.dev.minor} 0`);
+    const names = [base, top, empty, base2, pair];
 
     const ls = (await ok('ls')).split('\n').filter((l) => names.some((n) => l.startsWith(`${n} `)));
     const dmLs = dmsetup('ls').split('\n').filter((l) => names.some((n) => l.startsWith(`${n}\t`)));
@@ -83,6 +89,8 @@ describe('devmapper command: device verbs in the kernel', () => {
     const tree = await ok('ls', '--tree');
     expect(ourBlocks(tree, names)).to.equal(ourBlocks(dmsetup('ls', '--tree'), names));
     expect(ourBlocks(tree, names)).to.include(`${top} (`);
+    expect(ourBlocks(tree, names)).to.include(' ├─');
+    expect(ourBlocks(tree, names)).to.include(' │  └─ (');
     const treeJson = await json('ls', '--tree');
     expect(treeJson).to.deep.include({
       name: top,
@@ -93,10 +101,10 @@ describe('devmapper command: device verbs in the kernel', () => {
 
     const fields = 'name,major,minor,attr,open,segments,events,uuid';
     expect(await ok('info', '--noheadings', '--separator', ':', '-o', fields, ...names)).to.equal(dmsetup('info', '-c', '--noheadings', '-o', fields, ...names));
-    const columns = (await ok('info', ...names)).split('\n');
+    const columns = (await ok('info', base, top, empty)).split('\n');
     expect(columns[0]?.split(/\s+/)).to.deep.equal(['Name', 'Maj', 'Min', 'Stat', 'Open', 'Targ', 'Event', 'UUID']);
     expect(columns.slice(1, 4).map((l) => l.split(/\s+/).filter((w) => w !== ''))).to.deep.equal(
-      dmsetup('info', '-c', '--noheadings', '--separator', ' ', ...names).trimEnd().split('\n').map((l) => l.split(/\s+/).filter((w) => w !== '')),
+      dmsetup('info', '-c', '--noheadings', '--separator', ' ', base, top, empty).trimEnd().split('\n').map((l) => l.split(/\s+/).filter((w) => w !== '')),
     );
     expect(await json('info', ...names)).to.deep.equal(JSON.parse(JSON.stringify(await Promise.all(names.map((n) => t.dm.info(n))))));
     expect(await json('info', '-u', `CLI-${top}`)).to.deep.equal([JSON.parse(JSON.stringify(await t.dm.info(top)))]);
@@ -287,6 +295,13 @@ describe('devmapper command: device verbs in the kernel', () => {
     expect(st.isBlockDevice()).to.equal(true);
     expect(decodeRdev(st.rdev)).to.deep.equal((await t.dm.info(top)).dev);
     expect(await json('mknodes')).to.deep.include({ created: [], fixed: [] });
+
+    // --udev off: the library leaves /dev/mapper alone, until mknodes.
+    const quiet = devName('quiet');
+    await ok('--udev', 'off', 'create', quiet, '--table', '0 8 zero');
+    expect(existsSync(`/dev/mapper/${quiet}`)).to.equal(false);
+    expect(await json('mknodes')).to.deep.include({ created: [quiet] });
+    expect(lstatSync(`/dev/mapper/${quiet}`).isBlockDevice()).to.equal(true);
   });
 
   it('the bin, spawned with pipes: reads a table on stdin, prints no colour, and exits with the codes main returns', async () => {
