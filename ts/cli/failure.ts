@@ -42,7 +42,8 @@ export function failureOf(error: unknown, verb: string | undefined, device: stri
     const about = error.device ?? device;
     const rollback = error.rollbackError === undefined ? '' : `; rolling back failed too: ${error.rollbackError.message}`;
     return {
-      exitCode: error.code === 'ENXIO' ? ExitCode.notFound : ExitCode.failure,
+      // A table load's ENXIO may be about a device the table names, not the one being loaded.
+      exitCode: error.code === 'ENXIO' && error.command !== 'DM_TABLE_LOAD' ? ExitCode.notFound : ExitCode.failure,
       ...(about !== undefined ? { device: about } : {}),
       message: describeDmError(error) + rollback,
       usageOf: undefined,

@@ -218,7 +218,7 @@ describe('devmapper command: device verbs in the kernel', () => {
   });
 
   it('kernel errors exit 1 naming the errno and the device, a missing device exits 3, and nothing else changes', async () => {
-    const { base, top } = await stack();
+    const { base, top, baseInfo } = await stack();
     const before = await state(t);
     let r = await runCli(['remove', base]);
     expect(r).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove ${base}: EBUSY (device or resource busy)\n` });
@@ -228,6 +228,15 @@ describe('devmapper command: device verbs in the kernel', () => {
     r = await runCli(['message', top, '0', 'no-such-message']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(new RegExp(`^devmapper: message ${top}: EINVAL \\(invalid argument`));
+    // The kernel refuses the new table (past the end of its disk): the device stays live on its old one.
+    r = await runCli(['reload', top, '--table', `0 2048 linear ${baseInfo.dev.major}:${baseInfo.dev.minor} 100000`]);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^devmapper: reload ${top}: EINVAL \\(`));
+    // A table over a device that does not exist: the create is undone; not a "no such device" of the name.
+    const doomed = devName('doomed');
+    r = await runCli(['create', doomed, '--table', '0 8 linear 4000:0 0']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^devmapper: create ${doomed}: E[A-Z]+ \\(`));
     const missing = devName('missing');
     for (const verb of ['info', 'table', 'deps', 'remove', 'suspend', 'resume', 'clear']) {
       r = await runCli([verb, missing]);
