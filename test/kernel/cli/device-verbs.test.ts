@@ -153,6 +153,10 @@ describe('devmapper command: device verbs in the kernel', () => {
 
       await ok('load', b, '--table', `0 2048 linear ${disk.devString} 0`);
       expect(dmsetup('table', '--inactive', b)).to.equal(`0 2048 linear ${disk.devString} 0\n`);
+      expect(await ok('table', '--inactive', b)).to.equal(dmsetup('table', '--inactive', b));
+      expect(await ok('table', b)).to.match(/^0 512 zero\n$/);
+      expect(await ok('deps', '--inactive', b)).to.equal(`${disk.devString}\n`);
+      expect(await ok('info', '--noheadings', '-o', 'segments', '--inactive', b)).to.equal('1\n');
       expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', b).trim()).to.equal('LI-w');
       await ok('clear', b);
       expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', b).trim()).to.equal('L--w');
