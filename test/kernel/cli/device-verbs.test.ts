@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { decodeRdev } from '../../../ts/dev';
 import { Table, type DeviceInfo } from '../../../ts/index';
 import { TestContext, devName, dmsetup, readAt } from '../helpers';
@@ -58,7 +58,7 @@ describe('devmapper command: device verbs in the kernel', () => {
   const t = TestContext.perTest();
 
   /** base: linear over a loop disk; top: linear over base and a zero row (with a uuid); empty: no table. */
-  async function stack(): Promise<{ base: string; top: string; empty: string; baseInfo: DeviceInfo; loopDev: string }> {
+  async function stack(): Promise<{ base: string; top: string; empty: string; baseInfo: DeviceInfo; loopDev: string; loopPath: string }> {
     const disk = await t.fx.loop(4096);
     const [base, top, empty] = [devName('base'), devName('top'), devName('empty')];
     await ok('create', base, '--table', `0 4096 linear ${disk.devString} 0`);
@@ -67,11 +67,11 @@ describe('devmapper command: device verbs in the kernel', () => {
     const r = await runCli(['create', top, '--uuid', `CLI-${top}`], { stdin: rows });
     expect([r.code, r.stderr]).to.deep.equal([0, '']);
     await ok('create', empty, '--notable');
-    return { base, top, empty, baseInfo, loopDev: disk.devString };
+    return { base, top, empty, baseInfo, loopDev: disk.devString, loopPath: disk.path };
   }
 
   it('ls, ls --tree, info, table and deps print what dmsetup prints for the same devices, and --json the library\'s objects', async () => {
-    const { base, top, empty, baseInfo, loopDev } = await stack();
+    const { base, top, empty, baseInfo, loopDev, loopPath } = await stack();
     // pair stacks on two devices (base, under top too, and base2): the tree's branches.
     const disk2 = await t.fx.loop(1024);
     const [base2, pair] = [devName('base2'), devName('pair')];
@@ -96,8 +96,9 @@ describe('devmapper command: device verbs in the kernel', () => {
       name: top,
       uuid: `CLI-${top}`,
       dev: (await t.dm.info(top)).dev,
-      children: [{ name: base, dev: baseInfo.dev, children: [{ dev: { major: Number(loopDev.split(':')[0]), minor: Number(loopDev.split(':')[1]) }, children: [] }] }],
+      children: [{ name: base, dev: baseInfo.dev, children: [{ dev: { major: Number(loopDev.split(':')[0]), minor: Number(loopDev.split(':')[1]) }, devname: basename(loopPath), children: [] }] }],
     });
+    expect(await ok('ls', '--tree', '--devnames')).to.include(`\n    └─${basename(loopPath)} (${loopDev})\n`);
 
     const fields = 'name,major,minor,attr,open,segments,events,uuid';
     expect(await ok('info', '--noheadings', '--separator', ':', '-o', fields, ...names)).to.equal(dmsetup('info', '-c', '--noheadings', '-o', fields, ...names));

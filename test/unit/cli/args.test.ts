@@ -72,6 +72,8 @@ describe('devmapper command: arguments and failures (ts/cli/args.ts, failure.ts)
       '    └─ (7:2)',
       'alone (254:3)',
     ]);
+    expect(drawTree([{ name: 'v', dev: { major: 254, minor: 0 }, children: [{ dev: { major: 7, minor: 0 }, devname: 'loop0', children: [] }] }], true))
+      .to.deep.equal(['v (254:0)', ' └─loop0 (7:0)']);
   });
 
   it('a table read from stdin that never ends is given up when the signal aborts: exit 130, nothing done', async () => {
