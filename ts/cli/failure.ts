@@ -49,8 +49,9 @@ export function failureOf(error: unknown, verb: string | undefined, device: stri
       usageOf: undefined,
     };
   }
-  // The library's checks of input, made before any ioctl: bad arguments, nothing was done.
-  if (error instanceof DmParseError || error instanceof TypeError || error instanceof RangeError) {
+  // The library's checks of input, made before any ioctl ("Expected X for Y but received Z"):
+  // bad arguments, nothing was done. Another TypeError is a fault, not the user's: exit 1.
+  if (error instanceof DmParseError || ((error instanceof TypeError || error instanceof RangeError) && error.message.startsWith('Expected '))) {
     return { exitCode: ExitCode.usage, message: error.message, usageOf: verb ?? '' };
   }
   if (error instanceof DmClosedError) return { exitCode: ExitCode.failure, message: error.message, usageOf: undefined };

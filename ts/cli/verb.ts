@@ -37,9 +37,11 @@
  *   usage follows the message on stderr), a {@link CliError} (a message and a chosen exit code),
  *   or whatever the library throws: `DmError` (exit 1, or 3 for ENXIO, "no such device"; printed
  *   as `devmapper: VERB DEVICE: CODE (description)`, e.g.
- *   `devmapper: remove vol: EBUSY (device or resource busy)`), `DmParseError`, `TypeError` and `RangeError`
- *   (the library's checks of input, made before any ioctl: exit 2). Validate all input before
- *   the first ioctl, so that a usage error has changed nothing.
+ *   `devmapper: remove vol: EBUSY (device or resource busy)`; ENXIO of a table load exits 1:
+ *   it may be about a device the table names), `DmParseError`, and the `TypeError` and
+ *   `RangeError` of the library's checks of input ("Expected X for Y but received Z", made
+ *   before any ioctl: exit 2; any other error exits 1). Validate all input before the first
+ *   ioctl, so that a usage error has changed nothing.
  * - Clients are opened lazily ({@link VerbContext.client}, {@link VerbContext.syncClient}) with
  *   the global `--control` and `--udev`, and closed by the framework when `run` ends.
  * - Long-running verbs (wait, watch) end when {@link VerbContext.signal} aborts (SIGINT or

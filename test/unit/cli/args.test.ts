@@ -51,7 +51,9 @@ describe('devmapper command: arguments and failures (ts/cli/args.ts, failure.ts)
     const detailed = new DmError({ errno: 22, syscall: 'ioctl', command: 'DM_TABLE_LOAD', device: 'vol', message: 'DM_TABLE_LOAD vol: Invalid argument (a detail)' });
     expect(describeDmError(detailed)).to.equal('EINVAL (invalid argument (a detail))');
     expect(failureOf(new DmParseError('bad', 'x', 'start'), 'create', undefined).exitCode).to.equal(2);
-    expect(failureOf(new TypeError('Expected a name'), 'create', undefined).exitCode).to.equal(2);
+    expect(failureOf(new TypeError('Expected a device name for name but received "a/b"'), 'create', undefined).exitCode).to.equal(2);
+    expect(failureOf(new RangeError('Expected 1 to 128 bytes for name but received ""'), 'create', undefined).exitCode).to.equal(2);
+    expect(failureOf(new TypeError("Cannot read properties of undefined (reading 'x')"), 'create', undefined).exitCode).to.equal(1);
     expect(failureOf(new Error('other'), 'create', undefined).exitCode).to.equal(1);
   });
 

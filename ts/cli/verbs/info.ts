@@ -43,8 +43,9 @@ export const info = defineVerb({
   summary: 'Show devices: name, number, state, open count, targets, event number, uuid',
   usage: '[NAME | MAJOR:MINOR]...',
   description: `Without NAME: every device, by name. Stat: L live table, I inactive table, s suspended,
-r/w read-only or read-write. Fields for -o: ${Object.keys(INFO_FIELDS).join(', ')}
-(default ${DEFAULT_FIELDS.join(',')}; dmsetup's names).
+r/w read-only or read-write.
+Fields for -o (dmsetup's names): ${Object.keys(INFO_FIELDS).join(',')}
+(default ${DEFAULT_FIELDS.join(',')}).
 JSON: an array of the library's DeviceInfo objects, one per device.`,
   options: {
     ...SELECT_OPTIONS,
