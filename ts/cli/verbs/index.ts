@@ -4,10 +4,16 @@
  * @packageDocumentation
  */
 import { GLOBAL_OPTION_NAMES, type Verb } from '../verb';
+import { loop } from './loop';
+import { demo, sandbox } from './sandbox';
+import { stats } from './stats';
+import { status } from './status';
 import { version } from './version';
+import { wait, watch } from './wait';
+import { waitSync } from './wait-sync';
 
 /** Every verb. */
-export const VERBS: readonly Verb[] = [version];
+export const VERBS: readonly Verb[] = [version, status, wait, watch, waitSync, stats, loop, sandbox, demo];
 
 /** The verb named `name` (or one of its aliases). */
 export function findVerb(name: string): Verb | undefined {
