@@ -75,4 +75,21 @@ describe('cli verbs: status, wait, watch, wait-sync, stats, loop, sandbox, demo 
       expect(h.stdout).to.match(new RegExp(`^Usage: devmapper ${name}`));
     }
   });
+
+  it('sandbox runs the command as root in a booted kernel, its output on stdout, its exit status as ours', async function () {
+    this.timeout(120000);
+    const r = await runCli(['sandbox', '--mem', '256', '--', 'sh', '-c', 'echo "uid $(id -u) dm $(cat /sys/module/dm_mod/initstate 2>/dev/null || echo builtin)"; exit 3']);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.match(/^uid 0 dm (live|builtin)\n$/);
+    expect(r.code).to.equal(3);
+  });
+
+  it('demo runs examples/volume-demo.js in the sandbox, as npm run demo does, and exits 0', async function () {
+    this.timeout(300000);
+    const r = await runCli(['demo']);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^Booting the kernel sandbox/);
+    expect(r.stdout).to.match(/device-mapper interface 4\.\d+\.\d+/);
+    expect(r.stdout).to.match(/sandbox: booted in \d+ ms, whole run \d+ ms, exit status 0\n$/);
+  });
 });
