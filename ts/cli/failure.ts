@@ -10,7 +10,9 @@ import { CliError, ExitCode, UsageError } from './verb';
 export interface Failure {
   /** The exit code. */
   readonly exitCode: number;
-  /** The text after `devmapper: VERB: ` (or `devmapper: `). */
+  /** The device the failure is about (printed after the verb), when known. */
+  readonly device?: string;
+  /** The text after `devmapper: VERB DEVICE: ` (or `devmapper: VERB: `, `devmapper: `). */
   readonly message: string;
   /** Print the usage of this verb after the message ('' for the command's own usage). */
   readonly usageOf: string | undefined;
@@ -38,9 +40,13 @@ export function failureOf(error: unknown, verb: string | undefined, device: stri
   if (error instanceof CliError) return { exitCode: error.exitCode, message: error.message, usageOf: undefined };
   if (error instanceof DmError) {
     const about = error.device ?? device;
-    const message = `${about === undefined ? '' : `${about}: `}${describeDmError(error)}`;
     const rollback = error.rollbackError === undefined ? '' : `; rolling back failed too: ${error.rollbackError.message}`;
-    return { exitCode: error.code === 'ENXIO' ? ExitCode.notFound : ExitCode.failure, message: message + rollback, usageOf: undefined };
+    return {
+      exitCode: error.code === 'ENXIO' ? ExitCode.notFound : ExitCode.failure,
+      ...(about !== undefined ? { device: about } : {}),
+      message: describeDmError(error) + rollback,
+      usageOf: undefined,
+    };
   }
   // The library's checks of input, made before any ioctl: bad arguments, nothing was done.
   if (error instanceof DmParseError || error instanceof TypeError || error instanceof RangeError) {

@@ -14,7 +14,8 @@
  */
 import { parseArgs } from 'node:util';
 import { DeviceMapper } from '../client';
-import { parseDevNumber, type DevId } from '../dev';
+import type { DevId } from '../dev';
+import { deviceOperand } from './args';
 import type { DeviceMapperSync } from '../sync';
 import type { UdevMode } from '../udev';
 import { failureOf } from './failure';
@@ -154,12 +155,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A device id from an operand: `major:minor` selects by number, anything else is a name. */
-export function deviceOperand(text: string): DevId {
-  const dev = parseDevNumber(text);
-  return dev === undefined ? text : { dev };
-}
-
 /**
  * Runs the `devmapper` command with `argv` (the arguments after the program's name) on `io`,
  * and resolves with its exit code. Never rejects: failures are written on `io.stderr` and
@@ -236,7 +231,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return await runVerb(verb, args, optionValues(verb, values), global, io);
   } catch (e) {
     const failure = failureOf(e, verbName, device);
-    stderr.line(`devmapper: ${verbName === undefined ? '' : `${verbName}: `}${failure.message}`);
+    const subject = [verbName, failure.device].filter((w) => w !== undefined).join(' ');
+    stderr.line(`devmapper: ${subject === '' ? '' : `${subject}: `}${failure.message}`);
     if (failure.usageOf !== undefined) {
       const verb = failure.usageOf === '' ? undefined : findVerb(failure.usageOf);
       stderr.line(verb === undefined ? 'Usage: devmapper [global options] VERB [options] [operands] (devmapper --help)' : `${usageLine(verb)} (devmapper help ${verb.name})`);

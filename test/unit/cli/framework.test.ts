@@ -52,7 +52,7 @@ describe('devmapper command: framework (ts/cli/main.ts)', () => {
   it('a control node that does not exist: exit 1, the errno named', async () => {
     const r = await runCli(['--control', '/nonexistent/control', 'version']);
     expect(r.code).to.equal(ExitCode.failure);
-    expect(r.stderr).to.match(/^devmapper: version: \/nonexistent\/control: ENOENT \(/);
+    expect(r.stderr).to.match(/^devmapper: version \/nonexistent\/control: ENOENT \(/);
   });
 
   it('the registry has no duplicate names, no verb declaring a global option, one use of each short', () => {

@@ -4,6 +4,15 @@
  * @packageDocumentation
  */
 import { GLOBAL_OPTION_NAMES, type Verb } from '../verb';
+import { info } from './info';
+import { clear, create, load, reload, resume, suspend } from './lifecycle';
+import { ls } from './ls';
+import { message } from './message';
+import { mknodes } from './mknodes';
+import { remove, removeAll } from './remove';
+import { rename } from './rename';
+import { deps, table } from './table';
+import { targets } from './targets';
 import { loop } from './loop';
 import { demo, sandbox } from './sandbox';
 import { stats } from './stats';
@@ -13,7 +22,33 @@ import { wait, watch } from './wait';
 import { waitSync } from './wait-sync';
 
 /** Every verb. */
-export const VERBS: readonly Verb[] = [version, status, wait, watch, waitSync, stats, loop, sandbox, demo];
+export const VERBS: readonly Verb[] = [
+  ls,
+  info,
+  table,
+  deps,
+  create,
+  load,
+  reload,
+  suspend,
+  resume,
+  clear,
+  message,
+  rename,
+  remove,
+  removeAll,
+  mknodes,
+  targets,
+  version,
+  status,
+  wait,
+  watch,
+  waitSync,
+  stats,
+  loop,
+  sandbox,
+  demo,
+];
 
 /** The verb named `name` (or one of its aliases). */
 export function findVerb(name: string): Verb | undefined {
