@@ -15,8 +15,11 @@ import { percent } from './status-text';
 
 /** Where a bar is drawn: a writable stream, a terminal when `isTTY` (then `columns` wide). */
 export interface ProgressOutput {
+  /** Writes text as it is. */
   write(text: string): unknown;
+  /** True on a terminal: only then is the bar drawn. */
   readonly isTTY?: boolean;
+  /** The terminal's width (80 when unknown). */
   readonly columns?: number;
 }
 
@@ -38,6 +41,7 @@ export class ProgressBar {
   #text = '';
   #finished = false;
 
+  /** A bar on `out`, `label` before it; `finalLine`: piped, `finish` writes one plain line. */
   constructor(out: ProgressOutput, label: string, options: { finalLine?: boolean } = {}) {
     this.#out = out;
     this.#label = label;
