@@ -53,6 +53,36 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     expect(missing.stderr).to.match(/ENXIO/);
   });
 
+  it('status of a thin pool and a thin volume: used/total, percentages and sizes from the kernel\'s numbers, as dmsetup reports them', async () => {
+    const [meta, data] = [await t.fx.loop(8192), await t.fx.loop(65536)];
+    const pool = devName('cli-pool');
+    await t.dm.create(pool, { table: new Table([{ start: 0, length: 65536, target: targets.thinPool({ metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, lowWaterMark: 0 }) }]) });
+    await t.dm.message(pool, 'create_thin 0');
+    const poolDev = (await t.dm.info(pool)).dev;
+    const thin = devName('cli-thin');
+    const thinInfo = await t.dm.create(thin, { table: new Table([{ start: 0, length: 131072, target: targets.thin({ poolDevice: `${poolDev.major}:${poolDev.minor}`, deviceId: 0 }) }]) });
+    const fd = openSync(thinInfo.path, 'r+');
+    try {
+      // 3 blocks of 64 KiB, apart.
+      for (const at of [0, 10, 20]) writeSync(fd, Buffer.alloc(65536, 7), 0, 65536, at * 65536);
+    } finally {
+      closeSync(fd);
+    }
+    const peer = dmsetup('status', pool).trim().split(' ');
+    // 0 65536 thin-pool <transaction> <meta used>/<total> <data used>/<total> ...
+    const [mUsed, mTotal] = (peer[4] ?? '').split('/').map(Number);
+    const [dUsed, dTotal] = (peer[5] ?? '').split('/').map(Number);
+    expect(dUsed).to.equal(3);
+    const text = (await runCli(['status', pool])).stdout;
+    expect(text).to.contain(`\n  data           ${dUsed}/${dTotal} blocks (0.5%, 192 KiB of 32 MiB)\n`);
+    expect(text).to.contain(`\n  metadata       ${mUsed}/${mTotal} blocks (`);
+    expect(text).to.match(/\n  mode +read-write\n  needs check +no\n/);
+    const thinText = (await runCli(['status', thin])).stdout;
+    const thinPeer = dmsetup('status', thin).trim().split(' ');
+    expect(thinPeer[3]).to.equal('384');
+    expect(thinText).to.equal(`0 131072 thin (64 MiB)\n  mapped          384 sectors (192 KiB)\n  highest mapped  sector ${thinPeer[4] ?? ''}\n`);
+  });
+
   it('wait prints the event number the kernel moved to, as dmsetup info reports it, and dmsetup wait agrees; watch streams the event (text and --json) until interrupted', async () => {
     const loop = await t.fx.loop(2048);
     const name = devName('cli-wait');
@@ -61,36 +91,48 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const stop = new AbortController();
     const text = runCli(['watch', name], { signal: stop.signal });
     const json = runCli(['watch', '--json'], { signal: stop.signal });
-    const waiting = runCli(['wait', name, String(eventNr)]);
-    const peer = run('dmsetup', ['wait', name, String(eventNr)]);
-    // Neither may have returned before the event: a wait that ended early would print the old number.
-    await new Promise((r) => setTimeout(r, 300));
-    await t.dm.message(name, `fail_path ${loop.devString}`);
-    const w = await waiting;
-    await peer;
-    expect(w.code, w.stderr).to.equal(0);
-    const now = Number(dmsetup('info', '-c', '--noheadings', '-o', 'events', name).trim());
-    expect(now).to.be.greaterThan(eventNr);
-    expect(w.stdout).to.equal(`${now}\n`);
-    // Already past the number given: at once.
-    const past = await runCli(['wait', name, String(eventNr), '--json']);
-    expect(JSON.parse(past.stdout)).to.deep.equal({ name, eventNr: now });
+    try {
+      const waiting = runCli(['wait', name, String(eventNr)]);
+      const peer = run('dmsetup', ['wait', name, String(eventNr)]);
+      // Neither may have returned before the event: a wait that ended early would print the old number.
+      await new Promise((r) => setTimeout(r, 300));
+      await t.dm.message(name, `fail_path ${loop.devString}`);
+      const w = await waiting;
+      await peer;
+      expect(w.code, w.stderr).to.equal(0);
+      const now = Number(dmsetup('info', '-c', '--noheadings', '-o', 'events', name).trim());
+      expect(now).to.be.greaterThan(eventNr);
+      expect(w.stdout).to.equal(`${now}\n`);
+      // The failed path, as the status verb reads the kernel's status and table.
+      const mp = (await runCli(['status', name])).stdout;
+      expect(mp).to.match(new RegExp(`\\n    path ${loop.devString} +failed, 1 failure\\n`));
+      expect(mp).to.match(/\n  queue if no path +no\n/);
+      expect(mp).to.match(/\n  group 1 +\w+, 0\/1 paths active\n/);
+      expect(dmsetup('status', name)).to.match(new RegExp(` ${loop.devString} F 1 `));
+      // Already past the number given: at once.
+      const past = await runCli(['wait', name, String(eventNr), '--json']);
+      expect(JSON.parse(past.stdout)).to.deep.equal({ name, eventNr: now });
 
-    const until = Date.now() + 10000;
-    // watch lists, then arms: give it until the event shows or 10 s.
-    for (;;) {
-      const seen = await Promise.race([text.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))]);
-      if (seen || Date.now() > until) break;
-      if ((await t.dm.info(name)).eventNr > eventNr) break;
+      const until = Date.now() + 10000;
+      // watch lists, then arms: give it until the event shows or 10 s.
+      for (;;) {
+        const seen = await Promise.race([text.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))]);
+        if (seen || Date.now() > until) break;
+        if ((await t.dm.info(name)).eventNr > eventNr) break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      stop.abort();
+      const [wt, wj] = await Promise.all([text, json]);
+      expect(wt.code).to.equal(130);
+      expect(lines(wt.stdout)).to.include(`${name} ${now} ${dev.major}:${dev.minor}`);
+      expect(lines(wt.stdout).every((l) => l.startsWith(`${name} `))).to.equal(true);
+      const events = lines(wj.stdout).map((l) => JSON.parse(l) as { name: string; eventNr: number; dev: unknown });
+      expect(events.find((e) => e.name === name)).to.deep.include({ eventNr: now, dev });
+    } finally {
+      // A failed check must not leave the watches running.
+      stop.abort();
+      await Promise.all([text, json]);
     }
-    await new Promise((r) => setTimeout(r, 500));
-    stop.abort();
-    const [wt, wj] = await Promise.all([text, json]);
-    expect(wt.code).to.equal(130);
-    expect(lines(wt.stdout)).to.include(`${name} ${now} ${dev.major}:${dev.minor}`);
-    expect(lines(wt.stdout).every((l) => l.startsWith(`${name} `))).to.equal(true);
-    const events = lines(wj.stdout).map((l) => JSON.parse(l) as { name: string; eventNr: number; dev: unknown });
-    expect(events.find((e) => e.name === name)).to.deep.include({ eventNr: now, dev });
   });
 
   it('stats create, list, print, clear and delete agree with the kernel\'s @stats answers; a usage error creates no region', async () => {
