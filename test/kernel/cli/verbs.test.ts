@@ -92,10 +92,12 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const text = runCli(['watch', name], { signal: stop.signal });
     const json = runCli(['watch', '--json'], { signal: stop.signal });
     try {
-      const waiting = runCli(['wait', name, String(eventNr)]);
-      const peer = run('dmsetup', ['wait', name, String(eventNr)]);
-      // Neither may have returned before the event: a wait that ended early would print the old number.
+      let early = 0;
+      const waiting = runCli(['wait', name, String(eventNr)]).finally(() => early++);
+      const peer = run('dmsetup', ['wait', name, String(eventNr)]).finally(() => early++);
       await new Promise((r) => setTimeout(r, 300));
+      // Neither returned before the event.
+      expect(early).to.equal(0);
       await t.dm.message(name, `fail_path ${loop.devString}`);
       const w = await waiting;
       await peer;

@@ -105,20 +105,23 @@ describe('devmapper wait-sync in the kernel', () => {
     await Snapshot.finishMerge(t.dm, origin, { timeout: 30000 });
   });
 
-  /** Writes whole 64 KiB blocks after promoting them with reads, so that they land on the cache dirty. */
-  function dirty(path: string, blocks: readonly number[]): void {
+  /** Reads 4 KiB at the start of each 64 KiB block, each through a fresh open (the page cache goes at the last close). */
+  function readBlocks(path: string, blocks: readonly number[]): void {
     const b = Buffer.alloc(4096);
-    for (let pass = 0; pass < 8; pass++) {
-      for (const k of blocks) {
-        const fd = openSync(path, 'r');
-        try {
-          readSync(fd, b, 0, 4096, k * 65536);
-        } finally {
-          closeSync(fd);
-        }
+    for (const k of blocks) {
+      const fd = openSync(path, 'r');
+      try {
+        readSync(fd, b, 0, 4096, k * 65536);
+      } finally {
+        closeSync(fd);
       }
     }
-    const fd = openSync(path, 'r+');
+  }
+
+  /** Promotes the blocks (smq caches blocks read again and again), then overwrites them: dirty blocks on the cache. */
+  async function dirty(cache: Cache, blocks: readonly number[]): Promise<void> {
+    for (let pass = 0; pass < 30 && (await cache.runningStatus()).cacheBlocks.used < blocks.length; pass++) readBlocks(cache.path, blocks);
+    const fd = openSync(cache.path, 'r+');
     try {
       for (const k of blocks) writeSync(fd, Buffer.alloc(65536, 0x30 + k), 0, 65536, k * 65536);
       fsyncSync(fd);
@@ -133,14 +136,15 @@ describe('devmapper wait-sync in the kernel', () => {
     const delayed = (ms: number): Table => new Table([{ start: 0, length: 16384, target: targets.delay({ read: { device: slow.dev, offset: 0, delay: 0 }, write: { device: slow.dev, offset: 0, delay: ms } }) }]);
     const origin = await t.dm.create(originName, { table: delayed(0) });
     const name = devName('cli-cache');
-    const cache = await Cache.create(t.dm, name, { metadataDevice: meta.dev, cacheDevice: fast.dev, originDevice: origin.dev, blockSize: 128, policyArgs: { migration_threshold: 0 } });
+    const cache = await Cache.create(t.dm, name, { metadataDevice: meta.dev, cacheDevice: fast.dev, originDevice: origin.dev, blockSize: 128 });
     const hot = [0, 1, 2, 3, 4, 5, 6, 7];
-    dirty(cache.path, hot);
+    await dirty(cache, hot);
     const s = await cache.runningStatus();
     if (s.dirty === 0) throw new Error(`no dirty block to clean: ${s.raw}`);
-    // Written back slowly: each write to the origin held 100 ms.
-    await t.dm.reload(originName, delayed(100));
+    // Written back slowly: each write to the origin held 1 s, so the cleaning outlasts the start of the wait.
+    await t.dm.reload(originName, delayed(1000));
     await cache.setPolicy('cleaner');
+    expect((await cache.runningStatus()).dirty, 'dirty blocks when the wait starts').to.be.above(0);
     const r = await runCli(['wait-sync', name, '--json']);
     expect(r.code, r.stderr).to.equal(0);
     const last = JSON.parse(r.stdout) as { kind: string; left: number; done: boolean };
