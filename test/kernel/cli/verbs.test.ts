@@ -1,13 +1,15 @@
 import { expect } from 'chai';
-import { execFile, execFileSync } from 'node:child_process';
-import { truncateSync, writeFileSync, closeSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Table, LoopDevice, parseStatsList, statsMessages, targets, type StatusRow } from '../../../ts/index';
 import { runCli } from '../../unit/cli/harness';
 import { TestContext, devName, dmsetup, scratchDir } from '../helpers';
 
 const run = promisify(execFile);
+const root = resolve(__dirname, '..', '..', '..', '..', '..');
 
 function lines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '');
@@ -81,6 +83,23 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const thinPeer = dmsetup('status', thin).trim().split(' ');
     expect(thinPeer[3]).to.equal('384');
     expect(thinText).to.equal(`0 131072 thin (64 MiB)\n  mapped          384 sectors (192 KiB)\n  highest mapped  sector ${thinPeer[4] ?? ''}\n`);
+  });
+
+  it('status never reads a table it does not need: no table (and no key) is read back for a crypt device, by the bin under strace', async () => {
+    const loop = await t.fx.loop(2048);
+    const name = devName('cli-crypt');
+    const key = randomBytes(64);
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 2048, target: targets.crypt({ cipher: 'aes-xts-plain64', key, device: loop.dev, offset: 0 }) }]), secure: true });
+    const trace = join(scratchDir(), 'cli-strace.txt');
+    const bin = join(root, 'dist', 'cli', 'main.js');
+    const r = spawnSync('strace', ['-f', '-e', 'trace=ioctl', '-o', trace, process.execPath, bin, 'status', name], { encoding: 'utf8', timeout: 110000 });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal('0 2048 crypt (1 MiB)\n');
+    const requests = readFileSync(trace, 'utf8').split('\n').filter((l) => / DM_TABLE_STATUS, /.test(l)).map((l) => l.split(' => ')[0] ?? '');
+    // One status read, and no table read (DM_STATUS_TABLE_FLAG).
+    expect(requests).to.have.length(1);
+    expect(requests.filter((l) => l.includes('DM_STATUS_TABLE_FLAG'))).to.deep.equal([]);
+    expect(readFileSync(trace, 'utf8')).to.not.contain(key.toString('hex'));
   });
 
   it('wait prints the event number the kernel moved to, as dmsetup info reports it, and dmsetup wait agrees; watch streams the event (text and --json) until interrupted', async () => {

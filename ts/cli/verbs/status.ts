@@ -18,8 +18,15 @@ function rowsOf(dm: DeviceMapperSync, id: DevId, options: { inactive: boolean; n
   return type === undefined ? rows : rows.filter((r) => r.type === type);
 }
 
-/** The table's targets by row start, for what only the table says (a thin pool's block size). */
-function targetsOf(dm: DeviceMapperSync, id: DevId, inactive: boolean): Map<number, Target> {
+/** The types whose text adds what only the table says: a thin pool's block size, multipath's queue_if_no_path. */
+const TABLE_TYPES = new Set(['thin-pool', 'multipath']);
+
+/**
+ * The table's targets by row start, read only when a row is of a type that uses them (a
+ * table can hold a key, crypt's, which this verb has no reason to read).
+ */
+function targetsOf(dm: DeviceMapperSync, id: DevId, inactive: boolean, rows: readonly StatusRow[]): Map<number, Target> {
+  if (!rows.some((r) => TABLE_TYPES.has(r.type))) return new Map();
   const table = dm.table(id, { inactive });
   return new Map((table?.rows ?? []).map((r) => [r.start, r.target]));
 }
@@ -59,7 +66,7 @@ export const status = defineVerb({
       const id = ctx.device(0);
       const rows = rowsOf(dm, id, options, type);
       if (ctx.global.json) ctx.out.json(rows);
-      else printRows(ctx.out, rows, readable ? targetsOf(dm, id, options.inactive) : undefined, '', !readable);
+      else printRows(ctx.out, rows, readable ? targetsOf(dm, id, options.inactive, rows) : undefined, '', !readable);
       return ExitCode.ok;
     }
     const devices = dm.listDevices().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -81,7 +88,7 @@ export const status = defineVerb({
         printRows(ctx.out, rows, undefined, `${d.name}: `, true);
       } else {
         ctx.out.line(ctx.out.bold(`${d.name}:`) + (rows.length === 0 ? ' no table' : ''));
-        const targets = targetsOf(dm, { dev: d.dev }, options.inactive);
+        const targets = targetsOf(dm, { dev: d.dev }, options.inactive, rows);
         for (const r of rows) ctx.out.line(statusRowText(r, targets.get(r.start)).split('\n').map((l) => `  ${l}`).join('\n'));
       }
     }
