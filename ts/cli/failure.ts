@@ -42,14 +42,16 @@ export function failureOf(error: unknown, verb: string | undefined, device: stri
     const about = error.device ?? device;
     const rollback = error.rollbackError === undefined ? '' : `; rolling back failed too: ${error.rollbackError.message}`;
     return {
-      exitCode: error.code === 'ENXIO' ? ExitCode.notFound : ExitCode.failure,
+      // A table load's ENXIO may be about a device the table names, not the one being loaded.
+      exitCode: error.code === 'ENXIO' && error.command !== 'DM_TABLE_LOAD' ? ExitCode.notFound : ExitCode.failure,
       ...(about !== undefined ? { device: about } : {}),
       message: describeDmError(error) + rollback,
       usageOf: undefined,
     };
   }
-  // The library's checks of input, made before any ioctl: bad arguments, nothing was done.
-  if (error instanceof DmParseError || error instanceof TypeError || error instanceof RangeError) {
+  // The library's checks of input, made before any ioctl ("Expected X for Y but received Z"):
+  // bad arguments, nothing was done. Another TypeError is a fault, not the user's: exit 1.
+  if (error instanceof DmParseError || ((error instanceof TypeError || error instanceof RangeError) && error.message.startsWith('Expected '))) {
     return { exitCode: ExitCode.usage, message: error.message, usageOf: verb ?? '' };
   }
   if (error instanceof DmClosedError) return { exitCode: ExitCode.failure, message: error.message, usageOf: undefined };

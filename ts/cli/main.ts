@@ -149,9 +149,25 @@ class Clients {
   }
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+/** The whole of `stream` as text; rejects with an AbortError when `signal` aborts first (Ctrl-C at a terminal). */
+async function readAll(stream: NodeJS.ReadableStream, signal: AbortSignal): Promise<string> {
+  signal.throwIfAborted();
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  const read = (async () => {
+    for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  })();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new DOMException('the input was not read to its end', 'AbortError'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([read, aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    // An abandoned read must not keep the process alive.
+    if (signal.aborted) stream.pause();
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -252,6 +268,7 @@ function optionValues<O extends OptionSpecs>(verb: Verb<O>, values: Record<strin
 async function runVerb<O extends OptionSpecs>(verb: Verb<O>, args: readonly string[], options: OptionValues<O>, global: GlobalOptions, io: CliIo): Promise<number> {
   const clients = new Clients(global);
   const stderr = new Output(io.stderr, io.env);
+  const signal = io.signal ?? new AbortController().signal;
   const ctx: VerbContext<O> = {
     verb,
     options,
@@ -259,7 +276,7 @@ async function runVerb<O extends OptionSpecs>(verb: Verb<O>, args: readonly stri
     global,
     io,
     out: new Output(io.stdout, io.env),
-    signal: io.signal ?? new AbortController().signal,
+    signal,
     client: () => clients.client(),
     syncClient: () => clients.syncClient(),
     device(index: number): DevId {
@@ -267,7 +284,7 @@ async function runVerb<O extends OptionSpecs>(verb: Verb<O>, args: readonly stri
       if (text === undefined) throw new UsageError(`operand ${index + 1} (a device) is missing`, verb.name);
       return deviceOperand(text);
     },
-    readInput: () => readAll(io.stdin),
+    readInput: () => readAll(io.stdin, signal),
     warn: (message: string) => stderr.line(`devmapper: ${verb.name}: ${message}`),
     usageError: (message: string) => new UsageError(message, verb.name),
   };

@@ -35,14 +35,20 @@
  *   event). It returns the exit code (usually `ExitCode.ok`).
  * - Failures are thrown, not printed: a {@link UsageError} (bad arguments, exit 2, the verb's
  *   usage follows the message on stderr), a {@link CliError} (a message and a chosen exit code),
- *   or whatever the library throws: `DmError` (exit 1, or 3 for ENXIO, "no such device"; the
- *   message names the errno's code and the device), `DmParseError`, `TypeError` and `RangeError`
- *   (the library's checks of input, made before any ioctl: exit 2). Validate all input before
- *   the first ioctl, so that a usage error has changed nothing.
+ *   or whatever the library throws: `DmError` (exit 1, or 3 for ENXIO, "no such device"; printed
+ *   as `devmapper: VERB DEVICE: CODE (description)`, e.g.
+ *   `devmapper: remove vol: EBUSY (device or resource busy)`; ENXIO of a table load exits 1:
+ *   it may be about a device the table names), `DmParseError`, and the `TypeError` and
+ *   `RangeError` of the library's checks of input ("Expected X for Y but received Z", made
+ *   before any ioctl: exit 2; any other error exits 1). Validate all input before the first
+ *   ioctl, so that a usage error has changed nothing.
  * - Clients are opened lazily ({@link VerbContext.client}, {@link VerbContext.syncClient}) with
  *   the global `--control` and `--udev`, and closed by the framework when `run` ends.
  * - Long-running verbs (wait, watch) end when {@link VerbContext.signal} aborts (SIGINT or
- *   SIGTERM for the bin) and return {@link ExitCode.interrupted} then.
+ *   SIGTERM for the bin) and return {@link ExitCode.interrupted} then; an `AbortError` thrown
+ *   out of `run` is told as `interrupted`, exit 130 (`readInput` rejects with one). The bin ends
+ *   the process at a second signal.
+ * - Tests run `main()` in-process with captured streams: `test/unit/cli/harness.ts` (`runCli`).
  *
  * ## Exit codes
  * See {@link ExitCode}: 0 ok, 1 kernel or device-mapper failure, 2 usage error, 3 no such

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { decodeRdev } from '../../../ts/dev';
 import { Table, type DeviceInfo } from '../../../ts/index';
 import { TestContext, devName, dmsetup, readAt } from '../helpers';
@@ -58,7 +58,7 @@ describe('devmapper command: device verbs in the kernel', () => {
   const t = TestContext.perTest();
 
   /** base: linear over a loop disk; top: linear over base and a zero row (with a uuid); empty: no table. */
-  async function stack(): Promise<{ base: string; top: string; empty: string; baseInfo: DeviceInfo; loopDev: string }> {
+  async function stack(): Promise<{ base: string; top: string; empty: string; baseInfo: DeviceInfo; loopDev: string; loopPath: string }> {
     const disk = await t.fx.loop(4096);
     const [base, top, empty] = [devName('base'), devName('top'), devName('empty')];
     await ok('create', base, '--table', `0 4096 linear ${disk.devString} 0`);
@@ -67,11 +67,11 @@ describe('devmapper command: device verbs in the kernel', () => {
     const r = await runCli(['create', top, '--uuid', `CLI-${top}`], { stdin: rows });
     expect([r.code, r.stderr]).to.deep.equal([0, '']);
     await ok('create', empty, '--notable');
-    return { base, top, empty, baseInfo, loopDev: disk.devString };
+    return { base, top, empty, baseInfo, loopDev: disk.devString, loopPath: disk.path };
   }
 
   it('ls, ls --tree, info, table and deps print what dmsetup prints for the same devices, and --json the library\'s objects', async () => {
-    const { base, top, empty, baseInfo, loopDev } = await stack();
+    const { base, top, empty, baseInfo, loopDev, loopPath } = await stack();
     // pair stacks on two devices (base, under top too, and base2): the tree's branches.
     const disk2 = await t.fx.loop(1024);
     const [base2, pair] = [devName('base2'), devName('pair')];
@@ -96,8 +96,9 @@ describe('devmapper command: device verbs in the kernel', () => {
       name: top,
       uuid: `CLI-${top}`,
       dev: (await t.dm.info(top)).dev,
-      children: [{ name: base, dev: baseInfo.dev, children: [{ dev: { major: Number(loopDev.split(':')[0]), minor: Number(loopDev.split(':')[1]) }, children: [] }] }],
+      children: [{ name: base, dev: baseInfo.dev, children: [{ dev: { major: Number(loopDev.split(':')[0]), minor: Number(loopDev.split(':')[1]) }, devname: basename(loopPath), children: [] }] }],
     });
+    expect(await ok('ls', '--tree', '--devnames')).to.include(`\n    └─${basename(loopPath)} (${loopDev})\n`);
 
     const fields = 'name,major,minor,attr,open,segments,events,uuid';
     expect(await ok('info', '--noheadings', '--separator', ':', '-o', fields, ...names)).to.equal(dmsetup('info', '-c', '--noheadings', '-o', fields, ...names));
@@ -153,6 +154,10 @@ describe('devmapper command: device verbs in the kernel', () => {
 
       await ok('load', b, '--table', `0 2048 linear ${disk.devString} 0`);
       expect(dmsetup('table', '--inactive', b)).to.equal(`0 2048 linear ${disk.devString} 0\n`);
+      expect(await ok('table', '--inactive', b)).to.equal(dmsetup('table', '--inactive', b));
+      expect(await ok('table', b)).to.match(/^0 512 zero\n$/);
+      expect(await ok('deps', '--inactive', b)).to.equal(`${disk.devString}\n`);
+      expect(await ok('info', '--noheadings', '-o', 'segments', '--inactive', b)).to.equal('1\n');
       expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', b).trim()).to.equal('LI-w');
       await ok('clear', b);
       expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', b).trim()).to.equal('L--w');
@@ -218,7 +223,7 @@ describe('devmapper command: device verbs in the kernel', () => {
   });
 
   it('kernel errors exit 1 naming the errno and the device, a missing device exits 3, and nothing else changes', async () => {
-    const { base, top } = await stack();
+    const { base, top, baseInfo } = await stack();
     const before = await state(t);
     let r = await runCli(['remove', base]);
     expect(r).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove ${base}: EBUSY (device or resource busy)\n` });
@@ -228,6 +233,15 @@ describe('devmapper command: device verbs in the kernel', () => {
     r = await runCli(['message', top, '0', 'no-such-message']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(new RegExp(`^devmapper: message ${top}: EINVAL \\(invalid argument`));
+    // The kernel refuses the new table (past the end of its disk): the device stays live on its old one.
+    r = await runCli(['reload', top, '--table', `0 2048 linear ${baseInfo.dev.major}:${baseInfo.dev.minor} 100000`]);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^devmapper: reload ${top}: EINVAL \\(`));
+    // A table over a device that does not exist: the create is undone; not a "no such device" of the name.
+    const doomed = devName('doomed');
+    r = await runCli(['create', doomed, '--table', '0 8 linear 4000:0 0']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(new RegExp(`^devmapper: create ${doomed}: E[A-Z]+ \\(`));
     const missing = devName('missing');
     for (const verb of ['info', 'table', 'deps', 'remove', 'suspend', 'resume', 'clear']) {
       r = await runCli([verb, missing]);

@@ -61,3 +61,19 @@ describe('devmapper command: framework (ts/cli/main.ts)', () => {
     expect(registryProblems([...VERBS, ...VERBS.slice(0, 1)])).to.not.deep.equal([]);
   });
 });
+
+describe('devmapper command: every verb\'s help', () => {
+  for (const verb of VERBS) {
+    it(`${verb.name}: help VERB shows its usage, summary and each option, in lines of at most 100 columns`, async () => {
+      const r = await runCli(['help', verb.name]);
+      expect(r.code).to.equal(0);
+      expect(r.stdout.startsWith(`Usage: devmapper ${verb.name}`)).to.equal(true);
+      expect(r.stdout).to.include(`${verb.summary}.`);
+      for (const [name, spec] of Object.entries(verb.options)) {
+        expect(spec.help, name).to.not.equal('');
+        expect(r.stdout).to.match(new RegExp(`--${name}\\b.*  ${spec.help.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      }
+      for (const line of r.stdout.split('\n')) expect(line.length, line).to.be.at.most(100);
+    });
+  }
+});

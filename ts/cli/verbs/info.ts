@@ -42,9 +42,11 @@ export const info = defineVerb({
   name: 'info',
   summary: 'Show devices: name, number, state, open count, targets, event number, uuid',
   usage: '[NAME | MAJOR:MINOR]...',
-  description: `Without NAME: every device, by name. Columns (-o): ${Object.keys(INFO_FIELDS).join(', ')};
-default ${DEFAULT_FIELDS.join(',')}. Stat: L live table, I inactive table, s suspended, r/w read-only or
-read-write. JSON: an array of the library's DeviceInfo objects, one per device.`,
+  description: `Without NAME: every device, by name. Stat: L live table, I inactive table, s suspended,
+r/w read-only or read-write.
+Fields for -o (dmsetup's names): ${Object.keys(INFO_FIELDS).join(',')}
+(default ${DEFAULT_FIELDS.join(',')}).
+JSON: an array of the library's DeviceInfo objects, one per device.`,
   options: {
     ...SELECT_OPTIONS,
     columns: { type: 'boolean', short: 'c', help: 'columns (the default; accepted as dmsetup takes it)' },

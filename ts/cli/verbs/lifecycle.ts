@@ -38,14 +38,14 @@ The device is created, loaded and resumed; if a step fails, what was made is rem
   async run(ctx) {
     const [name, file] = ctx.args;
     if (name === undefined) throw ctx.usageError('no NAME given');
-    const dm = ctx.syncClient();
     const base = { ...(ctx.options.uuid !== undefined ? { uuid: ctx.options.uuid } : {}), readOnly: ctx.options.readonly === true };
     if (ctx.options.notable === true) {
       if (ctx.options.table !== undefined || file !== undefined) throw ctx.usageError('--notable takes no table (--table or FILE)');
-      return report(ctx, dm.create(name, base));
+      return report(ctx, ctx.syncClient().create(name, base));
     }
+    // The table is read and checked before the control node is even opened.
     const table = await tableInput(ctx, ctx.options.table, file);
-    return report(ctx, dm.create(name, { ...base, table, secure: holdsKey(table) }));
+    return report(ctx, ctx.syncClient().create(name, { ...base, table, secure: holdsKey(table) }));
   },
 });
 

@@ -19,7 +19,7 @@ const SUBCOMMANDS = {
 type Subcommand = keyof typeof SUBCOMMANDS;
 
 const OPTIONS = {
-  start: { type: 'string', value: 'SECTOR', help: 'create: the first sector counted (with --length; default: the whole device)' },
+  start: { type: 'string', value: 'SECTOR', help: 'create: the first sector counted (with --length; default: all of it)' },
   length: { type: 'string', value: 'SECTORS', help: 'create: the sectors counted (with --start)' },
   areas: { type: 'string', value: 'N', help: 'create: cut the region into N areas (default 1)' },
   'area-size': { type: 'string', value: 'SECTORS', help: 'create: cut the region into areas of this size' },
@@ -112,7 +112,8 @@ export const stats = defineVerb({
     '  stats list [NAME] [--program-id ID]      every device\'s regions without NAME',
     '  stats print NAME [REGION] [--clear]      every region\'s areas without REGION',
     '  stats clear NAME REGION',
-    'JSON: create { "regionId" }; list [{ "name", "regions": [...] }]; print [{ "regionId", "areas": [...] }].',
+    'JSON: create { "regionId" }; list [{ "name", "regions": [...] }];',
+    'print [{ "regionId", "areas": [...] }].',
   ].join('\n'),
   options: OPTIONS,
   positionals: { min: 1, max: 3 },
