@@ -214,6 +214,13 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const verb = findVerb(name);
     if (verb === undefined) throw new UsageError(`unknown verb ${JSON.stringify(name)} (devmapper --help lists them)`);
     verbName = verb.name;
+    if (verb.rawArgs === true) {
+      if (first.help === true) {
+        io.stdout.write(verbHelp(verb));
+        return ExitCode.ok;
+      }
+      return await runVerb(verb, after, optionValues(verb, {}), globalsOf(first, verb.name), io);
+    }
     let parsed;
     try {
       parsed = parseArgs({ args: after, options: { ...verb.options, ...GLOBAL_OPTIONS }, strict: true, allowPositionals: true });

@@ -148,6 +148,13 @@ export interface Verb<O extends OptionSpecs = OptionSpecs> {
   readonly options: O;
   /** How many operands it takes. */
   readonly positionals: Arity;
+  /**
+   * The verb parses its own arguments: everything after its name reaches `ctx.args` as it was
+   * given (no option parsing, no arity check; global options count only before the verb).
+   * For a verb that hands a command line on, like `sandbox -- COMMAND...`. Its `options`
+   * should then be empty.
+   */
+  readonly rawArgs?: boolean;
   /** Does the work; returns the exit code. Throws {@link UsageError}, {@link CliError} or the library's errors. */
   run(ctx: VerbContext<O>): Promise<number>;
 }

@@ -13,7 +13,13 @@ import { remove, removeAll } from './remove';
 import { rename } from './rename';
 import { deps, table } from './table';
 import { targets } from './targets';
+import { loop } from './loop';
+import { demo, sandbox } from './sandbox';
+import { stats } from './stats';
+import { status } from './status';
 import { version } from './version';
+import { wait, watch } from './wait';
+import { waitSync } from './wait-sync';
 
 /** Every verb. */
 export const VERBS: readonly Verb[] = [
@@ -34,6 +40,14 @@ export const VERBS: readonly Verb[] = [
   mknodes,
   targets,
   version,
+  status,
+  wait,
+  watch,
+  waitSync,
+  stats,
+  loop,
+  sandbox,
+  demo,
 ];
 
 /** The verb named `name` (or one of its aliases). */
