@@ -2,7 +2,7 @@
 // slow one (a suspend that waits for delayed I/O to flush) holds up nothing else.
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
@@ -19,6 +19,30 @@ function threads(): number {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The nice value of a thread of this process, as the kernel reports it (/proc/self/task/<tid>/stat, field 19). */
+function niceOf(tid: string): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  // "tid (comm) state ...": the comm may hold anything; the fields after its last ')' count from 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[19 - 3]);
+}
+
+/** The nice values of this process's devmapper-io threads. */
+function ioThreadNices(): number[] {
+  return readdirSync('/proc/self/task')
+    .filter((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'devmapper-io';
+      } catch {
+        return false; // a thread that has just ended
+      }
+    })
+    .map(niceOf);
+}
+
+/** What the I/O threads' nice value must be: 10 above the main thread's, at most 19. */
+const expectedIoNice = (): number => Math.min(niceOf(String(process.pid)) + 10, 19);
 
 describe('the I/O threads of asynchronous calls', function () {
   const t = TestContext.perTest();
@@ -69,6 +93,10 @@ describe('the I/O threads of asynchronous calls', function () {
         expect(infos.every((i) => i.name === d.name)).to.equal(true);
         expect(threads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
       }
+      // They run niced, so that Node's threadpool and this thread win the CPU when they wake.
+      const nices = ioThreadNices();
+      expect(nices.length, 'devmapper-io threads').to.be.at.least(1);
+      expect(nices).to.deep.equal(nices.map(expectedIoNice));
     } finally {
       await dm.close();
     }
@@ -103,6 +131,11 @@ describe('the I/O threads of asynchronous calls', function () {
       for (const info of await Promise.all(short.map((d) => dm.suspend(d.name)))) expect(info.suspended).to.equal(true);
       // The supervisor and a worker, and at least one more worker beside the stalled one.
       expect(threads() - before, 'the pool grew while the suspends stalled').to.be.at.least(3);
+      // The workers the supervisor started have the same nice value as the first (not the
+      // supervisor's own plus 10 again).
+      const nices = ioThreadNices();
+      expect(nices.length, 'devmapper-io threads').to.be.at.least(3);
+      expect(nices).to.deep.equal(nices.map(expectedIoNice));
       expect(longDone, 'the long suspend is over already: the test proves nothing').to.equal(false);
       for (let i = 0; i < 3; i++) {
         // Issued together, without awaiting: the info runs after the suspend (resume) of B.
