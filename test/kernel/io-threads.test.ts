@@ -49,14 +49,18 @@ describe('the I/O threads of asynchronous calls', function () {
 
   it('slow suspends occupy neither Node\'s threadpool nor the calls on other devices', async function () {
     this.timeout(60000);
-    const DELAY_MS = 1500;
+    // Long enough that the first write is still held when the sixth dd has started (starting
+    // a process takes hundreds of ms under UML on a busy host).
+    const DELAY_MS = 4000;
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
     // More slow devices than Node's threadpool has threads (4): each a linear device over a
     // delay device. A suspend of the linear one waits for its I/O held in the delay below
     // (a delay device's own suspend would flush its queue at once).
     const slow: DeviceInfo[] = [];
+    const delays: DeviceInfo[] = [];
     for (let i = 0; i < 6; i++) {
       const delay = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay: DELAY_MS } }) }]) });
+      delays.push(delay);
       slow.push(await t.dm.create(devName(`io-slow${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.linear({ device: delay.dev, offset: 0 }) }]) }));
     }
     const other = await t.dm.create(devName('io-other'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
@@ -64,7 +68,18 @@ describe('the I/O threads of asynchronous calls', function () {
     const writers: ChildProcess[] = slow.map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
     const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      // Every write is held in its delay device (its status counts it) before the suspends go.
+      const held = async (): Promise<boolean> => {
+        for (const d of delays) {
+          const [row] = await t.dm.status(d.name);
+          if (row === undefined || !row.status.known || row.status.type !== 'delay' || row.status.writes < 1) return false;
+        }
+        return true;
+      };
+      for (let tries = 0; !(await held()); tries++) {
+        expect(tries, 'the writes were never held in the delay devices').to.be.below(400);
+        await sleep(50);
+      }
       let done = 0;
       const suspends = slow.map((d) => t.dm.suspend(d.name).then((info) => {
         done++;
