@@ -451,8 +451,8 @@ async function flight(DeviceMapper, Table, targets, raw) {
     fsFstat: () => flightBatch(batches, calls.fsFstat),
     cFstat: () => raw.time('fstat', '-', 64 * batches),
   });
-  // The addon's I/O threads right after them (a worker and the pool's supervisor, unless a call
-  // blocked in the kernel made the pool grow).
+  // The addon's I/O threads right after them: three pools (the two clients and the bare
+  // Control), each a worker and its supervisor unless a call blocked in the kernel made it grow.
   const ioThreads = fs.readdirSync('/proc/self/task').filter((task) => {
     try {
       return fs.readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'devmapper-io';
@@ -491,7 +491,7 @@ async function flight(DeviceMapper, Table, targets, raw) {
     { measure: 'raw ioctl (C) one at a time, calls/s', value: perSecond(t.raw) },
     { measure: "Node's fs.promises fstat (FileHandle.stat), 64 in flight, calls/s", value: perSecond(t.fsFstat), against: 'fstat(2) from C one at a time (rate)', ratio: shown(ratios(t.cFstat, t.fsFstat)) },
     { measure: 'fstat(2) from C one at a time, calls/s', value: perSecond(t.cFstat) },
-    { measure: 'devmapper-io threads after 64 in flight', value: ioThreads },
+    { measure: 'devmapper-io threads after 64 in flight (3 pools: the two clients and the bare Control)', value: ioThreads },
     { measure: 'fs.promises.stat, idle, µs', value: round(median(s.idle)) },
     { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(median(s.loaded)), against: 'idle', ratio: shown(ratios(s.loaded, s.idle)) },
   ]);
