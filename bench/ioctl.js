@@ -33,7 +33,7 @@ function sections() {
  * batches that ran within milliseconds of each other; the median of those ratios is the
  * figure, the least and the greatest say how much the boot disturbed it.
  */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 31);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 101);
 
 /** µs per call of `count` calls of the synchronous `op` in a plain loop. */
 function syncBatch(count, op) {
@@ -153,7 +153,7 @@ function pageFaultCost() {
 }
 
 /** Calls per batch of the one-at-a-time rows. */
-const BATCH = Number(process.env.BENCH_BATCH ?? 50);
+const BATCH = Number(process.env.BENCH_BATCH ?? 20);
 
 /** fs.fstat of `fd` through Node's threadpool, as a promise (the callback form, no FileHandle). */
 function fstatCallback(fd) {
@@ -271,7 +271,7 @@ async function floor(DeviceMapper, Table, targets, raw) {
   const empty = () => {
     if (control.closed) sink++;
   };
-  const flights = 5;
+  const flights = 1;
   for (let i = 0; i < 2000; i++) empty();
   for (let i = 0; i < 500; i++) fs.fstatSync(fd);
   for (let i = 0; i < 200; i++) await fstatCallback(fd);
@@ -442,7 +442,7 @@ async function flight(DeviceMapper, Table, targets, raw) {
   const calls = { client: () => dm.info('bench-fly'), quick: () => qdm.info('bench-fly'), bare: () => control.ioctl(flyRequest), fsFstat: () => handle.stat() };
   // 50 batches each first: the JIT compiles the call paths.
   for (const call of Object.values(calls)) await flightBatch(50, call);
-  const batches = 5;
+  const batches = 1;
   const t = await interleave(ROUNDS, {
     client: () => flightBatch(batches, calls.client),
     quick: () => flightBatch(batches, calls.quick),
@@ -462,7 +462,7 @@ async function flight(DeviceMapper, Table, targets, raw) {
   }).length;
   // fs.promises.stat, 20 calls a round, with nothing else to do and while a pump keeps 64 DM
   // calls queued; 200 first to warm both.
-  const stats = 20;
+  const stats = 5;
   for (let i = 0; i < 200; i++) await fsp.stat('/');
   const loaded = async () => {
     let busy = true;
