@@ -271,7 +271,7 @@ async function floor(DeviceMapper, Table, targets, raw) {
   const empty = () => {
     if (control.closed) sink++;
   };
-  const flights = 1;
+  const flights = 5;
   for (let i = 0; i < 2000; i++) empty();
   for (let i = 0; i < 500; i++) fs.fstatSync(fd);
   for (let i = 0; i < 200; i++) await fstatCallback(fd);
@@ -442,7 +442,7 @@ async function flight(DeviceMapper, Table, targets, raw) {
   const calls = { client: () => dm.info('bench-fly'), quick: () => qdm.info('bench-fly'), bare: () => control.ioctl(flyRequest), fsFstat: () => handle.stat() };
   // 50 batches each first: the JIT compiles the call paths.
   for (const call of Object.values(calls)) await flightBatch(50, call);
-  const batches = 1;
+  const batches = 5;
   const t = await interleave(ROUNDS, {
     client: () => flightBatch(batches, calls.client),
     quick: () => flightBatch(batches, calls.quick),
