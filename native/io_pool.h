@@ -15,6 +15,8 @@
 //    for a CPU. On the same looks it hands back the answers that a worker busy with a long
 //    request has held since the previous look (so for at most about 2 * kStall). Idle
 //    workers end after kIdle; the last one stays, asleep without a timeout.
+//  - The pool's threads run niced (kNice above the process): when Node's threadpool or the
+//    JavaScript thread wakes while a worker has ioctls queued, it gets the CPU first.
 //  - Order: a request that names a device never starts while an earlier request naming it
 //    the same way (same name, same uuid, or same device number) is queued ahead of it or
 //    running. Requests naming no device (VERSION, LIST_DEVICES, LIST_VERSIONS,
@@ -47,6 +49,8 @@ class IoPool {
   static constexpr std::chrono::milliseconds kIdle{2000};
   static constexpr std::chrono::milliseconds kStall{3};
   static constexpr const char* kThreadName = "devmapper-io";
+  // How much nicer than the process the pool's threads run (see prepareThread in io_pool.cc).
+  static constexpr int kNice = 10;
 
   struct Done {
     uint64_t id = 0;

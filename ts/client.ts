@@ -401,20 +401,23 @@ export class DeviceMapper {
       if (key !== undefined) held.set(key, this.locks.tryAcquire(key) ?? (await this.locks.acquire(key)));
       return await this.drive(site, program, held, this.epoch);
     } finally {
-      if (held.size > 0) this.epoch++;
-      for (const release of [...held.values()].reverse()) release();
+      if (held.size > 0) {
+        this.epoch++;
+        for (const release of [...held.values()].reverse()) release();
+      }
       this.inflight--;
       if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     }
   }
 
   /** Runs a command made by `make` (its checks' errors, too, carry the caller's stack). */
-  private async run<T>(site: CallSite, make: () => Cmd<T>): Promise<T> {
+  private run<T>(site: CallSite, make: () => Cmd<T>): Promise<T> {
+    // Not an async function itself: exec's promise is the call's (one promise fewer per call).
     let cmd: Cmd<T>;
     try {
       cmd = make();
     } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
+      return Promise.reject(e instanceof Error ? site.attach(e) : e);
     }
     return this.exec(site, cmd.program, cmd.key);
   }

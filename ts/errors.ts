@@ -121,7 +121,8 @@ export type CaptureMode = 'call' | 'failure' | 'async';
 export class CallSite {
   // captureStackTrace records the frames; they are formatted only when `stack` is read,
   // which only a failure does (formatting was most of a successful call's own cost).
-  private readonly holder: { stack?: string } = {};
+  // Made only when the frames are recorded: most calls succeed and never need it.
+  private holder: { stack?: string } | undefined;
   private readonly above: Function;
   private mode: CaptureMode;
   /** The public function the call was made to ('create'). */
@@ -132,17 +133,23 @@ export class CallSite {
     this.name = above.name;
     this.above = above;
     this.mode = mode;
-    if (mode === 'call') Error.captureStackTrace(this.holder, above);
+    if (mode === 'call') this.record();
+  }
+
+  private record(): void {
+    const holder: { stack?: string } = {};
+    Error.captureStackTrace(holder, this.above);
+    this.holder = holder;
   }
 
   /** Puts the caller's frames under the error's own first line. */
   attach<E extends Error>(error: E): E {
     if (this.mode === 'async') return error;
     if (this.mode === 'failure') {
-      Error.captureStackTrace(this.holder, this.above);
+      this.record();
       this.mode = 'call';
     }
-    const stack = this.holder.stack ?? '';
+    const stack = this.holder?.stack ?? '';
     const firstFrame = stack.indexOf('\n');
     error.stack = `${error.name}: ${error.message}${firstFrame >= 0 ? stack.slice(firstFrame) : ''}`;
     return error;

@@ -21,6 +21,9 @@ export const NODE_MODE = 0o600;
 
 /** `/dev/mapper/<name>`. */
 export function mapperPath(name: string, dir = MAPPER_DIR): string {
+  // What join gives, without its normalisation pass (most of an info call's own JavaScript
+  // time): a name that is not empty, '.', '..' and holds no '/' joins as it is.
+  if (dir === MAPPER_DIR && name !== '' && name !== '.' && name !== '..' && !name.includes('/')) return `${MAPPER_DIR}/${name}`;
   return join(dir, name);
 }
 

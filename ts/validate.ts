@@ -45,13 +45,16 @@ export function checkBoolean(value: unknown, name: string, fallback: boolean): b
   return value;
 }
 
+/** The options of a call given none: one frozen object, not a new one per call. */
+const NO_OPTIONS = Object.freeze({});
+
 /**
  * An options object (undefined means {}): a plain object whose own keys are all in `known`.
  * An unknown key is refused, so that a typo or a wish (`{ prefix }` where there is no such
  * option) can never widen what a call does.
  */
-export function checkOptions<T extends object>(value: T | undefined, name: string, known: readonly (keyof T & string)[]): Partial<T> {
-  if (value === undefined) return {};
+export function checkOptions<T extends object>(value: T | undefined, name: string, known: readonly (keyof T & string)[]): Readonly<Partial<T>> {
+  if (value === undefined) return NO_OPTIONS;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw expected('an options object', name, value);
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw expected('a plain options object', name, value);

@@ -1,6 +1,8 @@
 /*
  * The same operations through libdevmapper's dm_task_* API, as dmsetup and lvm do them.
  *   libdm OP NAME COUNT     OP: info | status | table | message | list
+ *   libdm serve IN OUT      the same for each line "OP NAME COUNT" read from the FIFO IN,
+ *                           answered on the FIFO OUT (see raw_ioctl.c)
  * Prints the mean microseconds per operation.
  */
 #include <libdevmapper.h>
@@ -40,20 +42,47 @@ static int once(const char *op, const char *name) {
   return ok;
 }
 
-int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: libdm info|status|table|message|list NAME COUNT\n");
-    return 2;
-  }
-  long count = atol(argv[3]);
-  if (!once(argv[1], argv[2])) return 1; /* opens the control node, learns the version */
+/* Mean µs of `count` operations, after one untimed (it opens the control node, learns the
+ * version); negative on failure. */
+static double run(const char *op, const char *name, long count) {
+  if (!once(op, name)) return -1;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (long i = 0; i < count; i++) {
-    if (!once(argv[1], argv[2])) return 1;
+    if (!once(op, name)) return -1;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)count;
+  return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)count;
+}
+
+static int serve(const char *in_path, const char *out_path) {
+  FILE *in = fopen(in_path, "r");
+  if (!in) {
+    perror(in_path);
+    return 1;
+  }
+  FILE *out = fopen(out_path, "w");
+  if (!out) {
+    perror(out_path);
+    return 1;
+  }
+  char op[32], name[128];
+  long count;
+  while (fscanf(in, "%31s %127s %ld", op, name, &count) == 3) {
+    fprintf(out, "%.3f\n", run(op, name, count));
+    fflush(out);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: libdm info|status|table|message|list NAME COUNT | libdm serve IN OUT\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3]);
+  double us = run(argv[1], argv[2], atol(argv[3]));
+  if (us < 0) return 1;
   printf("%.2f\n", us);
   return 0;
 }

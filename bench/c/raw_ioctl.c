@@ -1,9 +1,15 @@
 /*
  * The limit: one DM ioctl with a buffer prepared once, as a C program would issue it.
- *   raw_ioctl OP NAME COUNT     OP: info | status | table | message | list
+ *   raw_ioctl OP NAME COUNT     OP: info | status | table | message | list | fstat
+ *   raw_ioctl serve IN OUT      the same, for each line "OP NAME COUNT" read from the FIFO IN,
+ *                               answered on the FIFO OUT (a peer kept running, so that a
+ *                               benchmark can interleave short rounds of its own calls with
+ *                               this program's without paying an exec for each)
  * Prints the mean microseconds per operation. A first call finds the buffer size the answer
  * needs (doubling it on DM_BUFFER_FULL); the timed calls use that size, with the header copied
- * in anew before each (the kernel writes its answer over it), as any client must.
+ * in anew before each (the kernel writes its answer over it), as any client must. `fstat` is
+ * fstat(2) of the control node: the cheapest system call on the same file, the floor under a
+ * system call from C in this boot.
  */
 #include <fcntl.h>
 #include <linux/dm-ioctl.h>
@@ -12,27 +18,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+static int control = -1;
 
-int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: raw_ioctl info|status|table|message|list NAME COUNT\n");
-    return 2;
-  }
-  const char *op = argv[1];
-  long count = atol(argv[3]);
+static double elapsed_us(const struct timespec *t0, const struct timespec *t1, long count) {
+  return ((double)(t1->tv_sec - t0->tv_sec) * 1e9 + (double)(t1->tv_nsec - t0->tv_nsec)) / 1e3 / (double)count;
+}
+
+/* Mean µs of `count` operations `op` on `name`; negative on failure (reported on stderr). */
+static double run(const char *op, const char *name, long count) {
   unsigned long request;
   size_t size = 16384;
   static char prepared[16384] __attribute__((aligned(8)));
-  char *buffer = aligned_alloc(8, size);
+  memset(prepared, 0, sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + 64);
   struct dm_ioctl *h = (struct dm_ioctl *)prepared;
   h->version[0] = 4;
   h->data_start = sizeof(struct dm_ioctl);
-  snprintf(h->name, sizeof h->name, "%s", argv[2]);
+  snprintf(h->name, sizeof h->name, "%s", name);
   size_t used = sizeof(struct dm_ioctl);
-  if (strcmp(op, "info") == 0) {
+  struct timespec t0, t1;
+  if (strcmp(op, "fstat") == 0) {
+    struct stat st;
+    if (fstat(control, &st) != 0) return -1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < count; i++) {
+      if (fstat(control, &st) != 0) {
+        perror("fstat");
+        return -1;
+      }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return elapsed_us(&t0, &t1, count);
+  } else if (strcmp(op, "info") == 0) {
     request = DM_DEV_STATUS;
   } else if (strcmp(op, "status") == 0) {
     request = DM_TABLE_STATUS;
@@ -51,38 +71,71 @@ int main(int argc, char **argv) {
     used += sizeof(struct dm_target_msg) + strlen("@stats_list") + 1;
   } else {
     fprintf(stderr, "unknown op %s\n", op);
-    return 2;
+    return -1;
   }
-  int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    perror("open /dev/mapper/control");
-    return 1;
-  }
+  char *buffer = aligned_alloc(8, size);
   for (;;) {
     h->data_size = (uint32_t)size;
     memcpy(buffer, prepared, used);
-    if (ioctl(fd, request, buffer) != 0) {
+    if (ioctl(control, request, buffer) != 0) {
       perror(op);
-      return 1;
+      free(buffer);
+      return -1;
     }
     if (!(((struct dm_ioctl *)buffer)->flags & DM_BUFFER_FULL_FLAG)) break;
     size *= 2;
     free(buffer);
     buffer = aligned_alloc(8, size);
   }
-  struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (long i = 0; i < count; i++) {
     memcpy(buffer, prepared, used);
-    if (ioctl(fd, request, buffer) != 0) {
+    if (ioctl(control, request, buffer) != 0) {
       perror(op);
-      return 1;
+      free(buffer);
+      return -1;
     }
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)count;
-  printf("%.2f\n", us);
   free(buffer);
-  close(fd);
+  return elapsed_us(&t0, &t1, count);
+}
+
+static int serve(const char *in_path, const char *out_path) {
+  FILE *in = fopen(in_path, "r");
+  if (!in) {
+    perror(in_path);
+    return 1;
+  }
+  FILE *out = fopen(out_path, "w");
+  if (!out) {
+    perror(out_path);
+    return 1;
+  }
+  char op[32], name[128];
+  long count;
+  while (fscanf(in, "%31s %127s %ld", op, name, &count) == 3) {
+    double us = run(op, name, count);
+    fprintf(out, "%.3f\n", us);
+    fflush(out);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: raw_ioctl info|status|table|message|list|fstat NAME COUNT | raw_ioctl serve IN OUT\n");
+    return 2;
+  }
+  control = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+  if (control < 0) {
+    perror("open /dev/mapper/control");
+    return 1;
+  }
+  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3]);
+  double us = run(argv[1], argv[2], atol(argv[3]));
+  if (us < 0) return 1;
+  printf("%.2f\n", us);
+  close(control);
   return 0;
 }

@@ -2,7 +2,7 @@
 // slow one (a suspend that waits for delayed I/O to flush) holds up nothing else.
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
@@ -20,19 +20,47 @@ function threads(): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The nice value of a thread of this process, as the kernel reports it (/proc/self/task/<tid>/stat, field 19). */
+function niceOf(tid: string): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  // "tid (comm) state ...": the comm may hold anything; the fields after its last ')' count from 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[19 - 3]);
+}
+
+/** The nice values of this process's devmapper-io threads. */
+function ioThreadNices(): number[] {
+  return readdirSync('/proc/self/task')
+    .filter((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'devmapper-io';
+      } catch {
+        return false; // a thread that has just ended
+      }
+    })
+    .map(niceOf);
+}
+
+/** What the I/O threads' nice value must be: 10 above the main thread's, at most 19. */
+const expectedIoNice = (): number => Math.min(niceOf(String(process.pid)) + 10, 19);
+
 describe('the I/O threads of asynchronous calls', function () {
   const t = TestContext.perTest();
 
   it('slow suspends occupy neither Node\'s threadpool nor the calls on other devices', async function () {
     this.timeout(60000);
-    const DELAY_MS = 1500;
+    // Long enough that the first write is still held when the sixth dd has started (starting
+    // a process takes hundreds of ms under UML on a busy host).
+    const DELAY_MS = 4000;
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
     // More slow devices than Node's threadpool has threads (4): each a linear device over a
     // delay device. A suspend of the linear one waits for its I/O held in the delay below
     // (a delay device's own suspend would flush its queue at once).
     const slow: DeviceInfo[] = [];
+    const delays: DeviceInfo[] = [];
     for (let i = 0; i < 6; i++) {
       const delay = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay: DELAY_MS } }) }]) });
+      delays.push(delay);
       slow.push(await t.dm.create(devName(`io-slow${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.linear({ device: delay.dev, offset: 0 }) }]) }));
     }
     const other = await t.dm.create(devName('io-other'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
@@ -40,7 +68,18 @@ describe('the I/O threads of asynchronous calls', function () {
     const writers: ChildProcess[] = slow.map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
     const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      // Every write is held in its delay device (its status counts it) before the suspends go.
+      const held = async (): Promise<boolean> => {
+        for (const d of delays) {
+          const [row] = await t.dm.status(d.name);
+          if (row === undefined || !row.status.known || row.status.type !== 'delay' || row.status.writes < 1) return false;
+        }
+        return true;
+      };
+      for (let tries = 0; !(await held()); tries++) {
+        expect(tries, 'the writes were never held in the delay devices').to.be.below(400);
+        await sleep(50);
+      }
       let done = 0;
       const suspends = slow.map((d) => t.dm.suspend(d.name).then((info) => {
         done++;
@@ -69,6 +108,10 @@ describe('the I/O threads of asynchronous calls', function () {
         expect(infos.every((i) => i.name === d.name)).to.equal(true);
         expect(threads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
       }
+      // They run niced, so that Node's threadpool and this thread win the CPU when they wake.
+      const nices = ioThreadNices();
+      expect(nices.length, 'devmapper-io threads').to.be.at.least(1);
+      expect(nices).to.deep.equal(nices.map(expectedIoNice));
     } finally {
       await dm.close();
     }
@@ -103,6 +146,11 @@ describe('the I/O threads of asynchronous calls', function () {
       for (const info of await Promise.all(short.map((d) => dm.suspend(d.name)))) expect(info.suspended).to.equal(true);
       // The supervisor and a worker, and at least one more worker beside the stalled one.
       expect(threads() - before, 'the pool grew while the suspends stalled').to.be.at.least(3);
+      // The workers the supervisor started have the same nice value as the first (not the
+      // supervisor's own plus 10 again).
+      const nices = ioThreadNices();
+      expect(nices.length, 'devmapper-io threads').to.be.at.least(3);
+      expect(nices).to.deep.equal(nices.map(expectedIoNice));
       expect(longDone, 'the long suspend is over already: the test proves nothing').to.equal(false);
       for (let i = 0; i < 3; i++) {
         // Issued together, without awaiting: the info runs after the suspend (resume) of B.
