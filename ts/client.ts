@@ -1,10 +1,11 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import type { Control, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
 import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
-import { CallSite, DmClosedError, DmError, toDmError, type CaptureMode } from './errors';
+import { CallSite, DmClosedError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
 import { ProgramRun, type IoctlCounts, type Program } from './steps';

@@ -81,8 +81,14 @@ export function resolveId(id: unknown, argName = 'id'): ResolvedId {
   const name: unknown = Reflect.get(id, 'name');
   const uuid: unknown = Reflect.get(id, 'uuid');
   const dev: unknown = Reflect.get(id, 'dev');
-  if (name !== undefined) return { name: checkName(name, `${argName}.name`), label: String(name) };
-  if (uuid !== undefined) return { uuid: checkUuid(uuid, `${argName}.uuid`), label: `uuid ${String(uuid)}` };
+  if (name !== undefined) {
+    const checked = checkName(name, `${argName}.name`);
+    return { name: checked, label: checked };
+  }
+  if (uuid !== undefined) {
+    const checked = checkUuid(uuid, `${argName}.uuid`);
+    return { uuid: checked, label: `uuid ${checked}` };
+  }
   if (dev !== undefined) {
     const d = checkDevNumber(dev, `${argName}.dev`);
     return { dev: encodeDev(d), label: formatDev(d) };

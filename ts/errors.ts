@@ -115,6 +115,13 @@ function describeErrno(errno: number): string {
 export type CaptureMode = 'call' | 'failure' | 'async';
 
 /**
+ * The public function a call was made to: the frames above it are the caller's
+ * (Error.captureStackTrace's `constructorOpt`). It is never called.
+ * @internal
+ */
+export type StackMarker = (...args: never[]) => unknown;
+
+/**
  * The caller's stack, taken when a public method is called, so that an error that surfaces
  * after the ioctl completes points at the caller's line.
  */
@@ -122,13 +129,13 @@ export class CallSite {
   // captureStackTrace records the frames; they are formatted only when `stack` is read,
   // which only a failure does (formatting was most of a successful call's own cost).
   private readonly holder: { stack?: string } = {};
-  private readonly above: Function;
+  private readonly above: StackMarker;
   private mode: CaptureMode;
   /** The public function the call was made to ('create'). */
   readonly name: string;
 
   /** Records the frames above `above` now, at a failure, or never (see `CaptureMode`). */
-  constructor(above: Function, mode: CaptureMode = 'call') {
+  constructor(above: StackMarker, mode: CaptureMode = 'call') {
     this.name = above.name;
     this.above = above;
     this.mode = mode;

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import { constants as fsConstants } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import type { NativeLoopInfo } from '../binding';

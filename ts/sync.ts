@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import type { Control } from '../binding';
 import type {
   CreateOptions,

@@ -221,7 +221,7 @@ export class Scratch {
   get dir(): string {
     if (this.directory === undefined) {
       this.use();
-      this.directory = mkdtempSync(join(this.base, `${this.prefix}`));
+      this.directory = mkdtempSync(join(this.base, this.prefix));
     }
     return this.directory;
   }

@@ -657,5 +657,6 @@ async function resumeAll(dm: DeviceMapper, ids: DevId[]): Promise<void> {
       first ??= e;
     }
   }
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- the first caught failure, rethrown as it came
   if (first !== undefined) throw first;
 }
