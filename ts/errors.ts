@@ -35,6 +35,7 @@ export class DmError extends Error {
   /** When a rollback after this failure failed too: that second failure. */
   rollbackError: Error | undefined;
 
+  /** An error with the kernel's errno and the command and device it was about (see {@link DmErrorOptions}). */
   constructor(options: DmErrorOptions) {
     const code = errnoCode(options.errno);
     const what = [options.command ?? options.syscall, options.device].filter((s) => s !== undefined).join(' ');
@@ -56,6 +57,12 @@ export class DmParseError extends Error {
   /** The field that was wrong ('start', 'length', 'type', 'offset', ...). */
   readonly field: string;
 
+  /**
+   * A parse failure of kernel or user text.
+   * @param message - what is wrong, for people.
+   * @param text - the text that failed to parse.
+   * @param field - the field that was wrong.
+   */
   constructor(message: string, text: string, field: string) {
     super(`${message} (${field} in ${JSON.stringify(text)})`);
     this.name = 'DmParseError';
@@ -222,6 +229,10 @@ export class DmClosedError extends Error {
   /** Always 'ERR_DM_CLOSED'. */
   readonly code = 'ERR_DM_CLOSED';
 
+  /**
+   * A call refused because the client is closed.
+   * @param what - the call that was refused ('info'), for the message.
+   */
   constructor(what: string) {
     super(`${what}: the device-mapper control node is closed (DeviceMapper.close() was called)`);
     this.name = 'DmClosedError';

@@ -3,8 +3,11 @@ import { parseTargetStatus, type TargetStatus } from './targets/index';
 
 /** One status row: the sectors it covers and the target's status. */
 export interface StatusRow {
+  /** The first sector of the row (512-byte sectors). */
   readonly start: number;
+  /** How many sectors it maps. */
   readonly length: number;
+  /** The row's target type. */
   readonly type: string;
   /** Typed (`known: true`, narrow on `type`) for the target types the library models, raw words otherwise. */
   readonly status: TargetStatus;

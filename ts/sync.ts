@@ -93,7 +93,12 @@ export class DeviceMapperSync {
   }
 
   /** How many DM commands this instance has sent and how many ioctl system calls they took. */
-  get ioctlStats(): { commands: number; ioctls: number } {
+  get ioctlStats(): {
+    /** DM commands sent. */
+    commands: number;
+    /** ioctl system calls made. */
+    ioctls: number;
+  } {
     return { ...this.counts };
   }
 

@@ -5,12 +5,30 @@ import { checkParams, checkSector, checkTargetType, expected, expectedRange } fr
 
 /** A row given to `new Table`: a typed target, or a raw type and params. */
 export type TableRowInput =
-  | { start: number; length: number; target: Target }
-  | { start: number; length: number; type: string; params: string };
+  | {
+      /** The first sector the row maps (512-byte sectors). */
+      start: number;
+      /** How many sectors it maps. */
+      length: number;
+      /** The typed target (`targets.linear(...)`, ...). */
+      target: Target;
+    }
+  | {
+      /** The first sector the row maps (512-byte sectors). */
+      start: number;
+      /** How many sectors it maps. */
+      length: number;
+      /** The target type, for one the library does not model. */
+      type: string;
+      /** Its parameters, as the kernel reads them. */
+      params: string;
+    };
 
 /** One row of a table: sectors [start, start + length) mapped by `target`. */
 export interface TableRow {
+  /** The first sector the row maps (512-byte sectors). */
   readonly start: number;
+  /** How many sectors it maps. */
   readonly length: number;
   /** The target's type (same as `target.type`). */
   readonly type: string;

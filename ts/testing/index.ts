@@ -25,6 +25,8 @@
  * }
  * ```
  * @packageDocumentation
+ *
+ * @module devmapper/testing
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';

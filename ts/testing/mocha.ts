@@ -18,6 +18,8 @@
  * from going round again. `--watch` is refused there (each run would boot a kernel, and the
  * sandbox cannot watch the host's files); run `--watch` as root on a kernel with device-mapper.
  * @packageDocumentation
+ *
+ * @module devmapper/testing/mocha
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';

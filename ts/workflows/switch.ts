@@ -33,7 +33,12 @@ export interface SwitchCreateOptions {
   /** Size of each region in 512-byte sectors. */
   regionSize: number;
   /** The paths, numbered from 0 in this order; `offset` (sectors) is added to every sector sent to the path. */
-  paths: readonly { device: DeviceRef; offset: number }[];
+  paths: readonly {
+    /** The path's device. */
+    device: DeviceRef;
+    /** Sectors added to every sector sent to it. */
+    offset: number;
+  }[];
   /** The device's uuid (then every later call names the device by it). */
   uuid?: string;
   /**
