@@ -71,7 +71,7 @@ export interface ThinPoolConfigureOptions {
   noDiscardPassdown?: boolean;
   /** Fail I/O at once when out of data space (`error_if_no_space`) instead of queueing it. */
   errorIfNoSpace?: boolean;
-  /** Allow no change to the metadata (`read_only`); false makes a read-only pool writable again. */
+  /** Allow no change to the metadata (`read_only`); `false` reloads the table without it. */
   readOnly?: boolean;
 }
 
