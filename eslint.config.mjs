@@ -2,14 +2,15 @@
 // program, tsconfig.test.json, which holds both ts/ and test/), and eslint's recommended rules
 // over the JavaScript (CommonJS scripts, examples, benchmarks and test fixtures run by Node).
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/', 'build/', 'build-*/', 'docs/', 'node_modules/', 'prebuilds/', 'fuzz/', 'binding.d.ts', 'test/fixtures/corpus/'] },
   {
     files: ['ts/**/*.ts', 'test/**/*.ts'],
-    extends: [js.configs.recommended, ...tseslint.configs.strictTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.strictTypeChecked],
     languageOptions: {
       parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname },
     },
