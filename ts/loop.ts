@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import { constants as fsConstants } from 'node:fs';
-import { access, open, stat, type FileHandle } from 'node:fs/promises';
+import { access, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import type { NativeLoopInfo } from '../binding';
 import { binding } from './binding';
 import { decodeDev, decodeRdev, type DevNumber } from './dev';
@@ -194,6 +194,28 @@ export class LoopDevice {
     }
   }
 
+  /**
+   * A loop device that is bound now, whoever attached it (`/dev/loopN`). Its binding is read
+   * (LOOP_GET_STATUS64) and kept: `detach()` then unbinds it only while it is still bound to
+   * that same file (device and inode), never a file bound to it since. Rejects with ENXIO when
+   * the device is not bound.
+   */
+  static async open(path: string): Promise<LoopDevice> {
+    const site = new CallSite(LoopDevice.open);
+    if (typeof path !== 'string' || path === '') throw site.attach(expected('a loop device path', 'path', path));
+    checkWellFormed(path, 'path');
+    try {
+      const st = await stat(path);
+      if (!st.isBlockDevice()) throw site.attach(expectedRange('a block device', 'path', path));
+      const info = await binding().loopStatus(path);
+      const status = statusOf(info, path);
+      return new LoopDevice(path, decodeRdev(st.rdev), status.fileName, undefined, { dev: status.backingDev, inode: BigInt(info.inode) });
+    } catch (e) {
+      if (e instanceof TypeError || e instanceof RangeError) throw e;
+      throw toDmError(e, site, path);
+    }
+  }
+
   /** LOOP_GET_STATUS64: what the kernel says of the device. */
   async status(): Promise<LoopStatus> {
     const site = new CallSite(this.status);
@@ -314,4 +336,36 @@ export async function blockGeometry(path: string): Promise<{
   } catch (e) {
     throw toDmError(e, site, path);
   }
+}
+
+/** A bound loop device as `listLoopDevices` finds it: its path and what the kernel says of it. */
+export interface LoopDeviceEntry extends LoopStatus {
+  /** `/dev/loopN`. */
+  path: string;
+}
+
+/**
+ * The loop devices bound now (each `/dev/loopN` whose LOOP_GET_STATUS64 answers; a free one
+ * answers ENXIO and is left out), in the order of their numbers.
+ */
+export async function listLoopDevices(): Promise<LoopDeviceEntry[]> {
+  const site = new CallSite(listLoopDevices);
+  let names: string[];
+  try {
+    names = (await readdir('/dev')).filter((n) => /^loop\d+$/.test(n));
+  } catch (e) {
+    throw toDmError(e, site, '/dev');
+  }
+  const found: LoopDeviceEntry[] = [];
+  for (const name of names.sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)))) {
+    const path = `/dev/${name}`;
+    try {
+      found.push({ path, ...statusOf(await binding().loopStatus(path), path) });
+    } catch (e) {
+      const code = e instanceof Error ? Reflect.get(e, 'code') : undefined;
+      if (code === 'ENXIO' || code === 'ENOENT') continue;
+      throw toDmError(e, site, path);
+    }
+  }
+  return found;
 }

@@ -3,11 +3,11 @@ import { parseTargetStatus, type TargetStatus } from './targets/index';
 
 /** One status row: the sectors it covers and the target's status. */
 export interface StatusRow {
-  /** The first sector of the row (512-byte sectors). */
+  /** The row's first sector on the device (512-byte sectors), as in its table. */
   readonly start: number;
-  /** How many sectors it maps. */
+  /** How many 512-byte sectors the row covers. */
   readonly length: number;
-  /** The row's target type. */
+  /** The row's target type ('thin-pool'); a typed `status` has the same `type`. */
   readonly type: string;
   /** Typed (`known: true`, narrow on `type`) for the target types the library models, raw words otherwise. */
   readonly status: TargetStatus;

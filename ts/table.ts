@@ -6,33 +6,33 @@ import { checkParams, checkSector, checkTargetType, expected, expectedRange } fr
 /** A row given to `new Table`: a typed target, or a raw type and params. */
 export type TableRowInput =
   | {
-      /** The first sector the row maps (512-byte sectors). */
+      /** `<logical_start_sector>`: the row's first sector on the device made (512-byte sectors). */
       start: number;
-      /** How many sectors it maps. */
+      /** `<num_sectors>`: how many 512-byte sectors the row maps. */
       length: number;
-      /** The typed target (`targets.linear(...)`, ...). */
+      /** The typed target (from the `targets` builders) mapping the row. */
       target: Target;
     }
   | {
-      /** The first sector the row maps (512-byte sectors). */
+      /** `<logical_start_sector>`: the row's first sector on the device made (512-byte sectors). */
       start: number;
-      /** How many sectors it maps. */
+      /** `<num_sectors>`: how many 512-byte sectors the row maps. */
       length: number;
-      /** The target type, for one the library does not model. */
+      /** `<target_type>`: the kernel's target type name ('linear'). */
       type: string;
-      /** Its parameters, as the kernel reads them. */
+      /** `<target_args>`: the parameter string, as the kernel takes it. */
       params: string;
     };
 
 /** One row of a table: sectors [start, start + length) mapped by `target`. */
 export interface TableRow {
-  /** The first sector the row maps (512-byte sectors). */
+  /** `<logical_start_sector>`: the row's first sector on the device (512-byte sectors). */
   readonly start: number;
-  /** How many sectors it maps. */
+  /** `<num_sectors>`: how many 512-byte sectors the row maps. */
   readonly length: number;
-  /** The target's type (same as `target.type`). */
+  /** `<target_type>`: the target's type (same as `target.type`). */
   readonly type: string;
-  /** The target's params (same as `target.params`). */
+  /** `<target_args>`: the target's params (same as `target.params`). */
   readonly params: string;
   /** The typed target, or a plain `{ type, params }` for types the library does not model. */
   readonly target: Target;

@@ -156,11 +156,14 @@ export function parseUint(word: string, field: string, min: number, max: number,
   return n;
 }
 
-/** `used/total` as a pair of numbers. */
+/**
+ * A `<used>/<total>` status word as a pair of numbers, both in the unit the field holding it
+ * names (metadata blocks, data blocks, regions, sectors...).
+ */
 export interface UsedTotal {
-  /** The part in use. */
+  /** The part in use (or done), before the slash. */
   readonly used: number;
-  /** The whole. */
+  /** The whole, after the slash. */
   readonly total: number;
 }
 

@@ -53,26 +53,27 @@ function policyValue(key: CachePolicyKey, value: unknown, name: string): number 
 
 /** Options of a cache target. */
 export interface CacheOptions {
-  /** The device holding the cache's metadata (which origin block each cache block holds, dirty bits, policy hints). */
+  /** `<metadata dev>`: the device holding the cache's metadata (which origin block each cache block holds, dirty bits, policy hints). */
   metadataDevice: DeviceRef;
-  /** The fast device holding the cached blocks. */
+  /** `<cache dev>`: the fast device holding the cached blocks. */
   cacheDevice: DeviceRef;
-  /** The slow device being cached. */
+  /** `<origin dev>`: the slow device being cached. */
   originDevice: DeviceRef;
-  /** The cache block size, in 512-byte sectors: a multiple of 64 (32 KiB) from 64 to 2097152 (1 GiB). */
+  /** `<block size>`: the cache block size, in 512-byte sectors: a multiple of 64 (32 KiB) from 64 to 2097152 (1 GiB). */
   blockSize: number;
-  /** The write mode (see `CacheMode`); unset writes no mode word and the kernel uses writeback. */
+  /** The write mode feature word (see `CacheMode`); unset writes no mode word and the kernel uses writeback. */
   mode?: CacheMode;
-  /** Use version 2 of the metadata format (`metadata2`: dirty bits kept apart, faster commits). */
+  /** Feature `metadata2`: version 2 of the metadata format (dirty bits in a btree of their own, a faster shutdown). */
   metadata2?: boolean;
-  /** Pass discards down to the origin (default true; false writes `no_discard_passdown`). */
+  /** Pass discards down to the origin's device (default true; false writes the feature `no_discard_passdown`). */
   discardPassdown?: boolean;
-  /** The policy (default `smq`). */
+  /** `<policy>`: the policy's name (default `smq`). */
   policy?: CachePolicy;
   /**
-   * The policy's tunables, in the order given: `migration_threshold` (sectors that may be
-   * migrating at once; the kernel's default 2048) for every policy, and for mq only the old mq
-   * tunables, which it takes and ignores (smq and the cleaner refuse them).
+   * `<#policy args> [<key> <value>]*`: the policy's tunables, in the order given:
+   * `migration_threshold` (512-byte sectors that may be migrating at once; the kernel's default
+   * 2048) for every policy, and for mq only the old mq tunables, which it takes and ignores (smq
+   * and the cleaner refuse them).
    */
   policyArgs?: Readonly<Partial<Record<CachePolicyKey, number>>>;
 }
@@ -83,19 +84,19 @@ export interface CacheOptions {
  */
 export interface CacheTarget extends Target {
   readonly type: 'cache';
-  /** 'major:minor' or a /dev path. */
+  /** `<metadata dev>`, 'major:minor' or a /dev path: the cache's metadata. */
   readonly metadataDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<cache dev>`, 'major:minor' or a /dev path: the fast device holding the cached blocks. */
   readonly cacheDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<origin dev>`, 'major:minor' or a /dev path: the slow device being cached. */
   readonly originDevice: string;
-  /** Cache block size, 512-byte sectors. */
+  /** `<block size>`: the cache block size, in 512-byte sectors (a multiple of 64). */
   readonly blockSize: number;
-  /** The write mode in effect (`writeback` when the table names none). */
+  /** The write mode feature in effect (`writeback` when the table names none). */
   readonly mode: CacheMode;
-  /** `metadata2`. */
+  /** Feature `metadata2`: the metadata is in format version 2. */
   readonly metadata2: boolean;
-  /** False when the table says `no_discard_passdown`. */
+  /** Discards go down to the origin; false when the table has the feature `no_discard_passdown`. */
   readonly discardPassdown: boolean;
   /**
    * The feature words in the table's order. The kernel prints a cache table back exactly as it
@@ -103,9 +104,9 @@ export interface CacheTarget extends Target {
    * no_discard_passdown.
    */
   readonly features: readonly CacheFeature[];
-  /** The policy. */
+  /** `<policy>`: the policy's name. */
   readonly policy: CachePolicy;
-  /** The policy args, in the table's order. */
+  /** `<#policy args> [<key> <value>]*`: the policy args, in the table's order (`migration_threshold` in 512-byte sectors). */
   readonly policyArgs: Readonly<Partial<Record<CachePolicyKey, number>>>;
 }
 
@@ -113,7 +114,7 @@ export interface CacheTarget extends Target {
 export interface CacheFailedStatus extends TargetStatusBase {
   readonly type: 'cache';
   readonly known: true;
-  /** `Fail`: the cache is in fail mode (metadata trouble); `Error`: the kernel could not read its metadata for the status. */
+  /** The whole status is one word: `Fail`, the cache is in fail mode (metadata trouble, no more I/O); `Error`, the kernel could not read its metadata for the status. */
   readonly failed: 'Fail' | 'Error';
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -123,46 +124,47 @@ export interface CacheFailedStatus extends TargetStatusBase {
 export interface CacheRunningStatus extends TargetStatusBase {
   readonly type: 'cache';
   readonly known: true;
+  /** False: the cache works and the fields below are the kernel's. */
   readonly failed: false;
-  /** Size of a metadata block, 512-byte sectors (8: 4 KiB). */
+  /** `<metadata block size>`: size of a metadata block, in 512-byte sectors (fixed at 8: 4 KiB). */
   readonly metadataBlockSize: number;
-  /** Metadata blocks in use and in all. */
+  /** `<#used metadata blocks>/<#total metadata blocks>`: a count of metadata blocks. */
   readonly metadataBlocks: UsedTotal;
-  /** Cache block size, 512-byte sectors. */
+  /** `<cache block size>`: the table's block size, in 512-byte sectors. */
   readonly cacheBlockSize: number;
-  /** Cache blocks holding origin blocks, and cache blocks in all. */
+  /** `<#used cache blocks>/<#total cache blocks>`: cache blocks holding an origin block, and all of them (a count of blocks). */
   readonly cacheBlocks: UsedTotal;
-  /** Reads served from the cache (bios, since activation). */
+  /** `<#read hits>`: read bios mapped to the cache (a count since the table was loaded). */
   readonly readHits: number;
-  /** Reads that went to the origin. */
+  /** `<#read misses>`: read bios mapped to the origin (a count). */
   readonly readMisses: number;
-  /** Writes to blocks in the cache. */
+  /** `<#write hits>`: write bios mapped to the cache (a count). */
   readonly writeHits: number;
-  /** Writes to blocks not in the cache. */
+  /** `<#write misses>`: write bios mapped to the origin (a count). */
   readonly writeMisses: number;
-  /** Blocks moved out of the cache. */
+  /** `<#demotions>`: blocks removed from the cache (a count). */
   readonly demotions: number;
-  /** Blocks moved into the cache. */
+  /** `<#promotions>`: blocks moved into the cache (a count). */
   readonly promotions: number;
-  /** Cache blocks whose data the origin does not have yet. */
+  /** `<#dirty>`: cache blocks whose content differs from the origin's (a count of blocks). */
   readonly dirty: number;
-  /** The feature words, as the status lists them (metadata2, the mode, no_discard_passdown). */
+  /** `<#features> <features>*`: the feature words, as the status lists them (metadata2, the mode, no_discard_passdown). */
   readonly features: readonly CacheFeature[];
-  /** The write mode. */
+  /** The write mode among the features (the status always names one). */
   readonly mode: CacheMode;
-  /** Metadata format version 2. */
+  /** Feature `metadata2`: metadata format version 2. */
   readonly metadata2: boolean;
-  /** False when discards are not passed down. */
+  /** False when the features include `no_discard_passdown`. */
   readonly discardPassdown: boolean;
-  /** Sectors that may be migrating at once (the current value; the kernel's default is 2048). */
+  /** Core arg `migration_threshold`: 512-byte sectors that may be migrating at once (the current value; the kernel's default is 2048). */
   readonly migrationThreshold: number;
-  /** The policy's name (`smq`, `mq`, `cleaner`). */
+  /** `<policy name>` (`smq`, `mq`, `cleaner`; `default` shows as the policy it stands for). */
   readonly policy: string;
-  /** The policy's tunables as it reports them, in its order. */
+  /** `<#policy args> <policy args>*`: the policy's tunables as it reports them, in its order (smq and cleaner report none). */
   readonly policyArgs: Readonly<Record<string, number>>;
-  /** The metadata mode: `rw` read-write, `ro` read-only (after a metadata error). */
+  /** `<cache metadata mode>`: `rw` read-write, `ro` read-only (after a metadata error). */
   readonly metadataMode: 'rw' | 'ro';
-  /** The metadata needs a check (`needs_check`; run cache_check before the cache is used again). */
+  /** `needs_check` (true) or `-`: a metadata operation failed and the superblock asks for cache_check before the cache is used again. */
   readonly needsCheck: boolean;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -314,8 +316,15 @@ export function parseCacheStatus(text: string): CacheStatus {
   });
 }
 
-/** A cache block or a half-open range of them (`begin` included, `end` excluded). */
-export type CacheBlockRange = number | { readonly begin: number; readonly end: number };
+/** A cache block index (`<cblock>`) or a half-open range of them (`<cblock begin>-<cblock end>`). */
+export type CacheBlockRange =
+  | number
+  | {
+      /** The first cache block of the range (an index into the cache device, in cache blocks). */
+      readonly begin: number;
+      /** One past the last cache block of the range (excluded: 5-10 is blocks 5 to 9). */
+      readonly end: number;
+    };
 
 /**
  * Messages a cache takes (`dm.message(name, cacheMessages.migrationThreshold(4096))`). Each
@@ -323,9 +332,10 @@ export type CacheBlockRange = number | { readonly begin: number; readonly end: n
  */
 export const cacheMessages = Object.freeze({
   /**
-   * Drops cache blocks from the cache without writing them back (`invalidate_cblocks`), for a
-   * cache in passthrough mode (the kernel refuses it in other modes, EPERM). Each item is a
-   * cache block index or a range `{ begin, end }` with `end` excluded.
+   * `invalidate_cblocks [<cblock>|<cblock begin>-<cblock end>]*`: drops cache blocks from the
+   * cache without writing them back, for a cache in passthrough mode (the kernel refuses it in
+   * other modes, EPERM). Each item is a cache block index or a range `{ begin, end }` with
+   * `end` excluded.
    */
   invalidateCblocks(ranges: readonly CacheBlockRange[]): string {
     if (!Array.isArray(ranges)) throw expected('an array of cache blocks and ranges', 'ranges', ranges);
@@ -342,14 +352,14 @@ export const cacheMessages = Object.freeze({
     });
     return `invalidate_cblocks ${words.join(' ')}`;
   },
-  /** Sets how many sectors may be migrating between cache and origin at once. */
+  /** `migration_threshold <sectors>`: sets how many 512-byte sectors may be migrating between cache and origin at once. */
   migrationThreshold(sectorCount: number): string {
     return `migration_threshold ${sectors(sectorCount, 'sectorCount')}`;
   },
   /**
-   * Sets a policy tunable by key: `migration_threshold` for every policy; the old mq tunables
-   * only for the mq policy, which takes and ignores them (smq and the cleaner refuse them,
-   * EINVAL).
+   * `<key> <value>`: sets a policy tunable by key: `migration_threshold` (512-byte sectors)
+   * for every policy; the old mq tunables only for the mq policy, which takes and ignores them
+   * (smq and the cleaner refuse them, EINVAL).
    */
   policyArg(key: CachePolicyKey, value: number): string {
     const k = choice(key, 'key', MQ_KEYS);

@@ -23,26 +23,26 @@ const CORE_KEYS: readonly CloneCoreKey[] = ['hydration_threshold', 'hydration_ba
 
 /** Options of a clone target. */
 export interface CloneOptions {
-  /** The device holding the clone's metadata (which regions are hydrated); zeroed before first use. */
+  /** `<metadata dev>`: the device holding the clone's metadata (which regions are hydrated); zeroed before first use. */
   metadataDevice: DeviceRef;
-  /** The device that becomes the copy; it gets every write at once and the rest by hydration. */
+  /** `<destination dev>`: the device that becomes the copy; it gets every write at once and the rest by hydration. */
   destinationDevice: DeviceRef;
-  /** The device copied from; only read. */
+  /** `<source dev>`: the device copied from; only read. */
   sourceDevice: DeviceRef;
-  /** The unit of copying, in 512-byte sectors: a power of two from 8 (4 KiB) to 2097152 (1 GiB). */
+  /** `<region size>`: the unit of copying, in 512-byte sectors: a power of two from 8 (4 KiB) to 2097152 (1 GiB). */
   regionSize: number;
-  /** Start with background hydration off (`no_hydration`); the `enable_hydration` message turns it on. */
+  /** Feature `no_hydration`: start with background hydration off; the `enable_hydration` message turns it on. */
   noHydration?: boolean;
-  /** Do not pass discards down to the destination (`no_discard_passdown`). */
+  /** Feature `no_discard_passdown`: discards are not passed down to the destination. */
   noDiscardPassdown?: boolean;
   /**
-   * How many regions may be hydrating at once (`hydration_threshold`); the kernel's default is
-   * 1, and 0 pauses the background hydration.
+   * Core arg `hydration_threshold`: how many regions may be hydrating at once (a count of
+   * regions); the kernel's default is 1, and 0 pauses the background hydration.
    */
   hydrationThreshold?: number;
   /**
-   * How many adjacent not-yet-hydrated regions are copied together in one batch
-   * (`hydration_batch_size`); the kernel's default is 1.
+   * Core arg `hydration_batch_size`: how many adjacent not-yet-hydrated regions are copied
+   * together in one batch (a count of regions); the kernel's default is 1.
    */
   hydrationBatchSize?: number;
 }
@@ -53,21 +53,21 @@ export interface CloneOptions {
  */
 export interface CloneTarget extends Target {
   readonly type: 'clone';
-  /** 'major:minor' or a /dev path. */
+  /** `<metadata dev>`, 'major:minor' or a /dev path: which regions are hydrated. */
   readonly metadataDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<destination dev>`, 'major:minor' or a /dev path: the copy. */
   readonly destinationDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<source dev>`, 'major:minor' or a /dev path: the read-only original. */
   readonly sourceDevice: string;
-  /** Region size, 512-byte sectors. */
+  /** `<region size>`: the unit of copying, in 512-byte sectors (a power of two). */
   readonly regionSize: number;
   /** True when the table holds back background hydration (`no_hydration`). */
   readonly noHydration: boolean;
   /** True when discards are not passed down to the destination (`no_discard_passdown`). */
   readonly noDiscardPassdown: boolean;
-  /** `hydration_threshold` as the table gives it (regions hydrating at once), or undefined for the kernel's default (1). */
+  /** Core arg `hydration_threshold` as the table gives it (a count of regions hydrating at once), or undefined for the kernel's default (1). */
   readonly hydrationThreshold: number | undefined;
-  /** `hydration_batch_size` as the table gives it (regions per batch), or undefined for the kernel's default (1). */
+  /** Core arg `hydration_batch_size` as the table gives it (a count of regions per batch), or undefined for the kernel's default (1). */
   readonly hydrationBatchSize: number | undefined;
   /**
    * The feature words in the order the table gives them. The kernel prints a clone table back
@@ -82,7 +82,7 @@ export interface CloneTarget extends Target {
 export interface CloneFailedStatus extends TargetStatusBase {
   readonly type: 'clone';
   readonly known: true;
-  /** `Fail`: the metadata device failed and the clone is in fail mode; `Error`: the kernel could not read its metadata for the status. */
+  /** The whole status is one word: `Fail`, the metadata device failed and the clone is in fail mode; `Error`: the kernel could not read its metadata for the status. */
   readonly failed: 'Fail' | 'Error';
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -92,28 +92,29 @@ export interface CloneFailedStatus extends TargetStatusBase {
 export interface CloneRunningStatus extends TargetStatusBase {
   readonly type: 'clone';
   readonly known: true;
+  /** False: the clone works and the fields below are the kernel's. */
   readonly failed: false;
-  /** Size of a metadata block, 512-byte sectors (8: 4 KiB). */
+  /** `<metadata block size>`: size of a metadata block, in 512-byte sectors (fixed at 8: 4 KiB). */
   readonly metadataBlockSize: number;
-  /** Metadata blocks in use and in all. */
+  /** `<#used metadata blocks>/<#total metadata blocks>`: a count of metadata blocks. */
   readonly metadataBlocks: UsedTotal;
-  /** Region size, 512-byte sectors. */
+  /** `<region size>`: in 512-byte sectors. */
   readonly regionSize: number;
-  /** Regions hydrated (copied or overwritten) and regions in all; hydration is complete when they are equal. */
+  /** `<#hydrated regions>/<#total regions>`: regions hydrated (copied or overwritten) and regions in all; hydration is complete when they are equal. */
   readonly regions: UsedTotal;
-  /** Regions being hydrated right now. */
+  /** `<#hydrating regions>`: regions being copied right now (a count). */
   readonly hydrating: number;
-  /** Background hydration is held back (`no_hydration`: the table's, or the `disable_hydration` message). */
+  /** Feature `no_hydration`: background hydration is held back (the table's, or the `disable_hydration` message). */
   readonly noHydration: boolean;
-  /** Discards are not passed down (`no_discard_passdown`; also when the destination cannot take them). */
+  /** Feature `no_discard_passdown`: discards are not passed down (also when the destination cannot take them). */
   readonly noDiscardPassdown: boolean;
-  /** The feature words as the status lists them. */
+  /** `<#features> <features>*`: the feature words as the status lists them. */
   readonly features: readonly CloneFeature[];
-  /** Regions that may be hydrating at once (the current value, changed by message too). */
+  /** Core arg `hydration_threshold`: regions that may be hydrating at once (a count; the current value, changed by message too). */
   readonly hydrationThreshold: number;
-  /** Regions copied together per batch (the current value). */
+  /** Core arg `hydration_batch_size`: regions copied together per batch (a count; the current value). */
   readonly hydrationBatchSize: number;
-  /** The metadata mode: `rw` read-write, `ro` read-only (metadata trouble, needs checking), `Fail`. */
+  /** `<clone metadata mode>`: `rw` read-write, `ro` read-only (metadata trouble, needs checking), `Fail`. */
   readonly metadataMode: 'rw' | 'ro' | 'Fail';
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -274,19 +275,19 @@ export function parseCloneStatus(text: string): CloneStatus {
  * the message text; the checks throw TypeError/RangeError naming the argument.
  */
 export const cloneMessages = Object.freeze({
-  /** Starts (or resumes) background hydration. */
+  /** `enable_hydration`: starts (or resumes) background hydration. */
   enableHydration(): string {
     return 'enable_hydration';
   },
-  /** Stops background hydration; writes still hydrate the regions they cover. */
+  /** `disable_hydration`: stops background hydration; writes still hydrate the regions they cover. */
   disableHydration(): string {
     return 'disable_hydration';
   },
-  /** Sets how many regions may hydrate at once (0 pauses the background hydration). */
+  /** `hydration_threshold <#regions>`: sets how many regions may hydrate at once (0 pauses the background hydration). */
   hydrationThreshold(regions: number): string {
     return `hydration_threshold ${integer(regions, 'regions', 0, U32_MAX)}`;
   },
-  /** Sets how many adjacent regions are copied together in one batch. */
+  /** `hydration_batch_size <#regions>`: sets how many adjacent regions are copied together in one batch. */
   hydrationBatchSize(regions: number): string {
     return `hydration_batch_size ${integer(regions, 'regions', 0, U32_MAX)}`;
   },

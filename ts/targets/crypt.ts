@@ -56,45 +56,45 @@ const FLAGS: readonly CryptFlag[] = [...FLAGS_BEFORE, 'iv_large_sectors'];
 
 /** A cipher spec, read the way dm-crypt reads it. */
 export interface CryptCipher {
-  /** The spec exactly as the table gives it (the kernel prints it back verbatim). */
+  /** `<cipher>`: the spec exactly as the table gives it (the kernel prints it back verbatim). */
   readonly spec: string;
   /** `legacy` (`cipher[:keycount]-chainmode-ivmode[:ivopts]`) or `capi` (`capi:<crypto API spec>-ivmode[:ivopts]`). */
   readonly form: 'legacy' | 'capi';
-  /** Legacy form: the block cipher ('aes'); null in the capi form. */
+  /** Legacy form's `cipher`: the block cipher ('aes'); null in the capi form. */
   readonly cipher: string | null;
-  /** Legacy form: the chaining mode in effect ('xts'; `cbc` for a spec of the cipher alone); null in the capi form. */
+  /** Legacy form's `chainmode`: the chaining mode in effect ('xts'; `cbc` for a spec of the cipher alone); null in the capi form. */
   readonly chainMode: string | null;
   /** The crypto API algorithm the kernel allocates, before ESSIV wraps it ('xts(aes)', 'authenc(hmac(sha256),xts(aes))'). */
   readonly api: string;
   /** Cipher instances, each with its own slice of the key: the legacy `:keycount` (a power of two, default 1); 64 for capi with `lmk`. */
   readonly keyCount: number;
-  /** The IV generator in effect ('plain64'), or null for none (an ECB or IV-less cipher). `plain` for a spec of the cipher alone. */
+  /** `ivmode`: the IV generator in effect ('plain64'), or null for none (an ECB or IV-less cipher). `plain` for a spec of the cipher alone. */
   readonly ivMode: string | null;
-  /** The IV generator's options ('sha256' for essiv), or null. */
+  /** `ivopts`: the IV generator's options ('sha256' for essiv), or null. */
   readonly ivOptions: string | null;
 }
 
 /** Options of a legacy cipher spec, `cipher[:keycount]-chainmode-ivmode[:ivopts]`. */
 export interface CryptLegacyCipherOptions {
-  /** The block cipher: 'aes', 'twofish', 'serpent', 'cipher_null'. */
+  /** `cipher`: the block cipher: 'aes', 'twofish', 'serpent', 'cipher_null'. */
   cipher: string;
-  /** Cipher instances (a power of two; default 1), the key split evenly among them. */
+  /** `:keycount`: a count of cipher instances (a power of two; default 1), the key split evenly among them. */
   keyCount?: number;
-  /** The chaining mode: 'xts', 'cbc', 'ecb', 'lrw'. */
+  /** `chainmode`: the chaining mode: 'xts', 'cbc', 'ecb', 'lrw'. */
   chainMode: string;
-  /** The IV generator; required unless the chaining mode is `ecb`. */
+  /** `ivmode`: the IV generator; required unless the chaining mode is `ecb`. */
   ivMode?: CryptIvMode;
-  /** The IV generator's options: the hash of `essiv` ('sha256'). */
+  /** `:ivopts`: the IV generator's options: the hash of `essiv` ('sha256'). */
   ivOptions?: string;
 }
 
 /** Options of a crypto API cipher spec, `capi:<spec>-ivmode[:ivopts]`. */
 export interface CryptCapiCipherOptions {
-  /** The crypto API spec: 'xts(aes)', 'cbc(aes)', 'authenc(hmac(sha256),xts(aes))'. */
+  /** `<spec>` after `capi:`: the crypto API spec: 'xts(aes)', 'cbc(aes)', 'authenc(hmac(sha256),xts(aes))'. */
   capi: string;
-  /** The IV generator. */
+  /** `ivmode`: the IV generator. */
   ivMode?: CryptIvMode;
-  /** The IV generator's options: the hash of `essiv` ('sha256'). */
+  /** `:ivopts`: the IV generator's options: the hash of `essiv` ('sha256'). */
   ivOptions?: string;
 }
 
@@ -104,8 +104,9 @@ export interface CryptCapiCipherOptions {
  */
 export type CryptKey =
   | {
+      /** `<key>` as hex digits in the table: two per byte. */
       readonly kind: 'hex';
-      /** Key size, bytes. */
+      /** Key size, bytes (half the hex digits). */
       readonly keySize: number;
       /** The key as lowercase hex (as the kernel prints it). A secret. */
       readonly hex: string;
@@ -113,14 +114,15 @@ export type CryptKey =
   | {
       /** `-`: no key (a cipher that takes none, `cipher_null-ecb`). */
       readonly kind: 'none';
+      /** Always 0 bytes. */
       readonly keySize: 0;
     }
   | {
       /** `:<key_size>:<key_type>:<key_description>`: a key of the kernel keyring, looked up at table load and `key set`. */
       readonly kind: 'keyring';
-      /** Key size, bytes (the keyring key's payload must be exactly this long). */
+      /** `<key_size>`: key size, bytes (the keyring key's payload must be exactly this long). */
       readonly keySize: number;
-      /** The key type. */
+      /** `<key_type>`: the keyring key type. */
       readonly keyType: CryptKeyringType;
       /** The key's description ('cryptsetup:<uuid>-d0'); a `logon` key's has a `service:` prefix. */
       readonly description: string;
@@ -128,11 +130,11 @@ export type CryptKey =
 
 /** A key of the kernel keyring, for a table or `key set`. */
 export interface CryptKeyringKeyOptions {
-  /** Key size, bytes (at least 1). */
+  /** `<key_size>`: key size, bytes (at least 1). */
   keySize: number;
-  /** The key type. */
+  /** `<key_type>`: the keyring key type. */
   keyType: CryptKeyringType;
-  /** The key's description: no whitespace; a `logon` key's has a `service:` prefix. */
+  /** `<key_description>`: the key's description: no whitespace; a `logon` key's has a `service:` prefix. */
   description: string;
 }
 
@@ -144,23 +146,23 @@ export type CryptKeyInput = string | Uint8Array | null | CryptKeyringKeyOptions 
 
 /** Integrity metadata kept per sector on a device with an integrity profile (dm-integrity below). */
 export interface CryptIntegrity {
-  /** Bytes of metadata per sector (tag and IV), 1 to 480. */
+  /** `integrity:<bytes>:…`: bytes of metadata per encryption sector (tag and IV), 1 to 480. */
   readonly tagSize: number;
-  /** `aead`: an authenticated cipher (AEAD or authenc) writes its tag there; `none`: only the IV of `random` is kept. */
+  /** `integrity:…:<type>`: `aead`: an authenticated cipher (AEAD or authenc) writes its tag there; `none`: only the IV of `random` is kept. */
   readonly type: 'aead' | 'none';
 }
 
 /** Options of a crypt target. */
 export interface CryptOptions {
-  /** The cipher: a spec ('aes-xts-plain64', 'capi:cbc(aes)-essiv:sha256') or its parts. */
+  /** `<cipher>`: a spec ('aes-xts-plain64', 'capi:cbc(aes)-essiv:sha256') or its parts. */
   cipher: string | CryptLegacyCipherOptions | CryptCapiCipherOptions;
-  /** The key. Its size is checked against the cipher when the cipher's key sizes are known (aes-xts: 32, 48 or 64 bytes). */
+  /** `<key>`. Its size (bytes) is checked against the cipher when the cipher's key sizes are known (aes-xts: 32, 48 or 64 bytes). */
   key: CryptKeyInput;
-  /** `iv_offset`: a sector count added to the sector number when making IVs (default 0); a multiple of sectorSize / 512. */
+  /** `<iv_offset>`: a count of 512-byte sectors added to the sector number when making IVs (default 0); a multiple of sectorSize / 512. */
   ivOffset?: number | bigint;
-  /** The encrypted device: 'major:minor', a /dev path, or { major, minor }. */
+  /** `<device path>`: the encrypted device: 'major:minor', a /dev path, or { major, minor }. */
   device: DeviceRef;
-  /** The sector of `device` where the encrypted data starts (512-byte sectors); a multiple of sectorSize / 512. */
+  /** `<offset>`: the sector of `device` where the encrypted data starts (512-byte sectors); a multiple of sectorSize / 512. */
   offset: number;
   /** `allow_discards`: pass discards to the device (off by default: they reveal which blocks are free). */
   allowDiscards?: boolean;
@@ -173,7 +175,12 @@ export interface CryptOptions {
   /** `no_write_workqueue`: encrypt writes synchronously, without the crypt workqueue. */
   noWriteWorkqueue?: boolean;
   /** `integrity:<bytes>:<type>`: keep integrity metadata (needs a device with an integrity profile). */
-  integrity?: { tagSize: number; type: 'aead' | 'none' };
+  integrity?: {
+    /** `<bytes>`: bytes of metadata per encryption sector (tag and IV), 1 to 480. */
+    tagSize: number;
+    /** `<type>`: `aead` for an authenticated cipher's tag, `none` for only the IV of `random`. */
+    type: 'aead' | 'none';
+  };
   /** `sector_size:<bytes>`: the encryption sector, bytes: a power of two from 512 (the default) to 4096. */
   sectorSize?: number;
   /** `iv_large_sectors`: IVs count sectors of sectorSize, not 512-byte sectors (cryptsetup's choice for sectorSize > 512). */
@@ -186,31 +193,31 @@ export interface CryptOptions {
  */
 export interface CryptTarget extends Target {
   readonly type: 'crypt';
-  /** The cipher spec and its parts. */
+  /** `<cipher>`: the cipher spec and its parts. */
   readonly cipher: CryptCipher;
-  /** The key (hex, none, or a keyring key). */
+  /** `<key>`: hex, none (`-`), or a keyring key (`:<key_size>:<key_type>:<key_description>`). */
   readonly key: CryptKey;
-  /** `iv_offset`, sectors (a u64). */
+  /** `<iv_offset>`: 512-byte sectors added to the sector number when making IVs (a u64). */
   readonly ivOffset: bigint;
-  /** 'major:minor' or a /dev path. */
+  /** `<device path>`, 'major:minor' or a /dev path: the device holding the ciphertext. */
   readonly device: string;
-  /** Start sector on `device` (512-byte sectors). */
+  /** `<offset>`: the start sector on `device` (512-byte sectors). */
   readonly offset: number;
-  /** `allow_discards`. */
+  /** Opt param `allow_discards`: discards pass through to the device (0/1 flag). */
   readonly allowDiscards: boolean;
-  /** `same_cpu_crypt`. */
+  /** Opt param `same_cpu_crypt`: encryption runs on the CPU that submitted the I/O. */
   readonly sameCpuCrypt: boolean;
-  /** `submit_from_crypt_cpus`. */
+  /** Opt param `submit_from_crypt_cpus`: writes are submitted from the encryption threads. */
   readonly submitFromCryptCpus: boolean;
-  /** `no_read_workqueue`. */
+  /** Opt param `no_read_workqueue`: reads are decrypted without the crypt workqueue. */
   readonly noReadWorkqueue: boolean;
-  /** `no_write_workqueue`. */
+  /** Opt param `no_write_workqueue`: writes are encrypted without the crypt workqueue. */
   readonly noWriteWorkqueue: boolean;
-  /** `integrity:<bytes>:<type>`, or null. */
+  /** Opt param `integrity:<bytes>:<type>`, or null for none. */
   readonly integrity: CryptIntegrity | null;
-  /** The encryption sector, bytes (512 unless `sector_size` says otherwise). */
+  /** Opt param `sector_size:<bytes>`: the encryption sector, bytes (512 when the table gives none). */
   readonly sectorSize: number;
-  /** `iv_large_sectors`. */
+  /** Opt param `iv_large_sectors`: IVs count sectors of `sectorSize` bytes, not 512-byte sectors. */
   readonly ivLargeSectors: boolean;
 }
 

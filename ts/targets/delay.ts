@@ -10,27 +10,27 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Where one class of I/O (reads, writes or flushes) goes, and how long it is held first. */
 export interface DelayClass {
-  /** 'major:minor' or a /dev path. */
+  /** `<device>`, 'major:minor' or a /dev path. */
   readonly device: string;
-  /** The sector of `device` where the mapping starts (512-byte sectors). */
+  /** `<offset>`: the sector of `device` where the mapping starts (512-byte sectors). */
   readonly offset: number;
-  /** How long each bio is held before it is sent on, in milliseconds (0 sends it at once). */
+  /** `<delay>`: how long each bio is held before it is sent on, in milliseconds (0 sends it at once). */
   readonly delay: number;
 }
 
 /** A class's options: device, offset (sectors) and delay (milliseconds, 0 to 2^32 − 1). */
 export interface DelayClassOptions {
-  /** The device this class of I/O goes to. */
+  /** `<device>`: the device this class of I/O goes to. */
   device: DeviceRef;
-  /** Start sector on `device` (512-byte sectors). */
+  /** `<offset>`: start sector on `device` (512-byte sectors). */
   offset: number;
-  /** Milliseconds each bio is held back (0 to 2^32 − 1). */
+  /** `<delay>`: milliseconds each bio is held back (0 to 2^32 − 1). */
   delay: number;
 }
 
 /** Options of a delay target. */
 export interface DelayOptions {
-  /** Reads; also writes and flushes when `write` is not given. */
+  /** `<device> <offset> <delay>`: reads; also writes and flushes when `write` is not given. */
   read: DelayClassOptions;
   /** Writes (`<write_device> <write_offset> <write_delay>`); also flushes when `flush` is not given. */
   write?: DelayClassOptions;
@@ -45,23 +45,23 @@ export interface DelayOptions {
  */
 export interface DelayTarget extends Target {
   readonly type: 'delay';
-  /** Reads (and writes and flushes when the table gives no more triplets). */
+  /** The first triplet, `<device> <offset> <delay>`: reads (and writes and flushes when the table gives no more triplets). */
   readonly read: DelayClass;
-  /** Writes (and flushes when the table gives no flush triplet), or null: writes go as reads. */
+  /** `<write_device> <write_offset> <write_delay>`: writes (and flushes when the table gives no flush triplet), or null: writes go as reads. */
   readonly write: DelayClass | null;
-  /** Flushes (writes with REQ_PREFLUSH), or null: flushes go as writes. */
+  /** `<flush_device> <flush_offset> <flush_delay>`: flushes (writes with REQ_PREFLUSH), or null: flushes go as writes. */
   readonly flush: DelayClass | null;
 }
 
-/** The status of a delay target: bios being held back right now, by class. */
+/** The status of a delay target, `<#reads> <#writes> <#flushes>`: bios being held back right now, by class. */
 export interface DelayStatus extends TargetStatusBase {
   readonly type: 'delay';
   readonly known: true;
-  /** Reads being held back (not yet sent on). */
+  /** `<#reads>`: read bios being held back (a count, not yet sent on). */
   readonly reads: number;
-  /** Writes being held back. */
+  /** `<#writes>`: write bios being held back (a count). */
   readonly writes: number;
-  /** Flushes being held back. */
+  /** `<#flushes>`: flush bios being held back (a count). */
   readonly flushes: number;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

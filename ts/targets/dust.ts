@@ -17,13 +17,13 @@ const MAX_BLKSZ = 1073741824;
 
 /** Options of a dust target. */
 export interface DustOptions {
-  /** The device mapped onto. */
+  /** `<device>`: the device mapped onto. */
   device: DeviceRef;
-  /** The sector of `device` where the row's first sector lands (512-byte sectors). */
+  /** `<offset>`: the sector of `device` where the row's first sector lands (512-byte sectors). */
   offset: number;
   /**
-   * The size of a block, in **bytes** (not sectors): a power of two from 512 to 1073741824
-   * (1 GiB), and at most the row's length. Bad blocks are numbered in these blocks.
+   * `<blksz>`: the size of a block, in **bytes** (not sectors): a power of two from 512 to
+   * 1073741824 (1 GiB), and at most the row's length. Bad blocks are numbered in these blocks.
    */
   blockSize: number;
 }
@@ -31,11 +31,11 @@ export interface DustOptions {
 /** `dust <device> <offset> <blksz>`: `device` from sector `offset`, with emulated bad blocks of `blksz` bytes. */
 export interface DustTarget extends Target {
   readonly type: 'dust';
-  /** 'major:minor' or a /dev path. */
+  /** `<device>`, 'major:minor' or a /dev path: the device mapped onto. */
   readonly device: string;
-  /** The start sector on `device` (512-byte sectors). */
+  /** `<offset>`: the start sector on `device` (512-byte sectors). */
   readonly offset: number;
-  /** The block size, in bytes. */
+  /** `<blksz>`: the block size, in bytes (not sectors); bad blocks are numbered in these blocks. */
   readonly blockSize: number;
 }
 
@@ -46,17 +46,17 @@ export interface DustTarget extends Target {
  */
 export type DustMode = 'bypass' | 'fail_read_on_bad_block';
 
-/** The status of a dust target. */
+/** The status of a dust target: `<device> <mode> <quiet mode>`. */
 export interface DustStatus extends TargetStatusBase {
   readonly type: 'dust';
   readonly known: true;
-  /** The underlying device ('major:minor'). */
+  /** `<device>`: the underlying device ('major:minor'). */
   readonly device: string;
-  /** The mode, as the kernel prints it. */
+  /** `<mode>`: `bypass` or `fail_read_on_bad_block`, as the kernel prints it. */
   readonly mode: DustMode;
   /** True in `fail_read_on_bad_block` mode (after `enable`). */
   readonly failReadOnBadBlock: boolean;
-  /** True in quiet mode (`quiet`: the kernel does not log bad blocks added, removed or cleared by writes); false when `verbose`. */
+  /** `<quiet mode>`: true for `quiet` (`quiet`: the kernel does not log bad blocks added, removed or cleared by writes); false when `verbose`. */
   readonly quiet: boolean;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -157,9 +157,9 @@ function answerReader(answer: string | undefined, what: string): { text: string;
 
 /** What `queryblock` answers: the block asked about and whether it is on the bad block list. */
 export interface DustBlockQuery {
-  /** The block number asked about. */
+  /** `block <n>`: the block number asked about (in blocks of the table's `<blksz>` bytes, from 0). */
   readonly block: number;
-  /** True when the block is on the bad block list. */
+  /** True for `found in badblocklist`, false for `not found`. */
   readonly bad: boolean;
 }
 

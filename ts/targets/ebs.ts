@@ -5,13 +5,13 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Options of an ebs target (emulated block size). */
 export interface EbsOptions {
-  /** The device mapped onto. */
+  /** `<dev path>`: the device mapped onto. */
   device: DeviceRef;
-  /** Start sector on `device`; a multiple of `emulatedSectors`. */
+  /** `<offset>`: start sector on `device` (512-byte sectors); a multiple of `emulatedSectors`. */
   offset: number;
-  /** The logical block size to emulate, in 512-byte sectors: 1, 2, 4 or 8. */
+  /** `<emulated sectors>`: the logical block size to emulate, in 512-byte sectors: 1, 2, 4 or 8. */
   emulatedSectors: 1 | 2 | 4 | 8;
-  /** The device's own logical block size in sectors (a power of two); default: what the device reports. */
+  /** `<underlying sectors>`: the device's own logical block size in 512-byte sectors (a power of two); default: what the device reports. */
   underlyingSectors?: number;
 }
 
@@ -21,13 +21,13 @@ export interface EbsOptions {
  */
 export interface EbsTarget extends Target {
   readonly type: 'ebs';
-  /** 'major:minor' or a /dev path. */
+  /** `<dev path>`, 'major:minor' or a /dev path: the device mapped onto. */
   readonly device: string;
-  /** Start sector on `device` (512-byte sectors). */
+  /** `<offset>`: start sector on `device` (512-byte sectors). */
   readonly offset: number;
-  /** Emulated logical block size, in 512-byte sectors. */
+  /** `<emulated sectors>`: the emulated logical block size, in 512-byte sectors. */
   readonly emulatedSectors: 1 | 2 | 4 | 8;
-  /** The underlying block size in sectors, or null when taken from the device. */
+  /** `<underlying sectors>`: the underlying block size in 512-byte sectors, or null when the table omits it (taken from the device). */
   readonly underlyingSectors: number | null;
 }
 

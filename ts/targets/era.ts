@@ -14,13 +14,13 @@ const MIN_BLOCK = 8;
 
 /** Options of an era target. */
 export interface EraOptions {
-  /** The (fast) device holding the persistent metadata: the era of every block, the writesets. */
+  /** `<metadata dev>`: the (fast) device holding the persistent metadata: the era of every block, the writesets. */
   metadataDevice: DeviceRef;
-  /** The device holding the data, mapped one to one; its blocks are the ones tracked. */
+  /** `<origin dev>`: the device holding the data, mapped one to one; its blocks are the ones tracked. */
   originDevice: DeviceRef;
   /**
-   * The granularity of tracking, in 512-byte sectors: a multiple of 8 (4 KiB), at most
-   * 4294967288 (the kernel reads it as 32 bits).
+   * `<block size>`: the granularity of tracking, in 512-byte sectors: a multiple of 8 (4 KiB), at
+   * most 4294967288 (the kernel reads it as 32 bits).
    */
   blockSize: number;
 }
@@ -28,11 +28,11 @@ export interface EraOptions {
 /** `era <metadata dev> <origin dev> <block size>`: the origin, with the era of each block's last write kept on the metadata device. */
 export interface EraTarget extends Target {
   readonly type: 'era';
-  /** 'major:minor' or a /dev path. */
+  /** `<metadata dev>`, 'major:minor' or a /dev path: where the eras are kept. */
   readonly metadataDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<origin dev>`, 'major:minor' or a /dev path: the data, mapped one to one. */
   readonly originDevice: string;
-  /** The tracking block size, 512-byte sectors. */
+  /** `<block size>`: the tracking block size, in 512-byte sectors (a multiple of 8). */
   readonly blockSize: number;
 }
 
@@ -40,7 +40,7 @@ export interface EraTarget extends Target {
 export interface EraFailedStatus extends TargetStatusBase {
   readonly type: 'era';
   readonly known: true;
-  /** `Error`: reading the metadata's statistics failed. */
+  /** The whole status is the word `Error`: reading the metadata's statistics failed. */
   readonly failed: 'Error';
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -50,19 +50,20 @@ export interface EraFailedStatus extends TargetStatusBase {
 export interface EraRunningStatus extends TargetStatusBase {
   readonly type: 'era';
   readonly known: true;
+  /** False: the era target works and the fields below are the kernel's. */
   readonly failed: false;
-  /** Size of a metadata block, 512-byte sectors (fixed: 8, 4 KiB). */
+  /** `<metadata block size>`: size of a metadata block, in 512-byte sectors (fixed: 8, 4 KiB). */
   readonly metadataBlockSize: number;
-  /** Metadata blocks in use and in all. */
+  /** `<#used metadata blocks>/<#total metadata blocks>`: a count of metadata blocks. */
   readonly metadataBlocks: UsedTotal;
   /**
-   * The current era (a 32-bit counter). `checkpoint` may move it on, and so do a metadata
-   * snapshot and every resume; read it here rather than assume it moved.
+   * `<current era>`: the current era (a 32-bit counter). `checkpoint` may move it on, and so do a
+   * metadata snapshot and every resume; read it here rather than assume it moved.
    */
   readonly currentEra: number;
   /**
-   * Where the metadata snapshot held for userspace (`take_metadata_snap`) is, in metadata
-   * blocks; null (`-`) when none is held.
+   * `<held metadata root>`: where the metadata snapshot held for userspace
+   * (`take_metadata_snap`) is, a metadata block number; null (`-`) when none is held.
    */
   readonly heldMetadataRoot: number | null;
   /** Words after the known fields (a newer kernel's), kept as given. */

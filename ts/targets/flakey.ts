@@ -20,18 +20,18 @@ export type FlakeyCorruptDirection = 'r' | 'w';
 
 /** `corrupt_bio_byte <Nth_byte> <direction> <value> <flags>`: one byte of each matching bio while down. */
 export interface FlakeyCorruptBioByte {
-  /** Which byte of the bio's data is overwritten, counted from 1 (1 to 2^32 − 1). */
+  /** `<Nth_byte>`: which byte of the bio's data is overwritten, counted from 1 (1 to 2^32 − 1). */
   readonly nthByte: number;
   /**
-   * Reads (`r`) or writes (`w`). The 6.1 kernel takes `r` but leaves reads intact: it looks
-   * for the byte in the bio's remaining segments after the read completed, when none remain
-   * (later kernels save the bio's position first and do corrupt it).
+   * `<direction>`: reads (`r`) or writes (`w`). The 6.1 kernel takes `r` but leaves reads intact:
+   * it looks for the byte in the bio's remaining segments after the read completed, when none
+   * remain (later kernels save the bio's position first and do corrupt it).
    */
   readonly direction: FlakeyCorruptDirection;
-  /** The byte value written in its place (0 to 255). */
+  /** `<value>`: the byte value written in its place (0 to 255). */
   readonly value: number;
   /**
-   * Only bios with all these request flags set (a mask of the kernel's REQ_* bits of
+   * `<flags>`: only bios with all these request flags set (a mask of the kernel's REQ_* bits of
    * bi_opf, which change between kernel versions) are corrupted; 0 corrupts every bio.
    */
   readonly flags: number;
@@ -39,13 +39,13 @@ export interface FlakeyCorruptBioByte {
 
 /** Options of a flakey target. */
 export interface FlakeyOptions {
-  /** The device mapped to. */
+  /** `<dev path>`: the device mapped to. */
   device: DeviceRef;
-  /** The sector of `device` where the mapping starts (512-byte sectors). */
+  /** `<offset>`: the sector of `device` where the mapping starts (512-byte sectors). */
   offset: number;
-  /** Seconds the device works, from table load, in each cycle (0 to 2^32 − 1). */
+  /** `<up interval>`: seconds the device works, from table load, in each cycle (0 to 2^32 − 1). */
   upInterval: number;
-  /** Seconds the device misbehaves in each cycle (0 to 2^32 − 1; up + down is 1 to 2^32 − 1). */
+  /** `<down interval>`: seconds the device misbehaves in each cycle (0 to 2^32 − 1; up + down is 1 to 2^32 − 1). */
   downInterval: number;
   /**
    * `drop_writes`: while down, writes are silently dropped (reported done, never written) and
@@ -55,7 +55,16 @@ export interface FlakeyOptions {
   /** `error_writes`: while down, writes fail with an I/O error and reads work. */
   errorWrites?: boolean;
   /** `corrupt_bio_byte`: while down, one byte of each matching read or write is overwritten. */
-  corruptBioByte?: { nthByte: number; direction: FlakeyCorruptDirection; value: number; flags?: number };
+  corruptBioByte?: {
+    /** `<Nth_byte>`: the byte of the bio's data overwritten, counted from 1 (1 to 2^32 − 1). */
+    nthByte: number;
+    /** `<direction>`: `r` reads or `w` writes. */
+    direction: FlakeyCorruptDirection;
+    /** `<value>`: the byte written in its place (0 to 255). */
+    value: number;
+    /** `<flags>`: a mask of REQ_* bits a bio must all have to be corrupted (default 0: every bio). */
+    flags?: number;
+  };
   /**
    * `error_reads`: while down, reads fail with an I/O error. Newer kernels only (6.5 and
    * later); the 6.1 kernel refuses it ("Unrecognised flakey feature requested").
@@ -82,25 +91,25 @@ export interface FlakeyOptions {
  */
 export interface FlakeyTarget extends Target {
   readonly type: 'flakey';
-  /** 'major:minor' or a /dev path. */
+  /** `<dev path>`, 'major:minor' or a /dev path: the device mapped to. */
   readonly device: string;
-  /** Start sector on `device` (512-byte sectors). */
+  /** `<offset>`: start sector on `device` (512-byte sectors). */
   readonly offset: number;
-  /** Seconds up in each cycle. */
+  /** `<up interval>`: seconds up in each cycle. */
   readonly upInterval: number;
-  /** Seconds down in each cycle. */
+  /** `<down interval>`: seconds down in each cycle. */
   readonly downInterval: number;
-  /** `error_reads` (newer kernels): reads fail while down. */
+  /** Feature `error_reads` (newer kernels): reads fail while down. */
   readonly errorReads: boolean;
-  /** `drop_writes`: writes are dropped while down. */
+  /** Feature `drop_writes`: writes are dropped while down. */
   readonly dropWrites: boolean;
-  /** `error_writes`: writes fail while down. */
+  /** Feature `error_writes`: writes fail while down. */
   readonly errorWrites: boolean;
-  /** `corrupt_bio_byte`, or null without it. */
+  /** Feature `corrupt_bio_byte <Nth_byte> <direction> <value> <flags>`, or null without it. */
   readonly corruptBioByte: FlakeyCorruptBioByte | null;
-  /** `random_read_corrupt` probability in parts per 10^9 (newer kernels), or null without it. */
+  /** Feature `random_read_corrupt <probability>`: parts per 10^9 (newer kernels), or null without it. */
   readonly randomReadCorrupt: number | null;
-  /** `random_write_corrupt` probability in parts per 10^9 (newer kernels), or null without it. */
+  /** Feature `random_write_corrupt <probability>`: probability in parts per 10^9 (newer kernels), or null without it. */
   readonly randomWriteCorrupt: number | null;
 }
 

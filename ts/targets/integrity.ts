@@ -31,31 +31,38 @@ export const INTEGRITY_MAX_TAG_SIZE = 424;
 
 /** An algorithm of the crypto API with an optional key, as `internal_hash`, `journal_crypt` and `journal_mac` take it. */
 export interface IntegrityAlgorithm {
-  /** The crypto API's name ('crc32c', 'sha256', 'hmac(sha256)', 'cbc(aes)'). */
+  /** `<algorithm>` of `<option>:<algorithm>[:<key>]`: the crypto API's name ('crc32c', 'sha256', 'hmac(sha256)', 'cbc(aes)'). */
   readonly name: string;
-  /** The key in hexadecimal (kept in the case given: the kernel prints it back as it was written), or undefined for none. */
+  /** `<key>`: the key in hexadecimal, two digits a byte (kept in the case given: the kernel prints it back as it was written), or undefined for none. */
   readonly key: string | undefined;
 }
 
 /** An algorithm option: its name alone ('crc32c'), or its name and hexadecimal key. */
-export type IntegrityAlgorithmOption = string | { name: string; key?: string };
+export type IntegrityAlgorithmOption =
+  | string
+  | {
+      /** The crypto API's name of the algorithm ('hmac(sha256)'). */
+      name: string;
+      /** Its key in hexadecimal, two digits a byte; omitted for an unkeyed algorithm. */
+      key?: string;
+    };
 
 /** Options of an integrity target. */
 export interface IntegrityOptions {
-  /** The device holding the data (and, without `metaDevice`, the tags and the journal). */
+  /** `<dev>`: the device holding the data (and, without `metaDevice`, the tags and the journal). */
   device: DeviceRef;
-  /** Sectors at the start of `device` left alone: the superblock starts after them. */
+  /** `<offset>`: 512-byte sectors at the start of `device` left alone: the superblock starts after them. */
   offset: number;
   /**
-   * The tag size in bytes (1 to 424); null or unset for `-`: the digest size of `internalHash`,
-   * which the kernel then prints back as a number.
+   * `<tag size>`: the tag size in bytes (1 to 424); null or unset for `-`: the digest size of
+   * `internalHash`, which the kernel then prints back as a number.
    */
   tagSize?: number | null;
-  /** How writes reach the device (see `IntegrityMode`). */
+  /** `<mode>`: how writes reach the device (see `IntegrityMode`; written as its letter). */
   mode: IntegrityMode;
-  /** `meta_device`: a separate device for the tags and the journal (the data device then holds only data). */
+  /** `meta_device:<dev>`: a separate device for the tags and the journal (the data device then holds only data). */
   metaDevice?: DeviceRef;
-  /** `block_size`: bytes covered by one tag, a power of two from 512 (the kernel's default) to 4096. */
+  /** `block_size:<bytes>`: bytes covered by one tag, a power of two from 512 (the kernel's default) to 4096. */
   blockSize?: number;
   /**
    * `recalculate`: compute the tags of the whole device in the background (needs an internal
@@ -65,29 +72,33 @@ export interface IntegrityOptions {
   recalculate?: boolean;
   /** `reset_recalculate`: start the recalculation again from the first sector (implies recalculating). */
   resetRecalculate?: boolean;
-  /** `allow_discards`: pass discards through (needs an internal hash); discarded sectors read back as 0xf6 bytes. */
+  /**
+   * `allow_discards`: pass discards through (needs an internal hash). The kernel fills the
+   * discarded blocks' tags with a filler byte (0xf6) that reads accept; the data reads back as
+   * the device below leaves it (zeroes on a loop device).
+   */
   allowDiscards?: boolean;
   /**
-   * `journal_sectors`: the journal's size in sectors, taken when the device is formatted; the
-   * kernel keeps whole journal sections of it (at least one) and prints that size back (its
-   * default: 1/128 of the device, at most 131072 sectors).
+   * `journal_sectors:<n>`: the journal's size in 512-byte sectors, taken when the device is
+   * formatted; the kernel keeps whole journal sections of it (at least one) and prints that size
+   * back (its default: 1/128 of the device, at most 131072 sectors).
    */
   journalSectors?: number;
   /**
-   * `interleave_sectors`: data sectors between two runs of tags, taken when the device is
-   * formatted; the kernel rounds it down to a power of two from 8 to 2^31 (default 32768; 1
-   * with a `metaDevice`) and prints that back.
+   * `interleave_sectors:<n>`: data sectors (512 bytes) between two runs of tags, taken when the
+   * device is formatted; the kernel rounds it down to a power of two from 8 to 2^31 (default 32768;
+   * 1 with a `metaDevice`) and prints that back.
    */
   interleaveSectors?: number;
-  /** `buffer_sectors`: the size of a metadata buffer, sectors; rounded down to a power of two up to 2^22 (default 128). */
+  /** `buffer_sectors:<n>`: the size of a metadata buffer, in 512-byte sectors; rounded down to a power of two up to 2^22 (default 128). */
   bufferSectors?: number;
-  /** `journal_watermark`: percent of the journal in use at which it is flushed (0 to 100, default 50; journal mode only). */
+  /** `journal_watermark:<percent>`: percent of the journal in use at which it is flushed (0 to 100, default 50; journal mode only). */
   journalWatermark?: number;
-  /** `commit_time`: milliseconds after which the journal is committed (default 10000; journal mode only). */
+  /** `commit_time:<ms>`: milliseconds after which the journal is committed (default 10000; journal mode only). */
   commitTime?: number;
-  /** `sectors_per_bit`: sectors each bit of the dirty bitmap covers, rounded down to a power of two (bitmap mode only). */
+  /** `sectors_per_bit:<n>`: 512-byte sectors each bit of the dirty bitmap covers, rounded down to a power of two (bitmap mode only). */
   sectorsPerBit?: number;
-  /** `bitmap_flush_interval`: milliseconds between flushes of the bitmap (default 10000, rounded to the kernel's clock tick; bitmap mode only). */
+  /** `bitmap_flush_interval:<ms>`: milliseconds between flushes of the bitmap (default 10000, rounded to the kernel's clock tick; bitmap mode only). */
   bitmapFlushInterval?: number;
   /** `fix_padding`: the compact padding of newer kernels (Linux 5.7+), taken when the device is formatted. */
   fixPadding?: boolean;
@@ -95,11 +106,11 @@ export interface IntegrityOptions {
   fixHmac?: boolean;
   /** `legacy_recalculate`: allow recalculating tags with a keyed hash on a device formatted without `fixHmac` (insecure; older devices). */
   legacyRecalculate?: boolean;
-  /** `internal_hash`: compute and check the tags in the kernel with this algorithm (e.g. 'crc32c', 'sha256', 'hmac(sha256)' with a key); unset, the tags come from the layer above (dm-crypt's AEAD). */
+  /** `internal_hash:<algorithm>[:<key>]`: compute and check the tags in the kernel with this algorithm (e.g. 'crc32c', 'sha256', 'hmac(sha256)' with a key); unset, the tags come from the layer above (dm-crypt's AEAD). */
   internalHash?: IntegrityAlgorithmOption;
-  /** `journal_crypt`: encrypt the journal with this cipher and key (e.g. 'cbc(aes)'). */
+  /** `journal_crypt:<algorithm>[:<key>]`: encrypt the journal with this cipher and key (e.g. 'cbc(aes)'). */
   journalCrypt?: IntegrityAlgorithmOption;
-  /** `journal_mac`: protect the journal (and, with `fixHmac`, the superblock) with this keyed hash. */
+  /** `journal_mac:<algorithm>[:<key>]`: protect the journal (and, with `fixHmac`, the superblock) with this keyed hash. */
   journalMac?: IntegrityAlgorithmOption;
 }
 
@@ -111,61 +122,61 @@ export interface IntegrityOptions {
  */
 export interface IntegrityTarget extends Target {
   readonly type: 'integrity';
-  /** 'major:minor' or a /dev path. */
+  /** `<dev>`, 'major:minor' or a /dev path: the data device. */
   readonly device: string;
-  /** Sectors skipped at the start of the device. */
+  /** `<offset>`: 512-byte sectors skipped at the start of the device. */
   readonly offset: number;
-  /** Tag size, bytes; null for `-` (the internal hash's digest size). */
+  /** `<tag size>`: bytes of tag per block; null for `-` (the internal hash's digest size). */
   readonly tagSize: number | null;
-  /** The write mode. */
+  /** `<mode>`: the write mode (its letter J, B, D, R or I in the table). */
   readonly mode: IntegrityMode;
-  /** `meta_device`: 'major:minor' or a /dev path. */
+  /** `meta_device:<dev>`, 'major:minor' or a /dev path: where tags and journal live; undefined when they share `device`. */
   readonly metaDevice: string | undefined;
-  /** `block_size`, bytes. */
+  /** `block_size:<bytes>`: bytes covered by one tag; undefined when the table omits it (512). */
   readonly blockSize: number | undefined;
-  /** `recalculate`. */
+  /** `recalculate`: tags are being (or were) recomputed in the background (0/1 flag). */
   readonly recalculate: boolean;
-  /** `reset_recalculate`. */
+  /** `reset_recalculate`: the recalculation restarts from sector 0. */
   readonly resetRecalculate: boolean;
-  /** `allow_discards`. */
+  /** `allow_discards`: discards pass through. */
   readonly allowDiscards: boolean;
-  /** `journal_sectors`, sectors. */
+  /** `journal_sectors:<n>`: the journal's size, 512-byte sectors. */
   readonly journalSectors: number | undefined;
-  /** `interleave_sectors`, sectors. */
+  /** `interleave_sectors:<n>`: data sectors (512 bytes) between two runs of tags. */
   readonly interleaveSectors: number | undefined;
-  /** `buffer_sectors`, sectors. */
+  /** `buffer_sectors:<n>`: a metadata buffer's size, 512-byte sectors. */
   readonly bufferSectors: number | undefined;
-  /** `journal_watermark`, percent. */
+  /** `journal_watermark:<percent>`: journal fill, percent, at which it is flushed. */
   readonly journalWatermark: number | undefined;
-  /** `commit_time`, milliseconds. */
+  /** `commit_time:<ms>`: milliseconds between journal commits. */
   readonly commitTime: number | undefined;
-  /** `sectors_per_bit`, sectors. */
+  /** `sectors_per_bit:<n>`: 512-byte sectors per dirty-bitmap bit. */
   readonly sectorsPerBit: number | undefined;
-  /** `bitmap_flush_interval`, milliseconds. */
+  /** `bitmap_flush_interval:<ms>`: milliseconds between bitmap flushes. */
   readonly bitmapFlushInterval: number | undefined;
-  /** `fix_padding`. */
+  /** `fix_padding`: the compact padding (taken at format time). */
   readonly fixPadding: boolean;
-  /** `fix_hmac`. */
+  /** `fix_hmac`: superblock salt and sector number in each MAC (taken at format time). */
   readonly fixHmac: boolean;
-  /** `legacy_recalculate`. */
+  /** `legacy_recalculate`: recalculation with a keyed hash allowed without `fix_hmac`. */
   readonly legacyRecalculate: boolean;
-  /** `internal_hash`. */
+  /** `internal_hash:<algorithm>[:<key>]`: the kernel computes the tags; undefined when the layer above gives them. */
   readonly internalHash: IntegrityAlgorithm | undefined;
-  /** `journal_crypt`. */
+  /** `journal_crypt:<algorithm>[:<key>]`: the journal's cipher, or undefined. */
   readonly journalCrypt: IntegrityAlgorithm | undefined;
-  /** `journal_mac`. */
+  /** `journal_mac:<algorithm>[:<key>]`: the journal's keyed hash, or undefined. */
   readonly journalMac: IntegrityAlgorithm | undefined;
 }
 
-/** The status of an integrity target. */
+/** The status of an integrity target: `<mismatches> <provided data sectors> <recalculate sector>`. */
 export interface IntegrityStatus extends TargetStatusBase {
   readonly type: 'integrity';
   readonly known: true;
-  /** Tag mismatches met since activation (each failed a read or a recalculation with EILSEQ). */
+  /** `<mismatches>`: tag mismatches met since activation (a count; each failed a read or a recalculation with EILSEQ). */
   readonly mismatches: number;
-  /** Sectors of data the device provides (the most a table row over it can map). */
+  /** `<provided data sectors>`: 512-byte sectors of data the device provides (the most a table row over it can map). */
   readonly providedDataSectors: number;
-  /** The sector the tags' recalculation has reached (the provided data sectors once it is done); null (`-`) when the device is not marked recalculating. */
+  /** `<recalculate sector>`: the 512-byte sector the tags' recalculation has reached (the provided data sectors once it is done); null (`-`) when the device is not marked recalculating. */
   readonly recalculatingSector: number | null;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

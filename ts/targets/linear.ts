@@ -4,18 +4,18 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Options of a linear target: the device and the sector on it where the mapping starts. */
 export interface LinearOptions {
-  /** The device mapped onto: 'major:minor', a /dev path, or { major, minor }. */
+  /** `<dev_path>`: the device mapped onto: 'major:minor', a /dev path, or { major, minor }. */
   device: DeviceRef;
-  /** The sector of `device` where the row's first sector lands (512-byte sectors). */
+  /** `<offset>`: the sector of `device` where the row's first sector lands (512-byte sectors). */
   offset: number;
 }
 
 /** `linear <device> <offset>`: maps the row onto `device` from sector `offset`. */
 export interface LinearTarget extends Target {
   readonly type: 'linear';
-  /** 'major:minor' or a /dev path. */
+  /** `<dev_path>`, 'major:minor' or a /dev path. */
   readonly device: string;
-  /** The start sector on `device` (512-byte sectors). */
+  /** `<offset>`: the start sector on `device` (512-byte sectors). */
   readonly offset: number;
 }
 

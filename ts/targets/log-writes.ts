@@ -5,30 +5,30 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Options of a log-writes target. */
 export interface LogWritesOptions {
-  /** The device written through to. */
+  /** `<dev_path>`: the device written through to. */
   device: DeviceRef;
-  /** The device every write (and flush, FUA, discard, mark) is logged to, in order. */
+  /** `<log_dev_path>`: the device every write (and flush, FUA, discard, mark) is logged to, in order. */
   logDevice: DeviceRef;
 }
 
 /** `log-writes <device> <log device>`: passes I/O to `device` and logs each write to `logDevice`. */
 export interface LogWritesTarget extends Target {
   readonly type: 'log-writes';
-  /** 'major:minor' or a /dev path. */
+  /** `<dev_path>`, 'major:minor' or a /dev path: the device I/O passes to. */
   readonly device: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<log_dev_path>`, 'major:minor' or a /dev path: the device the writes are logged to. */
   readonly logDevice: string;
 }
 
-/** The status of a log-writes target. */
+/** The status of a log-writes target: `<#logged entries> <highest allocated sector> [logging_disabled]`. */
 export interface LogWritesStatus extends TargetStatusBase {
   readonly type: 'log-writes';
   readonly known: true;
-  /** Entries logged so far (writes, flushes, discards and marks). */
+  /** `<#logged entries>`: entries logged so far (a count of writes, flushes, discards and marks). */
   readonly loggedEntries: number;
-  /** The highest sector of the log device in use (512-byte sectors). */
+  /** `<highest allocated sector>`: the last sector of the log device in use (512-byte sectors). */
   readonly highestSector: number;
-  /** False once logging stopped (the log device is full or failed). */
+  /** False when the status ends in `logging_disabled`: logging stopped (the log device is full or failed). */
   readonly loggingEnabled: boolean;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

@@ -22,47 +22,70 @@ export type MirrorSync = 'sync' | 'nosync';
 /** Options of a mirror's log: in memory (`core`, lost at deactivation) or on a device (`disk`). */
 export type MirrorLogOptions =
   | {
+      /** `<log type>` `core`: the log is kept in memory; log args `<region size> [sync|nosync]`. */
       type: 'core';
-      /** Region size: the unit of resync, in 512-byte sectors; a power of two. */
+      /** `<region size>`: the unit of resync, in 512-byte sectors; a power of two. */
       regionSize: number;
-      /** See `MirrorSync`; default: neither. */
+      /** `sync` or `nosync` (see `MirrorSync`); default: neither. */
       sync?: MirrorSync;
     }
   | {
+      /** `<log type>` `disk`: the log is kept on a device; log args `<log device> <region size> [sync|nosync]`. */
       type: 'disk';
-      /** The device holding the log: 'major:minor', a /dev path, or { major, minor }. */
+      /** `<log device>`: the device holding the log: 'major:minor', a /dev path, or { major, minor }. */
       device: DeviceRef;
-      /** Region size: the unit of resync, in 512-byte sectors; a power of two. */
+      /** `<region size>`: the unit of resync, in 512-byte sectors; a power of two. */
       regionSize: number;
-      /** See `MirrorSync`; default: neither. */
+      /** `sync` or `nosync` (see `MirrorSync`); default: neither. */
       sync?: MirrorSync;
     };
 
 /** A mirror's log, as a table gives it. */
 export type MirrorLog =
-  | { readonly type: 'core'; readonly regionSize: number; readonly sync: MirrorSync | undefined }
-  | { readonly type: 'disk'; readonly device: string; readonly regionSize: number; readonly sync: MirrorSync | undefined };
+  | {
+      /** `<log type>` `core`: in memory. */
+      readonly type: 'core';
+      /** `<region size>`: the unit of resync, in 512-byte sectors. */
+      readonly regionSize: number;
+      /** `sync`, `nosync`, or undefined when the log args name neither. */
+      readonly sync: MirrorSync | undefined;
+    }
+  | {
+      /** `<log type>` `disk`: on a device. */
+      readonly type: 'disk';
+      /** `<log device>`, 'major:minor' or a /dev path. */
+      readonly device: string;
+      /** `<region size>`: the unit of resync, in 512-byte sectors. */
+      readonly regionSize: number;
+      /** `sync`, `nosync`, or undefined when the log args name neither. */
+      readonly sync: MirrorSync | undefined;
+    };
 
 /** One leg of a mirror: a device and the sector on it where the leg starts. */
 export interface MirrorLeg {
-  /** 'major:minor' or a /dev path. */
+  /** `<device>`, 'major:minor' or a /dev path. */
   readonly device: string;
-  /** Start sector on `device` (512-byte sectors). */
+  /** `<offset>`: start sector on `device` (512-byte sectors). */
   readonly offset: number;
 }
 
 /** Options of a mirror target. */
 export interface MirrorOptions {
-  /** The dirty region log. */
+  /** `<log type> <#log args> <log args>`: the dirty region log. */
   log: MirrorLogOptions;
-  /** The legs, 2 to 9; the first is the primary (reads go there while the mirror resyncs). */
-  legs: readonly { device: DeviceRef; offset: number }[];
+  /** `<#legs> [<device> <offset>]+`: the legs, 2 to 9; the first is the primary (reads go there while the mirror resyncs). */
+  legs: readonly {
+    /** `<device>`: the leg's device. */
+    device: DeviceRef;
+    /** `<offset>`: the leg's start sector on `device` (512-byte sectors). */
+    offset: number;
+  }[];
   /**
-   * `handle_errors`: on a leg's failure, stop and wait for userspace (dmeventd) to reload the
-   * table without it; writes block until then. Without it, a failed leg is marked and ignored.
+   * Feature `handle_errors`: on a leg's failure, stop and wait for userspace (dmeventd) to reload
+   * the table without it; writes block until then. Without it, a failed leg is marked and ignored.
    */
   handleErrors?: boolean;
-  /** `keep_log`: keep using the log device when it fails (needs `handleErrors`). */
+  /** Feature `keep_log`: keep using the log device when it fails (needs `handleErrors`). */
   keepLog?: boolean;
 }
 
@@ -72,13 +95,13 @@ export interface MirrorOptions {
  */
 export interface MirrorTarget extends Target {
   readonly type: 'mirror';
-  /** The dirty region log. */
+  /** `<log type> <#log args> <log args>`: the dirty region log. */
   readonly log: MirrorLog;
-  /** The legs, in order. */
+  /** `<#legs> [<device> <offset>]+`: the legs, in order (the first is the primary). */
   readonly legs: readonly MirrorLeg[];
-  /** `handle_errors`. */
+  /** Feature `handle_errors`: a failed leg waits for userspace to replace it. */
   readonly handleErrors: boolean;
-  /** `keep_log`. */
+  /** Feature `keep_log`: a failed log device stays in use. */
   readonly keepLog: boolean;
 }
 
@@ -92,24 +115,36 @@ const HEALTH: Readonly<Record<string, MirrorLegHealth>> = { A: 'alive', F: 'flus
 
 /** The log's part of a mirror status. */
 export type MirrorLogStatus =
-  | { readonly type: 'core' }
   | {
+      /** `1 core`: an in-memory log, nothing more to report. */
+      readonly type: 'core';
+    }
+  | {
+      /** `3 disk <log device> <health>`: a log on a device. */
       readonly type: 'disk';
-      /** The log device ('major:minor'). */
+      /** `<log device>` ('major:minor'). */
       readonly device: string;
-      /** `A` alive, `D` a write to the log failed, `F` a flush of the log failed. */
+      /** `<health>`: `A` alive, `D` a write to the log failed, `F` a flush of the log failed. */
       readonly health: 'alive' | 'failed' | 'flush-failed';
     };
 
-/** The status of a mirror target. */
+/**
+ * The status of a mirror target: `<#legs> <device>+ <#in sync>/<#regions> 1 <health letters>
+ * <#log status args> <log status>`.
+ */
 export interface MirrorStatus extends TargetStatusBase {
   readonly type: 'mirror';
   readonly known: true;
-  /** Each leg's device ('major:minor') and health. */
-  readonly legs: readonly { readonly device: string; readonly health: MirrorLegHealth }[];
-  /** Regions in sync and regions in all; the mirror is in sync when they are equal. */
+  /** `<#legs> <device>+` and one health letter per leg: each leg's device and health. */
+  readonly legs: readonly {
+    /** The leg's device ('major:minor'). */
+    readonly device: string;
+    /** The leg's letter (see `MirrorLegHealth`). */
+    readonly health: MirrorLegHealth;
+  }[];
+  /** `<#in sync>/<#regions>`: a count of regions (of the log's region size) in sync, and in all; the mirror is in sync when they are equal. */
   readonly regions: UsedTotal;
-  /** The log's status. */
+  /** `<#log status args> <log status>`: the log's status. */
   readonly log: MirrorLogStatus;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

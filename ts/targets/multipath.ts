@@ -42,84 +42,89 @@ const TABLE_ARGS: Readonly<Record<MultipathSelector, number>> = { 'round-robin':
 /** A CPU mask as the kernel's bitmap parser takes it: hex words of up to 32 bits, comma-separated. */
 const CPUMASK = /^[0-9a-fA-F]{1,8}(,[0-9a-fA-F]{1,8})*$/;
 
-/** One path of a priority group, as the table gives it. */
+/** One path of a priority group, as the table gives it: `<path> [<arg>]*`. */
 export interface MultipathPath {
-  /** 'major:minor' or a /dev path. */
+  /** `<path>`, 'major:minor' or a /dev path: the path's block device. */
   readonly device: string;
   /**
-   * I/Os sent down the path before the selector picks again (round-robin, queue-length,
-   * service-time; historical-service-time ignores it and the kernel prints 0). Linux takes any
-   * value above 1 as 1 ("repeat_count > 1 is deprecated"), so it reads back as 0 or 1; a parsed
-   * line keeps what it said. Undefined for io-affinity.
+   * Path arg `<repeat_count>`: I/Os sent down the path before the selector picks again
+   * (round-robin, queue-length, service-time; historical-service-time ignores it and the kernel
+   * prints 0). Linux takes any value above 1 as 1 ("repeat_count > 1 is deprecated"), so it reads
+   * back as 0 or 1; a parsed line keeps what it said. Undefined for io-affinity.
    */
   readonly repeatCount: number | undefined;
-  /** service-time: the path's throughput relative to the others of its group, 0 to 100 (0: used only when no other path is). */
+  /** service-time path arg `<relative_throughput>`: the path's throughput relative to the others of its group, 0 to 100 (0: used only when no other path is). */
   readonly relativeThroughput: number | undefined;
-  /** io-affinity: the CPUs whose I/O goes down this path, a hex CPU mask ('3', 'ff,00000000'). */
+  /** io-affinity path arg `<cpumask>`: the CPUs whose I/O goes down this path, a hex CPU mask ('3', 'ff,00000000'). */
   readonly cpumask: string | undefined;
 }
 
-/** A priority group: a path selector and its paths. Groups are numbered from 1 in table order. */
+/**
+ * A priority group, `<selector> <#selector args> [<arg>]* <#paths> <#path args> [<path>
+ * [<arg>]*]+`: a path selector and its paths. Groups are numbered from 1 in table order.
+ */
 export interface MultipathGroup {
-  /** The path selector. */
+  /** `<selector>`: the path selector's name. */
   readonly selector: MultipathSelector;
   /**
-   * historical-service-time: the weight of history in the moving average, a 10-bit
-   * fixed-point fraction (0 to 1023 over 1024; 0 ignores history; the kernel's default 972, 0.95).
+   * historical-service-time selector arg `<base_weight>`: the weight of history in the moving
+   * average, a 10-bit fixed-point fraction (0 to 1023 over 1024; 0 ignores history; the kernel's
+   * default 972, 0.95).
    */
   readonly baseWeight: number | undefined;
   /**
-   * historical-service-time: paths count as different only when one's service time is more
-   * than this many times the other's (0 or 1: no threshold, the kernel's default 0).
+   * historical-service-time selector arg `<threshold_multiplier>`: paths count as different only
+   * when one's service time is more than this many times the other's (0 or 1: no threshold, the
+   * kernel's default 0).
    */
   readonly thresholdMultiplier: number | undefined;
-  /** The paths, in order. */
+  /** `<#paths>` and the paths, in order. */
   readonly paths: readonly MultipathPath[];
 }
 
 /** Options of one path. */
 export interface MultipathPathOptions {
-  /** The path's block device. */
+  /** `<path>`: the path's block device. */
   device: DeviceRef;
-  /** round-robin, queue-length, service-time: 0 or 1 (default 1; the kernel takes more as 1). */
+  /** Path arg `<repeat_count>` (round-robin, queue-length, service-time): I/Os per pick, 0 or 1 (default 1; the kernel takes more as 1). */
   repeatCount?: number;
-  /** service-time: 0 to 100 (default 1). */
+  /** service-time path arg `<relative_throughput>`: 0 to 100, a weight against the group's other paths (default 1). */
   relativeThroughput?: number;
-  /** io-affinity (required): the CPUs whose I/O goes down this path, a hex CPU mask. */
+  /** io-affinity path arg `<cpumask>` (required): the CPUs whose I/O goes down this path, a hex CPU mask. */
   cpumask?: string;
 }
 
 /** Options of one priority group. */
 export interface MultipathGroupOptions {
-  /** The path selector. */
+  /** `<selector>`: the path selector. */
   selector: MultipathSelector;
   /** The paths, 1 to 1024. */
   paths: readonly MultipathPathOptions[];
-  /** historical-service-time: 0 to 1023 (default 972). */
+  /** historical-service-time selector arg `<base_weight>`: history's weight in 1024ths, 0 to 1023 (default 972). */
   baseWeight?: number;
-  /** historical-service-time: a u32 (default 0). */
+  /** historical-service-time selector arg `<threshold_multiplier>`: a ratio, a u32 (default 0: none). */
   thresholdMultiplier?: number;
 }
 
 /** Options of a multipath target. */
 export interface MultipathOptions {
-  /** The priority groups, 0 to 1024, numbered from 1 in this order. */
+  /** `<#groups>` and the priority groups, 0 to 1024, numbered from 1 in this order. */
   groups: readonly MultipathGroupOptions[];
-  /** The group to use first, from 1 (default 1; 0 when there are no groups). */
+  /** `<initial group>`: the group to use first, from 1 (default 1; 0 when there are no groups). */
   initialGroup?: number;
-  /** `queue_if_no_path`: queue I/O while no path works, instead of failing it. */
+  /** Feature `queue_if_no_path`: queue I/O while no path works, instead of failing it. */
   queueIfNoPath?: boolean;
-  /** `pg_init_retries`: times to retry initialising a group (hardware handlers), 1 to 50. */
+  /** Feature `pg_init_retries <n>`: times to retry initialising a group (hardware handlers), 1 to 50. */
   pgInitRetries?: number;
-  /** `pg_init_delay_msecs`: milliseconds before a group initialisation is retried, 0 to 60000 (the kernel's default 2000). */
+  /** Feature `pg_init_delay_msecs <ms>`: milliseconds before a group initialisation is retried, 0 to 60000 (the kernel's default 2000). */
   pgInitDelayMsecs?: number;
-  /** `retain_attached_hw_handler`: keep a SCSI device handler already attached to a path instead of the table's. */
+  /** Feature `retain_attached_hw_handler`: keep a SCSI device handler already attached to a path instead of the table's. */
   retainAttachedHwHandler?: boolean;
-  /** `queue_mode`: `rq` (default) or `mq` (the same since Linux 5.0), or `bio`. */
+  /** Feature `queue_mode <mode>`: `rq` (default) or `mq` (the same since Linux 5.0), or `bio`. */
   queueMode?: MultipathQueueMode | 'mq';
-  /** A SCSI device handler for group initialisation (`alua`, `emc`, `rdac`, `hp_sw`); not with queueMode bio. */
+  /** `<hw handler>`: a SCSI device handler for group initialisation (`alua`, `emc`, `rdac`, `hp_sw`); not with queueMode bio. */
   hwHandler?: string;
-  /** The handler's args (the kernel takes them but prints only the handler's name back). */
+  /** The handler's `[<arg>]*`, counted in `<#hw handler args>` with its name (the kernel takes them but prints only the handler's name back). */
   hwHandlerArgs?: readonly string[];
 }
 
@@ -130,26 +135,27 @@ export interface MultipathOptions {
  */
 export interface MultipathTarget extends Target {
   readonly type: 'multipath';
-  /** `queue_if_no_path`. */
+  /** Feature `queue_if_no_path`: I/O queues while no path works (0/1 flag). */
   readonly queueIfNoPath: boolean;
-  /** `pg_init_retries`. */
+  /** Feature `pg_init_retries <n>`: a count of retries, or undefined when the table omits it. */
   readonly pgInitRetries: number | undefined;
-  /** `pg_init_delay_msecs`, milliseconds. */
+  /** Feature `pg_init_delay_msecs <ms>`: milliseconds, or undefined when the table omits it. */
   readonly pgInitDelayMsecs: number | undefined;
-  /** `retain_attached_hw_handler` (always true in bio mode). */
+  /** Feature `retain_attached_hw_handler` (always true in bio mode). */
   readonly retainAttachedHwHandler: boolean;
-  /** The queue mode (`rq` unless the table says `queue_mode bio`). */
+  /** Feature `queue_mode <mode>`: `rq` unless the table says `queue_mode bio`. */
   readonly queueMode: MultipathQueueMode;
-  /** The hardware handler's name, or undefined for none. */
+  /** `<hw handler>`: the hardware handler's name, or undefined for none (`0`). */
   readonly hwHandler: string | undefined;
-  /** The hardware handler's args. */
+  /** The hardware handler's `[<arg>]*`. */
   readonly hwHandlerArgs: readonly string[];
   /**
-   * The group to use first (1-based; 0 without groups). The kernel prints its current or next
-   * group here, so a table read back after a switch_group or a failover names that group.
+   * `<initial group>`: the group to use first (1-based; 0 without groups). The kernel prints its
+   * current or next group here, so a table read back after a switch_group or a failover names that
+   * group.
    */
   readonly initialGroup: number;
-  /** The priority groups, in order. */
+  /** `<#groups>` and the priority groups, in order. */
   readonly groups: readonly MultipathGroup[];
 }
 
@@ -158,63 +164,69 @@ export type MultipathGroupState = 'active' | 'enabled' | 'disabled';
 /** A path's health: `active` (usable) or `failed` (by fail_path or an I/O error, until reinstate_path). */
 export type MultipathPathHealth = 'active' | 'failed';
 
-/** One path in a multipath status. */
+/** One path in a multipath status: `<path> <A|F> <fail count> [<selector word>]*`, as many words as its group's `<#path status args>`. */
 export interface MultipathPathStatus {
-  /** The path's device, 'major:minor'. */
+  /** `<path>`: the path's device, 'major:minor'. */
   readonly device: string;
   /** `A` active or `F` failed. */
   readonly health: MultipathPathHealth;
-  /** Times the path has failed since the table was loaded. */
+  /** `<fail count>`: times the path has failed since the table was loaded (a count). */
   readonly failCount: number;
   /**
-   * The one word of a one-word selector: queue-length's I/Os in flight on the path (io-affinity
-   * prints its count of I/Os from CPUs with no path mapped here instead).
+   * The one word of a one-word selector (a count): queue-length's I/Os in flight on the path
+   * (io-affinity prints its count of I/Os from CPUs with no path mapped here instead).
    */
   readonly inFlight: number | undefined;
-  /** service-time: bytes of I/O in flight on the path. */
+  /** service-time `<in-flight-size>`: bytes of I/O in flight on the path. */
   readonly inFlightSize: number | undefined;
-  /** service-time: the path's relative throughput. */
+  /** service-time `<relative_throughput>`: the path's relative throughput (0 to 100). */
   readonly relativeThroughput: number | undefined;
-  /** historical-service-time: the moving average of the path's service time (ns, 10-bit fixed point). */
+  /** historical-service-time, first word: the moving average of the path's service time (ns, 10-bit fixed point). */
   readonly historicalServiceTime: bigint | undefined;
-  /** historical-service-time: I/Os outstanding on the path. */
+  /** historical-service-time, second word: I/Os outstanding on the path (a count). */
   readonly outstanding: bigint | undefined;
-  /** historical-service-time: the time (ns, sched_clock) after which the path counts as stale. */
+  /** historical-service-time, third word: the time (ns, sched_clock) after which the path counts as stale. */
   readonly staleAfter: bigint | undefined;
   /** The selector's words for the path when their count is none of the above (another selector's). */
   readonly selectorArgs: readonly string[];
 }
 
-/** One priority group in a multipath status. */
+/**
+ * One priority group in a multipath status: `<state> <#selector status args> [<arg>]*
+ * <#paths> <#path status args> [<path status>]+`.
+ */
 export interface MultipathGroupStatus {
-  /** `A` active, `E` enabled, `D` disabled. */
+  /** `<state>`: `A` active, `E` enabled, `D` disabled. */
   readonly state: MultipathGroupState;
-  /** historical-service-time: its base weight (the selector's two group words). */
+  /** historical-service-time, first group word: its base weight (1024ths). */
   readonly baseWeight: number | undefined;
-  /** historical-service-time: its threshold multiplier. */
+  /** historical-service-time, second group word: its threshold multiplier (a ratio). */
   readonly thresholdMultiplier: number | undefined;
   /** The selector's group words when their count is neither 0 nor 2 (another selector's). */
   readonly selectorArgs: readonly string[];
-  /** The group's paths, in table order. */
+  /** `<#paths>` and the group's paths, in table order. */
   readonly paths: readonly MultipathPathStatus[];
 }
 
-/** The status of a multipath target. */
+/**
+ * The status of a multipath target: `2 <queue_io> <pg_init_count> <#hw handler status>
+ * [<word>]* <#groups> <next group> [<group status>]+`.
+ */
 export interface MultipathStatus extends TargetStatusBase {
   readonly type: 'multipath';
   readonly known: true;
   /**
-   * I/O is being held (`queue_io`): set at load until the first path is chosen, and while a
-   * group is being initialised by its hardware handler.
+   * `<queue_io>` (a 0/1 flag): I/O is being held: set at load until the first path is chosen, and
+   * while a group is being initialised by its hardware handler.
    */
   readonly queueIo: boolean;
-  /** Group initialisations since the current group was chosen. */
+  /** `<pg_init_count>`: group initialisations since the current group was chosen (a count). */
   readonly pgInitCount: number;
-  /** The hardware handler's status words (Linux prints none). */
+  /** `<#hw handler status> [<word>]*`: the hardware handler's status words (Linux prints none). */
   readonly hwHandlerStatus: readonly string[];
-  /** The group the next I/O goes to (1-based; 0 without groups). */
+  /** `<next group>`: the group the next I/O goes to (1-based; 0 without groups). */
   readonly nextGroup: number;
-  /** The priority groups, in table order. */
+  /** `<#groups>` and the priority groups, in table order. */
   readonly groups: readonly MultipathGroupStatus[];
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -457,31 +469,31 @@ function parsePathStatus(at: ArgReader, field: string, info: number): MultipathP
  * the map does not have (EINVAL). Groups are numbered from 1 in table order.
  */
 export const multipathMessages = Object.freeze({
-  /** Takes a path out of use (its status turns `F`, its fail count goes up). */
+  /** `fail_path <path>`: takes a path out of use (its status turns `F`, its fail count goes up). */
   failPath(path: DeviceRef): string {
     return `fail_path ${device(path, 'path')}`;
   },
-  /** Puts a failed path back in use. */
+  /** `reinstate_path <path>`: puts a failed path back in use. */
   reinstatePath(path: DeviceRef): string {
     return `reinstate_path ${device(path, 'path')}`;
   },
-  /** Bypasses a group (state `D`): it is used only when no other group has a working path. */
+  /** `disable_group <group>` (1-based): bypasses a group (state `D`): it is used only when no other group has a working path. */
   disableGroup(group: number): string {
     return `disable_group ${integer(group, 'group', 1, MAX_GROUPS)}`;
   },
-  /** Ends the bypass of a group. */
+  /** `enable_group <group>` (1-based): ends the bypass of a group. */
   enableGroup(group: number): string {
     return `enable_group ${integer(group, 'group', 1, MAX_GROUPS)}`;
   },
-  /** Sends the next I/O to this group (and ends every group's bypass). */
+  /** `switch_group <group>` (1-based): sends the next I/O to this group (and ends every group's bypass). */
   switchGroup(group: number): string {
     return `switch_group ${integer(group, 'group', 1, MAX_GROUPS)}`;
   },
-  /** Queues I/O while no path works (the table then shows `queue_if_no_path`). */
+  /** `queue_if_no_path`: queues I/O while no path works (the table then shows `queue_if_no_path`). */
   queueIfNoPath(): string {
     return 'queue_if_no_path';
   },
-  /** Fails I/O while no path works, and fails the I/O queued so far. */
+  /** `fail_if_no_path`: fails I/O while no path works, and fails the I/O queued so far. */
   failIfNoPath(): string {
     return 'fail_if_no_path';
   },

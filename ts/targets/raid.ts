@@ -78,61 +78,66 @@ function parityDevices(t: RaidType): number {
   return t.startsWith('raid6') ? 2 : isParity(t) ? 1 : 0;
 }
 
-/** One leg: its metadata device (or none) and its data device (or none: a missing leg). */
+/** One leg, `<meta dev|-> <data dev|->`: its metadata device (or none) and its data device (or none: a missing leg). */
 export interface RaidDevice {
-  /** 'major:minor' or a /dev path; null for none (`-`). */
+  /** `<meta dev>`, 'major:minor' or a /dev path: the leg's superblock and bitmap; null for none (`-`). */
   readonly metadata: string | null;
-  /** 'major:minor' or a /dev path; null for a missing leg (`-`), which needs `metadata` null too. */
+  /** `<data dev>`, 'major:minor' or a /dev path; null for a missing leg (`-`), which needs `metadata` null too. */
   readonly data: string | null;
 }
 
 /** Options of a raid target. */
 export interface RaidOptions {
-  /** The RAID type. */
+  /** `<raid type>`. */
   raidType: RaidType;
   /**
-   * Chunk size, 512-byte sectors: a power of two, at least 8, for every type but raid1, which
-   * has none (0, the default for raid1).
+   * `<chunk size>`, the first raid param: 512-byte sectors, a power of two, at least 8, for every
+   * type but raid1, which has none (0, the default for raid1).
    */
   chunkSize?: number;
-  /** The legs in order: each a data device and an optional metadata device (null or unset for none). */
-  devices: readonly { metadata?: DeviceRef | null; data: DeviceRef | null }[];
+  /** `<#raid devs> [<meta dev|-> <data dev|->]+`: the legs in order: each a data device and an optional metadata device (null or unset for none). */
+  devices: readonly {
+    /** `<meta dev>`: the leg's metadata device, or null or unset for `-`. */
+    metadata?: DeviceRef | null;
+    /** `<data dev>`: the leg's data device, or null for `-` (a missing leg). */
+    data: DeviceRef | null;
+  }[];
   /** `sync`: resynchronize the whole array at activation. */
   sync?: boolean;
   /** `nosync`: take the array as in sync at activation (for fresh legs). */
   nosync?: boolean;
-  /** `rebuild <idx>`: legs (indexes) to rebuild from the others. */
+  /** `rebuild <idx>`: legs (0-based indexes) to rebuild from the others. */
   rebuild?: readonly number[];
-  /** `daemon_sleep`: milliseconds between clearings of the write-intent bitmap. */
+  /** `daemon_sleep <ms>`: milliseconds between clearings of the write-intent bitmap. */
   daemonSleep?: number;
-  /** `min_recovery_rate`: KiB/s per leg that resync and recovery keep up even under load. */
+  /** `min_recovery_rate <KiB/s>`: KiB/s per leg that resync and recovery keep up even under load. */
   minRecoveryRate?: number;
-  /** `max_recovery_rate`: KiB/s per leg that resync and recovery stay under. */
+  /** `max_recovery_rate <KiB/s>`: KiB/s per leg that resync and recovery stay under. */
   maxRecoveryRate?: number;
-  /** `write_mostly <idx>` (raid1): legs (indexes) read from only when no other is in sync. */
+  /** `write_mostly <idx>` (raid1): legs (0-based indexes) read from only when no other is in sync. */
   writeMostly?: readonly number[];
   /**
-   * `max_write_behind` (raid1): sectors of writes to write-mostly legs that may be
-   * outstanding. Linux 6.1 keeps it in KiB and prints the KiB value back as if it were
-   * sectors, so a table read back shows half the value given (and a reload of that line halves
-   * it again); later kernels take and print the value unchanged.
+   * `max_write_behind <sectors>` (raid1): 512-byte sectors of writes to write-mostly legs that may
+   * be outstanding. Linux 6.1 keeps it in KiB and prints the KiB value back as if it were sectors,
+   * so a table read back shows half the value given (and a reload of that line halves it again);
+   * later kernels take and print the value unchanged.
    */
   maxWriteBehind?: number;
-  /** `stripe_cache` (raid4/5/6): the size of the stripe cache, in stripes. */
+  /** `stripe_cache <stripes>` (raid4/5/6): the size of the stripe cache, a count of stripes. */
   stripeCache?: number;
-  /** `region_size`: sectors per bit of the write-intent bitmap; a power of two. */
+  /** `region_size <sectors>`: 512-byte sectors per bit of the write-intent bitmap; a power of two. */
   regionSize?: number;
-  /** `raid10_copies` (raid10): copies of each chunk (2 to 255, the kernel's default 2). */
+  /** `raid10_copies <#copies>` (raid10): copies of each chunk (2 to 255, the kernel's default 2). */
   raid10Copies?: number;
-  /** `raid10_format` (raid10): see `Raid10Format`. */
+  /** `raid10_format <near|far|offset>` (raid10): see `Raid10Format`. */
   raid10Format?: Raid10Format;
-  /** `delta_disks`: legs to add (positive) or remove (negative) by reshaping. */
+  /** `delta_disks <N>`: a count of legs to add (positive) or remove (negative) by reshaping. */
   deltaDisks?: number;
-  /** `data_offset`: the sector of each data device where the array's data starts (for reshaping out of place). */
+  /** `data_offset <sectors>`: the 512-byte sector of each data device where the array's data starts (for reshaping out of place). */
   dataOffset?: number;
-  /** `journal_dev` (raid4/5/6): a device for a journal against the write hole. */
+  /** `journal_dev <dev>` (raid4/5/6): a device for a journal against the write hole. */
   journalDev?: DeviceRef;
-  /** `journal_mode` (raid4/5/6, with `journalDev`): see `RaidJournalMode`. */
+  /** `journal_mode <mode>` (raid4/5/6, with `journalDev`): see `RaidJournalMode`. */
   journalMode?: RaidJournalMode;
 }
 
@@ -142,43 +147,43 @@ export interface RaidOptions {
  */
 export interface RaidTarget extends Target {
   readonly type: 'raid';
-  /** The RAID type. */
+  /** `<raid type>`. */
   readonly raidType: RaidType;
-  /** Chunk size, 512-byte sectors (0 for raid1). */
+  /** `<chunk size>`: 512-byte sectors (0 for raid1). */
   readonly chunkSize: number;
-  /** The legs, in order. */
+  /** `<#raid devs> [<meta dev|-> <data dev|->]+`: the legs, in order. */
   readonly devices: readonly RaidDevice[];
-  /** `sync`. */
+  /** `sync`: a full resync at activation (0/1 flag). */
   readonly sync: boolean;
-  /** `nosync`. */
+  /** `nosync`: the array is taken as in sync at activation. */
   readonly nosync: boolean;
-  /** Legs to rebuild, ascending. */
+  /** `rebuild <idx>` (one per leg): 0-based leg indexes to rebuild, ascending. */
   readonly rebuild: readonly number[];
-  /** `daemon_sleep`, milliseconds. */
+  /** `daemon_sleep <ms>`: milliseconds between bitmap clearings. */
   readonly daemonSleep: number | undefined;
-  /** `min_recovery_rate`, KiB/s per leg. */
+  /** `min_recovery_rate <KiB/s>`: KiB/s per leg. */
   readonly minRecoveryRate: number | undefined;
-  /** `max_recovery_rate`, KiB/s per leg. */
+  /** `max_recovery_rate <KiB/s>`: KiB/s per leg. */
   readonly maxRecoveryRate: number | undefined;
-  /** Write-mostly legs, ascending. */
+  /** `write_mostly <idx>` (one per leg): 0-based write-mostly leg indexes, ascending. */
   readonly writeMostly: readonly number[];
-  /** `max_write_behind`, sectors. */
+  /** `max_write_behind <sectors>`: as the table gives it (512-byte sectors; see `RaidOptions.maxWriteBehind` for 6.1's halving). */
   readonly maxWriteBehind: number | undefined;
-  /** `stripe_cache`, stripes. */
+  /** `stripe_cache <stripes>`: a count of stripes. */
   readonly stripeCache: number | undefined;
-  /** `region_size`, sectors. */
+  /** `region_size <sectors>`: 512-byte sectors per write-intent bitmap bit. */
   readonly regionSize: number | undefined;
-  /** `raid10_copies`. */
+  /** `raid10_copies <#copies>`: copies of each chunk. */
   readonly raid10Copies: number | undefined;
-  /** `raid10_format`. */
+  /** `raid10_format <near|far|offset>`. */
   readonly raid10Format: Raid10Format | undefined;
-  /** `delta_disks`. */
+  /** `delta_disks <N>`: legs added (positive) or removed (negative) by the reshape. */
   readonly deltaDisks: number | undefined;
-  /** `data_offset`, sectors. */
+  /** `data_offset <sectors>`: where the data starts on each data device, 512-byte sectors. */
   readonly dataOffset: number | undefined;
-  /** `journal_dev`: 'major:minor' or a /dev path. */
+  /** `journal_dev <dev>`: 'major:minor' or a /dev path. */
   readonly journalDev: string | undefined;
-  /** `journal_mode`. */
+  /** `journal_mode <mode>`: see `RaidJournalMode`. */
   readonly journalMode: RaidJournalMode | undefined;
 }
 
@@ -194,26 +199,29 @@ const HEALTH: Readonly<Record<string, RaidDeviceHealth>> = { A: 'in-sync', a: 'o
 /** The journal's part of a raid status: none, or its mode (its letter A/a), or dead (D). */
 export type RaidJournalHealth = 'none' | 'writethrough' | 'writeback' | 'dead';
 
-/** The status of a raid target. */
+/**
+ * The status of a raid target: `<raid type> <#devices> <health chars> <sync ratio>
+ * <sync action> <mismatch cnt> <data offset> <journal char>`.
+ */
 export interface RaidStatus extends TargetStatusBase {
   readonly type: 'raid';
   readonly known: true;
-  /** The RAID type (the one being reshaped to, during a takeover). */
+  /** `<raid type>` (the one being reshaped to, during a takeover). */
   readonly raidType: RaidType;
-  /** Each leg's health, in order. */
+  /** `<#devices> <health chars>`: each leg's health, in order (one letter per leg). */
   readonly devices: readonly RaidDeviceHealth[];
   /**
-   * Progress of the sync action in sectors per leg: done and in all (resync, recovery or
-   * reshape; the array is in sync when they are equal and the action is idle).
+   * `<sync ratio>`: progress of the sync action in 512-byte sectors per leg, done and in all
+   * (resync, recovery or reshape; the array is in sync when they are equal and the action is idle).
    */
   readonly syncRatio: UsedTotal;
-  /** The sync action running (see `RaidSyncAction`). */
+  /** `<sync action>`: the sync action running (see `RaidSyncAction`). */
   readonly syncAction: RaidSyncAction;
-  /** Mismatches found by the last `check` (0 otherwise). */
+  /** `<mismatch cnt>`: discrepancies found by the last `check`, counted by md in 512-byte sectors (0 when the last action was not check). */
   readonly mismatchCount: number;
-  /** The sector of the data devices where the array's data starts. */
+  /** `<data offset>`: the 512-byte sector of the data devices where the array's data starts. */
   readonly dataOffset: number;
-  /** The journal device's state (`none` without one). */
+  /** `<journal char>`: the journal device's state (`-`, `none`, without one). */
   readonly journal: RaidJournalHealth;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -456,36 +464,36 @@ export function parseRaidStatus(text: string): RaidStatus {
 }
 
 /**
- * Messages a raid target takes: sync actions (`dm.message(name, raidMessages.syncAction('check'))`).
- * `idle` stops a running action, `frozen` stops it and holds further ones; the others start
- * an action and are refused (EBUSY) unless the array is idle.
+ * Messages a raid target takes: sync actions (`dm.message(name,
+ * raidMessages.syncAction('check'))`). `idle` stops a running action, `frozen` stops it and holds
+ * further ones; the others start an action and are refused (EBUSY) unless the array is idle.
  */
 export const raidMessages = Object.freeze({
-  /** The message that asks for `action`. */
+  /** `<action>`: the message that asks for `action`. */
   syncAction(action: RaidSyncMessage): string {
     return choice(action, 'action', ['idle', 'frozen', 'resync', 'recover', 'check', 'repair'] as const);
   },
-  /** Stops the running sync action. */
+  /** `idle`: stops the running sync action. */
   idle(): string {
     return 'idle';
   },
-  /** Stops the running sync action and holds off new ones until another message. */
+  /** `frozen`: stops the running sync action and holds off new ones until another message. */
   frozen(): string {
     return 'frozen';
   },
-  /** Starts a resync of the regions the bitmap marks dirty. */
+  /** `resync`: starts a resync of the regions the bitmap marks dirty. */
   resync(): string {
     return 'resync';
   },
-  /** Starts recovery (rebuild) of legs not in sync. */
+  /** `recover`: starts recovery (rebuild) of legs not in sync. */
   recover(): string {
     return 'recover';
   },
-  /** Reads every stripe and counts mismatches (the status's mismatch count), changing nothing. */
+  /** `check`: reads every stripe and counts mismatches (the status's mismatch count, in sectors), changing nothing. */
   check(): string {
     return 'check';
   },
-  /** Like check, and rewrites what does not match. */
+  /** `repair`: like check, and rewrites what does not match. */
   repair(): string {
     return 'repair';
   },

@@ -10,8 +10,8 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 /** Options of a snapshot-origin target. */
 export interface SnapshotOriginOptions {
   /**
-   * The device holding the origin's data (LVM's `-real` device): 'major:minor', a /dev path,
-   * or { major, minor }. Snapshots name the same device as their `<origin>`.
+   * `<origin>`: the device holding the origin's data (LVM's `-real` device): 'major:minor', a /dev
+   * path, or { major, minor }. Snapshots name the same device as their `<origin>`.
    */
   origin: DeviceRef;
 }
@@ -22,7 +22,7 @@ export interface SnapshotOriginOptions {
  */
 export interface SnapshotOriginTarget extends Target {
   readonly type: 'snapshot-origin';
-  /** The origin device: 'major:minor' or a /dev path. */
+  /** `<origin>`, 'major:minor' or a /dev path: the device holding the origin's data. */
   readonly origin: string;
 }
 

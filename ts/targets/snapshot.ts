@@ -40,45 +40,45 @@ export const SNAPSHOT_MAX_CHUNK = 2097152;
 
 /** Options of a snapshot target. */
 export interface SnapshotOptions {
-  /** The origin device (the one a snapshot-origin maps, LVM's `-real`): 'major:minor', a /dev path, or { major, minor }. */
+  /** `<origin>`: the origin device (the one a snapshot-origin maps, LVM's `-real`): 'major:minor', a /dev path, or { major, minor }. */
   origin: DeviceRef;
-  /** The COW device, where changed chunks (and, for a persistent store, the exception tables) are kept. */
+  /** `<COW device>`: where changed chunks (and, for a persistent store, the exception tables) are kept. */
   cowDevice: DeviceRef;
-  /** The exception store: `P`, `PO` or `N` (see `SnapshotPersistence`). */
+  /** `<persistent?>`: the exception store, `P`, `PO` or `N` (see `SnapshotPersistence`). */
   persistent: SnapshotPersistence;
   /**
-   * The chunk size, in 512-byte sectors: a power of two up to 2097152 (1 GiB), and a multiple
-   * of the logical block size of both devices (the kernel checks that). 0 leaves it to the
-   * kernel: a persistent COW with a header keeps the header's chunk size, a new persistent COW
-   * gets 32 sectors (16 KiB), and a table that takes over the COW of a live snapshot (a reload)
-   * keeps that snapshot's; the table then reads back with the chunk size in use.
+   * `<chunksize>`: the unit of copy-on-write, in 512-byte sectors: a power of two up to 2097152 (1
+   * GiB), and a multiple of the logical block size of both devices (the kernel checks that). 0
+   * leaves it to the kernel: a persistent COW with a header keeps the header's chunk size, a new
+   * persistent COW gets 32 sectors (16 KiB), and a table that takes over the COW of a live snapshot
+   * (a reload) keeps that snapshot's; the table then reads back with the chunk size in use.
    */
   chunkSize: number;
-  /** `discard_zeroes_cow`: discards of whole chunks drop their exceptions (default false). */
+  /** Feature `discard_zeroes_cow`: discards of whole chunks drop their exceptions (default false). */
   discardZeroesCow?: boolean;
-  /** `discard_passdown_origin`: discards also reach the origin's device; needs discardZeroesCow (default false). */
+  /** Feature `discard_passdown_origin`: discards also reach the origin's device; needs discardZeroesCow (default false). */
   discardPassdownOrigin?: boolean;
 }
 
 /** Options of a snapshot-merge target: a snapshot's, with a persistent store only. */
 export interface SnapshotMergeOptions extends Omit<SnapshotOptions, 'persistent'> {
-  /** The exception store: `P` or `PO` (the kernel merges persistent snapshots only). */
+  /** `<persistent?>`: the exception store, `P` or `PO` (the kernel merges persistent snapshots only). */
   persistent: SnapshotMergePersistence;
 }
 
 /** The fields of a snapshot or snapshot-merge table. */
 export interface SnapshotFields {
-  /** The origin device: 'major:minor' or a /dev path. */
+  /** `<origin>`, 'major:minor' or a /dev path: the device snapshotted. */
   readonly origin: string;
-  /** The COW device: 'major:minor' or a /dev path. */
+  /** `<COW device>`, 'major:minor' or a /dev path: the exception store's device. */
   readonly cowDevice: string;
-  /** The exception store: `P`, `PO` or `N`. */
+  /** `<persistent?>`: the exception store, `P`, `PO` or `N`. */
   readonly persistent: SnapshotPersistence;
-  /** The chunk size, 512-byte sectors (0: left to the kernel, see `SnapshotOptions.chunkSize`). */
+  /** `<chunksize>`: 512-byte sectors (0: left to the kernel, see `SnapshotOptions.chunkSize`). */
   readonly chunkSize: number;
-  /** `discard_zeroes_cow`. */
+  /** Feature `discard_zeroes_cow`: discards of whole chunks drop their exceptions (0/1 flag). */
   readonly discardZeroesCow: boolean;
-  /** `discard_passdown_origin`. */
+  /** Feature `discard_passdown_origin`: discards also reach the origin's device. */
   readonly discardPassdownOrigin: boolean;
 }
 
@@ -97,7 +97,7 @@ export interface SnapshotTarget extends Target, SnapshotFields {
  */
 export interface SnapshotMergeTarget extends Target, SnapshotFields {
   readonly type: 'snapshot-merge';
-  /** The exception store: `P` or `PO`. */
+  /** `<persistent?>`: the exception store, `P` or `PO`. */
   readonly persistent: SnapshotMergePersistence;
 }
 
@@ -115,15 +115,17 @@ export type SnapshotState = 'valid' | 'Invalid' | 'Overflow' | 'Merge failed' | 
 export interface SnapshotValidStatusOf<T extends SnapshotKind> extends TargetStatusBase {
   readonly type: T;
   readonly known: true;
+  /** `valid`: the status gives the usage (no state word). */
   readonly state: 'valid';
   /**
-   * Sectors of the COW device in use (data and metadata) and the COW device's size, in 512-byte
-   * sectors (`<sectors_allocated>/<total_sectors>`).
+   * `<sectors_allocated>/<total_sectors>`: 512-byte sectors of the COW device in use (data and
+   * metadata), and the COW device's size in 512-byte sectors.
    */
   readonly usage: UsedTotal;
   /**
-   * Sectors of the COW device holding metadata (header and exception tables), part of
-   * `usage.used`. A merge has finished when `usage.used` equals it (no data left to merge).
+   * `<metadata_sectors>`: 512-byte sectors of the COW device holding metadata (header and exception
+   * tables), part of `usage.used`. A merge has finished when `usage.used` equals it (no data left
+   * to merge).
    */
   readonly metadataSectors: number;
   /** Words after the known fields (a newer kernel's), kept as given. */
@@ -134,7 +136,7 @@ export interface SnapshotValidStatusOf<T extends SnapshotKind> extends TargetSta
 export interface SnapshotFailedStatusOf<T extends SnapshotKind> extends TargetStatusBase {
   readonly type: T;
   readonly known: true;
-  /** `Invalid`, `Overflow`, `Merge failed` or `Unknown` (see `SnapshotState`). */
+  /** The status's words: `Invalid`, `Overflow`, `Merge failed` or `Unknown` (see `SnapshotState`). */
   readonly state: Exclude<SnapshotState, 'valid'>;
   /** Words after the state (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

@@ -5,35 +5,48 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** One stripe: a device and the sector on it where the stripe's data starts. */
 export interface Stripe {
-  /** 'major:minor' or a /dev path. */
+  /** `<dev_path>`, 'major:minor' or a /dev path. */
   readonly device: string;
-  /** The start sector on `device` (512-byte sectors). */
+  /** `<offset>`: the start sector on `device` (512-byte sectors). */
   readonly offset: number;
 }
 
 /** Options of a striped target. */
 export interface StripedOptions {
-  /** Size of each chunk, in 512-byte sectors (at least 8: one 4 KiB page). */
+  /** `<chunk size>`: size of each chunk, in 512-byte sectors (at least 8: one 4 KiB page). */
   chunkSize: number;
-  /** The stripes, in order; the row's length must divide evenly among them by chunks. */
-  stripes: readonly { device: DeviceRef; offset: number }[];
+  /** `<#stripes>` and `[<dev_path> <offset>]+`: the stripes, in order; the row's length must divide evenly among them by chunks. */
+  stripes: readonly {
+    /** `<dev_path>`: the stripe's device. */
+    device: DeviceRef;
+    /** `<offset>`: the stripe's start sector on `device` (512-byte sectors). */
+    offset: number;
+  }[];
 }
 
 /** `striped <#stripes> <chunk size> [<device> <offset>]+`: data spread over devices, chunk by chunk. */
 export interface StripedTarget extends Target {
   readonly type: 'striped';
-  /** Chunk size in 512-byte sectors. */
+  /** `<chunk size>`: 512-byte sectors. */
   readonly chunkSize: number;
-  /** The stripes, in order. */
+  /** `<#stripes>` and `[<dev_path> <offset>]+`: the stripes, in order. */
   readonly stripes: readonly Stripe[];
 }
 
-/** The status of a striped target: each stripe's device and whether it has seen I/O errors. */
+/**
+ * The status of a striped target, `<#stripes> <dev>+ 1 <A|D per stripe>`: each stripe's device
+ * and whether it has seen I/O errors.
+ */
 export interface StripedStatus extends TargetStatusBase {
   readonly type: 'striped';
   readonly known: true;
-  /** Each stripe's device ('major:minor') and health: `alive` (A) or `dead` (D, an I/O error was seen on it). */
-  readonly stripes: readonly { readonly device: string; readonly health: 'alive' | 'dead' }[];
+  /** `<#stripes> <dev>+` and the health letters: each stripe's device and health. */
+  readonly stripes: readonly {
+    /** The stripe's device ('major:minor'). */
+    readonly device: string;
+    /** `A` alive, or `D` dead: an I/O error was seen on it. */
+    readonly health: 'alive' | 'dead';
+  }[];
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
 }

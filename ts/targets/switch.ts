@@ -5,18 +5,26 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** One path of a switch: a device and the sector on it where its data starts. */
 export interface SwitchPath {
-  /** 'major:minor' or a /dev path. */
+  /** `<dev_path>`, 'major:minor' or a /dev path. */
   readonly device: string;
-  /** Added to every sector sent to this path (512-byte sectors; usually 0). */
+  /** `<offset>`: added to every sector sent to this path (512-byte sectors; usually 0). */
   readonly offset: number;
 }
 
 /** Options of a switch target. */
 export interface SwitchOptions {
-  /** Size of each region in 512-byte sectors; each region goes to one path, chosen by message. */
+  /** `<region_size>`: size of each region in 512-byte sectors; each region goes to one path, chosen by message. */
   regionSize: number;
-  /** The paths, numbered from 0 in this order. Regions start on path 0. */
-  paths: readonly { device: DeviceRef; offset: number }[];
+  /**
+   * `<num_paths>` and `[<dev_path> <offset>]+`: the paths, numbered from 0 in this order. The
+   * kernel starts with the regions dealt round-robin: region r on path r mod the path count.
+   */
+  paths: readonly {
+    /** `<dev_path>`: the path's device. */
+    device: DeviceRef;
+    /** `<offset>`: added to every sector sent to this path (512-byte sectors). */
+    offset: number;
+  }[];
 }
 
 /**
@@ -25,9 +33,9 @@ export interface SwitchOptions {
  */
 export interface SwitchTarget extends Target {
   readonly type: 'switch';
-  /** Region size in 512-byte sectors. */
+  /** `<region_size>`: 512-byte sectors per region. */
   readonly regionSize: number;
-  /** The paths, by path number. */
+  /** `<num_paths>` and `[<dev_path> <offset>]+`: the paths, by path number (from 0). */
   readonly paths: readonly SwitchPath[];
 }
 
@@ -94,7 +102,19 @@ export const switchModule: TargetModule<SwitchTarget, SwitchStatus> = {
  * previous one) goes to path `path`; or the last `repeat` mappings are repeated over the next
  * `times` regions.
  */
-export type RegionMapping = { region?: number; path: number } | { repeat: number; times: number };
+export type RegionMapping =
+  | {
+      /** `<index>` of `<index>:<path_nr>`: the region number (from 0); omitted for `:<path_nr>`, the region after the previous word's. */
+      region?: number;
+      /** `<path_nr>`: the path number (from 0) the region goes to. */
+      path: number;
+    }
+  | {
+      /** `<n>` of `R<n>,<m>`: how many of the mappings just written are repeated (a count of regions). */
+      repeat: number;
+      /** `<m>` of `R<n>,<m>`: over how many regions after them (a count). */
+      times: number;
+    };
 
 function hex(n: number): string {
   return n.toString(16);

@@ -33,30 +33,30 @@ const FEATURES: readonly ThinPoolFeature[] = ['skip_block_zeroing', 'ignore_disc
 
 /** Options of a thin-pool target. */
 export interface ThinPoolOptions {
-  /** The device holding the pool's metadata (mappings, device details); its first 4 KiB zeroed before first use. */
+  /** `<metadata dev>`: the device holding the pool's metadata (mappings, device details); its first 4 KiB zeroed before first use. */
   metadataDevice: DeviceRef;
-  /** The device whose blocks the thin devices share; another device than the metadata's. */
+  /** `<data dev>`: the device whose blocks the thin devices share; another device than the metadata's. */
   dataDevice: DeviceRef;
-  /** The data block size, in 512-byte sectors: a multiple of 128 (64 KiB) from 128 to 2097152 (1 GiB). */
+  /** `<data block size>`: in 512-byte sectors, a multiple of 128 (64 KiB) from 128 to 2097152 (1 GiB). */
   blockSize: number;
   /**
-   * The low water mark, in data blocks: when a block is provisioned and this many or fewer
-   * are left free, the kernel sends a device event (once, until the next resume), so that a
-   * daemon can grow the pool.
+   * `<low water mark>`: a count of data blocks (not sectors): when a block is provisioned and this
+   * many or fewer are left free, the kernel sends a device event (once, until the next resume), so
+   * that a daemon can grow the pool.
    */
   lowWaterMark: number;
-  /** Do not zero newly provisioned blocks (`skip_block_zeroing`): faster, but a new block shows what the data device held. */
+  /** Feature `skip_block_zeroing`: do not zero newly provisioned blocks: faster, but a new block shows what the data device held. */
   skipBlockZeroing?: boolean;
-  /** Disable discard support (`ignore_discard`); it cannot be turned back on without deactivating the pool. */
+  /** Feature `ignore_discard`: disable discard support; it cannot be turned back on without deactivating the pool. */
   ignoreDiscard?: boolean;
-  /** Do not pass discards down to the data device, only remove the mappings (`no_discard_passdown`). */
+  /** Feature `no_discard_passdown`: do not pass discards down to the data device, only remove the mappings. */
   noDiscardPassdown?: boolean;
   /**
-   * Allow no change to the metadata (`read_only`): no provisioning, no messages. The kernel
+   * Feature `read_only`: allow no change to the metadata: no provisioning, no messages. The kernel
    * takes it only for metadata already formatted by a read-write pool.
    */
   readOnly?: boolean;
-  /** Fail I/O at once when out of data space (`error_if_no_space`) instead of queueing it for the module's `no_space_timeout` (60 s). */
+  /** Feature `error_if_no_space`: fail I/O at once when out of data space instead of queueing it for the module's `no_space_timeout` (60 s). */
   errorIfNoSpace?: boolean;
 }
 
@@ -66,23 +66,23 @@ export interface ThinPoolOptions {
  */
 export interface ThinPoolTarget extends Target {
   readonly type: 'thin-pool';
-  /** 'major:minor' or a /dev path. */
+  /** `<metadata dev>`, 'major:minor' or a /dev path: mappings and device details. */
   readonly metadataDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<data dev>`, 'major:minor' or a /dev path: the shared data blocks. */
   readonly dataDevice: string;
-  /** Data block size, 512-byte sectors. */
+  /** `<data block size>`: 512-byte sectors per data block. */
   readonly blockSize: number;
-  /** Low water mark, data blocks. */
+  /** `<low water mark>`: a count of free data blocks at which the kernel raises an event. */
   readonly lowWaterMark: number;
-  /** `skip_block_zeroing`. */
+  /** Feature `skip_block_zeroing`: new blocks are not zeroed (0/1 flag). */
   readonly skipBlockZeroing: boolean;
-  /** `ignore_discard`. */
+  /** Feature `ignore_discard`: discards are not supported. */
   readonly ignoreDiscard: boolean;
-  /** `no_discard_passdown`. */
+  /** Feature `no_discard_passdown`: discards unmap but are not passed down. */
   readonly noDiscardPassdown: boolean;
-  /** `read_only`. */
+  /** Feature `read_only`: the metadata is not changed. */
   readonly readOnly: boolean;
-  /** `error_if_no_space`. */
+  /** Feature `error_if_no_space`: I/O fails at once when out of data space. */
   readonly errorIfNoSpace: boolean;
   /**
    * The feature args in the kernel's order (skip_block_zeroing, ignore_discard,
@@ -96,7 +96,7 @@ export interface ThinPoolTarget extends Target {
 export interface ThinPoolFailedStatus extends TargetStatusBase {
   readonly type: 'thin-pool';
   readonly known: true;
-  /** `Fail` or `Error`. */
+  /** The whole status is one word: `Fail` (the pool is in fail mode) or `Error` (its metadata could not be read for the status). */
   readonly failed: 'Fail' | 'Error';
   /** Words after the state (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -120,26 +120,27 @@ export type ThinPoolDiscard = 'discard_passdown' | 'no_discard_passdown' | 'igno
 export interface ThinPoolRunningStatus extends TargetStatusBase {
   readonly type: 'thin-pool';
   readonly known: true;
+  /** False: the pool works and the fields below are the kernel's. */
   readonly failed: false;
-  /** The metadata's transaction id: a 64-bit number userspace sets (`set_transaction_id`) to keep in step with a volume manager's own metadata. */
+  /** `<transaction id>`: the metadata's transaction id, a 64-bit number userspace sets (`set_transaction_id`) to keep in step with a volume manager's own metadata. */
   readonly transactionId: bigint;
-  /** Metadata blocks (4 KiB each) in use and in all. */
+  /** `<used metadata blocks>/<total metadata blocks>`: a count of metadata blocks (4 KiB each). */
   readonly metadata: UsedTotal;
-  /** Data blocks (of the table's block size) in use and in all. */
+  /** `<used data blocks>/<total data blocks>`: a count of data blocks (of the table's block size, not sectors). */
   readonly data: UsedTotal;
-  /** The metadata block of the root held for userspace reading (`reserve_metadata_snap`), or null when none is held (`-`). */
+  /** `<held metadata root>`: the metadata block number of the root held for userspace reading (`reserve_metadata_snap`), or null when none is held (`-`). */
   readonly heldMetadataRoot: number | null;
-  /** The pool's mode (see `ThinPoolMode`). */
+  /** `ro`, `rw` or `out_of_data_space`: the pool's mode (see `ThinPoolMode`). */
   readonly mode: ThinPoolMode;
-  /** How discards are handled (see `ThinPoolDiscard`); it may differ from the table when the data device takes no discards. */
+  /** `discard_passdown`, `no_discard_passdown` or `ignore_discard` (see `ThinPoolDiscard`); it may differ from the table when the data device takes no discards. */
   readonly discard: ThinPoolDiscard;
   /** True when discards are passed down to the data device (`discard_passdown`). */
   readonly discardPassdown: boolean;
-  /** What happens to writes when space runs out: `queue` (`queue_if_no_space`, until more space or `no_space_timeout`) or `error` (`error_if_no_space`). */
+  /** `queue_if_no_space` or `error_if_no_space`: what happens to writes when space runs out: `queue` (`queue_if_no_space`, until more space or `no_space_timeout`) or `error` (`error_if_no_space`). */
   readonly noSpace: 'queue' | 'error';
-  /** A metadata operation failed and the superblock says `needs_check`: deactivate the pool and run thin_check/thin_repair before it works fully again. */
+  /** `needs_check` (true) or `-`: a metadata operation failed and the superblock asks for a check: deactivate the pool and run thin_check/thin_repair before it works fully again. */
   readonly needsCheck: boolean;
-  /** Free metadata blocks below which the kernel sends a device event (set by the kernel: a quarter of the metadata device, at most 1024 blocks). */
+  /** `<metadata low watermark>`: a count of free metadata blocks below which the kernel sends a device event (set by the kernel: a quarter of the metadata device, at most 1024 blocks). */
   readonly metadataLowWatermark: number;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -286,12 +287,13 @@ export function transactionId(value: unknown, name: string): bigint {
  * names `ENOTSUP`: the same errno on Linux).
  */
 export const thinPoolMessages = Object.freeze({
-  /** Makes a new, empty thin device with id `deviceId` (24 bits: 0 to 16777215); activate it with a `thin` table. */
+  /** `create_thin <dev id>`: makes a new, empty thin device with id `deviceId` (24 bits: 0 to 16777215); activate it with a `thin` table. */
   createThin(deviceId_: number): string {
     return `create_thin ${deviceId(deviceId_, 'deviceId')}`;
   },
   /**
-   * Makes thin device `deviceId` a snapshot of thin device `originId`, sharing its blocks.
+   * `create_snap <dev id> <origin id>`: makes thin device `deviceId` a snapshot of thin device
+   * `originId`, sharing its blocks.
    * Suspend the origin first when it is active, so that its pending writes are in the snapshot.
    */
   createSnap(deviceId_: number, originId: number): string {
@@ -299,26 +301,27 @@ export const thinPoolMessages = Object.freeze({
     const origin = deviceId(originId, 'originId');
     return `create_snap ${id} ${origin}`;
   },
-  /** Deletes thin device `deviceId` (not active) and frees the blocks only it used; ENODATA when there is no such device. */
+  /** `delete <dev id>`: deletes thin device `deviceId` (not active) and frees the blocks only it used; ENODATA when there is no such device. */
   delete(deviceId_: number): string {
     return `delete ${deviceId(deviceId_, 'deviceId')}`;
   },
   /**
-   * Sets the metadata's transaction id to `next` if it is `current` now (else EINVAL): a
-   * 64-bit number userspace uses to keep in step with its own metadata.
+   * `set_transaction_id <current id> <new id>`: sets the metadata's transaction id to `next` if
+   * it is `current` now (else EINVAL): a 64-bit number userspace uses to keep in step with its
+   * own metadata.
    */
   setTransactionId(current: bigint | number, next: bigint | number): string {
     return `set_transaction_id ${transactionId(current, 'current')} ${transactionId(next, 'next')}`;
   },
   /**
-   * Takes a snapshot of the metadata for userspace to read while the pool is live (thin_dump
-   * --metadata-snap); its root shows in the status as the held metadata root. One at a time
-   * (EBUSY while one is held).
+   * `reserve_metadata_snap`: takes a snapshot of the metadata for userspace to read while the pool
+   * is live (thin_dump --metadata-snap); its root shows in the status as the held metadata root.
+   * One at a time (EBUSY while one is held).
    */
   reserveMetadataSnap(): string {
     return 'reserve_metadata_snap';
   },
-  /** Releases the metadata snapshot taken by `reserveMetadataSnap`. */
+  /** `release_metadata_snap`: releases the metadata snapshot taken by `reserveMetadataSnap`. */
   releaseMetadataSnap(): string {
     return 'release_metadata_snap';
   },

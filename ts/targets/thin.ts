@@ -11,14 +11,14 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 
 /** Options of a thin target. */
 export interface ThinOptions {
-  /** The thin-pool device (a device whose table is a `thin-pool`). */
+  /** `<pool dev>`: the thin-pool device (a device whose table is a `thin-pool`). */
   poolDevice: DeviceRef;
-  /** The thin device's id in the pool (24 bits: 0 to 16777215), made by `create_thin` or `create_snap`. */
+  /** `<dev id>`: the thin device's id in the pool (24 bits: 0 to 16777215), made by `create_thin` or `create_snap`. */
   deviceId: number;
   /**
-   * A device outside the pool read as the origin of this thin device (an external snapshot):
-   * reads of blocks the thin device has not provisioned go to it; it is never written. It
-   * must not change while in use.
+   * `<external origin dev>`: a device outside the pool read as the origin of this thin device (an
+   * external snapshot): reads of blocks the thin device has not provisioned go to it; it is never
+   * written. It must not change while in use.
    */
   externalOriginDevice?: DeviceRef;
 }
@@ -26,11 +26,11 @@ export interface ThinOptions {
 /** `thin <pool dev> <dev id> [<external origin dev>]`: a thin device of a pool. */
 export interface ThinTarget extends Target {
   readonly type: 'thin';
-  /** 'major:minor' or a /dev path. */
+  /** `<pool dev>`, 'major:minor' or a /dev path: the pool. */
   readonly poolDevice: string;
-  /** The thin device's id in the pool. */
+  /** `<dev id>`: the thin device's id in the pool (24 bits). */
   readonly deviceId: number;
-  /** 'major:minor' or a /dev path, or null for none. */
+  /** `<external origin dev>`, 'major:minor' or a /dev path, or null when the table has none. */
   readonly externalOriginDevice: string | null;
 }
 
@@ -51,7 +51,7 @@ export interface ThinFailedTarget extends Target {
 export interface ThinFailedStatus extends TargetStatusBase {
   readonly type: 'thin';
   readonly known: true;
-  /** `Fail` (the pool is in fail mode) or `Error`. */
+  /** The whole status is one word: `Fail` (the pool is in fail mode) or `Error` (the mapping could not be read). */
   readonly failed: 'Fail' | 'Error';
   /** Words after the state (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
@@ -61,10 +61,11 @@ export interface ThinFailedStatus extends TargetStatusBase {
 export interface ThinRunningStatus extends TargetStatusBase {
   readonly type: 'thin';
   readonly known: true;
+  /** False: the thin device works and the fields below are the kernel's. */
   readonly failed: false;
-  /** Sectors mapped to the pool's data blocks (whole blocks: provisioned blocks × block size). */
+  /** `<nr mapped sectors>`: 512-byte sectors mapped to the pool's data blocks (whole blocks: provisioned blocks × block size). */
   readonly mappedSectors: number;
-  /** The last sector of the highest provisioned block, or null when nothing is mapped (`-`). */
+  /** `<highest mapped sector>`: the last 512-byte sector of the highest provisioned block, or null when nothing is mapped (`-`). */
   readonly highestMappedSector: number | null;
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];

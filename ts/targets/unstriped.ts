@@ -15,15 +15,15 @@ const MAX_CHUNK = 0x80000000;
 
 /** Options of an unstriped target. */
 export interface UnstripedOptions {
-  /** The number of stripes of the RAID 0 being undone. */
+  /** `<number of stripes>`: the stripe count of the RAID 0 being undone. */
   stripes: number;
-  /** Its chunk size, in 512-byte sectors: a power of two. */
+  /** `<chunk size>`: its chunk size, in 512-byte sectors: a power of two. */
   chunkSize: number;
-  /** The stripe to expose, counted from 0 (below `stripes`). */
+  /** `<stripe #>`: the stripe to expose, counted from 0 (below `stripes`). */
   stripe: number;
-  /** The striped device. */
+  /** `<dev_path>`: the striped device. */
   device: DeviceRef;
-  /** The sector of `device` where the striped data starts (512-byte sectors). */
+  /** `<offset>`: the sector of `device` where the striped data starts (512-byte sectors). */
   offset: number;
 }
 
@@ -33,15 +33,15 @@ export interface UnstripedOptions {
  */
 export interface UnstripedTarget extends Target {
   readonly type: 'unstriped';
-  /** The number of stripes. */
+  /** `<number of stripes>`: the stripe count. */
   readonly stripes: number;
-  /** The chunk size, 512-byte sectors. */
+  /** `<chunk size>`: 512-byte sectors. */
   readonly chunkSize: number;
-  /** The stripe exposed, from 0. */
+  /** `<stripe #>`: the stripe exposed, from 0. */
   readonly stripe: number;
-  /** 'major:minor' or a /dev path. */
+  /** `<dev_path>`, 'major:minor' or a /dev path: the striped device. */
   readonly device: string;
-  /** The start sector on `device` (512-byte sectors). */
+  /** `<offset>`: the start sector on `device` (512-byte sectors). */
   readonly offset: number;
 }
 

@@ -8,71 +8,79 @@ export const VDO_OPTION_KEYS = ['ack', 'bio', 'bioRotationInterval', 'cpu', 'has
 
 /** Options of a vdo target (table version V4). */
 export interface VdoOptions {
-  /** The device holding the volume's data and metadata. */
+  /** `<storage device>`: the device holding the volume's data and metadata. */
   storage: DeviceRef;
-  /** Size of the volume's storage, in 4096-byte blocks (must match the formatted volume). */
+  /** `<storage device size>`: the volume's storage, in 4096-byte blocks (must match the formatted volume). */
   storageBlocks: number;
-  /** Smallest I/O accepted, in bytes: 512 or 4096. */
+  /** `<minimum I/O size>`: smallest I/O accepted, in bytes: 512 or 4096. */
   minimumIoSize: 512 | 4096;
-  /** Block map cache size, in 4096-byte blocks (at least 32768). */
+  /** `<block map cache size>`: in 4096-byte blocks (at least 32768). */
   blockMapCacheBlocks: number;
-  /** How fast the block map cache writes out modified pages (1 to 16380). */
+  /** `<block map era length>`: how fast the block map cache writes out modified pages, a count of block map writes (1 to 16380; smaller: faster rebuilds, more writes). */
   blockMapEraLength: number;
-  /** Threads completing bios (default 1). */
+  /** `ack <n>`: a count of threads completing bios (1 to 100, default 1). */
   ack?: number;
-  /** Threads issuing bios to the storage (default 4). */
+  /** `bio <n>`: a count of threads issuing bios to the storage (1 to 100, default 4). */
   bio?: number;
-  /** Bios queued on each bio thread before moving to the next (1 to 1024, default 64). */
+  /** `bioRotationInterval <n>`: bios queued on each bio thread before moving to the next (1 to 1024, default 64). */
   bioRotationInterval?: number;
-  /** Threads hashing and compressing (default 1). */
+  /** `cpu <n>`: a count of threads hashing and compressing (1 to 100, default 1). */
   cpu?: number;
-  /** Threads comparing data for deduplication (default 0). */
+  /** `hash <n>`: a count of threads comparing data for deduplication (0 to 100, default 0). */
   hash?: number;
-  /** Threads of the logical address space (default 0, at most 60). */
+  /** `logical <n>`: a count of threads of the logical address space (default 0, at most 60). */
   logical?: number;
-  /** Threads of the physical storage (default 0, at most 16). */
+  /** `physical <n>`: a count of threads of the physical storage (default 0, at most 16). */
   physical?: number;
-  /** Largest discard accepted, in 4096-byte blocks (default 1). */
+  /** `maxDiscard <n>`: largest discard accepted, in 4096-byte blocks (default 1). */
   maxDiscard?: number;
-  /** Deduplicate (default on). */
+  /** `deduplication on|off` (default on). */
   deduplication?: boolean;
-  /** Compress (default off). */
+  /** `compression on|off` (default off). */
   compression?: boolean;
 }
 
 /** `vdo V4 <storage> <storage blocks> <min I/O> <cache blocks> <era length> [<key> <value>]*`: deduplication and compression. */
 export interface VdoTarget extends Target {
   readonly type: 'vdo';
-  /** 'major:minor' or a /dev path. */
+  /** `<storage device>`, 'major:minor' or a /dev path. */
   readonly storage: string;
-  /** Storage size in 4096-byte blocks. */
+  /** `<storage device size>`: in 4096-byte blocks. */
   readonly storageBlocks: number;
-  /** Minimum I/O size in bytes. */
+  /** `<minimum I/O size>`: bytes. */
   readonly minimumIoSize: 512 | 4096;
-  /** Block map cache size in 4096-byte blocks. */
+  /** `<block map cache size>`: in 4096-byte blocks. */
   readonly blockMapCacheBlocks: number;
-  /** Block map era length. */
+  /** `<block map era length>`: a count of block map writes. */
   readonly blockMapEraLength: number;
-  /** The optional parameters given (absent ones take the kernel's defaults). */
+  /** The optional `<key> <value>` parameters given, by key (units as in `VdoOptions`; absent ones take the kernel's defaults). */
   readonly options: Readonly<Partial<Record<(typeof VDO_OPTION_KEYS)[number], number | boolean>>>;
 }
 
-/** The status of a vdo target. */
+/**
+ * The status of a vdo target: `<device> <operating mode> <in recovery> <index state>
+ * <compression state> <physical blocks used> <total physical blocks>`.
+ */
 export interface VdoStatus extends TargetStatusBase {
   readonly type: 'vdo';
   readonly known: true;
-  /** The vdo volume's name. */
+  /** `<device>`: the vdo volume's name. */
   readonly device: string;
-  /** 'normal', 'recovering' or 'read-only' (data loss: writes refused). */
+  /** `<operating mode>`: 'normal', 'recovering' or 'read-only' (data loss: writes refused). */
   readonly operatingMode: string;
-  /** True while recovering (`recovering`), false for `-`. */
+  /** `<in recovery>`: true while recovering (`recovering`), false for `-`. */
   readonly inRecovery: boolean;
-  /** The deduplication index: 'closed', 'closing', 'error', 'offline', 'online', 'opening' or 'unknown'. */
+  /** `<index state>`: the deduplication index: 'closed', 'closing', 'error', 'offline', 'online', 'opening' or 'unknown'. */
   readonly indexState: string;
-  /** 'offline' or 'online'. */
+  /** `<compression state>`: 'offline' or 'online'. */
   readonly compressionState: string;
-  /** Physical blocks in use and in all (4096-byte blocks). */
-  readonly physicalBlocks: { readonly used: number; readonly total: number };
+  /** `<physical blocks used> <total physical blocks>`: a count of 4096-byte blocks (two words, not a ratio). */
+  readonly physicalBlocks: {
+    /** `<physical blocks used>`: 4096-byte blocks holding data or metadata. */
+    readonly used: number;
+    /** `<total physical blocks>`: 4096-byte blocks of the storage. */
+    readonly total: number;
+  };
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
 }

@@ -23,49 +23,49 @@ export type VerityErrorMode = 'restart' | 'panic';
 
 /** Forward error correction from Reed-Solomon parity data (`use_fec_from_device` and its three params). */
 export interface VerityFec {
-  /** `use_fec_from_device`: the device holding the parity data ('major:minor' or a /dev path). */
+  /** `use_fec_from_device <fec_dev>`: the device holding the parity data ('major:minor' or a /dev path). */
   readonly device: string;
-  /** `fec_blocks`: data-block-size blocks covered by FEC (the data, the hash tree and any metadata after it). */
+  /** `fec_blocks <num>`: a count of blocks of `<data_block_size>` bytes covered by FEC (the data, the hash tree and any metadata after it). */
   readonly blocks: number;
-  /** `fec_start`: the parity data's offset on its device, in data-block-size blocks. */
+  /** `fec_start <offset>`: the parity data's offset on its device, in blocks of `<data_block_size>` bytes. */
   readonly start: number;
-  /** `fec_roots`: parity bytes per 255-byte Reed-Solomon codeword, 2 to 24. */
+  /** `fec_roots <num>`: parity bytes per 255-byte Reed-Solomon codeword, 2 to 24. */
   readonly roots: number;
 }
 
 /** The FEC option of a verity target. */
 export interface VerityFecOptions {
-  /** The device holding the parity data. */
+  /** `use_fec_from_device <fec_dev>`: the device holding the parity data. */
   device: DeviceRef;
-  /** Data-block-size blocks covered by FEC: at least the data blocks and the hash tree's. */
+  /** `fec_blocks <num>`: blocks of `<data_block_size>` bytes covered by FEC: at least the data blocks and the hash tree's. */
   blocks: number;
-  /** The parity data's offset, in data-block-size blocks. */
+  /** `fec_start <offset>`: the parity data's offset, in blocks of `<data_block_size>` bytes. */
   start: number;
-  /** Parity bytes per 255-byte codeword, 2 to 24 (2 is the usual choice). */
+  /** `fec_roots <num>`: parity bytes per 255-byte codeword, 2 to 24 (2 is the usual choice). */
   roots: number;
 }
 
 /** Options of a verity target. The table must be loaded read-only (`create(name, { table, readOnly: true })`). */
 export interface VerityOptions {
-  /** The hash format: 1 (the current one, salt first, the default) or 0 (Chromium OS's original, salt last). */
+  /** `<version>`: the hash format, 1 (the current one, salt first, the default) or 0 (Chromium OS's original, salt last). */
   version?: 0 | 1;
-  /** The device holding the data being checked. */
+  /** `<dev>`: the device holding the data being checked. */
   dataDevice: DeviceRef;
-  /** The device holding the hash tree (may be the data device, with the tree after the data). */
+  /** `<hash_dev>`: the device holding the hash tree (may be the data device, with the tree after the data). */
   hashDevice: DeviceRef;
-  /** Data block size, bytes: a power of two from the device's logical block size up to the page size (4096 on x86-64). */
+  /** `<data_block_size>`: bytes, a power of two from the device's logical block size up to the page size (4096 on x86-64). */
   dataBlockSize: number;
-  /** Hash block size, bytes: a power of two, likewise. */
+  /** `<hash_block_size>`: bytes, a power of two, likewise. */
   hashBlockSize: number;
-  /** `num_data_blocks`: data blocks checked (the device is no longer than these). */
+  /** `<num_data_blocks>`: a count of data blocks checked (the device is no longer than these). */
   dataBlocks: number;
-  /** `hash_start_block`: the hash tree's root block on the hash device, in hash blocks (1 after veritysetup's superblock). */
+  /** `<hash_start_block>`: the hash tree's root block on the hash device, in hash blocks (1 after veritysetup's superblock). */
   hashStartBlock: number;
-  /** The hash algorithm of the crypto API ('sha256'). */
+  /** `<algorithm>`: the hash algorithm of the crypto API ('sha256'). */
   algorithm: string;
-  /** The root hash in hexadecimal (the kernel prints it in lower case). */
+  /** `<digest>`: the root hash in hexadecimal (the kernel prints it in lower case). */
   digest: string;
-  /** The salt in hexadecimal; null or unset for none (`-`). */
+  /** `<salt>`: the salt in hexadecimal; null or unset for none (`-`). */
   salt?: string | null;
   /** What a corrupted block does (see `VerityCorruptionMode`); unset, the read fails with EIO. */
   onCorruption?: VerityCorruptionMode;
@@ -77,9 +77,9 @@ export interface VerityOptions {
   checkAtMostOnce?: boolean;
   /** `try_verify_in_tasklet`: check blocks whose hashes are cached in softirq context (Linux 6.0+). */
   tryVerifyInTasklet?: boolean;
-  /** Forward error correction (needs CONFIG_DM_VERITY_FEC; dataBlockSize must equal hashBlockSize). */
+  /** `use_fec_from_device` and its three params: forward error correction (needs CONFIG_DM_VERITY_FEC; dataBlockSize must equal hashBlockSize). */
   fec?: VerityFecOptions;
-  /** `root_hash_sig_key_desc`: the description of a user key holding a PKCS#7 signature of the root hash (needs CONFIG_DM_VERITY_VERIFY_ROOTHASH_SIG). */
+  /** `root_hash_sig_key_desc <key_desc>`: the description of a user key holding a PKCS#7 signature of the root hash (needs CONFIG_DM_VERITY_VERIFY_ROOTHASH_SIG). */
   rootHashSigKeyDesc?: string;
 }
 
@@ -90,51 +90,52 @@ export interface VerityOptions {
  */
 export interface VerityTarget extends Target {
   readonly type: 'verity';
-  /** The hash format, 0 or 1. */
+  /** `<version>`: the hash format, 0 or 1. */
   readonly version: 0 | 1;
-  /** 'major:minor' or a /dev path. */
+  /** `<dev>`, 'major:minor' or a /dev path: the data checked. */
   readonly dataDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<hash_dev>`, 'major:minor' or a /dev path: the hash tree. */
   readonly hashDevice: string;
-  /** Data block size, bytes. */
+  /** `<data_block_size>`: bytes. */
   readonly dataBlockSize: number;
-  /** Hash block size, bytes. */
+  /** `<hash_block_size>`: bytes. */
   readonly hashBlockSize: number;
-  /** `num_data_blocks`, data blocks. */
+  /** `<num_data_blocks>`: a count of data blocks. */
   readonly dataBlocks: number;
-  /** `hash_start_block`, hash blocks. */
+  /** `<hash_start_block>`: the root block's offset on the hash device, in hash blocks. */
   readonly hashStartBlock: number;
-  /** The hash algorithm. */
+  /** `<algorithm>`: the crypto API's hash name. */
   readonly algorithm: string;
-  /** The root hash, lower-case hexadecimal. */
+  /** `<digest>`: the root hash, lower-case hexadecimal. */
   readonly digest: string;
-  /** The salt, lower-case hexadecimal; null for none (`-`). */
+  /** `<salt>`: lower-case hexadecimal; null for none (`-`). */
   readonly salt: string | null;
-  /** What a corrupted block does; undefined for the default (EIO). */
+  /** Opt param `ignore_corruption`, `restart_on_corruption` or `panic_on_corruption`; undefined for the default (EIO). */
   readonly onCorruption: VerityCorruptionMode | undefined;
-  /** What an I/O error does; undefined for the default (EIO). */
+  /** Opt param `restart_on_error` or `panic_on_error`; undefined for the default (EIO). */
   readonly onError: VerityErrorMode | undefined;
-  /** `ignore_zero_blocks`. */
+  /** Opt param `ignore_zero_blocks`: zero-hash blocks are not read (0/1 flag). */
   readonly ignoreZeroBlocks: boolean;
-  /** `check_at_most_once`. */
+  /** Opt param `check_at_most_once`: each block is checked on its first read only. */
   readonly checkAtMostOnce: boolean;
-  /** `try_verify_in_tasklet`. */
+  /** Opt param `try_verify_in_tasklet`: cached-hash checks run in softirq context. */
   readonly tryVerifyInTasklet: boolean;
-  /** Forward error correction, or undefined for none. */
+  /** `use_fec_from_device` and its params: forward error correction, or undefined for none. */
   readonly fec: VerityFec | undefined;
-  /** `root_hash_sig_key_desc`. */
+  /** Opt param `root_hash_sig_key_desc <key_desc>`: the user key holding the root hash's signature, or undefined. */
   readonly rootHashSigKeyDesc: string | undefined;
 }
 
-/** The status of a verity target. */
+/** The status of a verity target: `<V|C> [<#fec corrected>|-]`. */
 export interface VerityStatus extends TargetStatusBase {
   readonly type: 'verity';
   readonly known: true;
-  /** True once a check failed (`C`, corruption found); false while every check so far was valid (`V`). */
+  /** The letter: true once a check failed (`C`, corruption found); false while every check so far was valid (`V`). */
   readonly corrupted: boolean;
   /**
-   * Blocks corrected by forward error correction (newer kernels print it); null (`-`) when FEC
-   * is not enabled; undefined from a kernel that prints only the letter (Linux 6.1).
+   * The second word: a count of blocks corrected by forward error correction (newer kernels print
+   * it); null (`-`) when FEC is not enabled; undefined from a kernel that prints only the letter
+   * (Linux 6.1).
    */
   readonly fecCorrected: number | null | undefined;
   /** Words after the known fields (a newer kernel's), kept as given. */

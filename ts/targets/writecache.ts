@@ -20,27 +20,27 @@ const MAX_PAUSE_MS = 60000;
 
 /** Options of a writecache target. */
 export interface WritecacheOptions {
-  /** The cache device's kind. */
+  /** `<p|s>`: the cache device's kind. */
   mode: WritecacheMode;
-  /** The slow device being cached. */
+  /** `<origin>`: the slow device being cached. */
   originDevice: DeviceRef;
-  /** The fast device holding the cached blocks and their metadata. */
+  /** `<cache>`: the fast device holding the cached blocks and their metadata. */
   cacheDevice: DeviceRef;
-  /** The cache block size in bytes: a power of two from 512 to 4096 (the page size); 4096 is the usual choice. */
+  /** `<block size>`: the cache block size in bytes (not sectors): a power of two from 512 to 4096 (the page size); 4096 is the usual choice. */
   blockSize: number;
-  /** `start_sector`: the sector of the cache device where the cache starts (room for a superblock of another's). */
+  /** `start_sector <n>`: the 512-byte sector of the cache device where the cache starts (room for a superblock of another's). */
   startSector?: number;
-  /** `high_watermark`: percent of the cache in use above which writeback starts (0 to 100; the kernel's default 50). */
+  /** `high_watermark <n>`: percent of the cache in use above which writeback starts (0 to 100; the kernel's default 50). */
   highWatermark?: number;
-  /** `low_watermark`: percent of the cache in use below which writeback stops (0 to 100, at most highWatermark; default 45). */
+  /** `low_watermark <n>`: percent of the cache in use below which writeback stops (0 to 100, at most highWatermark; default 45). */
   lowWatermark?: number;
-  /** `writeback_jobs`: blocks that may be being written back at once. */
+  /** `writeback_jobs <n>`: a count of cache blocks that may be being written back at once. */
   writebackJobs?: number;
-  /** `autocommit_blocks`: blocks written after which the metadata is committed (ssd default 65536, pmem 64). */
+  /** `autocommit_blocks <n>`: a count of cache blocks written after which the metadata is committed (ssd default 65536, pmem 64). */
   autocommitBlocks?: number;
-  /** `autocommit_time`: milliseconds after which the metadata is committed (default 1000; at most one hour). */
+  /** `autocommit_time <ms>`: milliseconds after which the metadata is committed (default 1000; at most one hour). */
   autocommitTime?: number;
-  /** `max_age`: milliseconds a block may stay in the cache before it is written back (at most one day). */
+  /** `max_age <ms>`: milliseconds a block may stay in the cache before it is written back (at most one day). */
   maxAge?: number;
   /** `cleaner`: write everything back and take no new writes into the cache (to remove it). */
   cleaner?: boolean;
@@ -48,7 +48,7 @@ export interface WritecacheOptions {
   fua?: boolean;
   /** `metadata_only`: cache only metadata I/O (REQ_META), send the rest to the origin. */
   metadataOnly?: boolean;
-  /** ssd only, `pause_writeback`: milliseconds writeback waits after the last write to the device (at most one minute; default 3000). */
+  /** ssd only, `pause_writeback <ms>`: milliseconds writeback waits after the last write to the device (at most one minute; default 3000). */
   pauseWriteback?: number;
 }
 
@@ -58,73 +58,81 @@ export interface WritecacheOptions {
  */
 export interface WritecacheTarget extends Target {
   readonly type: 'writecache';
-  /** The cache device's kind. */
+  /** `<p|s>`: the cache device's kind. */
   readonly mode: WritecacheMode;
-  /** 'major:minor' or a /dev path. */
+  /** `<origin>`, 'major:minor' or a /dev path: the slow device. */
   readonly originDevice: string;
-  /** 'major:minor' or a /dev path. */
+  /** `<cache>`, 'major:minor' or a /dev path: the fast device. */
   readonly cacheDevice: string;
-  /** Cache block size, bytes. */
+  /** `<block size>`: the cache block size, bytes. */
   readonly blockSize: number;
-  /** `start_sector`, sectors. */
+  /** `start_sector <n>`: 512-byte sectors skipped at the start of the cache device. */
   readonly startSector: number | undefined;
-  /** `high_watermark`, percent. */
+  /** `high_watermark <n>`: percent of the cache in use at which writeback starts. */
   readonly highWatermark: number | undefined;
-  /** `low_watermark`, percent. */
+  /** `low_watermark <n>`: percent of the cache in use at which writeback stops. */
   readonly lowWatermark: number | undefined;
-  /** `writeback_jobs`, blocks. */
+  /** `writeback_jobs <n>`: a count of cache blocks in flight during writeback. */
   readonly writebackJobs: number | undefined;
-  /** `autocommit_blocks`, blocks. */
+  /** `autocommit_blocks <n>`: a count of cache blocks written between commits. */
   readonly autocommitBlocks: number | undefined;
-  /** `autocommit_time`, milliseconds. */
+  /** `autocommit_time <ms>`: milliseconds between commits. */
   readonly autocommitTime: number | undefined;
-  /** `max_age`, milliseconds. */
+  /** `max_age <ms>`: milliseconds a block may stay before writeback. */
   readonly maxAge: number | undefined;
-  /** `cleaner`. */
+  /** `cleaner`: everything is written back, no new writes are cached (0/1 flag). */
   readonly cleaner: boolean;
   /** `fua` (true), `nofua` (false), or neither (undefined). */
   readonly fua: boolean | undefined;
-  /** `metadata_only`. */
+  /** `metadata_only`: only REQ_META I/O is cached. */
   readonly metadataOnly: boolean;
-  /** `pause_writeback`, milliseconds. */
+  /** `pause_writeback <ms>`: milliseconds writeback waits after the last write. */
   readonly pauseWriteback: number | undefined;
 }
 
-/** The writecache's counters since activation or the last `clear_stats` (Linux 5.15 and later). */
+/**
+ * The writecache's counters since activation or the last `clear_stats` (Linux 5.15 and
+ * later), status words 5 to 14. The read and write counters count cache blocks (of the
+ * table's block size), not requests: a 64 KiB write over 4 KiB blocks counts 16; the last
+ * three count requests.
+ */
 export interface WritecacheStats {
-  /** Read requests. */
+  /** Word 5: cache blocks read (a count of blocks, not requests). */
   readonly reads: number;
-  /** Read requests served (at least in part) from the cache. */
+  /** Word 6: cache blocks read that were found in the cache (blocks). */
   readonly readHits: number;
-  /** Write requests. */
+  /** Word 7: cache blocks written (blocks, not requests). */
   readonly writes: number;
-  /** Writes to a block in the cache not yet committed (overwritten in place). */
+  /** Word 8: blocks written over a cached block not yet committed (overwritten in place; blocks). */
   readonly writeHitsUncommitted: number;
-  /** Writes to a block in the cache already committed. */
+  /** Word 9: blocks written over a cached block already committed (blocks). */
   readonly writeHitsCommitted: number;
-  /** Writes sent around the cache to the origin (cleaner mode, metadata_only, or a full cache). */
+  /** Word 10: blocks written around the cache to the origin (cleaner mode, metadata_only, or a full cache; blocks). */
   readonly writesAround: number;
-  /** Writes that took a new cache block. */
+  /** Word 11: blocks written that took a new cache block (blocks). */
   readonly writesAllocate: number;
-  /** Writes that waited for a free cache block. */
+  /** Word 12: write requests that waited for a free cache block (requests). */
   readonly writesBlockedOnFreelist: number;
-  /** Flush requests. */
+  /** Word 13: flush requests (requests). */
   readonly flushes: number;
-  /** Discard requests. */
+  /** Word 14: discard requests (requests). */
   readonly discards: number;
 }
 
-/** The status of a writecache target. */
+/**
+ * The status of a writecache target: `<error> <#blocks> <#free blocks> <#blocks under
+ * writeback>` and, on Linux 5.15 and later, ten counters (see `WritecacheStats`).
+ */
 export interface WritecacheStatus extends TargetStatusBase {
   readonly type: 'writecache';
   readonly known: true;
-  /** 0, or the negative errno of an I/O error the cache met (it then refuses writes). */
+  /** `<error>`: 0, or the negative errno of an I/O error the cache met (it then refuses writes). */
   readonly error: number;
-  /** Cache blocks in all. */
+  /** `<#blocks>`: cache blocks in all (a count of blocks of the table's block size). */
   readonly blocks: number;
-  /** Cache blocks free. */
+  /** `<#free blocks>`: cache blocks free (a count). */
   readonly freeBlocks: number;
-  /** Cache blocks being written back now. */
+  /** `<#blocks under writeback>`: cache blocks being written back now (a count). */
   readonly writebackBlocks: number;
   /** The counters (undefined from a kernel before 5.15, which reports only the four fields above). */
   readonly stats: WritecacheStats | undefined;
@@ -289,19 +297,19 @@ export function parseWritecacheStatus(text: string): WritecacheStatus {
  * the message text.
  */
 export const writecacheMessages = Object.freeze({
-  /** Commits the metadata and writes every cached block back to the origin; returns when done. */
+  /** `flush`: commits the metadata and writes every cached block back to the origin; returns when done. */
   flush(): string {
     return 'flush';
   },
-  /** Makes the next suspend write everything back (as `flush`), for the reload that removes the cache. */
+  /** `flush_on_suspend`: makes the next suspend write everything back (as `flush`), for the reload that removes the cache. */
   flushOnSuspend(): string {
     return 'flush_on_suspend';
   },
-  /** Turns cleaner mode on: everything is written back and new writes bypass the cache. */
+  /** `cleaner`: turns cleaner mode on: everything is written back and new writes bypass the cache. */
   cleaner(): string {
     return 'cleaner';
   },
-  /** Resets the status counters to zero. */
+  /** `clear_stats`: resets the status counters (words 5 to 14) to zero. */
   clearStats(): string {
     return 'clear_stats';
   },

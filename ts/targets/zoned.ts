@@ -5,8 +5,8 @@ import type { Target, TargetModule, TargetStatusBase } from './types';
 /** Options of a zoned target. */
 export interface ZonedOptions {
   /**
-   * The devices, as formatted by dmzadm: one zoned device, or a regular (cache) device first
-   * and then zoned devices.
+   * `<device> [<device>...]`: the devices, as formatted by dmzadm: one zoned device, or a regular
+   * (cache) device first and then zoned devices.
    */
   devices: readonly DeviceRef[];
 }
@@ -14,28 +14,36 @@ export interface ZonedOptions {
 /** `zoned <device> [<device>...]`: a host-managed zoned device exposed as a regular block device. */
 export interface ZonedTarget extends Target {
   readonly type: 'zoned';
-  /** The devices, in order ('major:minor' or /dev paths). */
+  /** `<device> [<device>...]`: the devices, in order ('major:minor' or /dev paths; a regular cache device first, when there is one). */
   readonly devices: readonly string[];
 }
 
-/** Free and total zones of one kind (free = unmapped). */
+/** `<free>/<total>`: free and total zones of one kind (free = unmapped), a count of zones. */
 export interface ZoneCount {
-  /** Unmapped (free) zones. */
+  /** Unmapped (free) zones (a count). */
   readonly free: number;
-  /** All zones of the kind. */
+  /** All zones of the kind (a count). */
   readonly total: number;
 }
 
-/** The status of a zoned target. */
+/**
+ * The status of a zoned target: `<#zones> zones <free>/<total> cache` then, for each zoned
+ * device, `<free>/<total> random <free>/<total> sequential`.
+ */
 export interface ZonedStatus extends TargetStatusBase {
   readonly type: 'zoned';
   readonly known: true;
-  /** All zones. */
+  /** `<#zones> zones`: all zones of all devices (a count). */
   readonly zones: number;
-  /** Cache zones on the regular device (null when the kernel prints no cache group: an older kernel). */
+  /** `<free>/<total> cache`: cache zones on the regular device (null when the kernel prints no cache group: an older kernel). */
   readonly cache: ZoneCount | null;
-  /** For each zoned device: its random and sequential zones. */
-  readonly devices: readonly { readonly random: ZoneCount; readonly sequential: ZoneCount }[];
+  /** For each zoned device (not the regular cache device): its random and sequential zones. */
+  readonly devices: readonly {
+    /** `<free>/<total> random`: the device's conventional (random-write) zones. */
+    readonly random: ZoneCount;
+    /** `<free>/<total> sequential`: the device's sequential-write-required zones. */
+    readonly sequential: ZoneCount;
+  }[];
   /** Words after the known fields (a newer kernel's), kept as given. */
   readonly extra: readonly string[];
 }

@@ -11,7 +11,7 @@ import { DeviceMapper, type DeviceInfo } from '../client';
 import { formatDev, parseDevNumber, type DevNumber, type DeviceRef } from '../dev';
 import { DmError } from '../errors';
 import { Table } from '../table';
-import { targets, type SnapshotMergeStatus, type SnapshotMergeTarget, type SnapshotPersistence, type SnapshotStatus, type SnapshotTarget } from '../targets/index';
+import { targets, type SnapshotMergeStatus, type SnapshotMergeTarget, type SnapshotMergeValidStatus, type SnapshotPersistence, type SnapshotStatus, type SnapshotTarget } from '../targets/index';
 import { parseSnapshot } from '../targets/snapshot';
 import { parseSnapshotMerge } from '../targets/snapshot-merge';
 import { checkBoolean, checkInteger, checkName, checkOptions, checkUuid, expected, expectedRange } from '../validate';
@@ -371,6 +371,14 @@ async function mergeStatus(dm: DeviceMapper, origin: string, dev: DevNumber): Pr
   return s;
 }
 
+/**
+ * The data sectors a merging snapshot still has to copy back into its origin: its COW
+ * device's use less its metadata; the merge is done when this is 0.
+ */
+export function snapshotMergeLeft(status: SnapshotMergeValidStatus): number {
+  return Math.max(0, status.usage.used - status.metadataSectors);
+}
+
 /** Waits until the merge is done; resolves with the data sectors that were left at the first read. */
 async function waitMerged(dm: DeviceMapper, origin: string, dev: DevNumber, o: { signal: AbortSignal | undefined; timeout: number }): Promise<number> {
   const { signal } = o;
@@ -386,7 +394,7 @@ async function waitMerged(dm: DeviceMapper, origin: string, dev: DevNumber, o: {
       const info = same(await dm.info(origin), dev, origin);
       const s = await mergeStatus(dm, origin, dev);
       if (s.state !== 'valid') throw fail(constants.errno.EIO, origin, `merge stopped: ${s.state}`);
-      const left = s.usage.used - s.metadataSectors;
+      const left = snapshotMergeLeft(s);
       firstLeft ??= left;
       if (left <= 0) return firstLeft;
       if (stop.signal.aborted) break;

@@ -58,6 +58,25 @@ describe('writecache in the kernel', () => {
     expect(s3.freeBlocks).to.equal(s3.blocks);
   });
 
+  it("a writecache's read and write counters count cache blocks, not requests", async () => {
+    const [origin, fast] = [await t.fx.loop(32768), await t.fx.loop(8192)];
+    const target = targets.writecache({ mode: 'ssd', originDevice: origin.dev, cacheDevice: fast.dev, blockSize: 4096, highWatermark: 90, lowWatermark: 80 });
+    const name = devName('writecache-units');
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 32768, target }]) });
+    const path = (await t.dm.info(name)).path;
+    const dir = scratchDir();
+    const file = join(dir, 'data');
+    writeFileSync(file, randomBytes(3 * 65536));
+    // Three 64 KiB writes: 48 blocks of 4 KiB, all new to the cache (well under the watermarks).
+    execFileSync('dd', [`if=${file}`, `of=${path}`, 'bs=65536', 'oflag=direct', 'status=none']);
+    rmSync(dir, { recursive: true, force: true });
+    const w = (await statusOf(t, name)).stats;
+    expect(w).to.deep.include({ writes: 48, writesAllocate: 48, writeHitsUncommitted: 0, writeHitsCommitted: 0, reads: 0 });
+    // Read back in 64 KiB requests: every block counts, and every block is in the cache.
+    execFileSync('dd', [`if=${path}`, 'of=/dev/null', 'bs=65536', 'count=3', 'iflag=direct', 'status=none']);
+    expect((await statusOf(t, name)).stats).to.deep.include({ reads: 48, readHits: 48 });
+  });
+
   it('a writecache with start_sector, writeback_jobs, autocommit_blocks, metadata_only reads back equal', async () => {
     const [origin, fast] = [await t.fx.loop(16384), await t.fx.loop(4096)];
     const target = targets.writecache({ mode: 'ssd', originDevice: origin.dev, cacheDevice: fast.dev, blockSize: 512, startSector: 8, writebackJobs: 64, autocommitBlocks: 16, metadataOnly: true, cleaner: true });

@@ -1,0 +1,67 @@
+/**
+ * `devmapper remove` and `devmapper remove-all`.
+ * @packageDocumentation
+ */
+import { SELECT_OPTIONS, someDevices } from '../args';
+import { ExitCode, defineVerb } from '../verb';
+
+/** EBUSY retries of `remove --retry` (the library's default: udev and blkid scans race removes). */
+const RETRIES = 5;
+
+/** `devmapper remove`. */
+export const remove = defineVerb({
+  name: 'remove',
+  summary: 'Remove devices',
+  usage: 'NAME...',
+  description: `Each device in turn; the first failure stops. An open device is not removed (EBUSY) unless
+--deferred: then the kernel removes it at its last close. --retry retries an EBUSY a few times
+(a udev or blkid scan may hold the device a moment). /dev/mapper/NAME is gone when it returns.
+JSON: { "removed": [NAME, ...] }.`,
+  options: {
+    ...SELECT_OPTIONS,
+    deferred: { type: 'boolean', help: 'if the device is open, remove it at its last close' },
+    retry: { type: 'boolean', help: `retry up to ${RETRIES} times while it is busy (EBUSY)` },
+  },
+  positionals: { min: 0, max: Infinity },
+  async run(ctx) {
+    const devices = someDevices(ctx, ctx.options);
+    if (devices.length === 0) throw ctx.usageError('no device given (NAME, major:minor, --uuid or --major/--minor)');
+    const dm = ctx.syncClient();
+    const removed: string[] = [];
+    for (const d of devices) {
+      dm.remove(d.id, { deferred: ctx.options.deferred === true, retries: ctx.options.retry === true ? RETRIES : 0 });
+      removed.push(d.label);
+    }
+    if (ctx.global.json) ctx.out.json({ removed });
+    return ExitCode.ok;
+  },
+});
+
+/** `devmapper remove-all`. */
+export const removeAll = defineVerb({
+  name: 'remove-all',
+  aliases: ['remove_all'],
+  summary: 'Remove every device that is not open (or those of a name/uuid prefix)',
+  usage: '',
+  description: `Without --prefix or --uuid-prefix this is the kernel's DM_REMOVE_ALL: every device-mapper
+device of the machine that is not open goes, also those of LVM, cryptsetup and others.
+With a prefix only the devices whose name (uuid) starts with it, one by one.
+Prints the names removed (JSON: { "removed": [NAME, ...] }).`,
+  options: {
+    deferred: { type: 'boolean', help: 'open devices go at their last close' },
+    prefix: { type: 'string', value: 'P', help: 'only devices whose name starts with P' },
+    'uuid-prefix': { type: 'string', value: 'P', help: 'only devices whose uuid starts with P' },
+  },
+  positionals: { min: 0, max: 0 },
+  async run(ctx) {
+    if (ctx.options.prefix === '' || ctx.options['uuid-prefix'] === '') throw ctx.usageError('an empty prefix would match every device: leave the option out for that');
+    const removed = ctx.syncClient().removeAll({
+      deferred: ctx.options.deferred === true,
+      ...(ctx.options.prefix !== undefined ? { prefix: ctx.options.prefix } : {}),
+      ...(ctx.options['uuid-prefix'] !== undefined ? { uuidPrefix: ctx.options['uuid-prefix'] } : {}),
+    });
+    if (ctx.global.json) ctx.out.json({ removed });
+    else for (const name of removed) ctx.out.line(name);
+    return ExitCode.ok;
+  },
+});

@@ -1,0 +1,106 @@
+/**
+ * `devmapper table` and `devmapper deps`: a device's table as the kernel reads it back (crypt
+ * keys hidden unless `--showkeys`), and the devices its table uses.
+ * @packageDocumentation
+ */
+import type { DevNumber } from '../../dev';
+import type { DevId } from '../../dev';
+import { DmError } from '../../errors';
+import type { DeviceMapperSync } from '../../sync';
+import { parseTarget, type Table, type TableRow } from '../../table';
+import { maskCryptKeys, cryptMaskedParams } from '../../targets/crypt';
+import { SELECT_OPTIONS, someDevices } from '../args';
+import { ExitCode, defineVerb } from '../verb';
+
+/** The devices a table/deps invocation is about: those named, or every device by name. */
+function devicesOf(dm: DeviceMapperSync, named: { id: DevId; label: string }[]): { id: DevId; label: string; listed: boolean }[] {
+  if (named.length > 0) return named.map((n) => ({ ...n, listed: false }));
+  return dm.listDevices()
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((d) => ({ id: { dev: d.dev }, label: d.name, listed: true }));
+}
+
+/** Runs `read` for each device; a listed device removed meanwhile is left out. */
+function eachDevice<T>(devices: { id: DevId; label: string; listed: boolean }[], read: (id: DevId) => T): { label: string; value: T }[] {
+  const out: { label: string; value: T }[] = [];
+  for (const d of devices) {
+    try {
+      out.push({ label: d.label, value: read(d.id) });
+    } catch (e) {
+      if (d.listed && e instanceof DmError && e.code === 'ENXIO') continue;
+      throw e;
+    }
+  }
+  return out;
+}
+
+/** A row as `--json` shows it, the crypt key zeroed unless `showKeys`. */
+function jsonRow(row: TableRow, showKeys: boolean): TableRow {
+  if (showKeys || row.type !== 'crypt') return row;
+  const params = cryptMaskedParams(row.target);
+  return { start: row.start, length: row.length, type: row.type, params, target: parseTarget(row.type, params, false) };
+}
+
+/** `devmapper table`. */
+export const table = defineVerb({
+  name: 'table',
+  summary: "Print a device's table as the kernel reads it back",
+  usage: '[NAME | MAJOR:MINOR]...',
+  description: `One device: its rows, one a line ("START LENGTH TYPE PARAMS", as dmsetup table). Several, or
+none named (every device): "NAME: ROW" lines. A crypt key is shown as zeroes unless --showkeys.
+JSON: [{ "device", "rows": [{ "start", "length", "type", "params", "target" }] | null }, ...].`,
+  options: {
+    ...SELECT_OPTIONS,
+    inactive: { type: 'boolean', help: 'the inactive table (loaded, not yet resumed)' },
+    showkeys: { type: 'boolean', help: 'show crypt keys' },
+  },
+  positionals: { min: 0, max: Infinity },
+  async run(ctx) {
+    const named = someDevices(ctx, ctx.options);
+    const dm = ctx.syncClient();
+    const showKeys = ctx.options.showkeys === true;
+    // Always asked with DM_SECURE_DATA: the kernel and the addon wipe their copies of any key.
+    const read = eachDevice(devicesOf(dm, named), (id) => dm.table(id, { inactive: ctx.options.inactive === true, secure: true }));
+    if (ctx.global.json) {
+      ctx.out.json(read.map(({ label, value }) => ({ device: label, rows: value === undefined ? null : value.rows.map((r) => jsonRow(r, showKeys)) })));
+      return ExitCode.ok;
+    }
+    const text = (t: Table | undefined): string[] => (t === undefined ? [] : (showKeys ? t.toString() : maskCryptKeys(t)).split('\n'));
+    if (named.length === 1) for (const line of text(read[0]?.value)) ctx.out.line(line);
+    else {
+      for (const { label, value } of read) {
+        const lines = text(value);
+        if (lines.length === 0) ctx.out.line(`${label}:`);
+        for (const line of lines) ctx.out.line(`${label}: ${line}`);
+      }
+    }
+    return ExitCode.ok;
+  },
+});
+
+/** `devmapper deps`. */
+export const deps = defineVerb({
+  name: 'deps',
+  summary: "List the devices a device's table uses",
+  usage: '[NAME | MAJOR:MINOR]...',
+  description: `One device: "MAJOR:MINOR" a line. Several, or none named (every device): "NAME: MAJOR:MINOR ..."
+lines. JSON: [{ "device", "deps": [{ "major", "minor" }, ...] }, ...].`,
+  options: {
+    ...SELECT_OPTIONS,
+    inactive: { type: 'boolean', help: "the inactive table's devices" },
+  },
+  positionals: { min: 0, max: Infinity },
+  async run(ctx) {
+    const named = someDevices(ctx, ctx.options);
+    const dm = ctx.syncClient();
+    const read = eachDevice(devicesOf(dm, named), (id): DevNumber[] => dm.deps(id, { inactive: ctx.options.inactive === true }));
+    if (ctx.global.json) {
+      ctx.out.json(read.map(({ label, value }) => ({ device: label, deps: value })));
+      return ExitCode.ok;
+    }
+    const dev = (d: DevNumber): string => `${d.major}:${d.minor}`;
+    if (named.length === 1) for (const d of read[0]?.value ?? []) ctx.out.line(dev(d));
+    else for (const { label, value } of read) ctx.out.line(`${label}:${value.map((d) => ` ${dev(d)}`).join('')}`);
+    return ExitCode.ok;
+  },
+});
