@@ -31,6 +31,13 @@ export default defineConfig(
     rules: { '@typescript-eslint/no-unnecessary-condition': 'off' },
   },
   {
+    // A verb's run() is async by the Verb interface whether or not it awaits: a verb that runs
+    // on the synchronous client throws inside it, and its throw reaches the framework as the
+    // rejection every verb's failure is.
+    files: ['ts/cli/verbs/**/*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
+  },
+  {
     // In a test, a value that is missing where text is built (a regex group, `row?.raw`) shows
     // as "undefined" in an expected string or a failure message, which is what it should say.
     files: ['test/**/*.ts'],

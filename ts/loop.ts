@@ -362,7 +362,7 @@ export async function listLoopDevices(): Promise<LoopDeviceEntry[]> {
     try {
       found.push({ path, ...statusOf(await binding().loopStatus(path), path) });
     } catch (e) {
-      const code = e instanceof Error ? Reflect.get(e, 'code') : undefined;
+      const code: unknown = e instanceof Error ? Reflect.get(e, 'code') : undefined;
       if (code === 'ENXIO' || code === 'ENOENT') continue;
       throw toDmError(e, site, path);
     }
