@@ -30,10 +30,12 @@ export function addonPath(): string {
     if (!isAbsolute(override)) throw new Error(`devmapper: DEVMAPPER_ADDON must be an absolute path, got ${override}`);
     return override;
   }
+  // node-gyp-build ships no types: what it exports is checked below.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS module without types, loaded where it is needed
   const gypBuild: unknown = require('node-gyp-build');
   const resolveAddon: unknown = typeof gypBuild === 'function' ? Reflect.get(gypBuild, 'resolve') : undefined;
   if (typeof resolveAddon !== 'function') throw new Error('devmapper: node-gyp-build has no resolve()');
-  const found: unknown = resolveAddon(packageRoot());
+  const found: unknown = Reflect.apply(resolveAddon, gypBuild, [packageRoot()]);
   if (typeof found !== 'string') throw new Error('devmapper: node-gyp-build found no addon');
   return found;
 }
@@ -42,6 +44,7 @@ export function addonPath(): string {
 export function binding(): Binding {
   if (loaded === undefined) {
     // The addon's exports, which binding.d.ts describes.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon at a path found at run time: only require() loads it
     loaded = require(addonPath()) as Binding;
   }
   return loaded;

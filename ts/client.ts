@@ -1,10 +1,11 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import type { Control, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
 import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
-import { CallSite, DmClosedError, DmError, toDmError, type CaptureMode } from './errors';
+import { CallSite, DmClosedError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
 import { ProgramRun, type IoctlCounts, type Program } from './steps';
@@ -17,13 +18,14 @@ import type { MknodesResult } from './nodes';
 import type { UdevMode, UdevSettings } from './udev';
 
 export { Command, Flag } from './constants';
-export { infoOf } from './commands';
 
 /** A device as LIST_DEVICES reports it. */
 export interface DeviceListEntry {
+  /** The device's name. */
   name: string;
   /** Present when the kernel (>= 4.45) reports uuids and the device has one. */
   uuid?: string;
+  /** Its device number. */
   dev: DevNumber;
   /** Present when the kernel (>= 4.38) reports event numbers. */
   eventNr?: number;
@@ -31,15 +33,19 @@ export interface DeviceListEntry {
 
 /** A target type the kernel has loaded. */
 export interface TargetTypeVersion {
+  /** The target type's name, as a table names it ('thin-pool'). */
   name: string;
+  /** Its version: major, minor, patch. */
   version: [number, number, number];
 }
 
 /** What DEV_STATUS says of a device. */
 export interface DeviceInfo {
+  /** The device's name. */
   name: string;
   /** '' when the device has no uuid. */
   uuid: string;
+  /** Its device number. */
   dev: DevNumber;
   /** The device node: `/dev/dm-<minor>`. */
   path: string;
@@ -48,11 +54,15 @@ export interface DeviceInfo {
    * mode), there once a create or resume has resolved (see `OpenOptions.udev`).
    */
   mapperPath: string;
+  /** How many times the device is open now (the kernel refuses to remove an open device). */
   openCount: number;
+  /** The device's event counter: it moves when a target raises an event (see `waitEvent`). */
   eventNr: number;
   /** Rows in the live table (or the inactive one, when asked for). */
   targetCount: number;
+  /** The device is suspended: I/O to it queues until resume. */
   suspended: boolean;
+  /** The (live, or asked-for) table is read-only. */
   readOnly: boolean;
   /** A live table is loaded. */
   activeTable: boolean;
@@ -66,9 +76,13 @@ export interface DeviceInfo {
 
 /** A device event seen by `watch`: the device's event counter moved. */
 export interface DeviceEvent {
+  /** The device's name. */
   name: string;
+  /** Its uuid, when the kernel (>= 4.45) reports uuids and it has one. */
   uuid?: string;
+  /** Its device number. */
   dev: DevNumber;
+  /** Its event counter now, past the one last seen. */
   eventNr: number;
 }
 
@@ -116,6 +130,7 @@ export interface UdevCallOptions {
 export interface CreateOptions extends UdevCallOptions {
   /** The table to load; without one the device is created with no table. */
   table?: Table;
+  /** The device's uuid (at most 128 bytes; it cannot be changed once set, except from none). */
   uuid?: string;
   /** Load the table read-only. */
   readOnly?: boolean;
@@ -130,6 +145,7 @@ export interface CreateOptions extends UdevCallOptions {
 
 /** Options of `load`. */
 export interface LoadOptions {
+  /** Load the table read-only. */
   readOnly?: boolean;
   /** The table holds secrets (crypt keys): the kernel and the library wipe their buffers. */
   secure?: boolean;
@@ -145,9 +161,13 @@ export interface SuspendOptions {
 
 /** Options of `reload`. */
 export interface ReloadOptions extends UdevCallOptions {
+  /** Suspend without flushing queued I/O (see `SuspendOptions.noFlush`). */
   noFlush?: boolean;
+  /** Suspend without freezing the filesystem on the device. */
   noLockfs?: boolean;
+  /** Load the new table read-only. */
   readOnly?: boolean;
+  /** The table holds secrets (crypt keys): the kernel and the library wipe their buffers. */
   secure?: boolean;
 }
 
@@ -236,9 +256,11 @@ export interface RecoverOptions {
 
 /** A device `recover` found suspended, carrying an inactive table, or without a live table. */
 export interface RecoveredDevice {
+  /** The device's name. */
   name: string;
   /** '' when the device has no uuid. */
   uuid: string;
+  /** Its device number. */
   dev: DevNumber;
   /** It was suspended when found. */
   suspended: boolean;
@@ -257,14 +279,19 @@ export interface RecoveredDevice {
 
 /** Device geometry (HDIO_GETGEO). */
 export interface Geometry {
+  /** Cylinders. */
   cylinders: number;
+  /** Heads per cylinder. */
   heads: number;
+  /** Sectors per track. */
   sectors: number;
+  /** The first sector of the device on the disk it belongs to (the partition start). */
   start: number;
 }
 
 /** Options of `waitEvent` and `watch`. */
 export interface SignalOptions {
+  /** Ends the wait: the call rejects with the signal's reason, or an AbortError. */
   signal?: AbortSignal;
 }
 
@@ -346,7 +373,12 @@ export class DeviceMapper {
    * How many DM commands this instance has sent (failed ones included) and how many ioctl
    * system calls they took (more than one only when a buffer had to grow).
    */
-  get ioctlStats(): { commands: number; ioctls: number } {
+  get ioctlStats(): {
+    /** DM commands sent. */
+    commands: number;
+    /** ioctl system calls made. */
+    ioctls: number;
+  } {
     return { ...this.counts };
   }
 
@@ -417,6 +449,8 @@ export class DeviceMapper {
     try {
       cmd = make();
     } catch (e) {
+      // A check throws Errors; anything else is handed on as it was thrown.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       return Promise.reject(e instanceof Error ? site.attach(e) : e);
     }
     return this.exec(site, cmd.program, cmd.key);
@@ -424,7 +458,8 @@ export class DeviceMapper {
 
   /** All devices, with uuids and event numbers where the kernel reports them. */
   async listDevices(): Promise<DeviceListEntry[]> {
-    return this.run(new CallSite(this.listDevices, this.capture), () => commands.listDevices());  }
+    return this.run(new CallSite(this.listDevices, this.capture), () => commands.listDevices());
+  }
 
   /** The target types the kernel has loaded, with their versions. */
   async listTargets(): Promise<TargetTypeVersion[]> {

@@ -48,7 +48,6 @@ import {
   renameProgram,
   sliced,
   targetsOf,
-  specsOf,
   type Program,
 } from './steps';
 import { adoptRows, kernelRow, sameTarget, Table, type TableRow } from './table';

@@ -2,7 +2,9 @@ import { checkInteger, checkName, checkUuid, expected, expectedRange } from './v
 
 /** A block device number. */
 export interface DevNumber {
+  /** The major number (12 bits in the kernel). */
   major: number;
+  /** The minor number (20 bits in the kernel). */
   minor: number;
 }
 
@@ -10,7 +12,20 @@ export interface DevNumber {
  * How a device-mapper device is named in a call: its name, `{ name }`, `{ uuid }`, or its
  * device number `{ dev: { major, minor } }`.
  */
-export type DevId = string | { name: string } | { uuid: string } | { dev: DevNumber };
+export type DevId =
+  | string
+  | {
+      /** The device's name. */
+      name: string;
+    }
+  | {
+      /** The device's uuid. */
+      uuid: string;
+    }
+  | {
+      /** The device's number. */
+      dev: DevNumber;
+    };
 
 /** A device in table parameters: 'major:minor', a /dev path, or `{ major, minor }`. */
 export type DeviceRef = string | DevNumber;
@@ -65,9 +80,13 @@ export function parseDevNumber(text: string): DevNumber | undefined {
 
 /** The request fields that name one device, and how to mention it in messages. */
 export interface ResolvedId {
+  /** The name to send, checked. */
   name?: string;
+  /** The uuid to send, checked. */
   uuid?: string;
+  /** The device number to send, in the kernel's encoding (see {@link encodeDev}). */
   dev?: number;
+  /** How errors name the device ('vol', 'uuid X', '253:0'). */
   label: string;
 }
 
@@ -81,8 +100,14 @@ export function resolveId(id: unknown, argName = 'id'): ResolvedId {
   const name: unknown = Reflect.get(id, 'name');
   const uuid: unknown = Reflect.get(id, 'uuid');
   const dev: unknown = Reflect.get(id, 'dev');
-  if (name !== undefined) return { name: checkName(name, `${argName}.name`), label: String(name) };
-  if (uuid !== undefined) return { uuid: checkUuid(uuid, `${argName}.uuid`), label: `uuid ${String(uuid)}` };
+  if (name !== undefined) {
+    const checked = checkName(name, `${argName}.name`);
+    return { name: checked, label: checked };
+  }
+  if (uuid !== undefined) {
+    const checked = checkUuid(uuid, `${argName}.uuid`);
+    return { uuid: checked, label: `uuid ${checked}` };
+  }
   if (dev !== undefined) {
     const d = checkDevNumber(dev, `${argName}.dev`);
     return { dev: encodeDev(d), label: formatDev(d) };

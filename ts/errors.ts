@@ -35,6 +35,7 @@ export class DmError extends Error {
   /** When a rollback after this failure failed too: that second failure. */
   rollbackError: Error | undefined;
 
+  /** An error with the kernel's errno and the command and device it was about (see {@link DmErrorOptions}). */
   constructor(options: DmErrorOptions) {
     const code = errnoCode(options.errno);
     const what = [options.command ?? options.syscall, options.device].filter((s) => s !== undefined).join(' ');
@@ -56,6 +57,12 @@ export class DmParseError extends Error {
   /** The field that was wrong ('start', 'length', 'type', 'offset', ...). */
   readonly field: string;
 
+  /**
+   * A parse failure of kernel or user text.
+   * @param message - what is wrong, for people.
+   * @param text - the text that failed to parse.
+   * @param field - the field that was wrong.
+   */
   constructor(message: string, text: string, field: string) {
     super(`${message} (${field} in ${JSON.stringify(text)})`);
     this.name = 'DmParseError';
@@ -115,6 +122,13 @@ function describeErrno(errno: number): string {
 export type CaptureMode = 'call' | 'failure' | 'async';
 
 /**
+ * The public function a call was made to: the frames above it are the caller's
+ * (Error.captureStackTrace's `constructorOpt`). It is never called.
+ * @internal
+ */
+export type StackMarker = (...args: never[]) => unknown;
+
+/**
  * The caller's stack, taken when a public method is called, so that an error that surfaces
  * after the ioctl completes points at the caller's line.
  */
@@ -123,13 +137,13 @@ export class CallSite {
   // which only a failure does (formatting was most of a successful call's own cost).
   // Made only when the frames are recorded: most calls succeed and never need it.
   private holder: { stack?: string } | undefined;
-  private readonly above: Function;
+  private readonly above: StackMarker;
   private mode: CaptureMode;
   /** The public function the call was made to ('create'). */
   readonly name: string;
 
   /** Records the frames above `above` now, at a failure, or never (see `CaptureMode`). */
-  constructor(above: Function, mode: CaptureMode = 'call') {
+  constructor(above: StackMarker, mode: CaptureMode = 'call') {
     this.name = above.name;
     this.above = above;
     this.mode = mode;
@@ -222,6 +236,10 @@ export class DmClosedError extends Error {
   /** Always 'ERR_DM_CLOSED'. */
   readonly code = 'ERR_DM_CLOSED';
 
+  /**
+   * A call refused because the client is closed.
+   * @param what - the call that was refused ('info'), for the message.
+   */
   constructor(what: string) {
     super(`${what}: the device-mapper control node is closed (DeviceMapper.close() was called)`);
     this.name = 'DmClosedError';

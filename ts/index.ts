@@ -1,8 +1,10 @@
 /**
  * devmapper: drive the Linux device-mapper from Node.js through the DM ioctls on
  * /dev/mapper/control, with typed tables and loop devices.
+ *
+ * @module devmapper
  */
-export { DeviceMapper, Command, Flag, infoOf } from './client';
+export { DeviceMapper, Command, Flag } from './client';
 export { DeviceMapperSync } from './sync';
 export type {
   DeviceInfo,

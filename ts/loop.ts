@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import type { NativeLoopInfo } from '../binding';
@@ -8,6 +9,7 @@ import { checkBoolean, checkInteger, checkOptions, checkSector, checkWellFormed,
 
 /** Options of `LoopDevice.attach`. */
 export interface LoopAttachOptions {
+  /** Attach read-only (LO_FLAGS_READ_ONLY): the file then needs only to be readable. */
   readOnly?: boolean;
   /** Bytes into the file where the device starts. */
   offset?: number;
@@ -26,17 +28,25 @@ export interface LoopAttachOptions {
 
 /** LOOP_GET_STATUS64 of a loop device. */
 export interface LoopStatus {
+  /** The loop device number (N of /dev/loopN). */
   number: number;
   /** The backing file's name as the kernel keeps it (cut at 63 bytes). */
   fileName: string;
+  /** Bytes into the file where the device starts. */
   offset: number;
+  /** Size of the device in bytes (0: to the end of the file). */
   sizeLimit: number;
+  /** The device is read-only (LO_FLAGS_READ_ONLY). */
   readOnly: boolean;
+  /** The device detaches when its last opener closes it (LO_FLAGS_AUTOCLEAR). */
   autoclear: boolean;
+  /** The kernel scans it for partitions (LO_FLAGS_PARTSCAN). */
   partscan: boolean;
+  /** It reads and writes its file with direct I/O (LO_FLAGS_DIRECT_IO). */
   directIo: boolean;
   /** Device and inode of the backing file. */
   backingDev: DevNumber;
+  /** The backing file's inode number. */
   backingInode: number;
 }
 
@@ -308,7 +318,16 @@ export async function blockDiscard(path: string, offset: number, length: number)
 }
 
 /** HDIO_GETGEO: a block device's geometry. */
-export async function blockGeometry(path: string): Promise<{ cylinders: number; heads: number; sectors: number; start: number }> {
+export async function blockGeometry(path: string): Promise<{
+  /** Cylinders. */
+  cylinders: number;
+  /** Heads per cylinder. */
+  heads: number;
+  /** Sectors per track. */
+  sectors: number;
+  /** The device's first sector on its disk (the partition start). */
+  start: number;
+}> {
   const site = new CallSite(blockGeometry);
   if (typeof path !== 'string') throw expected('a device path', 'path', path);
   try {
@@ -343,7 +362,7 @@ export async function listLoopDevices(): Promise<LoopDeviceEntry[]> {
     try {
       found.push({ path, ...statusOf(await binding().loopStatus(path), path) });
     } catch (e) {
-      const code = e instanceof Error ? Reflect.get(e, 'code') : undefined;
+      const code: unknown = e instanceof Error ? Reflect.get(e, 'code') : undefined;
       if (code === 'ENXIO' || code === 'ENOENT') continue;
       throw toDmError(e, site, path);
     }

@@ -71,7 +71,12 @@ export interface MknodesResult {
   /** Nodes and symlinks for names the kernel has no device of, removed. */
   removed: string[];
   /** Entries left as they are, and why (a regular file, a directory, ...). */
-  skipped: { name: string; reason: string }[];
+  skipped: {
+    /** The entry's name in the directory. */
+    name: string;
+    /** Why it was left alone. */
+    reason: string;
+  }[];
 }
 
 function code(e: unknown): string | undefined {

@@ -9,10 +9,25 @@ import { ArgReader, builderOptions, flag, freeze, integer, list, parseUint, sect
 import { expected, expectedRange } from './validate';
 
 /** The sectors a region covers: the whole device, or `length` sectors from `start`. */
-export type StatsRange = 'all' | { start: number; length: number };
+export type StatsRange =
+  | 'all'
+  | {
+      /** The first sector counted. */
+      start: number;
+      /** How many sectors are counted. */
+      length: number;
+    };
 
 /** How a region is cut into areas, each with its own counters: by size (sectors) or by count. */
-export type StatsStep = { areaSize: number } | { areas: number };
+export type StatsStep =
+  | {
+      /** Sectors per area. */
+      areaSize: number;
+    }
+  | {
+      /** How many areas of equal size. */
+      areas: number;
+    };
 
 /** Options of `@stats_create`. */
 export interface StatsCreateOptions {

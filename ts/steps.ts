@@ -238,6 +238,7 @@ export function* ueventCall(request: NativeRequest, label: string, udev: UdevPla
  * absent, is removed.
  */
 export function* afterUevent(udev: UdevPlan | undefined, udevError: unknown, op: NodeOp | undefined): Generator<Step, void, Answer> {
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- a caught failure, rethrown as it came
   if (udevError !== undefined) throw udevError;
   if (udev === undefined || udev.mode === 'off' || op === undefined) return;
   if (udev.mode === 'sync' && op.kind !== 'remove' && op.kind !== 'removeSeen') return;
@@ -379,6 +380,7 @@ function sameSpecs(a: readonly NativeTargetSpec[], b: readonly NativeTargetSpec[
  */
 export function withRollback(error: unknown, rollback: unknown): unknown {
   if (rollback === undefined) return error;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a thrown non-Error: its string form is all it has
   const second = rollback instanceof Error ? rollback : new Error(String(rollback));
   if (error instanceof DmError) {
     error.rollbackError = second;

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
 import type { Control } from '../binding';
 import type {
   CreateOptions,
@@ -92,7 +93,12 @@ export class DeviceMapperSync {
   }
 
   /** How many DM commands this instance has sent and how many ioctl system calls they took. */
-  get ioctlStats(): { commands: number; ioctls: number } {
+  get ioctlStats(): {
+    /** DM commands sent. */
+    commands: number;
+    /** ioctl system calls made. */
+    ioctls: number;
+  } {
     return { ...this.counts };
   }
 

@@ -32,12 +32,19 @@ export const DM_UDEV_FLAGS_SHIFT = 16;
 
 /** libdevmapper's udev flags (libdevmapper.h), read by 55-dm.rules through `dmsetup udevflags`. */
 export const UdevFlag = {
+  /** Skip the device-mapper rules (10-dm.rules): no /dev/mapper symlink. */
   DISABLE_DM_RULES: 0x0001,
+  /** Skip the subsystems' rules (LVM's, for example). */
   DISABLE_SUBSYSTEM_RULES: 0x0002,
+  /** Skip the generic disk rules (by-id, by-uuid symlinks). */
   DISABLE_DISK_RULES: 0x0004,
+  /** Skip every other rule (blkid scans, for example). */
   DISABLE_OTHER_RULES: 0x0008,
+  /** A low-priority node: other symlinks of the same name win. */
   LOW_PRIORITY: 0x0010,
+  /** udev owns the nodes: the library must not make or remove them itself. */
   DISABLE_LIBRARY_FALLBACK: 0x0020,
+  /** The event comes from the tool that owns the device (its first activation). */
   PRIMARY_SOURCE: 0x0040,
 } as const;
 
@@ -49,6 +56,7 @@ export const DEFAULT_UDEV_TIMEOUT = 30_000;
 
 /** The udev settings of a client. */
 export interface UdevSettings {
+  /** The udev mode chosen (see `OpenOptions.udev`). */
   readonly mode: UdevMode;
   /** Milliseconds a call waits for udev to complete its cookie. */
   readonly timeout: number;
@@ -92,7 +100,12 @@ export function cookieKey(base: number): number {
 }
 
 /** The flags and the base of an `event_nr` (or a `DM_COOKIE` value). */
-export function parseEventNr(eventNr: number): { flags: number; base: number } {
+export function parseEventNr(eventNr: number): {
+  /** The udev flags (see {@link UdevFlag}): the upper 16 bits. */
+  flags: number;
+  /** The cookie's base: the lower 16 bits. */
+  base: number;
+} {
   return { flags: Math.floor(eventNr / 0x10000) & 0xffff, base: eventNr & 0xffff };
 }
 

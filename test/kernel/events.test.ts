@@ -78,7 +78,10 @@ describe('events in the kernel', function () {
     let fired = false;
     const unhook = hookControl(t.dm, {
       onArmed: (onArmed) => () => {
-        if (fired) return onArmed();
+        if (fired) {
+          onArmed();
+          return;
+        }
         fired = true;
         // The event falls after the arm and before the listing that follows it.
         void t.dm.message(name, `fail_path ${loop.devString}`).then(onArmed, onArmed);
@@ -144,7 +147,7 @@ describe('events in the kernel', function () {
       await new Promise((r) => setImmediate(r));
       controller.abort();
       await next;
-      await it.return?.();
+      await it.return();
     }
     expect(fds()).to.be.at.most(before.fds + 2);
     expect(threads()).to.be.at.most(before.threads + 1);
@@ -242,7 +245,7 @@ describe('waits and watches whose thread cannot start', function () {
       const r = spawnSync(process.execPath, [fixture, name, cgroup], { encoding: 'utf8', timeout: 40000 });
       expect(r.signal, `${r.stdout}${r.stderr}`).to.equal(null); // ended by itself, not by the timeout
       expect(r.status, r.stderr).to.equal(0);
-      const out: { results: { code?: string; syscall?: string; name?: string }[]; watchFailure?: { code?: string; syscall?: string }; fdsBefore: number; fdsAfter: number } = JSON.parse(r.stdout);
+      const out = JSON.parse(r.stdout) as { results: { code?: string; syscall?: string; name?: string }[]; watchFailure?: { code?: string; syscall?: string }; fdsBefore: number; fdsAfter: number };
       const refused = out.results.filter((x) => x.syscall === 'pthread_create');
       expect(refused.length, r.stdout).to.be.greaterThan(0);
       for (const x of refused) expect(x.code).to.equal('EAGAIN');

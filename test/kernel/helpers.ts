@@ -123,7 +123,7 @@ export class Fixture {
 }
 
 /** Polls `check` until it is true, at most `ms` milliseconds. */
-export async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
   const until = Date.now() + ms;
   for (;;) {
     if (await check()) return true;
@@ -169,12 +169,13 @@ function syncBehind(dm: DeviceMapper): DeviceMapper {
           try {
             return Promise.resolve(Reflect.apply(own, sdm, args));
           } catch (e) {
+            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the synchronous call's failure, passed on as it came
             return Promise.reject(e);
           }
         };
       }
       const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? value.bind(target) : value;
+      return typeof value === 'function' ? (...args: unknown[]): unknown => Reflect.apply(value, target, args) : value;
     },
   });
 }

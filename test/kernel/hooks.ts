@@ -48,7 +48,7 @@ export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlH
         return (onArmed: () => void, onError: (e: Error) => void): NativeWatch => target.watch(wrap(onArmed), onError);
       }
       const value: unknown = Reflect.get(target, property);
-      return typeof value === 'function' ? value.bind(target) : value;
+      return typeof value === 'function' ? (...args: unknown[]): unknown => Reflect.apply(value, target, args) : value;
     },
   });
   Reflect.set(dm, 'control', proxy);

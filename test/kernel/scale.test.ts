@@ -82,7 +82,9 @@ describe('buffer growth and concurrency in the kernel', function () {
     await t.dm.create(name);
     // What each TABLE_LOAD carried: a target list (rows taken a range at a time) or an array.
     const carried: string[] = [];
-    const unhook = hookControl(t.dm, { before: (request) => void (request.cmd === Command.TABLE_LOAD ? carried.push(Array.isArray(request.targets) ? 'array' : 'list') : undefined) });
+    const unhook = hookControl(t.dm, { before: (request) => {
+      if (request.cmd === Command.TABLE_LOAD) carried.push(Array.isArray(request.targets) ? 'array' : 'list');
+    } });
     try {
       await t.dm.load(name, table);
       await t.dm.resume(name);

@@ -12,8 +12,11 @@ describe('with the synchronous client (DeviceMapper.openSync)', function () {
   withSyncClient(() => {
     for (const f of files) {
       const file = join(dir, f);
+      // A test file registers its tests when it is loaded: loading it here, inside withSyncClient, is the point.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a file found at run time
       require(file);
       // Loaded once more by mocha itself for the asynchronous run: this registration is done.
+      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- require.cache is keyed by path
       delete require.cache[require.resolve(file)];
     }
   });

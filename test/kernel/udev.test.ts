@@ -319,7 +319,7 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     try {
       // The worker's resume is waiting on its cookie: one semaphore of ours exists (a worker
       // starts slowly under Valgrind).
-      expect(await eventually(async () => cookieSemaphores().length === 1, 120_000), 'the worker made its cookie').to.equal(true);
+      expect(await eventually(() => cookieSemaphores().length === 1, 120_000), 'the worker made its cookie').to.equal(true);
       await worker.terminate();
       expect(cookieSemaphores(), 'ipcs -s after the worker ended').to.deep.equal([]);
     } finally {

@@ -27,7 +27,7 @@ export function nativeRows(rows: readonly { start: number | bigint; length: numb
     const [at, len] = put(bytes, r.params);
     index.push(...words(r.start), ...words(r.length), r.status ?? 0, types.indexOf(r.type), at, len);
   }
-  const ascii = rows.every((r) => /^[\x00-\x7f]*$/.test(r.params));
+  const ascii = rows.every((r) => /^\p{ASCII}*$/u.test(r.params));
   return { bytes: Uint8Array.from(bytes).buffer, index: Uint32Array.from(index), count: rows.length, ascii, types };
 }
 
@@ -41,6 +41,6 @@ export function nativeDevices(devices: readonly { name: string; dev: number | bi
     index.push(...words(d.dev), at, len, d.eventNr === undefined ? 0 : 1, d.eventNr ?? 0, uuidAt, uuidLen);
   }
   if (index.length !== devices.length * WORDS) throw new Error('bad index');
-  const ascii = devices.every((d) => /^[\x00-\x7f]*$/.test(d.name + (d.uuid ?? '')));
+  const ascii = devices.every((d) => /^\p{ASCII}*$/u.test(d.name + (d.uuid ?? '')));
   return { bytes: Uint8Array.from(bytes).buffer, index: Uint32Array.from(index), count: devices.length, ascii };
 }

@@ -31,7 +31,7 @@ describe('DeviceMapper.open on a host without device-mapper', () => {
       const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
       const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', ...asNobody });
       expect(r.status, r.stderr).to.equal(0);
-      const e: { code: string; syscall: string; message: string } = JSON.parse(r.stdout);
+      const e = JSON.parse(r.stdout) as { code: string; syscall: string; message: string };
       expect(e).to.include({ code: 'EACCES', syscall: 'open' });
       expect(e.message).to.contain('needs root').and.contain('devmapper-sandbox');
     } finally {

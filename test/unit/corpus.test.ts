@@ -52,8 +52,10 @@ function leaves(value: unknown, out: string[] = []): string[] {
   if (typeof value === 'object') {
     if (Array.isArray(value)) out.push(String(value.length));
     for (const [k, v] of Object.entries(value)) if (k !== 'raw' && k !== 'type' && k !== 'known') leaves(v, out);
-  } else {
+  } else if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string' || typeof value === 'boolean') {
     out.push(String(value));
+  } else {
+    throw new Error(`a status leaf of type ${typeof value}`);
   }
   return out;
 }

@@ -96,11 +96,13 @@ describe('native addon contract', () => {
       ];
       for (const [request, message] of bad) {
         expect(() => control.ioctl(request as never), JSON.stringify(request)).to.throw(message);
+        let thrown: unknown;
         try {
-          control.ioctl(request as never);
+          void control.ioctl(request as never);
         } catch (e) {
-          expect(e instanceof TypeError || e instanceof RangeError, String(e)).to.equal(true);
+          thrown = e;
         }
+        expect(thrown instanceof TypeError || thrown instanceof RangeError, String(thrown)).to.equal(true);
       }
       expect(() => new native.Control(7 as never)).to.throw(TypeError, /for path/);
       expect(() => new native.Control('/dev/null\0x')).to.throw(TypeError, /without NUL/);

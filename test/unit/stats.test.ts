@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DmParseError, parseStatsList, parseStatsPrint, parseStatsRegionId, statsMessages } from '../../ts/index';
+import { parseStatsList, parseStatsPrint, parseStatsRegionId, statsMessages } from '../../ts/index';
 import { fieldOf, expectOnlyParseErrors } from './targets/property';
 
 describe('dm-stats messages and answers', () => {

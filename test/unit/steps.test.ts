@@ -54,12 +54,13 @@ describe('transaction programs', () => {
   it('create refers to the device by uuid after DEV_CREATE, and removes only the device it made when the load fails', () => {
     const ours = { name: 'vol', uuid: 'U', dev: 0xfd00 };
     const program = createProgram({ name: 'vol', uuid: 'U', rows: [{ start: 0, length: 8, type: 'zero', params: '' }], loadFlags: 0, activate: true });
-    const steps = [(): NativeResult => answer(ours), (): Error => dmError('EINVAL', 22, 'DM_TABLE_LOAD'), (): NativeResult => answer(ours), (): NativeResult => answer(ours)];
+    const ok = (): NativeResult => answer(ours);
+    const loadFails = (): Error => dmError('EINVAL', 22, 'DM_TABLE_LOAD');
     // lock steps are not ioctls: pad the script so indexes follow the steps.
-    const r = drive(program, [steps[0]!, () => answer(ours), steps[1]!, steps[2]!, steps[3]!]);
+    const r = drive(program, [ok, ok, loadFails, ok, ok]);
     expect(r.error).to.be.instanceOf(DmError).and.include({ code: 'EINVAL' });
-    const ioctls = r.steps.filter((s) => s.kind === 'ioctl').map((s) => (s.kind === 'ioctl' ? s.request : undefined));
-    expect(ioctls.map((q) => q?.cmd)).to.deep.equal([Command.DEV_CREATE, Command.TABLE_LOAD, Command.DEV_STATUS, Command.DEV_REMOVE]);
+    const ioctls = r.steps.filter((s) => s.kind === 'ioctl').map((s) => s.request);
+    expect(ioctls.map((q) => q.cmd)).to.deep.equal([Command.DEV_CREATE, Command.TABLE_LOAD, Command.DEV_STATUS, Command.DEV_REMOVE]);
     for (const q of ioctls.slice(1)) expect(q).to.include({ uuid: 'U' }).and.not.have.property('dev');
     for (const q of ioctls.slice(1)) expect(q).to.not.have.property('name');
   });

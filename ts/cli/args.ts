@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDevNumber, type DevId } from '../dev';
 import { DmParseError } from '../errors';
 import { Table } from '../table';
-import { UsageError, type OptionSpecs, type VerbContext } from './verb';
+import { UsageError, type VerbContext } from './verb';
 
 /** The options that select a device other than by an operand (as dmsetup's -u, -j, -m). */
 export const SELECT_OPTIONS = {
@@ -55,7 +55,7 @@ export function selectedDevice(values: SelectValues, verb: string): DevId | unde
  * `rest` bounds the count of the other operands.
  */
 export function oneDevice(
-  ctx: VerbContext<OptionSpecs>,
+  ctx: VerbContext,
   values: SelectValues,
   rest: { min: number; max: number } = { min: 0, max: 0 },
 ): { id: DevId; label: string; rest: string[] } {
@@ -82,7 +82,7 @@ export function oneDevice(
  * The devices an invocation names: `--uuid` or `--major`/`--minor` (one device, no operand),
  * else each operand; none when neither (the verb then means every device).
  */
-export function someDevices(ctx: VerbContext<OptionSpecs>, values: SelectValues): { id: DevId; label: string }[] {
+export function someDevices(ctx: VerbContext, values: SelectValues): { id: DevId; label: string }[] {
   const selected = selectedDevice(values, ctx.verb.name);
   if (selected !== undefined) {
     if (ctx.args.length > 0) throw new UsageError('--uuid or --major/--minor select the device: no NAME then', ctx.verb.name);
@@ -107,7 +107,7 @@ export function tableFromText(text: string, source: string, verb: string): Table
 }
 
 /** The table a create/load/reload is given: `--table TEXT`, else the FILE operand, else stdin. */
-export async function tableInput(ctx: VerbContext<OptionSpecs>, text: string | undefined, file: string | undefined): Promise<Table> {
+export async function tableInput(ctx: VerbContext, text: string | undefined, file: string | undefined): Promise<Table> {
   if (text !== undefined && file !== undefined) throw new UsageError('give the table either with --table or as FILE, not both', ctx.verb.name);
   if (text !== undefined) return tableFromText(text, '--table', ctx.verb.name);
   if (file !== undefined) {

@@ -55,8 +55,8 @@ export function formatTable(columns: readonly Column[], rows: readonly (readonly
 export function toJson(value: unknown, indent?: number): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === 'bigint') return v.toString();
-    if (v instanceof Map) return Object.fromEntries(v);
-    if (v instanceof Set) return [...v];
+    if (v instanceof Map) return Object.fromEntries(v as Map<PropertyKey, unknown>);
+    if (v instanceof Set) return [...(v as Set<unknown>)];
     return v;
   }, indent);
 }

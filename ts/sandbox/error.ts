@@ -39,7 +39,12 @@ export class SandboxError extends Error {
   /** What the command had written before the failure (empty when it never started). */
   readonly output: string;
 
-  /** @param code - what went wrong. @param message - a sentence for people. */
+  /**
+   * A sandbox failure.
+   * @param code - what went wrong.
+   * @param message - a sentence for people.
+   * @param details - the kernel console's last lines and the command's output, when known.
+   */
   constructor(code: SandboxErrorCode, message: string, details: SandboxErrorDetails = {}) {
     super(message);
     this.name = 'SandboxError';

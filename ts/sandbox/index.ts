@@ -17,6 +17,8 @@
  * console.log(r.exitCode, r.output);
  * ```
  * @packageDocumentation
+ *
+ * @module devmapper/sandbox
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -260,6 +260,7 @@ export function join(parts: readonly (string | number | undefined)[]): string {
 }
 
 /** Returns the object it is given: lets a subclass add its private fields to any object. */
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class -- the constructor's return override is the point: a subclass's fields land on `value`
 class Adopt {
   constructor(value: object) {
     return value;

@@ -501,7 +501,7 @@ function orList(items: readonly number[]): string {
   const last = items[items.length - 1];
   // A whole range (serpent's 0 to 32 bytes) reads better as one.
   if (items.length > 4 && first !== undefined && last !== undefined && last - first === items.length - 1) return `${first} to ${last}`;
-  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+  return items.length <= 1 || last === undefined ? items.join('') : `${items.slice(0, -1).join(', ')} or ${last}`;
 }
 
 /** A rule across fields that a crypt table breaks: the option and the kernel's field at fault. */

@@ -202,7 +202,6 @@ export type KnownTargetStatus =
   | EbsStatus
   | EraStatus
   | DelayStatus
-  | EbsStatus
   | FlakeyStatus
   | IntegrityStatus
   | LinearStatus

@@ -238,7 +238,7 @@ export function parseMirrorStatus(text: string): MirrorStatus {
   const regions = parseRatio(at, 'regions');
   at.uint('health groups', 1, 1);
   const letters = at.word('health');
-  if (letters.length !== count || ![...letters].every((c) => HEALTH[c] !== undefined)) throw at.fail(`<health> is one of A, F, D, S, R, U per leg, not ${JSON.stringify(letters)}`, 'health');
+  if (letters.length !== count || !letters.split('').every((c) => HEALTH[c] !== undefined)) throw at.fail(`<health> is one of A, F, D, S, R, U per leg, not ${JSON.stringify(letters)}`, 'health');
   const legs = devices.map((d, i) => ({ device: d, health: HEALTH[letters[i] ?? ''] ?? 'unclassified' }));
   const logCount = at.uint('log status count', 1, 64);
   if (logCount > at.remaining) throw at.fail(`<log status count> says ${logCount} but only ${at.remaining} word(s) follow`, 'log status count');

@@ -452,8 +452,8 @@ export function parseRaidStatus(text: string): RaidStatus {
   const raidType = at.oneOf('raid type', RAID_TYPES);
   const count = at.uint('devices', 1, MAX_DEVICES);
   const letters = at.word('health');
-  if (letters.length !== count || ![...letters].every((c) => HEALTH[c] !== undefined)) throw at.fail(`<health> is one of A, a, D, - per leg, not ${JSON.stringify(letters)}`, 'health');
-  const devices = [...letters].map((c) => HEALTH[c] ?? 'missing');
+  if (letters.length !== count || !letters.split('').every((c) => HEALTH[c] !== undefined)) throw at.fail(`<health> is one of A, a, D, - per leg, not ${JSON.stringify(letters)}`, 'health');
+  const devices = letters.split('').map((c) => HEALTH[c] ?? 'missing');
   const syncRatio = parseRatio(at, 'sync ratio');
   const syncAction = at.oneOf('sync action', ['idle', 'frozen', 'resync', 'recover', 'check', 'repair', 'reshape', 'undef'] as const);
   const mismatchCount = at.uint('mismatch count');

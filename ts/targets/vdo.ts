@@ -115,8 +115,9 @@ export function vdo(options: VdoOptions): VdoTarget {
       words.push(key, v ? 'on' : 'off');
     } else {
       const [min, max] = LIMITS[key] ?? [0, 0];
-      chosen[key] = integer(v, `vdo.${key}`, min, max);
-      words.push(key, String(v));
+      const n = integer(v, `vdo.${key}`, min, max);
+      chosen[key] = n;
+      words.push(key, String(n));
     }
   }
   const threads = [chosen.hash, chosen.logical, chosen.physical];

@@ -25,6 +25,8 @@
  * }
  * ```
  * @packageDocumentation
+ *
+ * @module devmapper/testing
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -221,7 +223,7 @@ export class Scratch {
   get dir(): string {
     if (this.directory === undefined) {
       this.use();
-      this.directory = mkdtempSync(join(this.base, `${this.prefix}`));
+      this.directory = mkdtempSync(join(this.base, this.prefix));
     }
     return this.directory;
   }

@@ -18,6 +18,8 @@
  * from going round again. `--watch` is refused there (each run would boot a kernel, and the
  * sandbox cannot watch the host's files); run `--watch` as root on a kernel with device-mapper.
  * @packageDocumentation
+ *
+ * @module devmapper/testing/mocha
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -94,7 +96,7 @@ async function rerunInSandbox(why: string): Promise<never> {
   process.stderr.write(`devmapper/testing: device-mapper is not usable here (${why}); running the suite in the kernel sandbox\n`);
   const env: Record<string, string | undefined> = { ...process.env };
   // Inside, the output is a file, not this terminal: keep mocha's colours if we had them.
-  if (process.stdout.isTTY === true && env['FORCE_COLOR'] === undefined && env['NO_COLOR'] === undefined) env['FORCE_COLOR'] = '1';
+  if (process.stdout.isTTY && env['FORCE_COLOR'] === undefined && env['NO_COLOR'] === undefined) env['FORCE_COLOR'] = '1';
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
   const onSignal = (s: NodeJS.Signals): void => {

@@ -53,6 +53,7 @@ export interface CacheCreateOptions {
 export interface CacheWaitOptions {
   /** Milliseconds before the wait fails with ETIMEDOUT; default 60000. */
   timeout?: number;
+  /** Ends the wait: it rejects with the signal's reason, or an AbortError. */
   signal?: AbortSignal;
 }
 

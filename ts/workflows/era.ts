@@ -43,13 +43,17 @@ export interface EraCreateOptions {
 
 /** Era blocks `begin` to `end`, `end` excluded (era_invalidate's `<range begin end>`). */
 export interface EraBlockRange {
+  /** The first era block of the range. */
   readonly begin: number;
+  /** The block after the last one. */
   readonly end: number;
 }
 
 /** A run of sectors of the era device: `length` sectors from `start`. */
 export interface SectorRange {
+  /** The first sector (512 bytes each). */
   readonly start: number;
+  /** How many sectors. */
   readonly length: number;
 }
 

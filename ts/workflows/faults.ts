@@ -54,7 +54,16 @@ export interface FlakeyFault {
   /** `error_writes`: while down, writes fail with EIO; reads work. */
   errorWrites?: boolean;
   /** `corrupt_bio_byte`: while down, byte `nthByte` (from 1) of each matching bio is set to `value`. */
-  corruptBioByte?: { nthByte: number; direction: FlakeyCorruptDirection; value: number; flags?: number };
+  corruptBioByte?: {
+    /** The byte of each bio's data to set, counted from 1. */
+    nthByte: number;
+    /** Which bios: reads ('r') or writes ('w'). */
+    direction: FlakeyCorruptDirection;
+    /** The byte's new value, 0 to 255. */
+    value: number;
+    /** Only bios whose flags (`bi_opf`) hold all of these; default 0 (every bio). */
+    flags?: number;
+  };
   /** `error_reads` (kernels 6.5 and later): while down, reads fail with EIO. */
   errorReads?: boolean;
 }

@@ -21,9 +21,19 @@ export interface MirrorCreateOptions extends MirrorOptions {
 /** What the kernel says of a mirror now, from its typed status. */
 export interface MirrorState {
   /** Each leg's device ('major:minor') and health, in table order. */
-  readonly legs: readonly { readonly device: string; readonly health: MirrorLegHealth }[];
+  readonly legs: readonly {
+    /** The leg's device, 'major:minor'. */
+    readonly device: string;
+    /** Its health, as the status letter says. */
+    readonly health: MirrorLegHealth;
+  }[];
   /** Regions in sync and regions in all (a region is the log's unit, `regionSize` sectors). */
-  readonly regions: { readonly used: number; readonly total: number };
+  readonly regions: {
+    /** Regions in sync. */
+    readonly used: number;
+    /** Regions in all. */
+    readonly total: number;
+  };
   /** The share of regions in sync, 0 to 1. */
   readonly progress: number;
   /** Every region is in sync: each leg holds the same data. */

@@ -32,7 +32,12 @@ export interface RaidState {
   /** The running sync action: `idle` when none runs. */
   readonly syncAction: RaidSyncAction;
   /** Sectors per leg the sync action has done, and in all. */
-  readonly syncRatio: { readonly used: number; readonly total: number };
+  readonly syncRatio: {
+    /** Sectors per leg done. */
+    readonly used: number;
+    /** Sectors per leg in all. */
+    readonly total: number;
+  };
   /** The share of `syncRatio` done, 0 to 1. */
   readonly progress: number;
   /**

@@ -294,7 +294,7 @@ export class Snapshot {
       same(await dm.resume(this.origin), this.originDev, this.origin);
       handedOver = true;
     } catch (e) {
-      return rollBack(e, [
+      return await rollBack(e, [
         async () => {
           if ((await dm.info(this.origin)).inactiveTable) await dm.clear(this.origin);
         },

@@ -33,7 +33,12 @@ export interface SwitchCreateOptions {
   /** Size of each region in 512-byte sectors. */
   regionSize: number;
   /** The paths, numbered from 0 in this order; `offset` (sectors) is added to every sector sent to the path. */
-  paths: readonly { device: DeviceRef; offset: number }[];
+  paths: readonly {
+    /** The path's device. */
+    device: DeviceRef;
+    /** Sectors added to every sector sent to it. */
+    offset: number;
+  }[];
   /** The device's uuid (then every later call names the device by it). */
   uuid?: string;
   /**
@@ -72,8 +77,10 @@ export function regionMappingMessages(paths: readonly number[], options?: Region
   const o = checkOptions(options, 'options', ['start', 'maxWords']);
   const start = o.start === undefined ? 0 : checkSector(o.start, 'options.start');
   const maxWords = o.maxWords === undefined ? SWITCH_MESSAGE_WORDS : checkInteger(o.maxWords, 'options.maxWords', 2, SWITCH_MESSAGE_WORDS);
+  // Checked through a copy of the declared type: Array.isArray narrows `paths` to any[].
+  const pathNumbers: readonly number[] = paths;
   if (!Array.isArray(paths)) throw expected('an array of path numbers', 'paths', paths);
-  const words = compressRegionMappings(start, paths);
+  const words = compressRegionMappings(start, pathNumbers);
   const messages: string[] = [];
   let current: RegionMapping[] = [];
   // The region the next word begins at.
@@ -86,7 +93,7 @@ export function regionMappingMessages(paths: readonly number[], options?: Region
     if (current.length === maxWords - 1) flush();
     if ('repeat' in w) {
       if (current.length === 0) {
-        current.push({ region, path: paths[region - start] ?? 0 });
+        current.push({ region, path: pathNumbers[region - start] ?? 0 });
         if (w.times > 1) {
           if (current.length === maxWords - 1) flush();
           current.push({ repeat: w.repeat, times: w.times - 1 });

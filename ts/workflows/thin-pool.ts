@@ -61,11 +61,17 @@ export type ThinPoolCreateOptions = Omit<ThinPoolActivateOptions, 'readOnly'>;
 
 /** Changes `ThinPool.configure` makes to the pool's table (the devices and block size stay). */
 export interface ThinPoolConfigureOptions {
+  /** The new low water mark, in data blocks (see `ThinPoolOptions.lowWaterMark`). */
   lowWaterMark?: number;
+  /** Do not zero newly provisioned blocks (`skip_block_zeroing`). */
   skipBlockZeroing?: boolean;
+  /** Disable discard support (`ignore_discard`); turning it back on needs the pool deactivated. */
   ignoreDiscard?: boolean;
+  /** Do not pass discards down to the data device (`no_discard_passdown`). */
   noDiscardPassdown?: boolean;
+  /** Fail I/O at once when out of data space (`error_if_no_space`) instead of queueing it. */
   errorIfNoSpace?: boolean;
+  /** Allow no change to the metadata (`read_only`); `false` reloads the table without it. */
   readOnly?: boolean;
 }
 
@@ -90,6 +96,7 @@ export interface ThinActivateOptions {
    * read-only image, say); it is never written, and must not change while in use.
    */
   externalOriginDevice?: DeviceRef;
+  /** The volume's device uuid. */
   uuid?: string;
   /** Load the table read-only. */
   readOnly?: boolean;
@@ -105,6 +112,7 @@ export interface ThinPoolGrowOptions {
 export interface ThinPoolWaitOptions {
   /** Milliseconds before the wait fails with ETIMEDOUT; default 30000. */
   timeout?: number;
+  /** Ends the wait: it rejects with the signal's reason, or an AbortError. */
   signal?: AbortSignal;
 }
 
@@ -116,9 +124,11 @@ export interface LowWaterOptions {
 
 /** An active thin volume of a pool. */
 export interface ThinVolume {
+  /** The volume's device name. */
   readonly name: string;
   /** '' when it has none. */
   readonly uuid: string;
+  /** Its device number. */
   readonly dev: DevNumber;
   /** `/dev/dm-N`. */
   readonly path: string;
@@ -134,6 +144,7 @@ export interface ThinVolume {
 
 /** What woke a `lowWater` wait: the pool's status when it was read after a device event (or at the start). */
 export interface LowWaterEvent {
+  /** The pool's typed status as read. */
   readonly status: ThinPoolRunningStatus;
   /** The low water mark of the live table, in data blocks. */
   readonly lowWaterMark: number;
@@ -657,5 +668,6 @@ async function resumeAll(dm: DeviceMapper, ids: DevId[]): Promise<void> {
       first ??= e;
     }
   }
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- the first caught failure, rethrown as it came
   if (first !== undefined) throw first;
 }

@@ -12,9 +12,11 @@ import { checkDeviceMapper } from './common';
 
 /** One device-mapper device and its place in the stack. */
 export interface DeviceNode {
+  /** The device's name. */
   readonly name: string;
   /** '' when the device has no uuid. */
   readonly uuid: string;
+  /** Its device number. */
   readonly dev: DevNumber;
   /** What DEV_STATUS said of it when the tree was read. */
   readonly info: DeviceInfo;

@@ -143,7 +143,18 @@ async function sameStorage(a: string, b: string): Promise<boolean> {
  * The tree's shape as the kernel computes it (dm-verity's constructor): digests per hash block
  * (a power of two), the levels, and the blocks of each level, level 0 hashing the data.
  */
-export function verityTreeShape(dataBlocks: number, hashBlockSize: number, digestSize: number): { perBlockBits: number; levels: number; levelBlocks: number[] } {
+export function verityTreeShape(
+  dataBlocks: number,
+  hashBlockSize: number,
+  digestSize: number,
+): {
+  /** log2 of the digests one hash block holds. */
+  perBlockBits: number;
+  /** How many levels the tree has (0 for a single data block). */
+  levels: number;
+  /** The hash blocks of each level, level 0 (hashing the data) first. */
+  levelBlocks: number[];
+} {
   const per = Math.floor(hashBlockSize / digestSize);
   if (per < 2) throw expectedRange(`a hash block holding at least two ${digestSize}-byte digests`, 'hashBlockSize', hashBlockSize);
   const perBlockBits = Math.floor(Math.log2(per));

@@ -78,7 +78,7 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const text = (await runCli(['status', pool])).stdout;
     expect(text).to.contain(`\n  data           ${dUsed}/${dTotal} blocks (0.5%, 192 KiB of 32 MiB)\n`);
     expect(text).to.contain(`\n  metadata       ${mUsed}/${mTotal} blocks (`);
-    expect(text).to.match(/\n  mode +read-write\n  needs check +no\n/);
+    expect(text).to.match(/\n {2}mode +read-write\n {2}needs check +no\n/);
     const thinText = (await runCli(['status', thin])).stdout;
     const thinPeer = dmsetup('status', thin).trim().split(' ');
     expect(thinPeer[3]).to.equal('384');
@@ -127,8 +127,8 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
       // The failed path, as the status verb reads the kernel's status and table.
       const mp = (await runCli(['status', name])).stdout;
       expect(mp).to.match(new RegExp(`\\n    path ${loop.devString} +failed, 1 failure\\n`));
-      expect(mp).to.match(/\n  queue if no path +no\n/);
-      expect(mp).to.match(/\n  group 1 +\w+, 0\/1 paths active\n/);
+      expect(mp).to.match(/\n {2}queue if no path +no\n/);
+      expect(mp).to.match(/\n {2}group 1 +\w+, 0\/1 paths active\n/);
       expect(dmsetup('status', name)).to.match(new RegExp(` ${loop.devString} F 1 `));
       // Already past the number given: at once.
       const past = await runCli(['wait', name, String(eventNr), '--json']);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Cache, FaultyDevice, Mirror, Snapshot, Table, targets, type LoopDevice } from '../../../ts/index';
+import { Cache, FaultyDevice, Mirror, Snapshot, Table, targets } from '../../../ts/index';
 import { runCli } from '../../unit/cli/harness';
 import { TestContext, devName, dmsetup } from '../helpers';
 
@@ -60,6 +60,7 @@ describe('devmapper wait-sync in the kernel', () => {
     const draws = a.stdout.split('\r').filter((s) => s !== '');
     expect(draws.length).to.be.at.least(1);
     for (const d of draws) expect(d).to.match(new RegExp(`^${name} sync \\[[#-]+\\] +\\d+\\.\\d% .*\\x1b\\[K\\n?$`));
+    // eslint-disable-next-line no-control-regex -- the bar's erase-to-end-of-line escape (ESC [K) is what is checked
     expect(draws[draws.length - 1]).to.match(/\] 100\.0% 8\/8 regions\x1b\[K\n$/);
     expect(peerStatus(name)).to.match(new RegExp(`^0 4096 mirror 2 \\S+ \\S+ 8/8 1 AA 1 core$`));
     const json = JSON.parse((await runCli(['wait-sync', name, '--json'])).stdout) as { kind: string; done: boolean; ratio: number; rows: { status: { raw: string } }[] };

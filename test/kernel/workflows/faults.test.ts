@@ -137,7 +137,7 @@ describe('FaultyDevice: a device that misbehaves on demand', () => {
     // Up 1 s, down 1 s: reads work, then fail, then work again.
     await f.flakey({ upInterval: 1, downInterval: 1 });
     const seen = new Set<string>();
-    expect(await eventually(async () => {
+    expect(await eventually(() => {
       seen.add(isEio(readBlock(f.path, 5)) ? 'down' : 'up');
       return seen.size === 2;
     }, 8000), `outcomes seen: ${[...seen].join(', ')}`).to.equal(true);

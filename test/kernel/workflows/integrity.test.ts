@@ -199,7 +199,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     expect(readFileSync(disk.file).subarray(0, 4096).equals(before)).to.equal(true);
     const names = async (): Promise<string[]> => (await t.dm.listDevices()).map((d) => d.name).filter((n) => n.startsWith(PREFIX));
     expect(await names()).to.deep.equal([]);
-    await rejectionOf(Integrity.format({} as typeof t.dm, devName('integrity-nodm'), { device: disk.dev })).then((e) => {
+    await rejectionOf(Integrity.format({} as never, devName('integrity-nodm'), { device: disk.dev })).then((e) => {
       expect(e).to.be.instanceOf(TypeError);
       expect(e.message).to.equal('Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
     });
@@ -226,7 +226,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
     // The disk holds a crc32c superblock with 4-byte tags now: 8-byte tags are the kernel's to refuse.
     const wrongTag = await rejectionOf(Integrity.open(t.dm, devName('integrity-wrongtag'), { device: disk.dev, tagSize: 8 }));
     expect(wrongTag).to.be.instanceOf(DmError);
-    expect((wrongTag as DmError).code).to.equal('EINVAL');
+    expect(wrongTag).to.be.instanceOf(DmError).and.have.property('code', 'EINVAL');
     expect(await names()).to.deep.equal([]);
   });
 

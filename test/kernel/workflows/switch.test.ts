@@ -224,12 +224,12 @@ describe('workflows: Switch', function () {
           };
         }
         const value: unknown = Reflect.get(target, property);
-        return typeof value === 'function' ? value.bind(target) : value;
+        return typeof value === 'function' ? (...args: unknown[]): unknown => Reflect.apply(value, target, args) : value;
       },
     });
     const e = await refusal(Switch.create(racing, name, { size: 128, regionSize: 8, paths: [{ device: disk.dev, offset: 0 }, { device: disk.dev, offset: 128 }], regions: [1, 1, 0] }));
     expect(e).to.be.instanceOf(DmError).and.include({ code: 'EINVAL', command: 'DM_TARGET_MSG' });
-    expect((e as DmError).rollbackError).to.equal(undefined);
+    expect(e instanceof DmError ? e.rollbackError : 'not a DmError').to.equal(undefined);
     expect((await t.dm.listDevices()).map((d) => d.name)).to.not.include(name);
   });
 

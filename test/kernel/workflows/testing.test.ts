@@ -34,7 +34,7 @@ async function expectNothingLeft(dm: DeviceMapper, prefix: string, loops: readon
   expect((await dm.listDevices()).map((d) => d.name).filter((n) => n.startsWith(prefix))).to.deep.equal([]);
   expect(dmsetup('ls').split('\n').filter((l) => l.startsWith(prefix))).to.deep.equal([]);
   // Autoclear detaches at the last close, which the kernel may finish a moment after the exit.
-  const gone = await eventually(async () => {
+  const gone = await eventually(() => {
     const bound = boundLoops();
     return loops.every((l) => !bound.has(l)) && [...bound.values()].every((f) => !dirs.some((d) => f.startsWith(d)));
   });
@@ -141,7 +141,7 @@ describe('devmapper/testing', function () {
       const ended = new Promise<number | null>((done) => dd.once('close', (code) => done(code)));
       const state = (): string => readFileSync(`/proc/${dd.pid ?? 0}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[0] ?? '';
       // dd waits in the kernel (D) for its write, which the suspended device holds back.
-      expect(await eventually(async () => state() === 'D')).to.equal(true);
+      expect(await eventually(() => state() === 'D')).to.equal(true);
       const removed = await scratch.cleanup();
       expect(await ended).to.equal(0);
       expect(removed.devices).to.deep.equal([top, bottom]);
@@ -168,7 +168,7 @@ describe('devmapper/testing', function () {
       expect((await t.dm.table(other))?.equals(linear(disk.devString, 2048))).to.equal(true);
       expect(boundLoops().has(disk.path)).to.equal(true);
       await t.dm.remove(other);
-      expect(await eventually(async () => !boundLoops().has(disk.path))).to.equal(true);
+      expect(await eventually(() => !boundLoops().has(disk.path))).to.equal(true);
       // Nothing is left to retry: the next cleanup is clean.
       expect((await scratch.cleanup()).devices).to.deep.equal([]);
     } finally {

@@ -40,7 +40,7 @@ function recording(dm: DeviceMapper, calls: string[]): DeviceMapper {
     get(target, property) {
       const value: unknown = Reflect.get(target, property);
       if (typeof value !== 'function') return value;
-      if (property !== 'suspend' && property !== 'resume' && property !== 'message') return value.bind(target);
+      if (property !== 'suspend' && property !== 'resume' && property !== 'message') return (...args: unknown[]): unknown => Reflect.apply(value, target, args);
       return (id: DevId, ...rest: unknown[]): unknown => {
         calls.push(`${property} ${typeof id === 'string' ? id : JSON.stringify(id)}${property === 'message' ? ` ${String(rest[0])}` : ''}`);
         return Reflect.apply(value, target, [id, ...rest]);
@@ -129,7 +129,7 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
       [ThinPool.create(t.dm, 'bad/name', base), RangeError, /without '\/'/],
       [ThinPool.create(t.dm, devName('pool'), { dataDevice: data.dev, blockSize: 128 } as never), TypeError, /Expected a device for options\.metadataDevice but received undefined/],
       [ThinPool.activate(t.dm, devName('pool'), { ...base, errorIfNoSpace: 'yes' } as never), TypeError, /errorIfNoSpace/],
-      [ThinPool.open(t.dm, { name: 'a', uuid: 'b' } as never), TypeError, /Expected a device name/],
+      [ThinPool.open(t.dm, { name: 'a', uuid: 'b' }), TypeError, /Expected a device name/],
       [ThinPool.create({} as never, devName('pool'), base), TypeError, /Expected a DeviceMapper \(DeviceMapper\.open\(\)\) for dm but received object/],
     ];
     for (const [p, kind, message] of refused) {
@@ -184,7 +184,7 @@ describe('ThinPool (the thin pool recipe) in the kernel', () => {
     expect(taken.code).to.equal('EBUSY');
     expect(head(meta.path).equals(marker)).to.equal(true);
     // A uuid another device has: DM_DEV_CREATE refuses it after the zeroing, which is undone.
-    const uuid = `${devName('uuid')}`;
+    const uuid = devName('uuid');
     await t.dm.create(devName('zero'), { uuid, table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
     const dup = await rejection(ThinPool.create(t.dm, name, { metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, uuid }));
     expect(dup).to.deep.include({ code: 'EBUSY', command: 'DM_DEV_CREATE', rollbackError: undefined });

@@ -151,14 +151,14 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
       const e = await rejectionOf(Verity.open(t.dm, devName('verity-bad'), options as Parameters<typeof Verity.open>[2]));
       expect(e.message, JSON.stringify(Object.keys(options as object))).to.match(message);
     }
-    const notDm = await rejectionOf(Verity.open({} as typeof t.dm, devName('verity-nodm'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree }));
+    const notDm = await rejectionOf(Verity.open({} as never, devName('verity-nodm'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree }));
     expect(notDm).to.be.instanceOf(TypeError);
     expect(notDm.message).to.equal('Expected a DeviceMapper (DeviceMapper.open()) for dm but received object');
     expect(await names()).to.deep.equal([]);
 
     const tooSmall = await rejectionOf(Verity.open(t.dm, devName('verity-small'), { dataDevice: hashDisk.dev, hashDevice: hashDisk.dev, tree: { ...tree, dataBlocks: 4096 } }));
     expect(tooSmall).to.be.instanceOf(DmError);
-    expect((tooSmall as DmError).code).to.equal('EINVAL');
+    expect(tooSmall).to.be.instanceOf(DmError).and.have.property('code', 'EINVAL');
     expect(await names()).to.deep.equal([]);
 
     const wrong = await Verity.open(t.dm, devName('verity-wrong'), { dataDevice: dataDisk.dev, hashDevice: hashDisk.dev, tree: { ...tree, rootHash: '00'.repeat(32) } });

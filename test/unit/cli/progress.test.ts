@@ -23,7 +23,10 @@ describe('cli progress', () => {
     bar.finish(1, '4/4');
     const draws = out.text.split('\r').filter((s) => s !== '');
     expect(draws).to.have.length(3);
-    expect(draws[0]).to.match(/^sync \[#+-+\]  25\.0% 1\/4\x1b\[K$/);
+    // The bar ends each draw with the erase-to-end-of-line escape (ESC [K).
+    // eslint-disable-next-line no-control-regex -- that escape is what is checked
+    expect(draws[0]).to.match(/^sync \[#+-+\] {2}25\.0% 1\/4\x1b\[K$/);
+    // eslint-disable-next-line no-control-regex -- the same escape
     expect(draws[2]).to.match(/^sync \[#+\] 100\.0% 4\/4\x1b\[K\n$/);
     for (const d of draws) expect(d.replace('\x1b[K', '').replace('\n', '').length).to.be.at.most(39);
     expect(ProgressBar.line('sync', 0.5, 'a long text that does not fit anywhere in the line', 40)).to.have.length(39);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, cacheMessages, parseStatus, targets, type CachePolicyKey } from '../../../ts/index';
+import { Table, cacheMessages, parseStatus, targets, type CachePolicyKey } from '../../../ts/index';
 import { parseCache, parseCacheStatus } from '../../../ts/targets/cache';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, cloneMessages, parseStatus, targets } from '../../../ts/index';
+import { Table, cloneMessages, parseStatus, targets } from '../../../ts/index';
 import { parseClone, parseCloneStatus } from '../../../ts/targets/clone';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

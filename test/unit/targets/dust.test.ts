@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock, parseStatus, targets } from '../../../ts/index';
+import { Table, dustMessages, parseDustClearBadBlocks, parseDustCountBadBlocks, parseDustListBadBlocks, parseDustQueryBlock, parseStatus, targets } from '../../../ts/index';
 import { parseDust, parseDustStatus } from '../../../ts/targets/dust';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

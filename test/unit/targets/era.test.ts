@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, eraMessages, parseStatus, targets } from '../../../ts/index';
+import { Table, eraMessages, parseStatus, targets } from '../../../ts/index';
 import { parseEra, parseEraStatus } from '../../../ts/targets/era';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, FLAKEY_PROBABILITY_BASE, Table, parseStatus, targets } from '../../../ts/index';
+import { FLAKEY_PROBABILITY_BASE, Table, parseStatus, targets } from '../../../ts/index';
 import { parseFlakey, parseFlakeyStatus } from '../../../ts/targets/flakey';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, INTEGRITY_MAX_TAG_SIZE, Table, parseStatus, targets } from '../../../ts/index';
+import { INTEGRITY_MAX_TAG_SIZE, Table, parseStatus, targets } from '../../../ts/index';
 import { parseIntegrity, parseIntegrityStatus } from '../../../ts/targets/integrity';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

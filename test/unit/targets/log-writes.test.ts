@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, logWritesMessages, targets } from '../../../ts/index';
+import { logWritesMessages, targets } from '../../../ts/index';
 import { parseLogWrites, parseLogWritesStatus } from '../../../ts/targets/log-writes';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

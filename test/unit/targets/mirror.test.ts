@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, parseStatus, targets } from '../../../ts/index';
+import { Table, parseStatus, targets } from '../../../ts/index';
 import { parseMirror, parseMirrorStatus } from '../../../ts/targets/mirror';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, multipathMessages, parseStatus, targets, type MultipathGroupOptions, type MultipathSelector } from '../../../ts/index';
+import { Table, multipathMessages, parseStatus, targets, type MultipathGroupOptions, type MultipathSelector } from '../../../ts/index';
 import { parseMultipath, parseMultipathStatus } from '../../../ts/targets/multipath';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -3,7 +3,7 @@
 // (Documentation/admin-guide/device-mapper/dm-ebs.rst, dm-zoned.rst, vdo.rst), which must read
 // and format back byte for byte.
 import { expect } from 'chai';
-import { DmParseError, Table, parseStatus, targets, vdoMessages } from '../../../ts/index';
+import { Table, parseStatus, targets, vdoMessages } from '../../../ts/index';
 import { parseEbs } from '../../../ts/targets/ebs';
 import { parseVdo, parseVdoStatus } from '../../../ts/targets/vdo';
 import { parseZoned, parseZonedStatus } from '../../../ts/targets/zoned';

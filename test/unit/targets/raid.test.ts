@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, parseStatus, raidMessages, targets, type RaidOptions, type RaidType } from '../../../ts/index';
+import { Table, parseStatus, raidMessages, targets, type RaidOptions, type RaidType } from '../../../ts/index';
 import { parseRaid, parseRaidStatus } from '../../../ts/targets/raid';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, compressRegionMappings, switchMessages, targets } from '../../../ts/index';
+import { Table, compressRegionMappings, switchMessages, targets } from '../../../ts/index';
 import { parseSwitch, parseSwitchStatus } from '../../../ts/targets/switch';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

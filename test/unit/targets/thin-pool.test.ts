@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, THIN_MAX_DEVICE_ID, Table, parseStatus, targets, thinPoolMessages } from '../../../ts/index';
+import { THIN_MAX_DEVICE_ID, Table, parseStatus, targets, thinPoolMessages } from '../../../ts/index';
 import { parseThinPool, parseThinPoolStatus } from '../../../ts/targets/thin-pool';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DmParseError, Table, parseStatus, targets, writecacheMessages } from '../../../ts/index';
+import { Table, parseStatus, targets, writecacheMessages } from '../../../ts/index';
 import { parseWritecache, parseWritecacheStatus } from '../../../ts/targets/writecache';
 import { devArb, fieldOf, expectOnlyParseErrors } from './property';
 
