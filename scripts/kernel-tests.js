@@ -11,7 +11,7 @@
 // DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400),
 // DEVMAPPER_ADDON (the addon binary to load, default build/Release/devmapper.node),
 // DEVMAPPER_TEST_PRELOAD (LD_PRELOAD for the test process: the sanitizer runtime of an addon
-// built with sanitizers, see scripts/test-sanitize.sh), DEVMAPPER_TEST_VALGRIND (a file: run the
+// built with sanitizers, see scripts/test-all.js), DEVMAPPER_TEST_VALGRIND (a file: run the
 // test process under Valgrind memcheck, which writes its XML report there; see
 // scripts/check-valgrind.js), DEVMAPPER_TEST_TIMEOUT (mocha's per-test timeout in ms, default 60000).
 // The tests get DEVMAPPER_SCRATCH: a directory for loop backing files (a tmpfs in the sandbox).
