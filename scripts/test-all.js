@@ -6,9 +6,13 @@
 // kernel suite's timing checks (io-threads, the event-loop checks, udev settles).
 //
 // The phases (a phase starts once the phases it needs have passed; among those ready, the
-// first in this list goes first, so the longest chains start early):
+// first in this list goes first). The order packs the two CPUs: the sanitizer builds and the
+// Valgrind boot start together, the kernel boot takes the builds' CPU when they end, the UBSan
+// boot the Valgrind boot's; the short host phases fill in at the end.
 //   build            npm run build: the addon (build/Release) and the TypeScript (dist/).
 //   compile-tests    tsc -p tsconfig.test.json into build/js, once for every kernel boot below.
+//   sanitize-build   the addon with AddressSanitizer + UndefinedBehaviorSanitizer
+//                    (build-asan/) and with UndefinedBehaviorSanitizer (build-ubsan/).
 //   valgrind-kernel  the addon as shipped under the kernel suite in the sandbox (see VALGRIND
 //                    below for the files left out), the test process run by Valgrind memcheck,
 //                    judged by scripts/check-valgrind.js: the kernel suite's address checker.
@@ -18,8 +22,6 @@
 //                    and libraries ("Shadow memory range interleaves with an existing memory
 //                    mapping").
 //   kernel           the whole kernel suite (scripts/kernel-tests.js) in one sandbox boot.
-//   sanitize-build   the addon with AddressSanitizer + UndefinedBehaviorSanitizer
-//                    (build-asan/) and with UndefinedBehaviorSanitizer (build-ubsan/).
 //   ubsan-kernel     build-ubsan under the kernel suite in the sandbox (see UBSAN below).
 //   unit             the unit tests on the host (test/unit).
 //   asan-unit        build-asan under the host's unit tests that drive it (requests, waits,
@@ -88,6 +90,11 @@ const PHASES = [
   { name: 'build', needs: [], steps: [[['npm', 'run', 'build']]] },
   { name: 'compile-tests', needs: [], steps: [[[node, path.join('node_modules', '.bin', 'tsc'), '-p', 'tsconfig.test.json']]] },
   {
+    name: 'sanitize-build',
+    needs: ['build'],
+    steps: [[cmakeJs('build-asan', 'address,undefined')], [cmakeJs('build-ubsan', 'undefined')]],
+  },
+  {
     name: 'valgrind-kernel',
     needs: ['build', 'compile-tests'],
     steps: () => {
@@ -102,11 +109,6 @@ const PHASES = [
     },
   },
   { name: 'kernel', needs: ['build', 'compile-tests'], steps: [[[node, kernelTests, '--compiled']]] },
-  {
-    name: 'sanitize-build',
-    needs: ['build'],
-    steps: [[cmakeJs('build-asan', 'address,undefined')], [cmakeJs('build-ubsan', 'undefined')]],
-  },
   {
     name: 'ubsan-kernel',
     needs: ['build', 'compile-tests', 'sanitize-build'],
@@ -123,7 +125,9 @@ const PHASES = [
       ],
     ],
   },
-  { name: 'fuzz', needs: [], steps: [[['bash', path.join('scripts', 'fuzz.sh'), process.env.FUZZ_SECONDS || '60']]] },
+  // The fuzzer builds its own binary; waiting for the build keeps it from taking, at the start,
+  // the CPU the longest phases (the boots) are scheduled on.
+  { name: 'fuzz', needs: ['build'], steps: [[['bash', path.join('scripts', 'fuzz.sh'), process.env.FUZZ_SECONDS || '60']]] },
 ];
 
 function fail(message) {
