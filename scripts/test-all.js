@@ -6,11 +6,13 @@
 // kernel suite's timing checks (io-threads, the event-loop checks, udev settles).
 //
 // The phases (a phase starts once the phases it needs have passed; among those ready, the
-// first in this list goes first). The order packs the two CPUs: the sanitizer builds and the
-// Valgrind boot start together, the kernel boot takes the builds' CPU when they end, the UBSan
-// boot the Valgrind boot's; the short host phases fill in at the end.
+// first in this list goes first). The order packs the two CPUs: the kernel boot, the longest
+// phase (about half of all the phases' time), starts first and runs throughout; on the other
+// the sanitizer builds, the Valgrind boot and the UBSan boot follow each other, and the short
+// host phases fill in at the end on whichever CPU is free.
 //   build            npm run build: the addon (build/Release) and the TypeScript (dist/).
 //   compile-tests    tsc -p tsconfig.test.json into build/js, once for every kernel boot below.
+//   kernel           the whole kernel suite (scripts/kernel-tests.js) in one sandbox boot.
 //   sanitize-build   the addon with AddressSanitizer + UndefinedBehaviorSanitizer
 //                    (build-asan/) and with UndefinedBehaviorSanitizer (build-ubsan/).
 //   valgrind-kernel  the addon as shipped under the kernel suite in the sandbox (see VALGRIND
@@ -21,7 +23,6 @@
 //                    needs its high shadow at 2 TiB and its shadow gap where UML maps stacks
 //                    and libraries ("Shadow memory range interleaves with an existing memory
 //                    mapping").
-//   kernel           the whole kernel suite (scripts/kernel-tests.js) in one sandbox boot.
 //   ubsan-kernel     build-ubsan under the kernel suite in the sandbox (see UBSAN below).
 //   unit             the unit tests on the host (test/unit).
 //   asan-unit        build-asan under the host's unit tests that drive it (requests, waits,
@@ -89,6 +90,7 @@ function asanRuntime() {
 const PHASES = [
   { name: 'build', needs: [], steps: [[['npm', 'run', 'build']]] },
   { name: 'compile-tests', needs: [], steps: [[[node, path.join('node_modules', '.bin', 'tsc'), '-p', 'tsconfig.test.json']]] },
+  { name: 'kernel', needs: ['build', 'compile-tests'], steps: [[[node, kernelTests, '--compiled']]] },
   {
     name: 'sanitize-build',
     needs: ['build'],
@@ -108,7 +110,6 @@ const PHASES = [
       ];
     },
   },
-  { name: 'kernel', needs: ['build', 'compile-tests'], steps: [[[node, kernelTests, '--compiled']]] },
   {
     name: 'ubsan-kernel',
     needs: ['build', 'compile-tests', 'sanitize-build'],
