@@ -59,8 +59,8 @@ const mocha = path.join('node_modules', 'mocha', 'bin', 'mocha.js');
 const UBSAN = ['!sync-targets', '!workflows/'];
 // The Valgrind run also leaves out the per-target files and the examples (they drive the same
 // native paths as the core files, with other strings; under memcheck they would more than
-// double the run), io-threads (it checks scheduling against a 1.5 s delay, which memcheck's
-// slowdown overtakes) and teardown (its addon calls are made by a child process, which memcheck
+// double the run), io-threads (its checks of the I/O threads' growth and idle exit are timed
+// for native speed) and teardown (its addon calls are made by a child process, which memcheck
 // does not follow: it runs there exactly as in the kernel phase; ASan checks those paths in
 // asan-unit's teardown.test).
 const VALGRIND = ['!targets/', '!workflows/', '!sync-targets', '!examples', '!io-threads', '!teardown'];
