@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run test:kernel [-- part-of-a-path... !part-to-leave-out...]` (after `npm run build`): compiles the tests, then runs the kernel suite
+// `npm run test:kernel [-- [--compiled] part-of-a-path... !part-to-leave-out...]` (after `npm run build`): compiles the tests
+// (unless --compiled says build/js is compiled already: scripts/test-all.js compiles once for its boots that run at once), then runs the kernel suite
 // (build/js/test/kernel/**/*.test.js) with mocha in ONE boot of the User-Mode Linux sandbox
 // (dist/sandbox), so the boot is paid once. It never skips: no sandbox, no kernel tests, no
 // pass. With DEVMAPPER_TEST_HOST=1 it runs the same mocha command on the host instead, which
@@ -10,7 +11,7 @@
 // DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400),
 // DEVMAPPER_ADDON (the addon binary to load, default build/Release/devmapper.node),
 // DEVMAPPER_TEST_PRELOAD (LD_PRELOAD for the test process: the sanitizer runtime of an addon
-// built with sanitizers, see scripts/test-sanitize.sh), DEVMAPPER_TEST_VALGRIND (a file: run the
+// built with sanitizers, see scripts/test-all.js), DEVMAPPER_TEST_VALGRIND (a file: run the
 // test process under Valgrind memcheck, which writes its XML report there; see
 // scripts/check-valgrind.js), DEVMAPPER_TEST_TIMEOUT (mocha's per-test timeout in ms, default 60000).
 // The tests get DEVMAPPER_SCRATCH: a directory for loop backing files (a tmpfs in the sandbox).
@@ -173,12 +174,13 @@ function checkAddon() {
 }
 
 async function main() {
-  compileTests();
+  const args = process.argv.slice(2);
+  if (args[0] === '--compiled') args.shift();
+  else compileTests();
   checkAddon();
   // Arguments narrow the run to the test files whose path contains one of them
   // (`npm run test:kernel -- targets/thin`), and leave out those whose path contains one
   // given after a `!` (`'!targets/'`); none runs them all.
-  const args = process.argv.slice(2);
   const only = args.filter((a) => !a.startsWith('!'));
   const not = args.filter((a) => a.startsWith('!')).map((a) => a.slice(1));
   const files = findTests(kernelTestDir).filter((f) => {
@@ -189,5 +191,9 @@ async function main() {
   const status = process.env.DEVMAPPER_TEST_HOST === '1' ? runOnHost(files) : await runInUml(files);
   process.exitCode = status;
 }
+
+// Interrupted (^C, or scripts/test-all.js ending its phases): exit, so that the sandbox's exit
+// hook kills the boot instead of leaving it running.
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => fail(`interrupted by ${signal}`));
 
 main().catch((e) => fail(e && e.stack ? e.stack : String(e)));

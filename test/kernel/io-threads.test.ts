@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
-import { TestContext, devName } from './helpers';
+import { TestContext, devName, eventually } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
@@ -17,8 +17,6 @@ const root = resolve(__dirname, '..', '..', '..', '..');
 function threads(): number {
   return readdirSync('/proc/self/task').length;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The nice value of a thread of this process, as the kernel reports it (/proc/self/task/<tid>/stat, field 19). */
 function niceOf(tid: string): number {
@@ -44,56 +42,68 @@ function ioThreadNices(): number[] {
 /** What the I/O threads' nice value must be: 10 above the main thread's, at most 19. */
 const expectedIoNice = (): number => Math.min(niceOf(String(process.pid)) + 10, 19);
 
+/** The writes in flight on a device, as the kernel counts them (/sys/block/dm-N/inflight). */
+function writesInFlight(d: DeviceInfo): number {
+  const [, writes] = readFileSync(`/sys/block/${d.path.replace('/dev/', '')}/inflight`, 'utf8').trim().split(/\s+/);
+  return Number(writes);
+}
+
+/**
+ * Waits until each device has its write in flight (held in the delay device below it): spawning
+ * dd costs a lot inside the sandbox, the more so on a loaded host, so a fixed pause may end
+ * before the writes reach the kernel, and a suspend would then have nothing to wait for.
+ */
+async function writesHeld(devices: readonly DeviceInfo[]): Promise<void> {
+  const held = await eventually(() => devices.every((d) => writesInFlight(d) >= 1), 30000);
+  expect(held, 'the direct writes never reached the kernel').to.equal(true);
+}
+
+/** Longer than any test waits: a write held this long is released by suspending its delay device. */
+const HOLD_MS = 60000;
+
 describe('the I/O threads of asynchronous calls', function () {
   const t = TestContext.perTest();
 
   it('slow suspends occupy neither Node\'s threadpool nor the calls on other devices', async function () {
     this.timeout(60000);
-    // Long enough that the first write is still held when the sixth dd has started (starting
-    // a process takes hundreds of ms under UML on a busy host).
-    const DELAY_MS = 4000;
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
     // More slow devices than Node's threadpool has threads (4): each a linear device over a
     // delay device. A suspend of the linear one waits for its I/O held in the delay below
-    // (a delay device's own suspend would flush its queue at once).
-    const slow: DeviceInfo[] = [];
+    // (a delay device's own suspend would flush its queue at once: that is how the test
+    // releases them, so no hold ends on a timer while the calls below are still being made).
     const delays: DeviceInfo[] = [];
+    const slow: DeviceInfo[] = [];
     for (let i = 0; i < 6; i++) {
-      const delay = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay: DELAY_MS } }) }]) });
+      const delay = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay: HOLD_MS } }) }]) });
       delays.push(delay);
       slow.push(await t.dm.create(devName(`io-slow${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.linear({ device: delay.dev, offset: 0 }) }]) }));
     }
     const other = await t.dm.create(devName('io-other'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
-    // A direct write to each is held for DELAY_MS; a suspend waits for it.
+    // A direct write to each is held in its delay device; a suspend waits for it.
     const writers: ChildProcess[] = slow.map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
     const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
     try {
-      // Every write is held in its delay device (its status counts it) before the suspends go.
-      const held = async (): Promise<boolean> => {
-        for (const d of delays) {
-          const [row] = await t.dm.status(d.name);
-          if (row === undefined || !row.status.known || row.status.type !== 'delay' || row.status.writes < 1) return false;
-        }
-        return true;
-      };
-      for (let tries = 0; !(await held()); tries++) {
-        expect(tries, 'the writes were never held in the delay devices').to.be.below(400);
-        await sleep(50);
-      }
+      await writesHeld(slow);
       let done = 0;
       const suspends = slow.map((d) => t.dm.suspend(d.name).then((info) => {
         done++;
         return info;
       }));
       await new Promise((r) => setTimeout(r, 100)); // the suspends are in the kernel now
-      await stat(root); // Node's threadpool
-      expect(done, 'fs.stat waited for a suspend').to.equal(0);
+      // Node's threadpool: were the suspends on it, this would wait for their release below.
+      let timer: NodeJS.Timeout | undefined;
+      const statted = await Promise.race([stat(root).then(() => 'done'), new Promise((r) => (timer = setTimeout(() => r('starved'), 20000)))]);
+      clearTimeout(timer);
+      expect(statted, 'fs.stat waited for a suspend').to.equal('done');
+      expect(done, 'a suspend ended while its write was held').to.equal(0);
       expect((await t.dm.info(other.name)).name).to.equal(other.name); // another device
       expect(done, 'info of another device waited for a suspend').to.equal(0);
+      for (const d of delays) await t.dm.suspend(d.name); // sends the held writes on
       const infos = await Promise.all(suspends);
       for (const info of infos) expect(info.suspended).to.equal(true);
     } finally {
-      for (const d of slow) await t.dm.resume(d.name).catch(() => undefined);
+      for (const d of delays) await t.dm.suspend(d.name).catch(() => undefined);
+      for (const d of [...delays, ...slow]) await t.dm.resume(d.name).catch(() => undefined);
       await Promise.all(exited);
     }
   });
@@ -120,37 +130,43 @@ describe('the I/O threads of asynchronous calls', function () {
 
   it('keeps the order of the calls on one device while another device\'s suspend stalls and the pool has grown', async function () {
     this.timeout(60000);
-    const SHORT_MS = 400;
-    const LONG_MS = 3000;
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
-    const slowDevice = async (i: number, delay: number): Promise<DeviceInfo> => {
-      const d = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay } }) }]) });
+    const delays: DeviceInfo[] = [];
+    const slowDevice = async (i: number): Promise<DeviceInfo> => {
+      const d = await t.dm.create(devName(`io-delay${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.delay({ read: { device: under.dev, offset: 0, delay: HOLD_MS } }) }]) });
+      delays.push(d);
       return t.dm.create(devName(`io-slow${i}`), { table: new Table([{ start: 0, length: 2048, target: targets.linear({ device: d.dev, offset: 0 }) }]) });
     };
-    // Three suspends that stall for SHORT_MS (the pool grows a worker for each, idle again
-    // afterwards) and one that stalls for LONG_MS, all over the same pool.
-    const short = [await slowDevice(0, SHORT_MS), await slowDevice(1, SHORT_MS), await slowDevice(2, SHORT_MS)];
-    const long = await slowDevice(3, LONG_MS);
+    // Four suspends that stall, all over the same pool, until the test releases their writes
+    // (the suspend of a delay device sends its held writes on): three short ones (the pool
+    // grows a worker for each, idle again afterwards) and a long one.
+    const short = [await slowDevice(0), await slowDevice(1), await slowDevice(2)];
+    const long = await slowDevice(3);
+    const [shortDelays, longDelay] = [delays.slice(0, 3), delays[3]];
+    if (longDelay === undefined) throw new Error('the long delay device was not made');
     const b = await t.dm.create(devName('io-b'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
     const writers: ChildProcess[] = [...short, long].map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
     const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
     const before = threads();
     const dm = await DeviceMapper.open();
     try {
-      await sleep(200);
+      await writesHeld([...short, long]);
       let longDone = false;
       const longSuspend = dm.suspend(long.name).then((info) => {
         longDone = true;
         return info;
       });
-      for (const info of await Promise.all(short.map((d) => dm.suspend(d.name)))) expect(info.suspended).to.equal(true);
+      const shortSuspends = short.map((d) => dm.suspend(d.name));
       // The supervisor and a worker, and at least one more worker beside the stalled one.
-      expect(threads() - before, 'the pool grew while the suspends stalled').to.be.at.least(3);
+      const grown = await eventually(() => threads() - before >= 3, 10000);
+      expect(grown, `the pool grew while the suspends stalled (${threads() - before} more threads)`).to.equal(true);
       // The workers the supervisor started have the same nice value as the first (not the
       // supervisor's own plus 10 again).
       const nices = ioThreadNices();
       expect(nices.length, 'devmapper-io threads').to.be.at.least(3);
       expect(nices).to.deep.equal(nices.map(expectedIoNice));
+      for (const d of shortDelays) await t.dm.suspend(d.name);
+      for (const info of await Promise.all(shortSuspends)) expect(info.suspended).to.equal(true);
       expect(longDone, 'the long suspend is over already: the test proves nothing').to.equal(false);
       for (let i = 0; i < 3; i++) {
         // Issued together, without awaiting: the info runs after the suspend (resume) of B.
@@ -162,13 +178,16 @@ describe('the I/O threads of asynchronous calls', function () {
         expect(afterResume.suspended, 'info issued after resume saw B suspended').to.equal(false);
       }
       expect(longDone, 'the calls on B waited for the long suspend').to.equal(false);
+      await t.dm.suspend(longDelay.name);
       expect((await longSuspend).suspended).to.equal(true);
-      for (const d of [...short, long]) await dm.resume(d.name);
-      // Idle workers end after 2 s; the last one (and the supervisor) stay.
-      await sleep(2600);
+      for (const d of [...delays, ...short, long]) await dm.resume(d.name);
+      // Idle workers end after 2 s; the last one (and the supervisor) stay. Waited for, not
+      // slept on: on a loaded host their exit can come later than 2 s.
+      await eventually(() => threads() - before <= 2, 10000);
       expect(threads() - before, 'idle workers have ended').to.be.at.most(2);
     } finally {
-      for (const d of [...short, long]) await dm.resume(d.name).catch(() => undefined);
+      for (const d of delays) await t.dm.suspend(d.name).catch(() => undefined);
+      for (const d of [...delays, ...short, long]) await dm.resume(d.name).catch(() => undefined);
       await dm.close();
       await Promise.all(exited);
     }
