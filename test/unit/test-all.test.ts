@@ -59,8 +59,8 @@ describe('scripts/test-all.js (npm test)', () => {
     for (const name of ['a', 'b']) {
       const at = lines.flatMap((l, i) => (l.startsWith(`[${name}] `) ? [i] : []));
       expect(at.length, r.out).to.equal(4); // the command line, then its three lines
-      expect(at[at.length - 1]! - at[0]!, `[${name}] lines are not one piece:\n${r.out}`).to.equal(at.length - 1);
-      expect(lines[at[1]!]).to.equal(`[${name}] ${name.toUpperCase()} line 1`);
+      expect((at[at.length - 1] ?? NaN) - (at[0] ?? NaN), `[${name}] lines are not one piece:\n${r.out}`).to.equal(at.length - 1);
+      expect(lines[at[1] ?? -1]).to.equal(`[${name}] ${name.toUpperCase()} line 1`);
     }
     expect(r.out).to.match(/^ {2}a +passed/m).and.match(/^ {2}b +passed/m).and.contain('test: every phase passed');
   });
@@ -73,8 +73,8 @@ describe('scripts/test-all.js (npm test)', () => {
     ], 1);
     expect(r.ok, r.out).to.equal(true);
     const spans = Object.values(r.phases).map((s) => [s.start, s.end] as const).sort((x, y) => x[0] - y[0]);
-    for (let i = 1; i < spans.length; i++) expect(spans[i]![0], r.out).to.be.at.least(spans[i - 1]![1]);
-    expect(r.phases['late']!.start, r.out).to.be.at.least(r.phases['first']!.end);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]?.[0], r.out).to.be.at.least(spans[i - 1]?.[1] ?? Infinity);
+    expect(r.phases['late']?.start, r.out).to.be.at.least(r.phases['first']?.end ?? Infinity);
   });
 
   it('a failing phase fails the run with its exit status; the phases that need it (and theirs) do not run; every other one still runs', async () => {
@@ -102,12 +102,12 @@ describe('scripts/test-all.js (npm test)', () => {
       { name: 'bad-steps', needs: [], steps: () => { throw new Error('no runtime here'); } },
     ], 2);
     expect(r.ok).to.equal(false);
-    for (const name of ['missing', 'killed', 'bad-steps']) expect(r.phases[name]!.status, name).to.equal('failed');
+    for (const name of ['missing', 'killed', 'bad-steps']) expect(r.phases[name]?.status, name).to.equal('failed');
     expect(r.out).to.contain('[killed] test: sh was killed by SIGKILL').and.contain('[bad-steps] test: no runtime here');
   });
 
-  it('npm test runs every check: each kernel boot, the sanitizer runs and the fuzzer; a named phase brings the phases it needs', () => {
-    expect(runner.PHASES.map((p) => p.name)).to.have.members(['build', 'compile-tests', 'unit', 'kernel', 'fuzz', 'sanitize-build', 'asan-unit', 'ubsan-kernel', 'valgrind-kernel']);
+  it('npm test runs every check: each kernel boot, the sanitizer runs, the fuzzer, lint and the API reference; a named phase brings the phases it needs', () => {
+    expect(runner.PHASES.map((p) => p.name)).to.have.members(['build', 'compile-tests', 'unit', 'kernel', 'fuzz', 'sanitize-build', 'asan-unit', 'ubsan-kernel', 'valgrind-kernel', 'lint', 'docs']);
     expect(runner.selected(['ubsan-kernel']).map((p) => p.name)).to.deep.equal(['build', 'compile-tests', 'sanitize-build', 'ubsan-kernel']);
     expect(() => runner.selected(['kernal'])).to.throw(/no phase "kernal"/);
   });
