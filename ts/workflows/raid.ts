@@ -47,7 +47,7 @@ export interface RaidState {
   readonly inSync: boolean;
   /** A leg is missing or dead: the array runs on its redundancy. */
   readonly degraded: boolean;
-  /** Mismatches counted by the last `check` (or `repair`). */
+  /** Found by the last `check` (or `repair`), in 512-byte sectors of the units md compares: raid1 counts a bad 4 KiB block as its whole resync unit (128 sectors in the kernel test). */
   readonly mismatchCount: number;
   /** The typed status row itself. */
   readonly status: RaidStatus;
