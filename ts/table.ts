@@ -299,7 +299,9 @@ export function splitRows(text: string, keepTrailing = false): { start: number; 
     if (line.trim() === '') continue;
     const m = /^(\S+)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m || m[1] === undefined || m[2] === undefined || m[3] === undefined) throw new DmParseError('a row is <start> <length> <type> [params]', line, 'row');
-    out.push({ start: parseSector(m[1], line, 'start'), length: parseSector(m[2], line, 'length'), type: m[3], params: m[4] ?? '', line });
+    // A bad start or length is shown without the params: they may hold a key (crypt's, integrity's).
+    const shown = m[4] === undefined ? line : `${m[1]} ${m[2]} ${m[3]} …`;
+    out.push({ start: parseSector(m[1], shown, 'start'), length: parseSector(m[2], shown, 'length'), type: m[3], params: m[4] ?? '', line });
   }
   return out;
 }

@@ -151,6 +151,23 @@ describe('DmParseError names the field at fault', () => {
     expect(field('0 8')).to.equal('row');
     expect(field('\n')).to.equal('rows');
   });
+
+  it('a bad start or length never shows the params, where a key may be', () => {
+    const key = 'a1'.repeat(32);
+    for (const text of [`0 2048s crypt aes-xts-plain64 ${key} 0 7:0 0`, `x 2048 crypt aes-xts-plain64 ${key} 0 7:0 0`, `0 99999999999999999999 crypt aes-xts-plain64 ${key} 0 7:0 0`]) {
+      let caught: unknown;
+      try {
+        Table.parse(text);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught, text).to.be.instanceOf(DmParseError);
+      if (!(caught instanceof DmParseError)) continue;
+      expect(caught.message, text).not.to.contain(key);
+      expect(caught.text, text).not.to.contain(key);
+      expect(caught.text, text).to.match(/crypt …$/);
+    }
+  });
 });
 
 describe('Table: comparing and editing', () => {
