@@ -38,6 +38,18 @@ export function deviceOperand(text: string): DevId {
   return dev === undefined ? text : { dev };
 }
 
+/**
+ * The name a device is to be given (create, rename): refused when it reads as `major:minor`,
+ * since every verb takes such an operand for a device number, so the device could later only
+ * be named by its uuid, and a `remove 253:5` meant for it would act on the device numbered so.
+ */
+export function newDeviceName(text: string, verb: string): string {
+  if (parseDevNumber(text) !== undefined) {
+    throw new UsageError(`the name ${JSON.stringify(text)} reads as a device number (major:minor): operands of that form name devices by number`, verb);
+  }
+  return text;
+}
+
 /** The device `--uuid` or `--major`/`--minor` select, when given. */
 export function selectedDevice(values: SelectValues, verb: string): DevId | undefined {
   const byUuid = values.uuid !== undefined;

@@ -216,6 +216,13 @@ describe('devmapper command: device verbs in the kernel', () => {
       [['info', '-o', 'name,colour'], /unknown field "colour"/],
       [['table', top, '-u', 'X'], /no NAME then/],
       [['remove-all', '--prefix', ''], /empty prefix/],
+      // DM_REMOVE_ALL takes every device of the machine: never without saying --all.
+      [['remove-all'], /give --prefix P, --uuid-prefix P, or --all/],
+      [['remove_all', '--deferred'], /give --prefix P, --uuid-prefix P, or --all/],
+      [['remove-all', '--all', '--prefix', top], /--all and a prefix exclude each other/],
+      // A name that reads as major:minor would later name another device by number.
+      [['create', '254:0', '--table', '0 10 zero'], /reads as a device number/],
+      [['rename', top, '254:7'], /reads as a device number/],
       [['clear', top, base], /expects 0 to 1 operands/],
     ];
     for (const [argv, message] of cases) expectUsage(await runCli(argv), message, argv.join(' '));

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { DeviceInfo } from '../../client';
-import { holdsKey, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
+import { holdsKey, newDeviceName, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
 import { ExitCode, UsageError, defineVerb, type VerbContext } from '../verb';
 
 const TABLE_OPTION = { type: 'string', value: 'ROWS', help: 'the table, rows one a line (else FILE, else stdin)' } as const;
@@ -36,8 +36,9 @@ The device is created, loaded and resumed; if a step fails, what was made is rem
   },
   positionals: { min: 1, max: 2 },
   async run(ctx) {
-    const [name, file] = ctx.args;
-    if (name === undefined) throw ctx.usageError('no NAME given');
+    const [given, file] = ctx.args;
+    if (given === undefined) throw ctx.usageError('no NAME given');
+    const name = newDeviceName(given, ctx.verb.name);
     const base = { ...(ctx.options.uuid !== undefined ? { uuid: ctx.options.uuid } : {}), readOnly: ctx.options.readonly === true };
     if (ctx.options.notable === true) {
       if (ctx.options.table !== undefined || file !== undefined) throw ctx.usageError('--notable takes no table (--table or FILE)');

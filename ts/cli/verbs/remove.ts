@@ -42,19 +42,24 @@ export const removeAll = defineVerb({
   name: 'remove-all',
   aliases: ['remove_all'],
   summary: 'Remove every device that is not open (or those of a name/uuid prefix)',
-  usage: '',
-  description: `Without --prefix or --uuid-prefix this is the kernel's DM_REMOVE_ALL: every device-mapper
-device of the machine that is not open goes, also those of LVM, cryptsetup and others.
-With a prefix only the devices whose name (uuid) starts with it, one by one.
-Prints the names removed (JSON: { "removed": [NAME, ...] }).`,
+  usage: '--all | --prefix P | --uuid-prefix P',
+  description: `With --all this is the kernel's DM_REMOVE_ALL: every device-mapper device of the machine that
+is not open goes, also those of LVM, cryptsetup and others (with --deferred the open ones at
+their last close); the kernel names none of them. With a prefix only the devices whose name
+(uuid) starts with it, one by one, top-down: their names are printed
+(JSON: { "removed": [NAME, ...] }). One of the three is required.`,
   options: {
+    all: { type: 'boolean', help: "every device of the machine (the kernel's DM_REMOVE_ALL)" },
     deferred: { type: 'boolean', help: 'open devices go at their last close' },
     prefix: { type: 'string', value: 'P', help: 'only devices whose name starts with P' },
     'uuid-prefix': { type: 'string', value: 'P', help: 'only devices whose uuid starts with P' },
   },
   positionals: { min: 0, max: 0 },
   async run(ctx) {
-    if (ctx.options.prefix === '' || ctx.options['uuid-prefix'] === '') throw ctx.usageError('an empty prefix would match every device: leave the option out for that');
+    if (ctx.options.prefix === '' || ctx.options['uuid-prefix'] === '') throw ctx.usageError('an empty prefix would match every device: --all says that');
+    const filtered = ctx.options.prefix !== undefined || ctx.options['uuid-prefix'] !== undefined;
+    if (filtered && ctx.options.all === true) throw ctx.usageError('--all and a prefix exclude each other');
+    if (!filtered && ctx.options.all !== true) throw ctx.usageError('give --prefix P, --uuid-prefix P, or --all for every device of the machine');
     const removed = ctx.syncClient().removeAll({
       deferred: ctx.options.deferred === true,
       ...(ctx.options.prefix !== undefined ? { prefix: ctx.options.prefix } : {}),

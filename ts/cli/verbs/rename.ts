@@ -2,7 +2,7 @@
  * `devmapper rename`: gives a device a new name, or (`--setuuid`) the uuid it has none of yet.
  * @packageDocumentation
  */
-import { oneDevice, SELECT_OPTIONS } from '../args';
+import { newDeviceName, oneDevice, SELECT_OPTIONS } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
 /** `devmapper rename`. */
@@ -22,7 +22,7 @@ the rename checked to be of that device. A uuid can be set only on a device that
     const { id, rest } = oneDevice(ctx, ctx.options, { min: 1, max: 1 });
     const target = rest[0] ?? '';
     const dm = ctx.syncClient();
-    const info = ctx.options.setuuid === true ? dm.setUuid(id, target) : dm.rename(id, target);
+    const info = ctx.options.setuuid === true ? dm.setUuid(id, target) : dm.rename(id, newDeviceName(target, ctx.verb.name));
     if (ctx.global.json) ctx.out.json(info);
     return ExitCode.ok;
   },
