@@ -119,9 +119,18 @@ describe('devmapper wait-sync in the kernel', () => {
     }
   }
 
-  /** Promotes the blocks (smq caches blocks read again and again), then overwrites them: dirty blocks on the cache. */
+  /**
+   * Promotes the blocks (smq caches blocks read again and again), then overwrites them: dirty
+   * blocks on the cache. smq ranks its hot spots once a second, so the reads go on, paced,
+   * for up to 30 s of the clock rather than a count of passes (fast passes can all fall
+   * inside one period and promote nothing).
+   */
   async function dirty(cache: Cache, blocks: readonly number[]): Promise<void> {
-    for (let pass = 0; pass < 30 && (await cache.runningStatus()).cacheBlocks.used < blocks.length; pass++) readBlocks(cache.path, blocks);
+    const until = Date.now() + 30000;
+    while ((await cache.runningStatus()).cacheBlocks.used < blocks.length && Date.now() < until) {
+      readBlocks(cache.path, blocks);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const fd = openSync(cache.path, 'r+');
     try {
       for (const k of blocks) writeSync(fd, Buffer.alloc(65536, 0x30 + k), 0, 65536, k * 65536);
