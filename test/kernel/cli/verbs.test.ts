@@ -189,9 +189,14 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const text = lines((await runCli(['stats', 'print', name])).stdout).slice(1).map((l) => l.trim().split(/ +/));
     expect(text.map((r) => [r[1], ...r.slice(2)])).to.deep.equal(kernel.map((k) => [k[0], ...k.slice(1, 12)]));
 
-    expect((await runCli(['stats', 'clear', name, String(id)])).code).to.equal(0);
+    // Every verb answers --json with one JSON document, these too.
+    const cleared = await runCli(['stats', 'clear', name, String(id), '--json']);
+    expect(cleared.code, cleared.stderr).to.equal(0);
+    expect(JSON.parse(cleared.stdout)).to.deep.equal({ regionId: id, cleared: true });
     expect(lines(dmsetup('message', name, '0', `@stats_print ${id}`))[1]?.split(' ')[7]).to.equal('0');
-    expect((await runCli(['stats', 'delete', name, String(id)])).code).to.equal(0);
+    const deleted = await runCli(['stats', 'delete', name, String(id), '--json']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    expect(JSON.parse(deleted.stdout)).to.deep.equal({ regionId: id, deleted: true });
     expect(dmsetup('message', name, '0', '@stats_list')).to.equal('');
     const gone = await runCli(['stats', 'delete', name, String(id)]);
     expect(gone.code).to.equal(1);
@@ -226,14 +231,17 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
       try {
         truncateSync(file, 2 << 20);
         expect(await loop.size()).to.equal(1 << 20);
-        expect((await runCli(['loop', 'refresh', growPath.replace('/dev/', '')])).code).to.equal(0);
+        const refreshed = await runCli(['loop', 'refresh', growPath.replace('/dev/', ''), '--json']);
+        expect(refreshed.code, refreshed.stderr).to.equal(0);
+        expect(JSON.parse(refreshed.stdout)).to.deep.equal({ path: growPath, refreshed: true });
         expect(await loop.size()).to.equal(2 << 20);
         expect(execFileSync('blockdev', ['--getsize64', growPath], { encoding: 'utf8' }).trim()).to.equal(String(2 << 20));
       } finally {
         expect((await runCli(['loop', 'detach', growPath])).code).to.equal(0);
       }
-      const d = await runCli(['loop', 'detach', attached.path]);
+      const d = await runCli(['loop', 'detach', attached.path, '--json']);
       expect(d.code, d.stderr).to.equal(0);
+      expect(JSON.parse(d.stdout)).to.deep.equal({ path: attached.path, detached: true });
       detached = true;
       expect(execFileSync('losetup', ['--noheadings', '--list', '-O', 'NAME'], { encoding: 'utf8' })).to.not.contain(attached.path);
       const again = await runCli(['loop', 'detach', attached.path]);

@@ -75,16 +75,33 @@ export const loop = defineVerb({
         if (ctx.options.offset !== undefined) options.offset = bytes(ctx, '--offset', ctx.options.offset);
         if (ctx.options.sizelimit !== undefined) options.sizeLimit = bytes(ctx, '--sizelimit', ctx.options.sizelimit);
         const dev = await LoopDevice.attach(operand, options);
-        if (ctx.global.json) ctx.out.json(statusJson(dev.path, await dev.status()));
-        else ctx.out.line(dev.path);
+        if (!ctx.global.json) {
+          ctx.out.line(dev.path);
+          return ExitCode.ok;
+        }
+        // The device is attached: if its status cannot be read, its path is still printed.
+        let status: Awaited<ReturnType<LoopDevice['status']>>;
+        try {
+          status = await dev.status();
+        } catch (e) {
+          ctx.out.json({ path: dev.path });
+          throw e;
+        }
+        ctx.out.json(statusJson(dev.path, status));
         return ExitCode.ok;
       }
-      case 'detach':
-        await (await LoopDevice.open(devicePath(ctx, operand))).detach();
+      case 'detach': {
+        const path = devicePath(ctx, operand);
+        await (await LoopDevice.open(path)).detach();
+        if (ctx.global.json) ctx.out.json({ path, detached: true });
         return ExitCode.ok;
-      case 'refresh':
-        await (await LoopDevice.open(devicePath(ctx, operand))).refreshCapacity();
+      }
+      case 'refresh': {
+        const path = devicePath(ctx, operand);
+        await (await LoopDevice.open(path)).refreshCapacity();
+        if (ctx.global.json) ctx.out.json({ path, refreshed: true });
         return ExitCode.ok;
+      }
       case 'ls': {
         const all = await listLoopDevices();
         if (ctx.global.json) ctx.out.json(all.map((d) => statusJson(d.path, d)));

@@ -132,8 +132,10 @@ export const stats = defineVerb({
       }
       case 'delete':
       case 'clear': {
-        const message = sub === 'delete' ? statsMessages.delete(region()) : statsMessages.clear(region());
+        const regionId = region();
+        const message = sub === 'delete' ? statsMessages.delete(regionId) : statsMessages.clear(regionId);
         client().message(ctx.device(1), message);
+        if (ctx.global.json) ctx.out.json(sub === 'delete' ? { regionId, deleted: true } : { regionId, cleared: true });
         return ExitCode.ok;
       }
       case 'list': {
