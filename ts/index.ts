@@ -49,6 +49,8 @@ export {
   dustMessages,
   eraMessages,
   logWritesMessages,
+  integrityHoldsKey,
+  integrityMaskedParams,
   maskCryptKeys,
   multipathMessages,
   parseCryptCipher,

@@ -85,7 +85,7 @@ export type { DelayClass, DelayClassOptions, DelayOptions, DelayStatus, DelayTar
 export type { CryptCapiCipherOptions, CryptCipher, CryptFlag, CryptIntegrity, CryptIvMode, CryptKey, CryptKeyInput, CryptKeyringKeyOptions, CryptKeyringType, CryptLegacyCipherOptions, CryptOptions, CryptStatus, CryptTarget } from './crypt';
 export { cryptKeySizes, cryptMaskedParams, cryptMessages, maskCryptKeys, parseCryptCipher } from './crypt';
 export type { IntegrityAlgorithm, IntegrityAlgorithmOption, IntegrityMode, IntegrityOptions, IntegrityStatus, IntegrityTarget } from './integrity';
-export { INTEGRITY_MAX_TAG_SIZE } from './integrity';
+export { INTEGRITY_MAX_TAG_SIZE, integrityHoldsKey, integrityMaskedParams } from './integrity';
 export type { VerityCorruptionMode, VerityErrorMode, VerityFec, VerityFecOptions, VerityOptions, VerityStatus, VerityTarget } from './verity';
 export type { ThinPoolDiscard, ThinPoolFailedStatus, ThinPoolFeature, ThinPoolMode, ThinPoolOptions, ThinPoolRunningStatus, ThinPoolStatus, ThinPoolTarget } from './thin-pool';
 export { THIN_MAX_DEVICE_ID, thinPoolMessages } from './thin-pool';

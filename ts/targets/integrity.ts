@@ -374,3 +374,23 @@ export function parseIntegrityStatus(text: string): IntegrityStatus {
 
 /** The integrity target type. */
 export const integrityModule: TargetModule<IntegrityTarget, IntegrityStatus> = { type: 'integrity', parse: parseIntegrity, parseStatus: parseIntegrityStatus };
+
+/** `internal_hash:`, `journal_crypt:` or `journal_mac:` with an algorithm and a key. */
+const KEYED_WORD = /^(internal_hash|journal_crypt|journal_mac):([^:]+):(.+)$/;
+
+/**
+ * An integrity row's params with every algorithm key (`internal_hash:<alg>:<key>`,
+ * `journal_crypt:…`, `journal_mac:…`) replaced by zeroes of its length, as `dmsetup table`
+ * shows them without `--showkeys`: for logs and display. Other words are kept as they are.
+ */
+export function integrityMaskedParams(params: string): string {
+  return params.split(' ').map((w) => {
+    const m = KEYED_WORD.exec(w);
+    return m === null ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
+  }).join(' ');
+}
+
+/** Whether an integrity row's params carry an algorithm key (the table then goes with DM_SECURE_DATA). */
+export function integrityHoldsKey(params: string): boolean {
+  return params.split(' ').some((w) => KEYED_WORD.test(w));
+}

@@ -301,6 +301,22 @@ describe('devmapper command: device verbs in the kernel', () => {
     expect(Table.parse(dmsetup('table', '--showkeys', name)).toString()).to.include(KEY);
   });
 
+  it('table hides integrity\'s algorithm keys unless --showkeys, as dmsetup does, in text and JSON', async () => {
+    const disk = await t.fx.loop(16384);
+    const name = devName('integrity-keyed');
+    const key = 'b2'.repeat(32);
+    await ok('create', name, '--table', `0 8192 integrity ${disk.devString} 0 32 J 2 internal_hash:hmac(sha256):${key} journal_mac:hmac(sha256):${key}`);
+    const masked = await ok('table', name);
+    expect(masked).to.not.include(key);
+    expect(masked).to.equal(dmsetup('table', name));
+    expect(masked).to.include(`internal_hash:hmac(sha256):${'0'.repeat(key.length)}`);
+    expect(await ok('table', name, '--showkeys')).to.equal(dmsetup('table', '--showkeys', name));
+    expect(await ok('table', name, '--showkeys')).to.include(key);
+    const hidden = JSON.stringify(await json('table', name));
+    expect(hidden).to.not.include(key);
+    expect(JSON.stringify(await json('table', name, '--showkeys'))).to.include(key);
+  });
+
   it('message prints the target\'s answer (as dmsetup message does); mknodes makes a missing /dev/mapper node', async () => {
     const { top } = await stack();
     expect(await ok('message', top, '0', '@stats_create', '-', '/1')).to.equal('0\n');

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
-import { deviceOperand, selectedDevice, tableFromText, wholeNumber } from '../../../ts/cli/args';
+import { deviceOperand, holdsKey, newDeviceName, selectedDevice, tableFromText, wholeNumber } from '../../../ts/cli/args';
 import { describeDmError, failureOf } from '../../../ts/cli/failure';
 import { main } from '../../../ts/cli/main';
 import { UsageError } from '../../../ts/cli/verb';
 import { drawTree } from '../../../ts/cli/verbs/ls';
-import { DmError, DmParseError } from '../../../ts/index';
+import { DmError, DmParseError, Table, integrityMaskedParams } from '../../../ts/index';
 import { Capture, runCli } from './harness';
 
 describe('devmapper command: arguments and failures (ts/cli/args.ts, failure.ts)', () => {
@@ -94,5 +94,21 @@ describe('devmapper command: arguments and failures (ts/cli/args.ts, failure.ts)
     const r = await runCli(['create']);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/^devmapper: create: expects 1 to 2 operands \(NAME \[FILE\]\), got 0\n/);
+  });
+
+  it('keys: integrity algorithm keys are zeroed for display and make a table secure, as crypt keys do', () => {
+    const key = 'c3'.repeat(32);
+    const params = `7:0 0 32 J 3 journal_sectors:1000 internal_hash:hmac(sha256):${key} journal_mac:hmac(sha256):${key}`;
+    expect(integrityMaskedParams(params)).to.equal(`7:0 0 32 J 3 journal_sectors:1000 internal_hash:hmac(sha256):${'0'.repeat(64)} journal_mac:hmac(sha256):${'0'.repeat(64)}`);
+    expect(integrityMaskedParams('7:0 0 4 J 1 internal_hash:crc32c')).to.equal('7:0 0 4 J 1 internal_hash:crc32c');
+    expect(holdsKey(Table.parse(`0 8192 integrity ${params}`))).to.equal(true);
+    expect(holdsKey(Table.parse('0 8192 integrity 7:0 0 4 J 1 internal_hash:crc32c'))).to.equal(false);
+    expect(holdsKey(Table.parse(`0 2048 crypt aes-xts-plain64 ${key} 0 7:0 0`))).to.equal(true);
+    expect(holdsKey(Table.parse('0 2048 zero'))).to.equal(false);
+  });
+
+  it('a new device name that reads as major:minor is a usage error', () => {
+    expect(() => newDeviceName('253:5', 'create')).to.throw(UsageError, /reads as a device number/);
+    expect(newDeviceName('vol-253-5', 'create')).to.equal('vol-253-5');
   });
 });

@@ -9,6 +9,7 @@ import { DmError } from '../../errors';
 import type { DeviceMapperSync } from '../../sync';
 import { parseTarget, type Table, type TableRow } from '../../table';
 import { maskCryptKeys, cryptMaskedParams } from '../../targets/crypt';
+import { integrityMaskedParams } from '../../targets/integrity';
 import { SELECT_OPTIONS, someDevices } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
@@ -34,11 +35,28 @@ function eachDevice<T>(devices: { id: DevId; label: string; listed: boolean }[],
   return out;
 }
 
-/** A row as `--json` shows it, the crypt key zeroed unless `showKeys`. */
+/** A row's params with its keys zeroed (crypt's key, integrity's algorithm keys), or undefined when it holds none. */
+function maskedParams(row: TableRow): string | undefined {
+  if (row.type === 'crypt') return cryptMaskedParams(row.target);
+  if (row.type === 'integrity') return integrityMaskedParams(row.params);
+  return undefined;
+}
+
+/** A row as `--json` shows it, its keys zeroed unless `showKeys`. */
 function jsonRow(row: TableRow, showKeys: boolean): TableRow {
-  if (showKeys || row.type !== 'crypt') return row;
-  const params = cryptMaskedParams(row.target);
+  const params = showKeys ? undefined : maskedParams(row);
+  if (params === undefined) return row;
   return { start: row.start, length: row.length, type: row.type, params, target: parseTarget(row.type, params, false) };
+}
+
+/** A table's text with its keys zeroed, as `dmsetup table` shows it without --showkeys. */
+function maskedText(t: Table): string {
+  const crypt = maskCryptKeys(t).split('\n');
+  return t.rows.map((r, i) => {
+    if (r.type !== 'integrity') return crypt[i] ?? '';
+    const params = integrityMaskedParams(r.params);
+    return params === '' ? `${r.start} ${r.length} ${r.type}` : `${r.start} ${r.length} ${r.type} ${params}`;
+  }).join('\n');
 }
 
 /** `devmapper table`. */
@@ -47,12 +65,13 @@ export const table = defineVerb({
   summary: "Print a device's table as the kernel reads it back",
   usage: '[NAME | MAJOR:MINOR]...',
   description: `One device: its rows, one a line ("START LENGTH TYPE PARAMS", as dmsetup table). Several, or
-none named (every device): "NAME: ROW" lines. A crypt key is shown as zeroes unless --showkeys.
+none named (every device): "NAME: ROW" lines. Keys (crypt's, integrity's internal_hash, journal_crypt and journal_mac) are shown as
+zeroes unless --showkeys.
 JSON: [{ "device", "rows": [{ "start", "length", "type", "params", "target" }] | null }, ...].`,
   options: {
     ...SELECT_OPTIONS,
     inactive: { type: 'boolean', help: 'the inactive table (loaded, not yet resumed)' },
-    showkeys: { type: 'boolean', help: 'show crypt keys' },
+    showkeys: { type: 'boolean', help: 'show crypt and integrity keys' },
   },
   positionals: { min: 0, max: Infinity },
   async run(ctx) {
@@ -65,7 +84,7 @@ JSON: [{ "device", "rows": [{ "start", "length", "type", "params", "target" }] |
       ctx.out.json(read.map(({ label, value }) => ({ device: label, rows: value === undefined ? null : value.rows.map((r) => jsonRow(r, showKeys)) })));
       return ExitCode.ok;
     }
-    const text = (t: Table | undefined): string[] => (t === undefined ? [] : (showKeys ? t.toString() : maskCryptKeys(t)).split('\n'));
+    const text = (t: Table | undefined): string[] => (t === undefined ? [] : (showKeys ? t.toString() : maskedText(t)).split('\n'));
     if (named.length === 1) for (const line of text(read[0]?.value)) ctx.out.line(line);
     else {
       for (const { label, value } of read) {
