@@ -42,6 +42,7 @@ import {
   refOf,
   reloadProgram,
   removeDeviceProgram,
+  removeFoundProgram,
   removeProgram,
   ueventCall,
   afterUevent,
@@ -362,8 +363,11 @@ export function remove(ctx: Context, id: DevId, options: RemoveOptions | undefin
   const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
   const udev = udevPlan(ctx, opts);
   const flags = deferred ? Flag.DEFERRED_REMOVE : 0;
-  // Without nodes to look after, the device need not be looked up first.
-  if (udev.mode === 'off') return { program: removeProgram(devRequest(Command.DEV_REMOVE, flags, dev), dev.label, retries, udev), key: lockKey(dev) };
+  // Without nodes to look after, a device named by name or uuid need not be looked up first.
+  // One named by number is (then removed by uuid or name): the kernel hands a freed number to
+  // the next new device at once, so an EBUSY retry by number could remove another device.
+  if (udev.mode === 'off' && dev.dev === undefined) return { program: removeProgram(devRequest(Command.DEV_REMOVE, flags, dev), dev.label, retries, udev), key: lockKey(dev) };
+  if (udev.mode === 'off') return { program: removeFoundProgram(idRequest(dev), dev.label, flags, retries, udev), key: lockKey(dev) };
   return { program: removeDeviceProgram(idRequest(dev), dev.label, flags, retries, udev), key: lockKey(dev) };
 }
 

@@ -622,6 +622,15 @@ export function* renameProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>,
 }
 
 /**
+ * DEV_STATUS of the device as named, then DEV_REMOVE (EBUSY retried) by the uuid or name that
+ * answered, never by its number: with no /dev/mapper node to look after (udev 'off').
+ */
+export function* removeFoundProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, flags: number, retries: number, udev: UdevPlan): Program<void> {
+  const ours = identityOf(yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label), label);
+  yield* removeProgram({ cmd: Command.DEV_REMOVE, flags, ...refOf(ours) }, label, retries, udev);
+}
+
+/**
  * DEV_REMOVE of a device named any way, with its `/dev/mapper` node. A device named by uuid or
  * number is looked up first (its name and number say which node is its own), then removed by
  * its uuid or name.

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { Command, DmError } from '../../ts/index';
+import { remove } from '../../ts/commands';
 import { createProgram, oneIoctl, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
 import { nativeRows } from './answers';
 
@@ -120,5 +121,18 @@ describe('transaction programs', () => {
     done.next({});
     done.next({ result: answer({}) });
     expect(() => done.next({})).to.throw(/finished program was resumed/);
+  });
+});
+
+describe('remove by device number without udev', () => {
+  it('looks the device up and removes it (EBUSY retries too) by its uuid, never by the number the kernel may hand to another device', () => {
+    const cmd = remove({ driverVersion: [4, 47, 0], udev: { mode: 'off', timeout: 1000 } }, { dev: { major: 253, minor: 0 } }, { retries: 2 });
+    const busy = (): Error => new DmError({ errno: 16, syscall: 'ioctl', command: 'DM_DEV_REMOVE', device: '253:0' });
+    const r = drive(cmd.program, [() => answer({ name: 'vol', uuid: 'U', dev: 0xfd00 }), busy, () => answer({}), busy, () => answer({}), () => answer({})]);
+    expect(r.error).to.equal(undefined);
+    const ioctls = r.steps.filter((s) => s.kind === 'ioctl').map((s) => s.request);
+    expect(ioctls.map((q) => q.cmd)).to.deep.equal([Command.DEV_STATUS, Command.DEV_REMOVE, Command.DEV_REMOVE, Command.DEV_REMOVE]);
+    expect(ioctls[0]).to.include({ dev: 0xfd00 });
+    for (const q of ioctls.slice(1)) expect(q).to.include({ uuid: 'U' }).and.not.have.property('dev');
   });
 });
