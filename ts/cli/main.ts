@@ -116,6 +116,15 @@ function globalsOf(values: { json?: boolean | undefined; udev?: string | undefin
   return { json: values.json === true, udev, control: values.control };
 }
 
+/** The global options, refused when the verb has no use for one that was given. */
+function refuseGlobals(verb: Verb, global: GlobalOptions): GlobalOptions {
+  for (const name of verb.refusesGlobals ?? []) {
+    const given = name === 'json' ? global.json : global[name] !== undefined;
+    if (given) throw new UsageError(`--${name} means nothing to ${verb.name}`, verb.name);
+  }
+  return global;
+}
+
 /** Clients opened by a verb, closed when it ends. */
 class Clients {
   private asyncClient: Promise<DeviceMapper> | undefined;
@@ -219,7 +228,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         io.stdout.write(verbHelp(verb));
         return ExitCode.ok;
       }
-      return await runVerb(verb, after, optionValues(verb, {}), globalsOf(first, verb.name), io);
+      return await runVerb(verb, after, optionValues(verb, {}), refuseGlobals(verb, globalsOf(first, verb.name)), io);
     }
     let parsed;
     try {
@@ -232,11 +241,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.stdout.write(verbHelp(verb));
       return ExitCode.ok;
     }
-    const global = globalsOf({
+    const global = refuseGlobals(verb, globalsOf({
       json: values['json'] === true || first.json === true,
       udev: typeof values['udev'] === 'string' ? values['udev'] : first.udev,
       control: typeof values['control'] === 'string' ? values['control'] : first.control,
-    }, verb.name);
+    }, verb.name));
     const args = parsed.positionals;
     const { min, max } = verb.positionals;
     if (args.length < min || args.length > max) {

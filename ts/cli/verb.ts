@@ -155,6 +155,11 @@ export interface Verb<O extends OptionSpecs = OptionSpecs> {
    * should then be empty.
    */
   readonly rawArgs?: boolean;
+  /**
+   * The global options this verb has no use for (a verb that opens no control node has none
+   * for `--udev` and `--control`): given, they are a usage error, never silently ignored.
+   */
+  readonly refusesGlobals?: readonly ('json' | 'udev' | 'control')[];
   /** Does the work; returns the exit code. Throws {@link UsageError}, {@link CliError} or the library's errors. */
   run(ctx: VerbContext<O>): Promise<number>;
 }

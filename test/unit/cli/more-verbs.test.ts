@@ -45,6 +45,13 @@ describe('cli verbs: status, wait, watch, wait-sync, stats, loop, sandbox, demo 
     [['sandbox', '--modules', 'a,b c', '--', 'true'], /--module expects a module name/],
     [['sandbox', '--bogus', '--', 'true'], /Unknown option '--bogus'/],
     [['demo', 'x'], /expects 0 operands/],
+    // Global options a verb has no use for are refused, never ignored.
+    [['--udev', 'off', 'loop', 'ls'], /--udev means nothing to loop/],
+    [['loop', 'ls', '--control', '/dev/x'], /--control means nothing to loop/],
+    [['--json', 'sandbox', '--', 'true'], /--json means nothing to sandbox/],
+    [['--control', '/dev/x', 'sandbox', '--', 'true'], /--control means nothing to sandbox/],
+    [['demo', '--udev', 'sync'], /--udev means nothing to demo/],
+    [['demo', '--json'], /--json means nothing to demo/],
   ];
   for (const [argv, message] of usage) {
     it(`devmapper ${argv.join(' ')}: exit 2 and the verb's usage`, async () => {

@@ -55,6 +55,7 @@ export const loop = defineVerb({
   name: 'loop',
   summary: 'Loop devices: attach a file, detach, list, refresh the size',
   usage: 'attach FILE | detach DEV | ls | refresh DEV',
+  refusesGlobals: ['udev', 'control'],
   description: [
     '  loop attach FILE [--readonly] [--offset BYTES] [--sizelimit BYTES]   prints /dev/loopN',
     '  loop detach DEV       unbinds DEV (/dev/loopN or loopN), only from the file bound now',

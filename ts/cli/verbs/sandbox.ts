@@ -27,6 +27,7 @@ export const sandbox = defineVerb({
   options: {},
   positionals: { min: 0, max: Infinity },
   rawArgs: true,
+  refusesGlobals: ['json', 'udev', 'control'],
   async run(ctx) {
     let parsed: ReturnType<typeof parseSandboxArgs>;
     try {
@@ -57,9 +58,10 @@ export const demo = defineVerb({
   name: 'demo',
   summary: "Run the README's guided demo in the kernel sandbox",
   usage: '',
-  description: 'Boots the sandbox and runs examples/volume-demo.js in it as root (what npm run demo runs): two loop\ndisks, a linear volume across both, data through it, a live grow, a rename, cleanup.',
+  description: 'Boots the sandbox and runs examples/volume-demo.js in it as root (what npm run demo runs): two loop\ndisks, a linear volume across both, data through it, a live grow, a rename, cleanup.\nExit status: the demo\'s; 125 when the sandbox itself failed.',
   options: {},
   positionals: { min: 0, max: 0 },
+  refusesGlobals: ['json', 'udev', 'control'],
   async run(ctx) {
     try {
       return await runDemo(ctx.io.stdout, ctx.signal);

@@ -27,7 +27,8 @@ const TABLE_TYPES = new Set(['thin-pool', 'multipath']);
  */
 function targetsOf(dm: DeviceMapperSync, id: DevId, inactive: boolean, rows: readonly StatusRow[]): Map<number, Target> {
   if (!rows.some((r) => TABLE_TYPES.has(r.type))) return new Map();
-  const table = dm.table(id, { inactive });
+  // With DM_SECURE_DATA: a crypt row beside them brings its key, whose copies are then wiped.
+  const table = dm.table(id, { inactive, secure: true });
   return new Map((table?.rows ?? []).map((r) => [r.start, r.target]));
 }
 
