@@ -65,8 +65,8 @@ export const table = defineVerb({
   summary: "Print a device's table as the kernel reads it back",
   usage: '[NAME | MAJOR:MINOR]...',
   description: `One device: its rows, one a line ("START LENGTH TYPE PARAMS", as dmsetup table). Several, or
-none named (every device): "NAME: ROW" lines. Keys (crypt's, integrity's internal_hash, journal_crypt and journal_mac) are shown as
-zeroes unless --showkeys.
+none named (every device): "NAME: ROW" lines. Keys (crypt's; integrity's internal_hash,
+journal_crypt and journal_mac) are shown as zeroes unless --showkeys.
 JSON: [{ "device", "rows": [{ "start", "length", "type", "params", "target" }] | null }, ...].`,
   options: {
     ...SELECT_OPTIONS,
