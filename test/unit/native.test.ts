@@ -177,6 +177,9 @@ describe('native addon contract', () => {
         expect(ioThreads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
       }
       await control.close();
+      // close() has joined them; the kernel drops a joined thread's /proc/self/task entry a
+      // moment later (the join returns when the thread clears its tid, before it is reaped).
+      for (let i = 0; i < 200 && ioThreads() !== before; i++) await new Promise((r) => setTimeout(r, 10));
       expect(ioThreads(), 'close() ends the pool\'s threads').to.equal(before);
     });
 
