@@ -144,28 +144,6 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   return o;
 }
 
-// An ArrayBuffer over `size` bytes of the synchronous scratch, sharing its ownership, and a
-// reference to it for the detach; or a copy where a runtime refuses external buffers.
-Napi::ArrayBuffer lend(Napi::Env env, const std::shared_ptr<Control::SyncScratch>& owner, void* data,
-                       size_t size, napi_ref* lent) {
-  if (size > 0) {
-    auto* hold = new std::shared_ptr<Control::SyncScratch>(owner);
-    napi_value external;
-    napi_status s = napi_create_external_arraybuffer(
-        env, data, size,
-        [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Control::SyncScratch>*>(hint); },
-        hold, &external);
-    if (s == napi_ok) {
-      if (napi_create_reference(env, external, 1, lent) != napi_ok) *lent = nullptr;
-      return Napi::ArrayBuffer(env, external);
-    }
-    delete hold;
-  }
-  Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, size);
-  if (size > 0) std::memcpy(copy.Data(), data, size);
-  return copy;
-}
-
 }  // namespace
 
 // The answer's payload (rows, devices, versions, deps, a message's output), or undefined.
@@ -538,9 +516,9 @@ Control::~Control() {
   stopThreads();
   stopPool();
   // A lent answer still referenced from JavaScript keeps its memory (shared ownership).
-  for (napi_ref& ref : lent_) {
-    if (ref != nullptr) napi_delete_reference(Env(), ref);
-    ref = nullptr;
+  for (Lent& lent : lent_) {
+    if (lent.ref != nullptr) napi_delete_reference(Env(), lent.ref);
+    lent.ref = nullptr;
   }
   // The same function pointer as at add: node keys hooks by (function, argument).
   if (cleanupHookAdded_) napi_remove_env_cleanup_hook(Env(), CleanupHookThunk, this);
@@ -645,25 +623,67 @@ Napi::Object Control::lendIndexed(Napi::Env env, uint32_t rows, bool ascii) {
   const Keys::View k = addonData(env).keys.view();
   SyncScratch& s = *sync_;
   Napi::Object o = Napi::Object::New(env);
-  o.Set(k[Keys::Bytes], lend(env, sync_, s.buffer.bytes(), rows == 0 ? 0 : s.buffer.capacity(), &lent_[0]));
-  Napi::ArrayBuffer index = lend(env, sync_, s.index.data(), s.index.size() * sizeof(uint32_t), &lent_[1]);
+  o.Set(k[Keys::Bytes], lendView(env, lent_[0], s.buffer.bytes(), rows == 0 ? 0 : s.buffer.capacity()));
+  Napi::ArrayBuffer index = lendView(env, lent_[1], s.index.data(), s.index.capacity() * sizeof(uint32_t));
   o.Set(k[Keys::Index], Napi::Uint32Array::New(env, s.index.size(), index, 0));
   o.Set(k[Keys::Count], Napi::Number::New(env, rows));
   o.Set(k[Keys::Ascii], Napi::Boolean::New(env, ascii));
   return o;
 }
 
-void Control::reclaim(napi_env env) {
-  for (napi_ref& ref : lent_) {
-    if (ref == nullptr) continue;
-    napi_value buffer;
-    if (napi_get_reference_value(env, ref, &buffer) == napi_ok && buffer != nullptr) {
-      // A detached ArrayBuffer reads as empty: JavaScript never sees the memory again.
-      napi_status s = napi_detach_arraybuffer(env, buffer);
+Napi::ArrayBuffer Control::lendView(Napi::Env env, Lent& lent, void* data, size_t size) {
+  if (size == 0 || data == nullptr) return Napi::ArrayBuffer::New(env, 0);
+  if (lent.ref != nullptr && lent.data == data && lent.size == size) {
+    napi_value kept;
+    if (napi_get_reference_value(env, lent.ref, &kept) == napi_ok && kept != nullptr)
+      return Napi::ArrayBuffer(env, kept);
+  }
+  // The memory under the old view is not this: it reads as empty from now on.
+  if (lent.ref != nullptr) {
+    napi_value old;
+    if (napi_get_reference_value(env, lent.ref, &old) == napi_ok && old != nullptr) {
+      napi_status s = napi_detach_arraybuffer(env, old);
       (void)s;
     }
-    napi_delete_reference(env, ref);
-    ref = nullptr;
+    napi_delete_reference(env, lent.ref);
+    lent.ref = nullptr;
+  }
+  auto* hold = new std::shared_ptr<SyncScratch>(sync_);
+  napi_value external;
+  napi_status s = napi_create_external_arraybuffer(
+      env, data, size, [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<SyncScratch>*>(hint); },
+      hold, &external);
+  if (s != napi_ok) {
+    // A runtime that refuses external buffers gets a copy, made anew each call.
+    delete hold;
+    Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, size);
+    std::memcpy(copy.Data(), data, size);
+    return copy;
+  }
+  if (napi_create_reference(env, external, 1, &lent.ref) == napi_ok) {
+    lent.data = data;
+    lent.size = size;
+  } else {
+    lent.ref = nullptr;
+  }
+  return Napi::ArrayBuffer(env, external);
+}
+
+void Control::reclaim(napi_env env, bool all) {
+  SyncScratch& s = *sync_;
+  const void* now[2] = {s.buffer.bytes(), s.index.data()};
+  size_t sizes[2] = {s.buffer.capacity(), s.index.capacity() * sizeof(uint32_t)};
+  for (size_t i = 0; i < 2; i++) {
+    Lent& lent = lent_[i];
+    if (lent.ref == nullptr || (!all && lent.data == now[i] && lent.size == sizes[i])) continue;
+    napi_value buffer;
+    if (napi_get_reference_value(env, lent.ref, &buffer) == napi_ok && buffer != nullptr) {
+      // A detached ArrayBuffer reads as empty: JavaScript never sees the memory again.
+      napi_status st = napi_detach_arraybuffer(env, buffer);
+      (void)st;
+    }
+    napi_delete_reference(env, lent.ref);
+    lent = Lent{};
   }
 }
 
@@ -678,9 +698,10 @@ Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   if (compact && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
                   info[1].As<Napi::TypedArray>().ElementLength() < kSyncHeaderWords))
     throw typeError(env, "a Float64Array of " + std::to_string(kSyncHeaderWords) + " numbers", "header", info[1]);
-  // The previous answer's memory is about to be reused: JavaScript's view of it goes first.
-  reclaim(env);
   dm::Outcome outcome = dm::runInPlace(fd_, req, hints_, sync_->buffer, sync_->index);
+  // Where the buffer grew or went, JavaScript's views of the old memory go with it (no
+  // JavaScript ran in between).
+  reclaim(env, false);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
   if (!compact) return fromResult(env, outcome, this);
   double* h = info[1].As<Napi::Float64Array>().Data();
@@ -757,7 +778,7 @@ Napi::Value Control::Close(const Napi::CallbackInfo& info) {
   auto deferred = Napi::Promise::Deferred::New(env);
   closing_ = true;
   stopThreads();
-  reclaim(env);
+  reclaim(env, true);
   sync_->buffer.release();
   std::vector<uint32_t>().swap(sync_->index);
   if (pending_ == 0) {
@@ -779,7 +800,7 @@ Napi::Value Control::CloseSync(const Napi::CallbackInfo& info) {
   closing_ = true;
   stopThreads();
   stopPool();
-  reclaim(env);
+  reclaim(env, true);
   sync_->buffer.release();
   std::vector<uint32_t>().swap(sync_->index);
   if (fd_ >= 0) ::close(fd_);

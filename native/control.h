@@ -36,9 +36,12 @@ class Control : public Napi::ObjectWrap<Control> {
   void forget(BackgroundThread* thread);
 
   // The synchronous calls' ioctl buffer and index, reused from call to call (JavaScript
-  // thread only). An answer with rows is lent to JavaScript where it lies, as ArrayBuffers
-  // that the next synchronous call (or close) detaches before it reuses the memory; they
-  // share its ownership, so that the memory outlives a Control collected before them.
+  // thread only). An answer with rows is lent to JavaScript where it lies: through one
+  // ArrayBuffer over the buffer and one over the index, made once and kept from call to call
+  // (so that a small answer costs no allocation outside V8's heap), detached when the memory
+  // under them moves or goes (a buffer grown, a huge one freed, close). They share its
+  // ownership, so that the memory outlives a Control collected before them. The next call
+  // overwrites what they show.
   struct SyncScratch {
     dm::Buffer buffer;
     std::vector<uint32_t> index;
@@ -74,9 +77,19 @@ class Control : public Napi::ObjectWrap<Control> {
   std::vector<Napi::Promise::Deferred> closeWaiters_;
   dm::SizeHints hints_;
   std::shared_ptr<SyncScratch> sync_ = std::make_shared<SyncScratch>();
-  napi_ref lent_[2] = {nullptr, nullptr};
-  // Detaches the ArrayBuffers lent from sync_: their memory is the addon's again.
-  void reclaim(napi_env env);
+  // An ArrayBuffer lent over sync_'s memory, and the memory it covers.
+  struct Lent {
+    napi_ref ref = nullptr;
+    const void* data = nullptr;
+    size_t size = 0;
+  };
+  Lent lent_[2];
+  // The ArrayBuffer over `size` bytes at `data` of sync_: the one lent before when it covers
+  // exactly them, else a new one.
+  Napi::ArrayBuffer lendView(Napi::Env env, Lent& lent, void* data, size_t size);
+  // Detaches the ArrayBuffers lent from sync_ whose memory moved or went (`all`: every one,
+  // before the memory is freed): JavaScript never reads memory the addon no longer lends.
+  void reclaim(napi_env env, bool all);
   std::set<BackgroundThread*> threads_;
   bool cleanupHookAdded_ = false;
 

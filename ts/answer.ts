@@ -26,10 +26,26 @@ const DECODE_AT_ONCE = 16;
 const DECODE_WINDOW = 32 * 1024;
 
 /**
- * The synchronous client's answers are lent until its next call, which takes them back
- * (detached, they read as empty): a read after that is a bug, and fails, never reads garbage.
+ * The synchronous client's answers are lent until its next call, which writes its own answer
+ * over them (or, where the memory moved, detaches them: they read as empty): a read after
+ * that is a bug, and fails, never reads the next answer's bytes.
  */
 const LENT = 'internal error: an answer was read after the next call of its client';
+
+/**
+ * Counts the calls of a synchronous client, whose answers lie in memory the next call
+ * reuses: an answer it lent is good while the count is the one it was lent at.
+ */
+export class Lender {
+  /** Calls so far. */
+  calls = 0;
+}
+
+/** An answer; one the synchronous client lent names its lender and the call it answered. */
+export interface Answer extends NativeResult {
+  lender?: Lender;
+  call?: number;
+}
 
 /** A 64-bit value from its two words, as an exact number (a DmError with EOVERFLOW if not). */
 function u64(low: number, high: number, field: string, device: string | undefined): number {
@@ -48,13 +64,22 @@ abstract class Indexed {
   #decodedFrom = 0;
   /** Where the strings region ends, once known. */
   #spanEnd = -1;
+  readonly #lender: Lender | undefined;
+  readonly #call: number;
 
-  constructor(indexed: NativeIndexed, what: string) {
+  constructor(indexed: NativeIndexed, what: string, answer: Answer) {
     if (indexed.index.length !== indexed.count * WORDS) throw new Error(`internal error: the ${what} index has ${indexed.index.length} words for ${indexed.count} items`);
     this.count = indexed.count;
     this.#words = indexed.index;
     this.#bytes = Buffer.from(indexed.bytes);
     this.#ascii = indexed.ascii;
+    this.#lender = answer.lender;
+    this.#call = answer.call ?? 0;
+  }
+
+  /** Fails once the client that lent the answer has made another call. */
+  #stillLent(): void {
+    if (this.#lender !== undefined && this.#lender.calls !== this.#call) throw new Error(LENT);
   }
 
   /** Where the last item's last string ends. */
@@ -62,6 +87,7 @@ abstract class Indexed {
 
   /** Word `k` of item `i`. */
   protected word(i: number, k: number): number {
+    this.#stillLent();
     const w = this.#words[i * WORDS + k];
     if (w === undefined) throw new Error(i < this.count ? LENT : `internal error: item ${i} of ${this.count} read`);
     return w;
@@ -69,6 +95,7 @@ abstract class Indexed {
 
   /** The UTF-8 string of `length` bytes at `offset`. */
   protected text(offset: number, length: number): string {
+    this.#stillLent();
     if (offset + length > this.#bytes.length) throw new Error(LENT);
     if (this.#ascii && this.count >= DECODE_AT_ONCE) {
       // A window of the strings at once, then slices: ASCII reads the same in Latin-1 and
@@ -89,6 +116,7 @@ abstract class Indexed {
 
   /** Overwrites the answer's bytes (an answer to a SECURE_DATA request may hold a key). */
   wipe(): void {
+    this.#stillLent();
     this.#bytes.fill(0);
   }
 }
@@ -98,9 +126,9 @@ export class RowReader extends Indexed {
   readonly #types: readonly string[];
   readonly #device: string | undefined;
 
-  constructor(r: NativeResult, device: string | undefined) {
+  constructor(r: Answer, device: string | undefined) {
     const rows = r.targets ?? NO_ROWS;
-    super(rows, 'row');
+    super(rows, 'row', r);
     this.#types = rows.types;
     this.#device = device;
   }
@@ -138,8 +166,8 @@ export class RowReader extends Indexed {
 
 /** The devices of a LIST_DEVICES answer. */
 export class DeviceReader extends Indexed {
-  constructor(r: NativeResult) {
-    super(r.devices ?? NO_DEVICES, 'device');
+  constructor(r: Answer) {
+    super(r.devices ?? NO_DEVICES, 'device', r);
   }
 
   name(i: number): string {
@@ -180,8 +208,11 @@ function nativeU64(low: number, high: number): NativeU64 {
   return high < SAFE_HIGH ? high * TWO_32 + low : (BigInt(high) << 32n) | BigInt(low);
 }
 
-/** The answer of the compact form of `ioctlSync`, as the object form gives it. */
-export function fromCompact(header: Float64Array, compact: NativeCompactResult): NativeResult {
+/**
+ * The answer of the compact form of `ioctlSync`, as the object form gives it; lent by
+ * `lender` at its current call, when given (its rows and devices are read before the next).
+ */
+export function fromCompact(header: Float64Array, compact: NativeCompactResult, lender?: Lender): Answer {
   const h = (i: number): number => header[i] ?? 0;
   const [name, uuid, targets, devices, versions, deps, data] = compact;
   return {
@@ -200,5 +231,7 @@ export function fromCompact(header: Float64Array, compact: NativeCompactResult):
     versions,
     deps,
     data,
+    lender,
+    call: lender?.calls,
   };
 }

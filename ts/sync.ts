@@ -22,7 +22,7 @@ import type {
 } from './client';
 import type { MknodesResult } from './nodes';
 import type { UdevSettings } from './udev';
-import { fromCompact, SYNC_HEADER_WORDS } from './answer';
+import { fromCompact, Lender, SYNC_HEADER_WORDS } from './answer';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
@@ -58,6 +58,8 @@ export class DeviceMapperSync {
   /** Where the addon writes the numbers of each answer (the compact form of ioctlSync). */
   private readonly header = new Float64Array(SYNC_HEADER_WORDS);
   private readonly counts: IoctlCounts = { commands: 0, ioctls: 0 };
+  /** Counts the calls: an answer's rows lie in memory the next call reuses. */
+  private readonly lender = new Lender();
 
   private constructor(control: Control, driverVersion: [number, number, number], udev: UdevSettings) {
     this.control = control;
@@ -129,7 +131,8 @@ export class DeviceMapperSync {
           }
         } else {
           try {
-            run.answered(fromCompact(this.header, this.control.ioctlSync(step.request, this.header)));
+            this.lender.calls++;
+            run.answered(fromCompact(this.header, this.control.ioctlSync(step.request, this.header), this.lender));
           } catch (e) {
             run.failed(toDmError(e, site, step.device));
           }
