@@ -7,7 +7,8 @@
 // needs root and a host kernel with device-mapper.
 //
 // Environment: DEVMAPPER_TEST_HOST=1 (run on the host), DEVMAPPER_SANDBOX_MEMORY (MiB, default
-// 1024), DEVMAPPER_SANDBOX_LINUX (the UML kernel, default /usr/bin/linux.uml),
+// 1024), DEVMAPPER_SANDBOX_CPU (the host CPU the sandbox runs on, default: not pinned),
+// DEVMAPPER_SANDBOX_LINUX (the UML kernel, default /usr/bin/linux.uml),
 // DEVMAPPER_KERNEL_TESTS_TIMEOUT (seconds for the whole sandbox run, default 2400),
 // DEVMAPPER_ADDON (the addon binary to load, default build/Release/devmapper.node),
 // DEVMAPPER_TEST_PRELOAD (LD_PRELOAD for the test process: the sanitizer runtime of an addon
@@ -36,6 +37,14 @@ function positiveEnv(name, fallback) {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) fail(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+// DEVMAPPER_SANDBOX_CPU: the host CPU the sandbox runs on (SandboxOptions.cpu), if any.
+function cpuEnv() {
+  const raw = process.env.DEVMAPPER_SANDBOX_CPU;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) fail(`DEVMAPPER_SANDBOX_CPU must be a CPU number, got ${JSON.stringify(raw)}`);
+  return Number(raw);
 }
 
 function findTests(dir) {
@@ -142,6 +151,7 @@ async function runInUml(files) {
       memory,
       linux,
       timeout: timeoutS * 1000,
+      cpu: cpuEnv(),
     });
   } catch (e) {
     if (e instanceof sandbox.SandboxError) {

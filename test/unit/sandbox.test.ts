@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_MODULES, SCRATCH_DIR, SandboxError, runInSandbox } from '../../ts/sandbox/index';
+import { DEFAULT_MODULES, SCRATCH_DIR, SandboxError, allowedCpus, runInSandbox } from '../../ts/sandbox/index';
 import type { SandboxOptions } from '../../ts/sandbox/index';
 
 /** Host pids of the linux.uml processes of instance `id`. */
@@ -158,6 +158,9 @@ describe('devmapper/sandbox: runInSandbox', function () {
       [['true'], { modules: ['../x'] }],
       [['true'], { env: { 'A=B': 'x' } }],
       [['true'], { memroy: 512 } as SandboxOptions],
+      [['true'], { cpu: -1 }],
+      [['true'], { cpu: 0.5 }],
+      [['true'], { cpu: '0' } as unknown as SandboxOptions],
     ];
     for (const [command, options] of bad) {
       let error: unknown;
@@ -169,6 +172,43 @@ describe('devmapper/sandbox: runInSandbox', function () {
       expect(error, JSON.stringify([command, options])).to.be.instanceOf(TypeError);
     }
     expect(DEFAULT_MODULES).to.include.members(['dm-mod', 'dm-thin-pool', 'dm-crypt', 'dm-raid', 'loop']);
+    // A CPU this process may not run on is refused before the boot, naming those it may.
+    const cpus = allowedCpus() ?? [];
+    expect(cpus.length).to.be.above(0);
+    let outside: unknown;
+    try {
+      await runInSandbox(['true'], { cpu: Math.max(...cpus) + 1 });
+    } catch (e) {
+      outside = e;
+    }
+    expect(outside).to.be.instanceOf(RangeError);
+    expect((outside as Error).message).to.contain(`may run only on CPUs ${cpus.join(', ')}`);
+  });
+
+  it('options.cpu runs every host process of the instance on that CPU', async () => {
+    const cpu = allowedCpus()?.at(-1) ?? 0;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-cpu-'));
+    const id = `sandbox-cpu-${process.pid}`;
+    try {
+      const go = path.join(dir, 'go');
+      const run = runInSandbox(['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done; echo went`], { id, cpu, onOutput: () => undefined });
+      // The guest's processes are host processes too (UML forks one per address space).
+      let pids: number[] = [];
+      for (const until = Date.now() + 30000; pids.length < 2 && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 50));
+        pids = umlProcesses(id);
+      }
+      expect(pids.length).to.be.at.least(2);
+      for (const pid of pids) {
+        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+        expect(/^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1], `pid ${pid}`).to.equal(String(cpu));
+      }
+      fs.writeFileSync(go, '');
+      const r = await run;
+      expect(r).to.include({ exitCode: 0, output: 'went\n' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the command line refuses every bad option value with a usage error (exit 2, one line, no stack)', () => {
@@ -180,6 +220,8 @@ describe('devmapper/sandbox: runInSandbox', function () {
       [['--scratch', 'x', 'true'], /--scratch expects a whole number/],
       [['--timeout', '1.5', 'true'], /--timeout expects a whole number/],
       [['--module', 'a/b', 'true'], /--module expects a module name/],
+      [['--cpu', 'x', 'true'], /--cpu expects a whole number from 0 to 4095, got "x"/],
+      [['--cpu=-1', 'true'], /--cpu expects a whole number/],
       [['--bogus', 'true'], /Unknown option '--bogus'/],
       [['--memory'], /argument missing/],
       [[], /no command given/],
