@@ -161,6 +161,16 @@ export declare class Control {
    */
   ioctlSync(request: NativeRequest, header: Float64Array): NativeCompactResult;
   /**
+   * `ioctl` with the request's header fields as arguments (what the clients use: they cost a
+   * fraction of the Node-API calls that reading an object's properties does). `name` and
+   * `uuid` are '' when absent, `dev` and `eventNr` 0; `payload` is undefined or an object with
+   * the request's payload fields (`targets`, `data`, `sector`, `message`, `repeatable`), the
+   * others of it ignored.
+   */
+  call(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeResult>;
+  /** `ioctlSync` in the compact form, with the request's fields as `call` takes them. */
+  callSync(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined, header: Float64Array): NativeCompactResult;
+  /**
    * Waits on the addon's own thread until the device's event counter differs from
    * `request.eventNr`, then answers with DEV_WAIT's reply. `request.cmd` is ignored.
    */

@@ -55,6 +55,43 @@ int openControl(const std::string& path) {
 
 }  // namespace
 
+// The payload fields of a request object (targets, data, message, sector, repeatable), into
+// `req`, whose header fields are read already; then the whole request checked.
+static void readPayload(const Napi::Object& o, const Keys::View& k, dm::Request& req) {
+  Napi::Value t = o.Get(k[Keys::Targets]);
+  if (TargetList* list = TargetList::from(o.Env(), t)) {
+    req.targets = list->take(o.Env());
+  } else if (!t.IsUndefined()) {
+    if (!t.IsArray()) throw typeError(o.Env(), "an array or a target list", "request.targets", t);
+    Napi::Array rows = t.As<Napi::Array>();
+    if (rows.Length() > dm::kMaxBufferSize / dm::kSpecSize)
+      throw Napi::RangeError::New(o.Env(), "Invalid request: request.targets has more rows than a 256 MiB request can hold");
+    req.targets.reserve(rows.Length());
+    for (uint32_t i = 0; i < rows.Length(); i++) req.targets.push_back(readTargetSpec(rows.Get(i), i, k));
+  }
+  Napi::Value v = o.Get(k[Keys::Data]);
+  if (!v.IsUndefined()) {
+    req.hasData = true;
+    req.data = requireString(v, "request.data");
+  }
+  v = o.Get(k[Keys::Message]);
+  if (!v.IsUndefined()) {
+    req.hasMessage = true;
+    req.message = requireString(v, "request.message");
+  }
+  v = o.Get(k[Keys::Sector]);
+  if (!v.IsUndefined()) req.sector = requireInteger(v, "request.sector", kMaxSafeInteger);
+  v = o.Get(k[Keys::Repeatable]);
+  if (!v.IsUndefined()) req.repeatable = requireBool(v, "request.repeatable");
+}
+
+static void checkWhole(Napi::Env env, const dm::Request& req) {
+  std::string why = dm::checkRequest(req);
+  if (!why.empty()) {
+    throw Napi::RangeError::New(env, "Invalid request for " + commandName(req.cmd) + ": " + why);
+  }
+}
+
 dm::Request toRequest(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "request");
   const Keys::View k = addonData(o.Env()).keys.view();
@@ -69,35 +106,26 @@ dm::Request toRequest(const Napi::Value& value) {
   if (!v.IsUndefined()) req.dev = requireInteger(v, "request.dev", kMaxSafeInteger);
   v = o.Get(k[Keys::EventNr]);
   if (!v.IsUndefined()) req.eventNr = static_cast<uint32_t>(requireInteger(v, "request.eventNr", kMaxU32));
-  Napi::Value t = o.Get(k[Keys::Targets]);
-  if (TargetList* list = TargetList::from(o.Env(), t)) {
-    req.targets = list->take(o.Env());
-  } else if (!t.IsUndefined()) {
-    if (!t.IsArray()) throw typeError(o.Env(), "an array or a target list", "request.targets", t);
-    Napi::Array rows = t.As<Napi::Array>();
-    if (rows.Length() > dm::kMaxBufferSize / dm::kSpecSize)
-      throw Napi::RangeError::New(o.Env(), "Invalid request: request.targets has more rows than a 256 MiB request can hold");
-    req.targets.reserve(rows.Length());
-    for (uint32_t i = 0; i < rows.Length(); i++) req.targets.push_back(readTargetSpec(rows.Get(i), i, k));
-  }
-  v = o.Get(k[Keys::Data]);
-  if (!v.IsUndefined()) {
-    req.hasData = true;
-    req.data = requireString(v, "request.data");
-  }
-  v = o.Get(k[Keys::Message]);
-  if (!v.IsUndefined()) {
-    req.hasMessage = true;
-    req.message = requireString(v, "request.message");
-  }
-  v = o.Get(k[Keys::Sector]);
-  if (!v.IsUndefined()) req.sector = requireInteger(v, "request.sector", kMaxSafeInteger);
-  v = o.Get(k[Keys::Repeatable]);
-  if (!v.IsUndefined()) req.repeatable = requireBool(v, "request.repeatable");
-  std::string why = dm::checkRequest(req);
-  if (!why.empty()) {
-    throw Napi::RangeError::New(o.Env(), "Invalid request for " + commandName(req.cmd) + ": " + why);
-  }
+  readPayload(o, k, req);
+  checkWhole(o.Env(), req);
+  return req;
+}
+
+// The positional form of a request: (cmd, flags, dev, eventNr, name, uuid, payload), the
+// numbers and strings read straight from the arguments (a fraction of the Node-API calls that
+// reading eleven properties of an object takes), the payload object, if any, as above.
+static dm::Request argsRequest(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  dm::Request req;
+  req.cmd = static_cast<uint32_t>(wholeArg(env, info[0], "cmd", dm::kCommandCount - 1));
+  req.flags = static_cast<uint32_t>(wholeArg(env, info[1], "flags", kMaxU32));
+  req.dev = wholeArg(env, info[2], "dev", kMaxSafeInteger);
+  req.eventNr = static_cast<uint32_t>(wholeArg(env, info[3], "eventNr", kMaxU32));
+  stringArg(env, info[4], "name", req.name);
+  stringArg(env, info[5], "uuid", req.uuid);
+  Napi::Value payload = info[6];
+  if (!payload.IsUndefined()) readPayload(requireObject(payload, "payload"), addonData(info.Env()).keys.view(), req);
+  checkWhole(info.Env(), req);
   return req;
 }
 
@@ -494,6 +522,8 @@ Napi::Function Control::Define(Napi::Env env) {
   return DefineClass(env, "Control",
                      {
                          InstanceMethod<&Control::Ioctl>("ioctl"),
+                         InstanceMethod<&Control::Call>("call"),
+                         InstanceMethod<&Control::CallSync>("callSync"),
                          InstanceMethod<&Control::IoctlSync>("ioctlSync"),
                          InstanceMethod<&Control::WaitEvent>("waitEvent"),
                          InstanceMethod<&Control::Watch>("watch"),
@@ -571,9 +601,9 @@ void Control::rejectIfClosed(Napi::Env env, const char* what) {
   }
 }
 
-dm::Request Control::commandRequest(Napi::Env env, const Napi::Value& value, const char* method) {
+dm::Request Control::commandRequest(Napi::Env env, const Napi::CallbackInfo& info, bool positional, const char* method) {
   rejectIfClosed(env, "ioctl");
-  dm::Request req = toRequest(value);
+  dm::Request req = positional ? argsRequest(info) : toRequest(info[0]);
   // DEV_WAIT blocks until an event: it would park an I/O thread or this one; waitEvent() owns it.
   if (req.cmd == dm::kCmdDevWait)
     throw Napi::RangeError::New(env, std::string("DM_DEV_WAIT blocks: use waitEvent() instead of ") + method + "()");
@@ -581,8 +611,14 @@ dm::Request Control::commandRequest(Napi::Env env, const Napi::Value& value, con
 }
 
 Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  dm::Request req = commandRequest(env, info[0], "ioctl");
+  return submit(info.Env(), commandRequest(info.Env(), info, false, "ioctl"));
+}
+
+Napi::Value Control::Call(const Napi::CallbackInfo& info) {
+  return submit(info.Env(), commandRequest(info.Env(), info, true, "call"));
+}
+
+Napi::Value Control::submit(Napi::Env env, dm::Request req) {
   if (!pool_) pool_ = std::make_unique<IoPool>(this, &Control::Deliver);
   uint64_t id = nextIoctl_++;
   uint32_t cmd = req.cmd;
@@ -691,20 +727,37 @@ void Control::reclaim(napi_env env, bool all) {
 // microseconds (a sync API). Errors are thrown, not rejected.
 Napi::Value Control::IoctlSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  dm::Request req = commandRequest(env, info[0], "ioctlSync");
+  dm::Request req = commandRequest(env, info, false, "ioctlSync");
   // The compact form: numbers in the caller's Float64Array, strings and payload in a short
   // array (a dozen property stores fewer: most of the addon's own cost of a small answer).
   bool compact = info.Length() >= 2 && !info[1].IsUndefined();
-  if (compact && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-                  info[1].As<Napi::TypedArray>().ElementLength() < kSyncHeaderWords))
-    throw typeError(env, "a Float64Array of " + std::to_string(kSyncHeaderWords) + " numbers", "header", info[1]);
+  return runSync(env, req, compact ? headerArg(env, info[1]) : nullptr);
+}
+
+Napi::Value Control::CallSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double* header = headerArg(env, info[7]);
+  return runSync(env, commandRequest(env, info, true, "callSync"), header);
+}
+
+double* Control::headerArg(Napi::Env env, const Napi::Value& value) {
+  void* data = nullptr;
+  size_t length = 0;
+  napi_typedarray_type type;
+  if (!value.IsTypedArray() ||
+      napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array || length < kSyncHeaderWords)
+    throw typeError(env, "a Float64Array of " + std::to_string(kSyncHeaderWords) + " numbers", "header", value);
+  return static_cast<double*>(data);
+}
+
+Napi::Value Control::runSync(Napi::Env env, const dm::Request& req, double* h) {
   dm::Outcome outcome = dm::runInPlace(fd_, req, hints_, sync_->buffer, sync_->index);
   // Where the buffer grew or went, JavaScript's views of the old memory go with it (no
   // JavaScript ran in between).
   reclaim(env, false);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
-  if (!compact) return fromResult(env, outcome, this);
-  double* h = info[1].As<Napi::Float64Array>().Data();
+  if (h == nullptr) return fromResult(env, outcome, this);
   const dm::Result& r = outcome.result;
   h[0] = r.flags;
   h[1] = static_cast<double>(r.dev & 0xffffffffu);

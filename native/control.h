@@ -50,11 +50,21 @@ class Control : public Napi::ObjectWrap<Control> {
   Napi::Object lendIndexed(Napi::Env env, uint32_t rows, bool ascii);
 
  private:
-  // The request of ioctl() or ioctlSync() (`method`): refused after close, checked, and never
-  // DEV_WAIT.
-  dm::Request commandRequest(Napi::Env env, const Napi::Value& value, const char* method);
+  // The request of ioctl()/ioctlSync() (an object) or call()/callSync() (`positional`
+  // arguments), for `method`: refused after close, checked, and never DEV_WAIT.
+  dm::Request commandRequest(Napi::Env env, const Napi::CallbackInfo& info, bool positional, const char* method);
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
+  Napi::Value Call(const Napi::CallbackInfo& info);
+  // Hands a request to the I/O threads; the promise settles when the answer comes back.
+  Napi::Value submit(Napi::Env env, dm::Request req);
   Napi::Value IoctlSync(const Napi::CallbackInfo& info);
+  Napi::Value CallSync(const Napi::CallbackInfo& info);
+  // The header a compact answer's numbers go to (a TypeError unless a Float64Array of
+  // kSyncHeaderWords or more).
+  static double* headerArg(Napi::Env env, const Napi::Value& value);
+  // Runs a request on this thread: the answer in the compact form into `header`, or, without
+  // one, as an object.
+  Napi::Value runSync(Napi::Env env, const dm::Request& req, double* header);
   Napi::Value WaitEvent(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value BufferSizes(const Napi::CallbackInfo& info);

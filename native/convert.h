@@ -65,6 +65,33 @@ inline bool isInteger(const Napi::Value& v, double max) {
 // The value of a number isInteger accepted.
 inline uint64_t integer(const Napi::Value& v) { return static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue()); }
 
+// A whole number argument in [0, max], read with one Node-API call.
+inline uint64_t wholeArg(napi_env env, napi_value v, const char* name, double max) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_number_expected && std::isfinite(d) && d >= 0 && std::floor(d) == d && d <= max)
+    return static_cast<uint64_t>(d);
+  Napi::Value value(env, v);
+  if (!value.IsNumber()) throw typeError(env, "a non-negative integer", name, value);
+  throw Napi::RangeError::New(env, "Expected a non-negative integer up to " + std::to_string(static_cast<uint64_t>(max)) +
+                                       " for " + name + " but received " + value.ToString().Utf8Value());
+}
+
+// A string argument into `out`: one Node-API call for a string of up to 251 bytes (every
+// device name and uuid), two more for a longer one. (A copy cut short by the buffer stops
+// within a character of its end, so a copy that stops earlier is the whole string.)
+inline void stringArg(napi_env env, napi_value v, const char* name, std::string& out) {
+  char buf[256];
+  size_t n = 0;
+  napi_status s = napi_get_value_string_utf8(env, v, buf, sizeof buf, &n);
+  if (s == napi_string_expected) throw typeError(env, "a string", name, Napi::Value(env, v));
+  if (s != napi_ok) throw Napi::Error::New(env, std::string("cannot read ") + name);
+  if (n + 4 < sizeof buf) {
+    out.assign(buf, n);
+    return;
+  }
+  out = Napi::Value(env, v).As<Napi::String>().Utf8Value();
+}
+
 inline bool requireBool(const Napi::Value& v, const std::string& name) {
   if (!v.IsBoolean()) throw typeError(v.Env(), "a boolean", name, v);
   return v.As<Napi::Boolean>().Value();

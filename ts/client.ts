@@ -8,7 +8,7 @@ import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
-import { ProgramRun, type IoctlCounts, type Program } from './steps';
+import { payloadOf, ProgramRun, type IoctlCounts, type Program } from './steps';
 import type { Table } from './table';
 import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
@@ -408,7 +408,8 @@ export class DeviceMapper {
           }
         } else {
           try {
-            run.answered(await this.control.ioctl(step.request));
+            const r = step.request;
+            run.answered(await this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r)));
           } catch (e) {
             run.failed(toDmError(e, site, step.device));
           }

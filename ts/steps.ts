@@ -21,6 +21,15 @@ export interface IoctlStep {
   readonly device: string | undefined;
 }
 
+/**
+ * The request itself when it has payload fields (targets, data, message, sector, repeatable),
+ * else undefined: the last argument of the addon's `call`/`callSync`, which take the header
+ * fields as arguments.
+ */
+export function payloadOf(r: NativeRequest): NativeRequest | undefined {
+  return r.targets !== undefined || r.data !== undefined || r.message !== undefined || r.sector !== undefined || r.repeatable !== undefined ? r : undefined;
+}
+
 /** Pause (bounded backoff before a retry). */
 export interface SleepStep {
   readonly kind: 'sleep';

@@ -30,7 +30,7 @@ import type { DevId, DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError } from './errors';
 import { openControl } from './open';
 import type { StatusRow } from './status';
-import { ProgramRun, type IoctlCounts } from './steps';
+import { payloadOf, ProgramRun, type IoctlCounts } from './steps';
 import type { Table } from './table';
 import { isUdevStep, runUdevStepSync } from './udev-steps';
 
@@ -131,8 +131,10 @@ export class DeviceMapperSync {
           }
         } else {
           try {
+            const r = step.request;
             this.lender.calls++;
-            run.answered(fromCompact(this.header, this.control.ioctlSync(step.request, this.header), this.lender));
+            const compact = this.control.callSync(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r), this.header);
+            run.answered(fromCompact(this.header, compact, this.lender));
           } catch (e) {
             run.failed(toDmError(e, site, step.device));
           }

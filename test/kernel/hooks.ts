@@ -12,14 +12,20 @@ export interface ControlHooks {
   onArmed?: (onArmed: () => void) => () => void;
 }
 
+/** The request the positional `call`/`callSync` arguments stand for. */
+function requestOf(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): NativeRequest {
+  if (payload !== undefined) return payload;
+  return { cmd, flags, ...(name === '' ? {} : { name }), ...(uuid === '' ? {} : { uuid }), ...(dev === 0 ? {} : { dev }), ...(eventNr === 0 ? {} : { eventNr }) };
+}
+
 function isControl(value: unknown): value is Control {
   return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'ioctl') === 'function';
 }
 
 /**
  * Puts `hooks` around the native control of one DeviceMapper or DeviceMapperSync (its private
- * `control`): the client code runs unchanged. Around `ioctlSync` (the compact form the synchronous
- * client uses; `after` gets the answer as the object form gives it) the hooks must not return a
+ * `control`): the client code runs unchanged. Around `callSync` and `ioctlSync` (the compact forms
+ * the synchronous client uses; `after` gets the answer as the object form gives it) the hooks must not return a
  * promise. Returns the function that takes them away again.
  */
 export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlHooks): () => void {
@@ -35,10 +41,28 @@ export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlH
           return result;
         };
       }
+      if (property === 'call') {
+        return async (cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeResult> => {
+          const request = requestOf(cmd, flags, dev, eventNr, name, uuid, payload);
+          if (hooks.before) await hooks.before(request);
+          const result = await target.call(cmd, flags, dev, eventNr, name, uuid, payload);
+          if (hooks.after) await hooks.after(request, result);
+          return result;
+        };
+      }
       if (property === 'ioctlSync') {
         return (request: NativeRequest, header: Float64Array): NativeCompactResult => {
           if (hooks.before?.(request) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
           const result = target.ioctlSync(request, header);
+          if (hooks.after?.(request, fromCompact(header, result)) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
+          return result;
+        };
+      }
+      if (property === 'callSync') {
+        return (cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined, header: Float64Array): NativeCompactResult => {
+          const request = requestOf(cmd, flags, dev, eventNr, name, uuid, payload);
+          if (hooks.before?.(request) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
+          const result = target.callSync(cmd, flags, dev, eventNr, name, uuid, payload, header);
           if (hooks.after?.(request, fromCompact(header, result)) instanceof Promise) throw new Error('a hook of a synchronous call returned a promise');
           return result;
         };

@@ -114,6 +114,38 @@ describe('native addon contract', () => {
         expect(() => control.ioctlSync({ cmd: Command.VERSION, flags: 0 }, header as never)).to.throw(TypeError, /Float64Array of 11 numbers for header/);
       }
       expect(() => control.ioctlSync({ cmd: Command.VERSION, flags: 0 }, new Float64Array(11))).to.throw(/ENOTTY|ioctl/);
+      // The positional forms the clients use check every argument the way the object form
+      // checks its fields, before the ioctl.
+      const h = new Float64Array(11);
+      const positional: [unknown[], RegExp, typeof TypeError][] = [
+        [[-1, 0, 0, 0, '', '', undefined], /non-negative integer up to 17 for cmd but received -1/, RangeError],
+        [['2', 0, 0, 0, '', '', undefined], /non-negative integer for cmd/, TypeError],
+        [[Command.DEV_STATUS, 2 ** 32, 0, 0, 'x', '', undefined], /for flags/, RangeError],
+        [[Command.DEV_STATUS, 0, 2 ** 53, 0, '', '', undefined], /for dev/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0.5, '', '', undefined], /for eventNr/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0, 7, '', undefined], /a string for name/, TypeError],
+        [[Command.DEV_STATUS, 0, 0, 0, '', undefined, undefined], /a string for uuid/, TypeError],
+        [[Command.DEV_STATUS, 0, 0, 0, 'x', '', 'payload'], /an object for payload/, TypeError],
+        [[Command.DEV_STATUS, 0, 0, 1, 'x', '', undefined], /takes no event_nr/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0, 'x'.repeat(128), '', undefined], /name longer than 127 bytes/, RangeError],
+        // Past the one-call read (251 bytes) the whole string is read: still too long, not cut.
+        [[Command.DEV_STATUS, 0, 0, 0, 'x'.repeat(300), '', undefined], /name longer than 127 bytes/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0, 'é'.repeat(126), '', undefined], /name longer than 127 bytes/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0, 'a\0b', '', undefined], /name contains a NUL byte/, RangeError],
+        [[Command.DEV_STATUS, 0, 0, 0, '', 'u'.repeat(129), undefined], /uuid longer than 128 bytes/, RangeError],
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { cmd: 0, flags: 0, message: 5 }], /a string for request.message/, TypeError],
+        [[Command.DEV_WAIT, 0, 0, 0, 'x', '', undefined], /waitEvent\(\) instead of call\(\)/, RangeError],
+      ];
+      for (const [args, message, type] of positional) {
+        const call = control.call.bind(control) as (...a: unknown[]) => unknown;
+        const callSync = control.callSync.bind(control) as (...a: unknown[]) => unknown;
+        expect(() => call(...args), JSON.stringify(args)).to.throw(type, message);
+        expect(() => callSync(...args, h), JSON.stringify(args)).to.throw(type, message instanceof RegExp && message.source.includes('call') ? /waitEvent\(\) instead of callSync\(\)/ : message);
+      }
+      expect(() => control.callSync(Command.VERSION, 0, 0, 0, '', '', undefined, new Float64Array(10))).to.throw(TypeError, /Float64Array of 11 numbers for header/);
+      expect(() => control.callSync(Command.VERSION, 0, 0, 0, '', '', undefined, h)).to.throw(/ENOTTY|ioctl/);
+      // A payload's other fields are not the request's: the arguments are.
+      expect(() => control.callSync(Command.VERSION, 0, 0, 0, '', '', { cmd: Command.DEV_WAIT, flags: 0xffff, name: 5 as never, data: 'x' }, h)).to.throw(/ENOTTY|ioctl/);
       // A watch handle's constructor reached from JavaScript makes an inert object.
       const w = control.watch(() => undefined, () => undefined);
       const Ctor = (w as unknown as { constructor: new () => { stop(): void } }).constructor;
