@@ -186,7 +186,10 @@ void IoPool::flushSubmitted() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     for (Job& job : submitted_) queue_.push_back(std::move(job));
-    armLocked();
+    // The supervisor looks only when requests may wait behind busy workers: when every
+    // worker is in a request now. A worker between two requests takes these itself, and the
+    // one that starts a request while others could start arms it then (work()).
+    if (running_ >= workersLocked()) armLocked();
   }
   submitted_.clear();
   // One wake-up for the whole run's requests: one worker takes them one after another.
@@ -278,8 +281,9 @@ void IoPool::work() {
     if (!job.key.empty()) runningKeys_.insert(job.key);
     if (job.barrier) barrierRunning_ = true;
     busy_.push_back(tid);
-    // Answers held back while this runs: the supervisor hands them over if it takes long.
-    if (!done_.empty() && !scheduled_) armLocked();
+    // Answers held back, or requests that could start, while this runs: the supervisor hands
+    // the answers over, and starts another worker, if it takes long.
+    if ((!done_.empty() && !scheduled_) || nextLocked() != queue_.end()) armLocked();
     lk.unlock();
     Done done;
     done.id = job.id;

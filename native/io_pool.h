@@ -8,7 +8,8 @@
 //    handle), then queued with one wake-up.
 //  - One worker runs them one after another, and hands its answers back when it has nothing
 //    left to run: one call onto the JavaScript thread carries every answer ready by then.
-//  - The pool grows only when it is stuck: a supervisor thread, asleep while no request waits,
+//  - The pool grows only when it is stuck: a supervisor thread, asleep unless requests wait
+//    while every worker is in a request (or a worker starts one while others could start),
 //    looks every kStall while some do; when no request finished meanwhile and one could
 //    start, it wakes an idle worker, or starts one (up to kMaxThreads) if every busy worker
 //    waits in the kernel (a suspend that flushes for seconds, any blocking ioctl) rather than
