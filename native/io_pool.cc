@@ -95,11 +95,9 @@ std::string IoPool::orderKey(const dm::Request& req) {
 }
 
 void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::Request req) {
-  if (!hasTsfn_) {
-    // Created unreferenced: an idle pool keeps nothing alive; ref() follows the pending work.
-    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "devmapper:io", 0, 1);
-    tsfn_.Unref(env);
-    hasTsfn_ = true;
+  if (!context_) {
+    env_ = env;
+    context_ = std::make_unique<Napi::AsyncContext>(env, "devmapper:io");
   }
   if (kick_ == nullptr) startKick(env);
   {
@@ -117,29 +115,49 @@ void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm
   if (submitted_.size() == 1) uv_prepare_start(kick_->handle, OnPrepare);
 }
 
-void IoPool::ref(Napi::Env env, bool keepAlive) {
-  if (!hasTsfn_) return;
+void IoPool::ref(Napi::Env, bool keepAlive) {
+  if (kick_ == nullptr) return;
+  uv_handle_t* h = reinterpret_cast<uv_handle_t*>(kick_->async);
   if (keepAlive)
-    tsfn_.Ref(env);
+    uv_ref(h);
   else
-    tsfn_.Unref(env);
+    uv_unref(h);
 }
 
 void IoPool::startKick(Napi::Env env) {
   struct uv_loop_s* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
     throw Napi::Error::New(env, "devmapper: cannot reach the event loop");
-  void* memory = std::malloc(uv_handle_size(kUvPrepare));
-  if (memory == nullptr) throw std::bad_alloc();
+  void* prepare = std::malloc(uv_handle_size(kUvPrepare));
+  void* async = std::malloc(uv_handle_size(kUvAsync));
+  if (prepare == nullptr || async == nullptr) {
+    std::free(prepare);
+    std::free(async);
+    throw std::bad_alloc();
+  }
   auto* kick = new Kick();
-  kick->handle = static_cast<uv_prepare_t*>(memory);
+  kick->handle = static_cast<uv_prepare_t*>(prepare);
+  kick->async = static_cast<uv_async_t*>(async);
   uv_prepare_init(loop, kick->handle);
+  uv_async_init(loop, kick->async, OnAnswers);
+  kick->open = 2;
   uv_handle_set_data(handle(kick), kick);
+  uv_handle_set_data(reinterpret_cast<uv_handle_t*>(kick->async), kick);
   kick->pool = this;
   // Never what keeps the loop alive: the pending answers do (ref()).
   uv_unref(handle(kick));
+  uv_unref(reinterpret_cast<uv_handle_t*>(kick->async));
   if (napi_add_async_cleanup_hook(env, OnTeardown, kick, &kick->hook) != napi_ok) kick->hook = nullptr;
   kick_ = kick;
+  std::lock_guard<std::mutex> lk(signalMu_);
+  signal_ = kick->async;
+}
+
+void IoPool::closeHandles(Kick* kick) {
+  if (kick->closing) return;
+  kick->closing = true;
+  uv_close(handle(kick), OnKickClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(kick->async), OnKickClosed);
 }
 
 void IoPool::closeKick() {
@@ -147,10 +165,11 @@ void IoPool::closeKick() {
   if (kick == nullptr) return;
   kick_ = nullptr;
   kick->pool = nullptr;
-  if (!kick->closing) {
-    kick->closing = true;
-    uv_close(handle(kick), OnKickClosed);
+  {
+    std::lock_guard<std::mutex> lk(signalMu_);
+    signal_ = nullptr;
   }
+  closeHandles(kick);
 }
 
 void IoPool::OnPrepare(uv_prepare_t* prepare) {
@@ -159,26 +178,33 @@ void IoPool::OnPrepare(uv_prepare_t* prepare) {
   if (kick->pool != nullptr) kick->pool->flushSubmitted();
 }
 
+void IoPool::OnAnswers(uv_async_t* async) {
+  auto* kick = static_cast<Kick*>(uv_handle_get_data(reinterpret_cast<uv_handle_t*>(async)));
+  if (kick->pool != nullptr) kick->pool->deliverSome();
+}
+
 void IoPool::OnKickClosed(uv_handle_t* closed) {
   auto* kick = static_cast<Kick*>(uv_handle_get_data(closed));
-  // Lets the environment's teardown go on, if it waits for this handle.
+  if (--kick->open > 0) return;
+  // Lets the environment's teardown go on, if it waits for these handles.
   if (kick->hook != nullptr) napi_remove_async_cleanup_hook(kick->hook);
   std::free(kick->handle);
+  std::free(kick->async);
   delete kick;
 }
 
 void IoPool::OnTeardown(napi_async_cleanup_hook_handle, void* arg) {
   // The environment goes (a worker terminated, the process ending): its loop must not close
-  // with the handle open. The Control's own cleanup hook stops the pool's threads.
+  // with the handles open, and no thread may signal one that is closing. The Control's own
+  // cleanup hook stops the pool's threads.
   auto* kick = static_cast<Kick*>(arg);
-  if (kick->pool != nullptr) {
-    kick->pool->kick_ = nullptr;
+  if (IoPool* pool = kick->pool) {
+    pool->kick_ = nullptr;
     kick->pool = nullptr;
+    std::lock_guard<std::mutex> lk(pool->signalMu_);
+    pool->signal_ = nullptr;
   }
-  if (!kick->closing) {
-    kick->closing = true;
-    uv_close(handle(kick), OnKickClosed);
-  }
+  closeHandles(kick);
 }
 
 void IoPool::flushSubmitted() {
@@ -219,10 +245,14 @@ void IoPool::sendAnswers(std::unique_lock<std::mutex>& lk) {
   scheduled_ = true;
   // Outside the lock: the JavaScript thread, woken by it, may run at once and take the batch.
   lk.unlock();
-  // On napi_closing the environment is going away: nothing is delivered any more.
-  napi_status s = tsfn_.NonBlockingCall(this, OnDone);
-  (void)s;
+  signalAnswers();
   lk.lock();
+}
+
+void IoPool::signalAnswers() {
+  std::lock_guard<std::mutex> lk(signalMu_);
+  // Gone with the environment: nothing is delivered any more.
+  if (signal_ != nullptr) uv_async_send(signal_);
 }
 
 void IoPool::armLocked() {
@@ -356,15 +386,31 @@ void IoPool::supervise() {
   }
 }
 
-void IoPool::OnDone(Napi::Env env, Napi::Function, IoPool* pool) {
-  std::vector<Done> batch;
+void IoPool::deliverSome() {
   {
-    std::lock_guard<std::mutex> lk(pool->mu_);
-    batch.swap(pool->done_);
-    pool->scheduled_ = false;
-    pool->held_ = false;
+    std::lock_guard<std::mutex> lk(mu_);
+    for (Done& d : done_) inbox_.push_back(std::move(d));
+    done_.clear();
+    scheduled_ = false;
+    held_ = false;
   }
-  pool->deliver_(env, pool->owner_, batch);
+  if (inbox_.empty() || env_ == nullptr) return;
+  size_t n = std::min(inbox_.size(), kDeliverAtOnce);
+  std::vector<Done> batch;
+  batch.reserve(n);
+  for (size_t i = 0; i < n; i++) {
+    batch.push_back(std::move(inbox_.front()));
+    inbox_.pop_front();
+  }
+  // The rest on the next turn of the loop, after what else is ready by then.
+  if (!inbox_.empty() && kick_ != nullptr) uv_async_send(kick_->async);
+  Napi::Env env(env_);
+  guarded([&] {
+    Napi::HandleScope handles(env);
+    // Closing the scope runs the promise reactions of this group (and process.nextTick's).
+    Napi::CallbackScope scope(env, *context_);
+    deliver_(env, owner_, batch);
+  });
 }
 
 void IoPool::stop() {
@@ -387,10 +433,8 @@ void IoPool::stop() {
     if (t.joinable()) t.join();
   }
   if (supervisor.joinable()) supervisor.join();
-  if (hasTsfn_) {
-    guarded([&] { tsfn_.Release(); });
-    hasTsfn_ = false;
-  }
+  if (context_) guarded([&] { context_.reset(); });
+  inbox_.clear();
   std::lock_guard<std::mutex> lk(mu_);
   queue_.clear();
   done_.clear();

@@ -7,7 +7,12 @@
 //    are held on the JavaScript thread until the event loop is about to wait (a uv_prepare
 //    handle), then queued with one wake-up.
 //  - One worker runs them one after another, and hands its answers back when it has nothing
-//    left to run: one call onto the JavaScript thread carries every answer ready by then.
+//    left to run: one wake-up of the JavaScript thread (a libuv async handle, signalled with
+//    no lock held, so that the JavaScript thread, woken at once, never waits for the worker)
+//    carries every answer ready by then. They are settled kDeliverAtOnce at a time, each
+//    group in a callback scope of its own (its promise reactions run before the next), with
+//    the event loop let run between groups: fs, timers and other I/O wait for at most one
+//    group's JavaScript, not for a whole burst's.
 //  - The pool grows only when it is stuck: a supervisor thread, asleep unless requests wait
 //    while every worker is in a request (or a worker starts one while others could start),
 //    looks every kStall while some do; when no request finished meanwhile and one could
@@ -33,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -52,6 +58,8 @@ class IoPool {
   static constexpr const char* kThreadName = "devmapper-io";
   // How much nicer than the process the pool's threads run (see prepareThread in io_pool.cc).
   static constexpr int kNice = 10;
+  // Answers settled per turn of the event loop (see above).
+  static constexpr size_t kDeliverAtOnce = 16;
 
   struct Done {
     uint64_t id = 0;
@@ -90,23 +98,33 @@ class IoPool {
     std::string key;
     bool barrier;  // REMOVE_ALL
   };
-  // The loop handle that hands a run of JavaScript's requests over. Freed by its close
-  // callback, which may run after the pool is gone; an async cleanup hook makes the
-  // environment's teardown wait for that callback (the loop must not close with it open).
+  // The loop handles: one that hands a run of JavaScript's requests over, one that brings the
+  // answers back. Freed by their close callbacks, which may run after the pool is gone; an
+  // async cleanup hook makes the environment's teardown wait for them (the loop must not
+  // close with them open).
   struct Kick {
     uv_prepare_t* handle = nullptr;  // uv_handle_size(UV_PREPARE) bytes of malloc
+    uv_async_t* async = nullptr;     // uv_handle_size(UV_ASYNC) bytes of malloc
     IoPool* pool = nullptr;
     napi_async_cleanup_hook_handle hook = nullptr;
+    int open = 0;  // handles not yet closed
     bool closing = false;
   };
 
   static uv_handle_t* handle(Kick* kick);
   void startKick(Napi::Env env);
   void closeKick();
+  static void closeHandles(Kick* kick);
   static void OnPrepare(uv_prepare_t* handle);
+  static void OnAnswers(uv_async_t* handle);
   static void OnKickClosed(uv_handle_t* handle);
   static void OnTeardown(napi_async_cleanup_hook_handle hook, void* arg);
   void flushSubmitted();
+  // Takes the answers the workers have made and settles up to kDeliverAtOnce of them
+  // (JavaScript thread); comes back on the next turn of the loop for the rest.
+  void deliverSome();
+  // Wakes the JavaScript thread for the answers (any thread; no lock of the pool held).
+  void signalAnswers();
 
   void work();
   void supervise();
@@ -119,15 +137,21 @@ class IoPool {
   bool watchLocked() const;
   size_t workersLocked() const { return threads_.size() - exited_.size(); }
   void reapLocked();
-  static void OnDone(Napi::Env env, Napi::Function, IoPool* pool);
 
   void* owner_;
   Deliver deliver_;
-  Napi::ThreadSafeFunction tsfn_;
-  bool hasTsfn_ = false;
-  // JavaScript thread only: the requests of the current run of JavaScript.
+  napi_env env_ = nullptr;
+  // The async context the answers are settled in (async_hooks see one resource for the pool).
+  std::unique_ptr<Napi::AsyncContext> context_;
+  // JavaScript thread only: the requests of the current run of JavaScript, and the answers
+  // taken from the workers and not yet settled.
   std::vector<Job> submitted_;
+  std::deque<Done> inbox_;
   Kick* kick_ = nullptr;
+  // Guards `signal_` (the async handle, until it closes): the threads that signal hold it,
+  // never the JavaScript thread's delivery, so a woken JavaScript thread never waits on it.
+  std::mutex signalMu_;
+  uv_async_t* signal_ = nullptr;
 
   std::mutex mu_;
   std::condition_variable cv_;    // workers wait here for a request

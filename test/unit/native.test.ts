@@ -215,7 +215,7 @@ describe('native addon contract', () => {
       expect(ioThreads(), 'close() ends the pool\'s threads').to.equal(before);
     });
 
-    it('answers come back in the order of the requests, those of one run of JavaScript in one batch', async () => {
+    it('answers come back in the order of the requests, together, at most 16 settled per turn of the event loop', async () => {
       const order: number[] = [];
       let turns = 0;
       let counting = true;
@@ -223,15 +223,24 @@ describe('native addon contract', () => {
         turns++;
         if (counting) setImmediate(tick);
       };
-      const pending = Array.from({ length: 64 }, (_, i) => control.ioctl({ cmd: Command.DEV_STATUS, flags: 0, name: `n${i}` }).catch(() => {
-        order.push(i);
-        return turns;
-      }));
+      const pending = Array.from({ length: 64 }, (_, i) => control.ioctl({ cmd: Command.DEV_STATUS, flags: 0, name: `n${i}` }).then(
+        () => -1,
+        () => {
+          order.push(i);
+          return turns;
+        },
+      ));
       setImmediate(tick);
       const seen = await Promise.all(pending);
       counting = false;
       expect(order).to.deep.equal(Array.from({ length: 64 }, (_, i) => i));
-      expect(new Set(seen).size, 'answers settled in more than one turn of the event loop').to.equal(1);
+      // One worker ran them one after another and handed them back together; they are settled
+      // 16 at a time, the event loop let run between groups (fs, timers and other I/O wait for
+      // one group's JavaScript, not a whole burst's), so in a few consecutive turns.
+      const perTurn = new Map<number, number>();
+      for (const turn of seen) perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+      expect(Math.max(...perTurn.values())).to.be.at.most(16);
+      expect(perTurn.size).to.be.within(4, 8);
     });
 
     it('a wait on a file that is not the control node fails, and a watch reports its error', async () => {
