@@ -178,11 +178,13 @@ async function calls(DeviceMapper, Table, targets, raw, libdm) {
   const fd = fs.openSync('/dev/mapper/control', 'r');
   const rows = [];
   const row = async (label, op, syncOp, asyncOp, quickOp) => {
-    // Warm-up: the JIT compiles the paths, the buffers get their size.
-    for (let i = 0; i < 500; i++) syncOp();
-    for (let i = 0; i < 200; i++) await asyncOp();
-    for (let i = 0; i < 200; i++) await quickOp();
-    for (let i = 0; i < 200; i++) await fstatCallback(fd);
+    // Warm-up: the JIT compiles the paths, the buffers get their size, and V8's heap grows to
+    // its steady size (until some 10,000 calls have run, its new pages fault in: under UML a
+    // fault costs several ioctls).
+    for (let i = 0; i < 10000; i++) syncOp();
+    for (let i = 0; i < 1000; i++) await asyncOp();
+    for (let i = 0; i < 1000; i++) await quickOp();
+    for (let i = 0; i < 1000; i++) await fstatCallback(fd);
     const before = sdm.ioctlStats;
     for (let i = 0; i < 10; i++) syncOp();
     const after = sdm.ioctlStats;
@@ -215,14 +217,13 @@ async function calls(DeviceMapper, Table, targets, raw, libdm) {
   await row('table', 'table', () => sdm.table('bench-sync'), () => dm.table('bench-sync'), () => qdm.table('bench-sync'));
   await row('message @stats_list', 'message', () => sdm.message('bench-sync', '@stats_list'), () => dm.message('bench-sync', '@stats_list'), () => qdm.message('bench-sync', '@stats_list'));
   // The floor under both clients: the addon's own call of the same DEV_STATUS, without the
-  // TypeScript above it (its compact sync form, and its promise).
+  // TypeScript above it (the positional forms the clients use: callSync, and call's promise).
   const { binding } = require('../dist/binding.js');
   const { Command } = require('..');
   const control = new (binding().Control)('/dev/mapper/control');
   const header = new Float64Array(11);
-  const statusRequest = { cmd: Command.DEV_STATUS, flags: 0, name: 'bench-sync' };
-  const bareSync = () => control.ioctlSync(statusRequest, header);
-  const bare = () => control.ioctl(statusRequest);
+  const bareSync = () => control.callSync(Command.DEV_STATUS, 0, 0, 0, 'bench-sync', '', undefined, header);
+  const bare = () => control.call(Command.DEV_STATUS, 0, 0, 0, 'bench-sync', '', undefined);
   await row('info, the addon alone', 'info', bareSync, bare, bare);
   rows[rows.length - 1]['ioctls/call'] = undefined;
   await control.close();
@@ -440,10 +441,9 @@ async function flight(DeviceMapper, Table, targets, raw) {
   const { binding } = require('../dist/binding.js');
   const { Command } = require('..');
   const control = new (binding().Control)('/dev/mapper/control');
-  const flyRequest = { cmd: Command.DEV_STATUS, flags: 0, name: 'bench-fly' };
   const fsp = require('node:fs/promises');
   const handle = await fsp.open('/dev/mapper/control', 'r');
-  const calls = { client: () => dm.info('bench-fly'), quick: () => qdm.info('bench-fly'), bare: () => control.ioctl(flyRequest), fsFstat: () => handle.stat() };
+  const calls = { client: () => dm.info('bench-fly'), quick: () => qdm.info('bench-fly'), bare: () => control.call(Command.DEV_STATUS, 0, 0, 0, 'bench-fly', '', undefined), fsFstat: () => handle.stat() };
   // 50 batches each first: the JIT compiles the call paths.
   for (const call of Object.values(calls)) await flightBatch(50, call);
   const batches = 5;
