@@ -71,6 +71,39 @@ describe('errors', () => {
     expect(e.cause).to.equal(native);
   });
 
+  it("a call records its caller's line and two frames above it, then the callers that awaited it at its failure; Error.stackTraceLimit is left as it was", async () => {
+    function made(): CallSite {
+      return new CallSite(made);
+    }
+    const nest = (depth: number): CallSite => (depth === 0 ? made() : nest(depth - 1));
+    const limit = Error.stackTraceLimit;
+    const site = nest(6);
+    expect(Error.stackTraceLimit).to.equal(limit);
+    // A failure that surfaces after an await, in an async function its caller awaited.
+    async function failing(): Promise<Error> {
+      await Promise.resolve();
+      throw new Error('failed');
+    }
+    async function awaitingCaller(): Promise<Error> {
+      return await failing().catch((e: unknown) => e as Error);
+    }
+    const e = site.attach(await awaitingCaller());
+    const lines = e.stack?.split('\n') ?? [];
+    expect(lines[0]).to.equal('Error: failed');
+    const recorded = lines.slice(1).filter((l) => !l.startsWith('    at async '));
+    expect(recorded).to.have.length(3);
+    expect(recorded[0]).to.match(/at nest .*validate\.test/);
+    expect(lines.filter((l) => l.startsWith('    at async '))).to.satisfy((async: string[]) => async.some((l) => l.includes('awaitingCaller')));
+    // A process that records no frames gets none here either.
+    Error.stackTraceLimit = 0;
+    try {
+      const none = made().attach(new Error('x'));
+      expect(none.stack).to.equal('Error: x');
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  });
+
   it('keeps extra detail from the native message', () => {
     const native = Object.assign(new Error('DM_TABLE_STATUS: Protocol error (malformed answer from the kernel: x)'), { errno: 71, syscall: 'ioctl', command: 'DM_TABLE_STATUS' });
     expect(toDmError(native, new CallSite(toDmError), 'v').message).to.equal('DM_TABLE_STATUS v: Protocol error (malformed answer from the kernel: x)');
