@@ -382,47 +382,10 @@ export class DeviceMapper {
     return { ...this.counts };
   }
 
-  /** Runs a program: ioctls, pauses and device locks, until it returns or throws. */
-  private async drive<T>(site: CallSite, program: Program<T>, held: Map<string, () => void>, startEpoch: number): Promise<T> {
-    const run = new ProgramRun(program, this.counts);
-    try {
-      for (;;) {
-        const next = run.next();
-        if (next.done === true) return next.value;
-        const step = next.value;
-        if (step.kind === 'sleep') {
-          await new Promise((resolve) => setTimeout(resolve, step.ms));
-          run.answer({});
-        } else if (step.kind === 'lock') {
-          if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
-          run.answer({ stale: this.epoch !== startEpoch });
-        } else if (step.kind === 'yield') {
-          // Timers, I/O callbacks and other calls' answers run before the next slice.
-          await new Promise((resolve) => setImmediate(resolve));
-          run.answer({});
-        } else if (isUdevStep(step)) {
-          try {
-            run.answer(await runUdevStep(step));
-          } catch (e) {
-            run.threw(e);
-          }
-        } else {
-          try {
-            const r = step.request;
-            run.answered(await this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r)));
-          } catch (e) {
-            run.failed(toDmError(e, site, step.device));
-          }
-        }
-      }
-    } catch (e) {
-      throw e instanceof Error ? site.attach(e) : e;
-    }
-  }
-
   /**
-   * Runs a command: refused after close(), counted as in flight (close() waits for it), and
-   * queued behind the operations of this instance on the same device when `key` is given.
+   * Runs a command: refused after close(), counted as in flight (close() waits for it),
+   * queued behind the operations of this instance on the same device when `key` is given,
+   * then its program's ioctls, pauses and device locks until it returns or throws.
    */
   private async exec<T>(site: CallSite, program: Program<T>, key?: string): Promise<T> {
     if (this.closing || this.control.closed) throw site.attach(new DmClosedError(site.name));
@@ -432,7 +395,43 @@ export class DeviceMapper {
       // A free device is taken without a pause: the call's first ioctl is submitted in the
       // order of the calls (a suspend, then an info of the same device, sees it suspended).
       if (key !== undefined) held.set(key, this.locks.tryAcquire(key) ?? (await this.locks.acquire(key)));
-      return await this.drive(site, program, held, this.epoch);
+      // The program's steps, to its end (here, not in an async function of its own: one
+      // promise and one await fewer per call).
+      const startEpoch = this.epoch;
+      const run = new ProgramRun(program, this.counts);
+      try {
+        for (;;) {
+          const next = run.next();
+          if (next.done === true) return next.value;
+          const step = next.value;
+          if (step.kind === 'sleep') {
+            await new Promise((resolve) => setTimeout(resolve, step.ms));
+            run.answer({});
+          } else if (step.kind === 'lock') {
+            if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
+            run.answer({ stale: this.epoch !== startEpoch });
+          } else if (step.kind === 'yield') {
+            // Timers, I/O callbacks and other calls' answers run before the next slice.
+            await new Promise((resolve) => setImmediate(resolve));
+            run.answer({});
+          } else if (isUdevStep(step)) {
+            try {
+              run.answer(await runUdevStep(step));
+            } catch (e) {
+              run.threw(e);
+            }
+          } else {
+            try {
+              const r = step.request;
+              run.answered(await this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r)));
+            } catch (e) {
+              run.failed(toDmError(e, site, step.device));
+            }
+          }
+        }
+      } catch (e) {
+        throw e instanceof Error ? site.attach(e) : e;
+      }
     } finally {
       if (held.size > 0) {
         this.epoch++;
@@ -458,16 +457,16 @@ export class DeviceMapper {
   }
 
   /** All devices, with uuids and event numbers where the kernel reports them. */
-  async listDevices(): Promise<DeviceListEntry[]> {
+  listDevices(): Promise<DeviceListEntry[]> {
     return this.run(new CallSite(this.listDevices, this.capture), () => commands.listDevices());
   }
 
   /** The target types the kernel has loaded, with their versions. */
-  async listTargets(): Promise<TargetTypeVersion[]> {
+  listTargets(): Promise<TargetTypeVersion[]> {
     return this.run(new CallSite(this.listTargets, this.capture), () => commands.listTargets());  }
 
   /** One target type's version (GET_TARGET_VERSION; LIST_VERSIONS on kernels before 4.41). */
-  async targetVersion(type: string): Promise<[number, number, number]> {
+  targetVersion(type: string): Promise<[number, number, number]> {
     return this.run(new CallSite(this.targetVersion, this.capture), () => commands.targetVersion(this, type));  }
 
   /**
@@ -477,26 +476,26 @@ export class DeviceMapper {
    * and checks that the kernel's answer is about the device it made; if another actor replaced
    * it meanwhile, the call fails with `ESTALE` and touches nothing more.
    */
-  async create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
+  create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.create, this.capture), () => commands.create(this, name, options));  }
 
   /** DEV_STATUS: what the kernel says of the device. */
-  async info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
+  info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.info, this.capture), () => commands.info(id, options));  }
 
   /** Loads a table as the device's inactive table (made live by `resume`). */
-  async load(id: DevId, table: Table, options?: LoadOptions): Promise<DeviceInfo> {
+  load(id: DevId, table: Table, options?: LoadOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.load, this.capture), () => commands.load(id, table, options));  }
 
   /** Suspends the device (I/O queues until resume). */
-  async suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
+  suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.suspend, this.capture), () => commands.suspend(id, options));  }
 
   /**
    * Resumes the device, making its inactive table live if it has one; `/dev/mapper/<name>`
    * exists when it resolves (see `OpenOptions.udev`).
    */
-  async resume(id: DevId, options?: UdevCallOptions): Promise<DeviceInfo> {
+  resume(id: DevId, options?: UdevCallOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.resume, this.capture), () => commands.resume(this, id, options));  }
 
   /**
@@ -506,7 +505,7 @@ export class DeviceMapper {
    * loaded again, and suspended only if it was suspended before the call. On success the
    * device runs on the new table. Reloads of one device by one instance run one at a time.
    */
-  async reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
+  reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.reload, this.capture), () => commands.reload(this, id, table, options));  }
 
   /**
@@ -517,35 +516,35 @@ export class DeviceMapper {
    * synchronously, and if it throws (or returns something that is not a Table) nothing is
    * changed. Then it is `reload`, with the same options and the same rollback.
    */
-  async update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
+  update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.update, this.capture), () => commands.update(this, id, change, options));  }
 
   /** Drops the device's inactive table. */
-  async clear(id: DevId): Promise<DeviceInfo> {
+  clear(id: DevId): Promise<DeviceInfo> {
     return this.run(new CallSite(this.clear, this.capture), () => commands.clear(id));  }
 
   /** The device's table (live, or inactive with `{ inactive: true }`), typed where the library can. */
-  async table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
+  table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
     return this.run(new CallSite(this.table, this.capture), () => commands.table(id, options));  }
 
   /** The status of each row of the device's table. */
-  async status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
+  status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
     return this.run(new CallSite(this.status, this.capture), () => commands.status(this, id, options));  }
 
   /** The devices the table uses. */
-  async deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
+  deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
     return this.run(new CallSite(this.deps, this.capture), () => commands.deps(id, options));  }
 
   /** Sends a message to the target at `sector`; resolves with its output, if it gave any. */
-  async message(id: DevId, message: string, options?: MessageOptions): Promise<string | undefined> {
+  message(id: DevId, message: string, options?: MessageOptions): Promise<string | undefined> {
     return this.run(new CallSite(this.message, this.capture), () => commands.message(id, message, options));  }
 
   /** Renames the device (any DevId form: the kernel renames by name, so others are looked up first). */
-  async rename(id: DevId, newName: string, options?: UdevCallOptions): Promise<DeviceInfo> {
+  rename(id: DevId, newName: string, options?: UdevCallOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.rename, this.capture), () => commands.rename(this, id, newName, options));  }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
-  async setUuid(id: DevId, uuid: string, options?: UdevCallOptions): Promise<DeviceInfo> {
+  setUuid(id: DevId, uuid: string, options?: UdevCallOptions): Promise<DeviceInfo> {
     return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(this, id, uuid, options));  }
 
   /**
@@ -555,14 +554,14 @@ export class DeviceMapper {
    * entries that are neither block nodes nor symlinks are never touched (they are listed in
    * `skipped`). Runs whatever the udev mode.
    */
-  async mknodes(): Promise<MknodesResult> {
+  mknodes(): Promise<MknodesResult> {
     return this.run(new CallSite(this.mknodes, this.capture), () => commands.mknodes());  }
 
   /**
    * Removes the device. EBUSY is retried `retries` times with a growing pause (scans by
    * udev or blkid hold devices open briefly), then reported.
    */
-  async remove(id: DevId, options?: RemoveOptions): Promise<void> {
+  remove(id: DevId, options?: RemoveOptions): Promise<void> {
     return this.run(new CallSite(this.remove, this.capture), () => commands.remove(this, id, options));  }
 
   /**
@@ -572,7 +571,7 @@ export class DeviceMapper {
    * (devices that depend on each other are removed top-down). Resolves with the names removed
    * (with a filter) or [] (DM_REMOVE_ALL does not say).
    */
-  async removeAll(options?: RemoveAllOptions): Promise<string[]> {
+  removeAll(options?: RemoveAllOptions): Promise<string[]> {
     return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(this, options));  }
 
   /**
@@ -583,11 +582,11 @@ export class DeviceMapper {
    * in the middle of an operation on the devices it matches (at start-up, say): it cannot tell
    * such a live operation from a dead one.
    */
-  async recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
+  recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
     return this.run(new CallSite(this.recover, this.capture), () => commands.recover(options));  }
 
   /** Sets the geometry the device reports (HDIO_GETGEO). */
-  async setGeometry(id: DevId, geometry: Geometry): Promise<DeviceInfo> {
+  setGeometry(id: DevId, geometry: Geometry): Promise<DeviceInfo> {
     return this.run(new CallSite(this.setGeometry, this.capture), () => commands.setGeometry(id, geometry));  }
 
   /**
