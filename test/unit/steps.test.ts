@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { Command, DmError } from '../../ts/index';
 import { remove } from '../../ts/commands';
-import { createProgram, oneIoctl, reloadProgram, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
+import { createProgram, inSlices, oneIoctl, reloadProgram, SLICE_MS, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
 import { nativeRows } from './answers';
 
 function answer(fields: Partial<NativeResult>): NativeResult {
@@ -134,5 +134,66 @@ describe('remove by device number without udev', () => {
     expect(ioctls.map((q) => q.cmd)).to.deep.equal([Command.DEV_STATUS, Command.DEV_REMOVE, Command.DEV_REMOVE, Command.DEV_REMOVE]);
     expect(ioctls[0]).to.include({ dev: 0xfd00 });
     for (const q of ioctls.slice(1)) expect(q).to.include({ uuid: 'U' }).and.not.have.property('dev');
+  });
+});
+
+describe('work in slices (inSlices)', () => {
+  /** Runs the generator to its end, answering its yields at once; the ranges and the yields between them. */
+  function drive(count: number, chunk: number, cost: (i: number) => void): { ranges: [number, number][]; yieldsAfter: number[] } {
+    const ranges: [number, number][] = [];
+    const yieldsAfter: number[] = [];
+    const g = inSlices(count, chunk, (from, to) => {
+      ranges.push([from, to]);
+      for (let i = from; i < to; i++) cost(i);
+    });
+    for (let r = g.next(); r.done !== true; r = g.next({})) {
+      expect(r.value.kind).to.equal('yield');
+      yieldsAfter.push(ranges.length);
+    }
+    return { ranges, yieldsAfter };
+  }
+  const covers = (ranges: [number, number][], count: number): void => {
+    let next = 0;
+    for (const [from, to] of ranges) {
+      expect(from).to.equal(next);
+      expect(to).to.be.above(from);
+      next = to;
+    }
+    expect(next).to.equal(count);
+  };
+
+  it('cheap items: the ranges double, so 100,000 of them take a few clock reads, not one per 256', () => {
+    let sum = 0;
+    const { ranges } = drive(100000, 256, (i) => {
+      sum += i;
+    });
+    covers(ranges, 100000);
+    expect(sum).to.equal((100000 * 99999) / 2);
+    expect(ranges.length).to.be.at.most(20);
+    expect(ranges[1]?.[1]).to.equal(256 + 512);
+  });
+
+  it('dear items (over an eighth of a slice each): ranges stay small, and the work yields at least every slice', () => {
+    const busy = (): void => {
+      const until = performance.now() + SLICE_MS / 8 + 0.1;
+      while (performance.now() < until) {
+        // spin
+      }
+    };
+    const { ranges, yieldsAfter } = drive(40, 1, busy);
+    covers(ranges, 40);
+    expect(ranges.every(([from, to]) => to - from === 1)).to.equal(true);
+    // A slice of SLICE_MS holds at most 8 such items: a yield comes after every 8th or sooner.
+    expect(yieldsAfter.length).to.be.at.least(4);
+    let last = 0;
+    for (const at of yieldsAfter) {
+      expect(at - last).to.be.at.most(8);
+      last = at;
+    }
+  });
+
+  it('a count within one range is one call and no clock at all', () => {
+    expect(drive(100, 256, () => undefined).ranges).to.deep.equal([[0, 100]]);
+    expect(drive(0, 256, () => undefined).ranges).to.deep.equal([]);
   });
 });
