@@ -405,12 +405,19 @@ async function scale(DeviceMapper, Table, targets) {
   const loadBlockMs = delay.max / 1e6;
   add('load a 100,000-row table', syncLoad, asyncLoad, undefined, undefined);
   const syncRead = timeSync(3, () => sdm.table('bench-big-s'), 1);
+  // The first asynchronous read apart (the JIT compiles its paths, V8's heap grows for its
+  // 100,000 rows), then four more.
+  delay.reset();
+  delay.enable();
+  await dm.table('bench-big-s');
+  delay.disable();
+  const firstReadBlockMs = delay.max / 1e6;
   delay.reset();
   const readFaultsBefore = process.resourceUsage().minorPageFault;
   delay.enable();
-  const asyncRead = await timeOf(3, () => dm.table('bench-big-s'), 1);
+  const asyncRead = await timeOf(3, () => dm.table('bench-big-s'), 0);
   delay.disable();
-  const readFaults = (process.resourceUsage().minorPageFault - readFaultsBefore) / 4;
+  const readFaults = (process.resourceUsage().minorPageFault - readFaultsBefore) / 4; // timeOf warms up with one read
   const readBlockMs = delay.max / 1e6;
   add('read back a 100,000-row table', syncRead, asyncRead, peerTime('raw_ioctl', 'table', 'bench-big-s', 5), peerTime('libdm', 'table', 'bench-big-s', 5));
   sdm.remove('bench-big-s');
@@ -421,7 +428,8 @@ async function scale(DeviceMapper, Table, targets) {
   console.table(rows);
   console.table([
     { measure: 'event loop\'s longest block while loading 100,000 rows (async), ms', value: round(loadBlockMs) },
-    { measure: 'event loop\'s longest block while reading 100,000 rows (async), ms', value: round(readBlockMs) },
+    { measure: 'event loop\'s longest block during the first async read of 100,000 rows, ms', value: round(firstReadBlockMs) },
+    { measure: 'event loop\'s longest block while reading 100,000 rows (async, the 4 reads after the first), ms', value: round(readBlockMs) },
     { measure: 'page faults per async read of 100,000 rows', value: Math.round(readFaults) },
     ...listFaults,
     { measure: 'one page fault in this boot, µs', value: round(faultCost) },
