@@ -464,11 +464,13 @@ export class DeviceMapper {
 
   /** The target types the kernel has loaded, with their versions. */
   listTargets(): Promise<TargetTypeVersion[]> {
-    return this.run(new CallSite(this.listTargets, this.capture), () => commands.listTargets());  }
+    return this.run(new CallSite(this.listTargets, this.capture), () => commands.listTargets());
+  }
 
   /** One target type's version (GET_TARGET_VERSION; LIST_VERSIONS on kernels before 4.41). */
   targetVersion(type: string): Promise<[number, number, number]> {
-    return this.run(new CallSite(this.targetVersion, this.capture), () => commands.targetVersion(this, type));  }
+    return this.run(new CallSite(this.targetVersion, this.capture), () => commands.targetVersion(this, type));
+  }
 
   /**
    * Creates a device and, given a table, loads it and (unless `activate: false`) resumes it.
@@ -478,26 +480,31 @@ export class DeviceMapper {
    * it meanwhile, the call fails with `ESTALE` and touches nothing more.
    */
   create(name: string, options?: CreateOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.create, this.capture), () => commands.create(this, name, options));  }
+    return this.run(new CallSite(this.create, this.capture), () => commands.create(this, name, options));
+  }
 
   /** DEV_STATUS: what the kernel says of the device. */
   info(id: DevId, options?: QueryOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.info, this.capture), () => commands.info(id, options));  }
+    return this.run(new CallSite(this.info, this.capture), () => commands.info(id, options));
+  }
 
   /** Loads a table as the device's inactive table (made live by `resume`). */
   load(id: DevId, table: Table, options?: LoadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.load, this.capture), () => commands.load(id, table, options));  }
+    return this.run(new CallSite(this.load, this.capture), () => commands.load(id, table, options));
+  }
 
   /** Suspends the device (I/O queues until resume). */
   suspend(id: DevId, options?: SuspendOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.suspend, this.capture), () => commands.suspend(id, options));  }
+    return this.run(new CallSite(this.suspend, this.capture), () => commands.suspend(id, options));
+  }
 
   /**
    * Resumes the device, making its inactive table live if it has one; `/dev/mapper/<name>`
    * exists when it resolves (see `OpenOptions.udev`).
    */
   resume(id: DevId, options?: UdevCallOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.resume, this.capture), () => commands.resume(this, id, options));  }
+    return this.run(new CallSite(this.resume, this.capture), () => commands.resume(this, id, options));
+  }
 
   /**
    * Replaces the live table: reads the device's state and tables, loads, suspends, resumes.
@@ -507,7 +514,8 @@ export class DeviceMapper {
    * device runs on the new table. Reloads of one device by one instance run one at a time.
    */
   reload(id: DevId, table: Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.reload, this.capture), () => commands.reload(this, id, table, options));  }
+    return this.run(new CallSite(this.reload, this.capture), () => commands.reload(this, id, table, options));
+  }
 
   /**
    * Reloads the device with the table `change` makes from its live table (`undefined` when
@@ -518,35 +526,43 @@ export class DeviceMapper {
    * changed. Then it is `reload`, with the same options and the same rollback.
    */
   update(id: DevId, change: (table: Table | undefined) => Table, options?: ReloadOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.update, this.capture), () => commands.update(this, id, change, options));  }
+    return this.run(new CallSite(this.update, this.capture), () => commands.update(this, id, change, options));
+  }
 
   /** Drops the device's inactive table. */
   clear(id: DevId): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.clear, this.capture), () => commands.clear(id));  }
+    return this.run(new CallSite(this.clear, this.capture), () => commands.clear(id));
+  }
 
   /** The device's table (live, or inactive with `{ inactive: true }`), typed where the library can. */
   table(id: DevId, options?: TableOptions): Promise<Table | undefined> {
-    return this.run(new CallSite(this.table, this.capture), () => commands.table(id, options));  }
+    return this.run(new CallSite(this.table, this.capture), () => commands.table(id, options));
+  }
 
   /** The status of each row of the device's table. */
   status(id: DevId, options?: StatusOptions): Promise<StatusRow[]> {
-    return this.run(new CallSite(this.status, this.capture), () => commands.status(this, id, options));  }
+    return this.run(new CallSite(this.status, this.capture), () => commands.status(this, id, options));
+  }
 
   /** The devices the table uses. */
   deps(id: DevId, options?: QueryOptions): Promise<DevNumber[]> {
-    return this.run(new CallSite(this.deps, this.capture), () => commands.deps(id, options));  }
+    return this.run(new CallSite(this.deps, this.capture), () => commands.deps(id, options));
+  }
 
   /** Sends a message to the target at `sector`; resolves with its output, if it gave any. */
   message(id: DevId, message: string, options?: MessageOptions): Promise<string | undefined> {
-    return this.run(new CallSite(this.message, this.capture), () => commands.message(id, message, options));  }
+    return this.run(new CallSite(this.message, this.capture), () => commands.message(id, message, options));
+  }
 
   /** Renames the device (any DevId form: the kernel renames by name, so others are looked up first). */
   rename(id: DevId, newName: string, options?: UdevCallOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.rename, this.capture), () => commands.rename(this, id, newName, options));  }
+    return this.run(new CallSite(this.rename, this.capture), () => commands.rename(this, id, newName, options));
+  }
 
   /** Sets the uuid of a device that has none (the kernel refuses to change one: EINVAL). */
   setUuid(id: DevId, uuid: string, options?: UdevCallOptions): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(this, id, uuid, options));  }
+    return this.run(new CallSite(this.setUuid, this.capture), () => commands.setUuid(this, id, uuid, options));
+  }
 
   /**
    * Makes `/dev/mapper` agree with the kernel's device list: a missing node is made (a block
@@ -556,14 +572,16 @@ export class DeviceMapper {
    * `skipped`). Runs whatever the udev mode.
    */
   mknodes(): Promise<MknodesResult> {
-    return this.run(new CallSite(this.mknodes, this.capture), () => commands.mknodes());  }
+    return this.run(new CallSite(this.mknodes, this.capture), () => commands.mknodes());
+  }
 
   /**
    * Removes the device. EBUSY is retried `retries` times with a growing pause (scans by
    * udev or blkid hold devices open briefly), then reported.
    */
   remove(id: DevId, options?: RemoveOptions): Promise<void> {
-    return this.run(new CallSite(this.remove, this.capture), () => commands.remove(this, id, options));  }
+    return this.run(new CallSite(this.remove, this.capture), () => commands.remove(this, id, options));
+  }
 
   /**
    * **Without a filter this removes every device-mapper device on the host** that is not open
@@ -573,7 +591,8 @@ export class DeviceMapper {
    * (with a filter) or [] (DM_REMOVE_ALL does not say).
    */
   removeAll(options?: RemoveAllOptions): Promise<string[]> {
-    return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(this, options));  }
+    return this.run(new CallSite(this.removeAll, this.capture), () => commands.removeAll(this, options));
+  }
 
   /**
    * Finds the devices left suspended, carrying an inactive table or without a live table (by
@@ -584,11 +603,13 @@ export class DeviceMapper {
    * such a live operation from a dead one.
    */
   recover(options?: RecoverOptions): Promise<RecoveredDevice[]> {
-    return this.run(new CallSite(this.recover, this.capture), () => commands.recover(options));  }
+    return this.run(new CallSite(this.recover, this.capture), () => commands.recover(options));
+  }
 
   /** Sets the geometry the device reports (HDIO_GETGEO). */
   setGeometry(id: DevId, geometry: Geometry): Promise<DeviceInfo> {
-    return this.run(new CallSite(this.setGeometry, this.capture), () => commands.setGeometry(id, geometry));  }
+    return this.run(new CallSite(this.setGeometry, this.capture), () => commands.setGeometry(id, geometry));
+  }
 
   /**
    * Waits until the device's event counter differs from `eventNr` (a target raised an
