@@ -284,9 +284,11 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
     release();
     words_ = other.words_;
     capacity_ = other.capacity_;
+    dirty_ = other.dirty_;
     secret_ = other.secret_;
     other.words_ = nullptr;
     other.capacity_ = 0;
+    other.dirty_ = 0;
     other.secret_ = false;
   }
   return *this;
@@ -299,11 +301,13 @@ void Buffer::reserve(size_t n, bool zero) {
   if (!zero) {
     words_ = new uint64_t[words];
     capacity_ = words * 8;
+    dirty_ = capacity_;
     return;
   }
-  // Zeroed when allocated, unless the caller overwrites it at once (pack() does).
+  // Zeroed when allocated, unless the caller clears it at once (packInto() does).
   words_ = new uint64_t[words]();
   capacity_ = words * 8;
+  dirty_ = 0;
 }
 
 void Buffer::release() {
@@ -312,6 +316,7 @@ void Buffer::release() {
   delete[] words_;
   words_ = nullptr;
   capacity_ = 0;
+  dirty_ = 0;
   secret_ = false;
 }
 
@@ -322,6 +327,14 @@ void Buffer::wipe(size_t n) {
     secret_ = false;
   }
   secureZero(words_, n);
+  if (n >= dirty_) dirty_ = 0;
+}
+
+void Buffer::clear(size_t n) {
+  if (words_ == nullptr) return;
+  if (n > capacity_) n = capacity_;
+  std::memset(words_, 0, n < dirty_ ? n : dirty_);
+  if (n >= dirty_) dirty_ = 0;
 }
 
 std::string checkRequest(const Request& req) {
@@ -363,11 +376,31 @@ size_t requestSize(const Request& req) {
   return n;
 }
 
+namespace {
+
+// pack() into a buffer whose first `size` bytes are zero.
+void packCleared(const Request& req, uint8_t* buf, size_t size);
+
+}  // namespace
+
 void pack(const Request& req, uint8_t* buf, size_t size) {
   // All of it: the kernel copies in the whole buffer, and a target whose status prints
   // nothing (unstriped, for one) leaves its row's text as it came in, which would be the
   // previous answer's words in a reused buffer.
   std::memset(buf, 0, size);
+  packCleared(req, buf, size);
+}
+
+void packInto(const Request& req, Buffer& buf, size_t size) {
+  // The same clearing as pack()'s, of the bytes that are not zero already.
+  buf.clear(size);
+  packCleared(req, buf.bytes(), size);
+  buf.touched(requestSize(req));
+}
+
+namespace {
+
+void packCleared(const Request& req, uint8_t* buf, size_t size) {
   auto* h = reinterpret_cast<struct dm_ioctl*>(buf);
   h->version[0] = DM_VERSION_MAJOR;
   h->version[1] = minimumMinor(req.cmd, req.flags);
@@ -403,6 +436,8 @@ void pack(const Request& req, uint8_t* buf, size_t size) {
     std::memcpy(buf + at, req.data.data(), req.data.size());
   }
 }
+
+}  // namespace
 
 std::string unpack(uint32_t cmd, const uint8_t* buf, size_t size, Result* out) {
   if (size < kHeaderSize) return "answer shorter than the dm_ioctl header";
@@ -546,21 +581,27 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
   if (inPlace != nullptr && scratch.capacity() > kKeepScratch) scratch.release();
   if (inPlace != nullptr && scratch.secret()) scratch.wipe(scratch.capacity());
   for (;;) {
-    // pack() clears the whole buffer: no need to zero it when allocated, too.
+    // packInto() clears what it packs into: no need to zero the buffer when allocated, too.
     scratch.reserve(size, false);
     if (secure) scratch.markSecret();
     uint8_t* buf = scratch.bytes();
     // Packed anew on every try: the kernel has written its answer over the previous one.
-    pack(req, buf, size);
+    packInto(req, scratch, size);
     outcome.result.ioctls++;
     outcome.result.bufferSize = size;
     int err = fn(fd, info->request, buf, context);
     if (err != 0) {
+      // Whatever the kernel (or a test's ioctl) left there is cleared next time.
+      scratch.touched(size);
       outcome.err = err;
       return outcome;
     }
     uint32_t flags;
     std::memcpy(&flags, buf + offsetof(struct dm_ioctl, flags), sizeof flags);
+    uint32_t answered;
+    std::memcpy(&answered, buf + offsetof(struct dm_ioctl, data_size), sizeof answered);
+    // The kernel copies back the data_size it answers with; a full buffer may hold more.
+    scratch.touched((flags & DM_BUFFER_FULL_FLAG) || answered > size ? size : answered);
     if (flags & DM_BUFFER_FULL_FLAG) {
       bool retry = info->retryWhenFull || (req.cmd == kCmdTargetMsg && req.repeatable);
       size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
@@ -583,8 +624,7 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
       size = grown;
       continue;
     }
-    uint32_t used;
-    std::memcpy(&used, buf + offsetof(struct dm_ioctl, data_size), sizeof used);
+    uint32_t used = answered;
     if (outputPayload(req.cmd) != Payload::None) hints.learned(req, size, used, outcome.result.ioctls > 1);
     if (inPlace != nullptr) {
       // The caller's index, its room kept from call to call.

@@ -112,8 +112,10 @@ enum class Payload { None, Specs, Names, Versions, Deps, Message };
 // Every offset and length lies inside the answer buffer, and a NUL follows each string.
 constexpr size_t kIndexWords = 8;
 
-// The ioctl buffer: 8-aligned, reused from call to call (pack() clears it for each request),
-// wiped on release when it held secrets. Movable: an answer with rows keeps its buffer.
+// The ioctl buffer: 8-aligned, reused from call to call (packInto() clears it for each
+// request), wiped on release when it held secrets. Movable: an answer with rows keeps its
+// buffer. It knows how far its bytes may be other than zero, so that clearing a buffer of
+// 16 KiB after an answer of a few hundred bytes clears those few hundred.
 class Buffer {
  public:
   Buffer() = default;
@@ -136,10 +138,20 @@ class Buffer {
   bool secret() const { return secret_; }
   // Overwrites the first n bytes; clears the mark when n covers the whole buffer.
   void wipe(size_t n);
+  // Makes the first n bytes zero (only those that may not be already).
+  void clear(size_t n);
+  // Says that the first n bytes may have been written (by pack, or by the kernel's answer).
+  void touched(size_t n) {
+    if (n > dirty_) dirty_ = n < capacity_ ? n : capacity_;
+  }
+  // How far the bytes may be other than zero.
+  size_t dirty() const { return dirty_; }
 
  private:
   uint64_t* words_ = nullptr;
   size_t capacity_ = 0;
+  // Every byte from here on is zero.
+  size_t dirty_ = 0;
   bool secret_ = false;
 };
 
@@ -195,6 +207,9 @@ size_t requestSize(const Request& req);
 // Writes the request into buf (size >= requestSize(req)): clears all of buf, writes the
 // request, and sets data_size to size (the rest is room for the answer).
 void pack(const Request& req, uint8_t* buf, size_t size);
+// pack() into the first `size` bytes of `buf` (which has room), clearing only what an earlier
+// request or answer may have left there.
+void packInto(const Request& req, Buffer& buf, size_t size);
 
 // Reads the kernel's answer in buf[0, size). Returns an empty string on success, else what
 // was wrong with the answer (an offset or string out of bounds).
