@@ -46,8 +46,10 @@ class Control : public Napi::ObjectWrap<Control> {
     dm::Buffer buffer;
     std::vector<uint32_t> index;
   };
-  // The rows or devices of the last synchronous answer, lent where they lie (see above).
-  Napi::Object lendIndexed(Napi::Env env, uint32_t rows, bool ascii);
+  // The rows (with their types) or devices of the last synchronous answer, lent where they
+  // lie (see above): the object made for the answer before when this one reads the same
+  // (same buffers, count and types), else a new one.
+  Napi::Object lentRows(Napi::Env env, const dm::Result& r);
 
  private:
   // The request of ioctl()/ioctlSync() (an object) or call()/callSync() (`positional`
@@ -94,6 +96,36 @@ class Control : public Napi::ObjectWrap<Control> {
     size_t size = 0;
   };
   Lent lent_[2];
+  // Counts the ArrayBuffers lent and detached: what was made from them is current while it
+  // stays the same.
+  uint64_t lentGeneration_ = 0;
+  // The last object lentRows made for rows (0) and for devices (1), and what it reads.
+  struct RowsMemo {
+    Napi::ObjectReference object;
+    uint64_t generation = 0;
+    uint32_t count = 0;
+    bool ascii = false;
+    std::vector<std::string> types;
+    // Counts the objects made: names the one a compact answer holds.
+    uint64_t made = 0;
+  };
+  RowsMemo rowsMemo_[2];
+  // The last compact answer (the array callSync returns) and what it holds: returned again
+  // when the next answer holds the same, so that a repeated call makes no JavaScript values.
+  // Arrays with versions or deps, and the output of a message sent with SECURE_DATA (never
+  // kept in memory), are not kept.
+  struct CompactMemo {
+    Napi::ObjectReference array;
+    std::string name;
+    std::string uuid;
+    dm::Payload payload = dm::Payload::None;
+    uint64_t rows = 0;
+    bool hasData = false;
+    std::string data;
+  };
+  CompactMemo compactMemo_;
+  // The compact answer's array: [name, uuid, targets, devices, versions, deps, data].
+  Napi::Value compactOf(Napi::Env env, dm::Outcome& outcome);
   // The ArrayBuffer over `size` bytes at `data` of sync_: the one lent before when it covers
   // exactly them, else a new one.
   Napi::ArrayBuffer lendView(Napi::Env env, Lent& lent, void* data, size_t size);

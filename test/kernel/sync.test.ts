@@ -2,7 +2,7 @@
 // one (the same code: ts/commands.ts and ts/steps.ts), run on the calling thread.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import type { NativeRequest, NativeResult } from '../../binding';
+import type { NativeCompactResult, NativeRequest, NativeResult } from '../../binding';
 import { DeviceReader, fromCompact, Lender, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Flag, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
@@ -88,6 +88,62 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
       expect(next.targets?.bytes.byteLength).to.equal(0);
       expect(next.targets?.index.length).to.equal(0);
       expect(grown.targets?.bytes).to.not.equal(next.targets?.bytes);
+    } finally {
+      control.closeSync();
+    }
+  });
+
+  it('an answer shaped as the one before comes in the same objects (its rows in the same lent buffers); one that differs, in new ones', () => {
+    const name = devName('memo');
+    const other = devName('memo-other');
+    sdm.create(name, { table: zero(8) });
+    sdm.create(other, { table: zero(8) });
+    const control = new (binding().Control)('/dev/mapper/control');
+    const header = new Float64Array(SYNC_HEADER_WORDS);
+    const info = (n: string): NativeCompactResult => control.callSync(Command.DEV_STATUS, 0, 0, 0, n, '', undefined, header);
+    const rows = (n: string, flags = Flag.STATUS_TABLE): NativeCompactResult => control.callSync(Command.TABLE_STATUS, flags, 0, 0, n, '', undefined, header);
+    try {
+      const first = info(name);
+      expect(info(name)).to.equal(first);
+      expect(first[0]).to.equal(name);
+      // Another device's answer: new strings, and the next answer for the first is new again.
+      const second = info(other);
+      expect(second).to.not.equal(first);
+      expect(second[0]).to.equal(other);
+      const third = info(name);
+      expect(third).to.not.equal(second);
+      expect(third[0]).to.equal(name);
+      // Rows: the same array and rows object while the answer reads the same.
+      const table = rows(name);
+      expect(rows(name)).to.equal(table);
+      expect(table[2]?.types).to.deep.equal(['zero']);
+      // Rows with other types (the table reloaded): a new rows object, with the new types.
+      sdm.reload(name, new Table([{ start: 0, length: 4, target: targets.error() }, { start: 4, length: 4, target: targets.zero() }]));
+      const reloaded = rows(name);
+      expect(reloaded).to.not.equal(table);
+      expect(reloaded[2]).to.not.equal(table[2]);
+      expect(reloaded[2]?.types).to.deep.equal(['error', 'zero']);
+      expect(reloaded[2]?.count).to.equal(2);
+      expect(new RowReader(fromCompact(header, reloaded), name).all().map((r) => r.type)).to.deep.equal(['error', 'zero']);
+      // Rows of the same count and types (the status of that table): the same objects, which
+      // show what lies in the lent buffers, the new answer.
+      const status = rows(name, 0);
+      expect(status).to.equal(reloaded);
+      expect(new RowReader(fromCompact(header, status), name).all()).to.deep.equal([
+        { start: 0, length: 4, type: 'error', params: '' },
+        { start: 4, length: 4, type: 'zero', params: '' },
+      ]);
+      // A message's output: the same array for the same output; never one sent with
+      // SECURE_DATA, whose output the addon does not keep.
+      const stats = (flags = 0): NativeCompactResult => control.callSync(Command.TARGET_MSG, flags, 0, 0, name, '', { cmd: Command.TARGET_MSG, flags, message: '@stats_list', sector: 0 }, header);
+      const said = stats();
+      expect(said[6]).to.be.a('string');
+      expect(stats()).to.equal(said);
+      const secret = stats(Flag.SECURE_DATA);
+      expect(secret).to.not.equal(said);
+      expect(stats(Flag.SECURE_DATA)).to.not.equal(secret);
+      expect(stats(Flag.SECURE_DATA)[6]).to.equal(said[6]);
+      expect(stats()).to.not.equal(said);
     } finally {
       control.closeSync();
     }
