@@ -47,8 +47,9 @@ import {
   ueventCall,
   afterUevent,
   renameProgram,
-  sliced,
+  build,
   targetsOf,
+  type Continue,
   type Program,
 } from './steps';
 import { adoptRows, kernelRow, sameTarget, Table, type TableRow } from './table';
@@ -265,31 +266,28 @@ export function table(id: DevId, options: TableOptions | undefined): Cmd<Table |
   let flags = Flag.STATUS_TABLE;
   if (checkBoolean(opts.inactive, 'options.inactive', false)) flags |= Flag.QUERY_INACTIVE_TABLE;
   if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
-  return { program: tableProgram(devRequest(Command.TABLE_STATUS, flags, dev), dev.label) };
+  const secure = (flags & Flag.SECURE_DATA) !== 0;
+  return { program: oneIoctl(devRequest(Command.TABLE_STATUS, flags, dev), dev.label, (r) => tableOf(r, dev.label, secure)) };
 }
 
-/** The rows of a table answer, typed, in slices (a secure answer's buffer wiped after). */
-function* tableProgram(request: NativeRequest, label: string): Program<Table | undefined> {
-  const rows = new RowReader(yield* call(request, label), label);
-  try {
-    if (rows.count === 0) return undefined;
-    // A row whose type and params repeat the row before (a zero or error fill) shares its
-    // frozen target.
-    let last: TableRow | undefined;
-    let lastType = '';
-    let lastParams = '';
-    return adoptRows(yield* sliced(rows.count, (i) => {
-      const type = rows.type(i);
-      const params = rows.params(i);
-      const repeat = last !== undefined && type === lastType && params === lastParams;
-      last = repeat && last !== undefined ? sameTarget(last, rows.start(i), rows.length(i)) : kernelRow(rows.start(i), rows.length(i), type, params);
-      lastType = type;
-      lastParams = params;
-      return last;
-    }));
-  } finally {
-    if ((request.flags & Flag.SECURE_DATA) !== 0) rows.wipe();
-  }
+/** The rows of a table answer, typed, in slices when many (a secure answer's buffer wiped after). */
+function tableOf(r: NativeResult, label: string, secure: boolean): Table | undefined | Continue<Table | undefined> {
+  const rows = new RowReader(r, label);
+  // A row whose type and params repeat the row before (a zero or error fill) shares its
+  // frozen target.
+  let last: TableRow | undefined;
+  let lastType = '';
+  let lastParams = '';
+  const row = (i: number): TableRow => {
+    const type = rows.type(i);
+    const params = rows.params(i);
+    const repeat = last !== undefined && type === lastType && params === lastParams;
+    last = repeat && last !== undefined ? sameTarget(last, rows.start(i), rows.length(i)) : kernelRow(rows.start(i), rows.length(i), type, params);
+    lastType = type;
+    lastParams = params;
+    return last;
+  };
+  return build(rows.count, row, (out) => (out.length === 0 ? undefined : adoptRows(out)), secure ? () => rows.wipe() : undefined);
 }
 
 /** TABLE_STATUS: the typed status of each row. */
@@ -306,18 +304,19 @@ export function status(ctx: Context, id: DevId, options: StatusOptions | undefin
     }
     flags |= Flag.IMA_MEASUREMENT;
   }
-  return { program: statusProgram(devRequest(Command.TABLE_STATUS, flags, dev), dev.label, ima) };
+  return { program: oneIoctl(devRequest(Command.TABLE_STATUS, flags, dev), dev.label, (r) => statusOf(r, dev.label, ima)) };
 }
 
-/** The typed status rows of an answer, in slices (IMA measurement text is not a status: raw). */
-function* statusProgram(request: NativeRequest, label: string, ima: boolean): Program<StatusRow[]> {
-  const rows = new RowReader(yield* call(request, label), label);
-  return yield* sliced(rows.count, (i) => {
+/** The typed status rows of an answer, in slices when many (IMA measurement text is not a status: raw). */
+function statusOf(r: NativeResult, label: string, ima: boolean): StatusRow[] | Continue<StatusRow[]> {
+  const rows = new RowReader(r, label);
+  const row = (i: number): StatusRow => {
     const type = rows.type(i);
     const params = rows.params(i);
     if (ima) return Object.freeze({ start: rows.start(i), length: rows.length(i), type, status: rawStatus(type, params) });
     return kernelStatusRow(rows.start(i), rows.length(i), type, params);
-  });
+  };
+  return build(rows.count, row, (out) => out);
 }
 
 /** TABLE_DEPS. */
@@ -445,10 +444,12 @@ export function listEntries(r: NativeResult): DeviceListEntry[] {
   return out;
 }
 
-/** LIST_DEVICES, its answer turned into entries in slices. */
-function* listProgram(): Program<DeviceListEntry[]> {
-  const devices = new DeviceReader(yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined));
-  return yield* sliced(devices.count, (i) => entryAt(devices, i));
+/** LIST_DEVICES, its answer turned into entries (in slices when many). */
+function listProgram(): Program<DeviceListEntry[]> {
+  return oneIoctl({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined, (r) => {
+    const devices = new DeviceReader(r);
+    return build(devices.count, (i) => entryAt(devices, i), (out) => out);
+  });
 }
 
 /** Removes the listed devices that match, top-down (a device others use is busy until they go). */

@@ -115,15 +115,13 @@ export class ProgramRun<T> {
 
   /** The kernel's answer to the ioctl step. */
   answered(result: NativeResult): void {
-    this.counts.commands++;
-    this.counts.ioctls += result.ioctls;
+    countAnswer(this.counts, result);
     this.#answer = { result };
   }
 
   /** The ioctl step failed with `error` (already a DmError), thrown into the program next. */
   failed(error: unknown): void {
-    this.counts.commands++;
-    this.counts.ioctls++;
+    countFailure(this.counts);
     this.#failure = { error };
   }
 
@@ -139,6 +137,18 @@ export interface IoctlCounts {
   ioctls: number;
 }
 
+/** Counts a command the kernel answered. */
+export function countAnswer(counts: IoctlCounts, result: NativeResult): void {
+  counts.commands++;
+  counts.ioctls += result.ioctls;
+}
+
+/** Counts a command that failed (one ioctl). */
+export function countFailure(counts: IoctlCounts): void {
+  counts.commands++;
+  counts.ioctls++;
+}
+
 /** Runs one ioctl and returns the kernel's answer. */
 export function* call(request: NativeRequest, device: string | undefined): Generator<Step, NativeResult, Answer> {
   const answer = yield { kind: 'ioctl', request, device };
@@ -151,39 +161,66 @@ export function* single(request: NativeRequest, device: string | undefined): Pro
   return yield* call(request, device);
 }
 
-/**
- * A program of one ioctl whose answer `finish` turns into the result: what most commands are,
- * written as a plain iterator (the same steps as `map(call(...), finish)`), without the two
- * generator objects and their frames a call would otherwise allocate.
- */
-class OneIoctl<U> implements Program<U> {
-  readonly #step: IoctlStep;
-  readonly #finish: (r: NativeResult) => U;
-  #state: 'new' | 'sent' | 'done' = 'new';
+const RESUMED = 'internal error: a finished program was resumed';
 
-  constructor(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U) {
-    this.#step = { kind: 'ioctl', request, device };
+/**
+ * What a one-ioctl program's `finish` gives instead of the result when the answer is too large
+ * to turn into it at once: the program that goes on (in slices) from there.
+ */
+export class Continue<U> {
+  constructor(readonly program: Program<U>) {}
+}
+
+/**
+ * A program of one ioctl whose answer `finish` turns into the result (or into the program that
+ * goes on, see Continue): what most commands are, written as a plain iterator (the same steps
+ * as `map(call(...), finish)`), without the two generator objects and their frames a call
+ * would otherwise allocate. A driver may also send `step` itself and hand the answer to
+ * `finish` (what `next` does with it).
+ */
+export class OneIoctl<U> implements Program<U> {
+  /** The ioctl. */
+  readonly step: IoctlStep;
+  readonly #finish: (r: NativeResult) => U | Continue<U>;
+  #state: 'new' | 'sent' | 'done' = 'new';
+  /** The program that goes on from a large answer. */
+  #rest: Program<U> | undefined;
+
+  constructor(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U | Continue<U>) {
+    this.step = { kind: 'ioctl', request, device };
     this.#finish = finish;
   }
 
   next(answer?: Answer): IteratorResult<Step, U> {
+    if (this.#rest !== undefined) return this.#rest.next(answer ?? {});
     if (this.#state === 'new') {
       this.#state = 'sent';
-      return { done: false, value: this.#step };
+      return { done: false, value: this.step };
     }
-    if (this.#state === 'done') throw new Error('internal error: a finished program was resumed');
-    this.#state = 'done';
+    if (this.#state === 'done') throw new Error(RESUMED);
     const result = answer?.result;
-    if (result === undefined) throw new Error(`internal error: no answer to ${String(this.#step.request.cmd)}`);
-    return { done: true, value: this.#finish(result) };
+    if (result === undefined) throw new Error(`internal error: no answer to ${String(this.step.request.cmd)}`);
+    const value = this.finish(result);
+    if (!(value instanceof Continue)) return { done: true, value };
+    this.#rest = value.program;
+    return this.#rest.next({});
+  }
+
+  /** The command's result (or the program that goes on) from the kernel's answer to `step`; once. */
+  finish(result: NativeResult): U | Continue<U> {
+    if (this.#state === 'done') throw new Error(RESUMED);
+    this.#state = 'done';
+    return this.#finish(result);
   }
 
   throw(error: unknown): IteratorResult<Step, U> {
+    if (this.#rest !== undefined) return this.#rest.throw(error);
     this.#state = 'done';
     throw error;
   }
 
   return(value: U): IteratorResult<Step, U> {
+    if (this.#rest !== undefined) return this.#rest.return(value);
     this.#state = 'done';
     return { done: true, value };
   }
@@ -193,8 +230,13 @@ class OneIoctl<U> implements Program<U> {
   }
 }
 
-/** One ioctl, its answer turned into the command's result by `finish`. */
-export function oneIoctl<U>(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U): Program<U> {
+/** True when `program` is a OneIoctl (of the same result type: it was made as `Program<T>`). */
+export function isOneIoctl<T>(program: Program<T>): program is OneIoctl<T> {
+  return program instanceof OneIoctl;
+}
+
+/** One ioctl, its answer turned into the command's result (or the program that goes on) by `finish`. */
+export function oneIoctl<U>(request: NativeRequest, device: string | undefined, finish: (r: NativeResult) => U | Continue<U>): Program<U> {
   return new OneIoctl(request, device, finish);
 }
 
@@ -294,13 +336,40 @@ export function* inSlices(count: number, chunk: number, f: (from: number, to: nu
   }
 }
 
+/** Items in the first range of `sliced`: so many are built at once, before any clock read. */
+export const FIRST_RANGE = 256;
+
 /** `[f(0), ..., f(count - 1)]`, built in slices of about SLICE_MS milliseconds (see inSlices). */
 export function* sliced<T>(count: number, f: (i: number) => T): Generator<Step, T[], Answer> {
   const out: T[] = [];
-  yield* inSlices(count, 256, (from, to) => {
+  yield* inSlices(count, FIRST_RANGE, (from, to) => {
     for (let i = from; i < to; i++) out.push(f(i));
   });
   return out;
+}
+
+/**
+ * What `done` makes of `[item(0), ..., item(count - 1)]`: at once when the items fit in the
+ * first range of `sliced` (no yield would come before they are built), else the program that
+ * builds them in slices (see Continue). `after` runs once they are built or building failed.
+ */
+export function build<T, U>(count: number, item: (i: number) => T, done: (items: T[]) => U, after?: () => void): U | Continue<U> {
+  if (count > FIRST_RANGE) return new Continue(buildInSlices(count, item, done, after));
+  try {
+    const out: T[] = [];
+    for (let i = 0; i < count; i++) out.push(item(i));
+    return done(out);
+  } finally {
+    after?.();
+  }
+}
+
+function* buildInSlices<T, U>(count: number, item: (i: number) => T, done: (items: T[]) => U, after: (() => void) | undefined): Program<U> {
+  try {
+    return done(yield* sliced(count, item));
+  } finally {
+    after?.();
+  }
 }
 
 /** From this many rows on, a TABLE_LOAD's rows are handed to the addon in slices. */

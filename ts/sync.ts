@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
-import type { Control } from '../binding';
+import type { Control, NativeRequest } from '../binding';
 import type {
   CreateOptions,
   DeviceInfo,
@@ -22,7 +22,7 @@ import type {
 } from './client';
 import type { MknodesResult } from './nodes';
 import type { UdevSettings } from './udev';
-import { fromCompact, Lender, SYNC_HEADER_WORDS } from './answer';
+import { fromCompact, Lender, SYNC_HEADER_WORDS, type Answer } from './answer';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
@@ -30,7 +30,7 @@ import type { DevId, DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError } from './errors';
 import { openControl } from './open';
 import type { StatusRow } from './status';
-import { payloadOf, ProgramRun, type IoctlCounts } from './steps';
+import { Continue, countAnswer, countFailure, isOneIoctl, type OneIoctl, payloadOf, ProgramRun, type IoctlCounts, type Program } from './steps';
 import type { Table } from './table';
 import { isUdevStep, runUdevStepSync } from './udev-steps';
 
@@ -109,40 +109,66 @@ export class DeviceMapperSync {
     try {
       const { program } = make();
       if (this.control.closed) throw new DmClosedError(site.name);
-      const run = new ProgramRun(program, this.counts);
-      for (;;) {
-        const next = run.next();
-        if (next.done === true) return next.value;
-        const step = next.value;
-        if (step.kind === 'sleep') {
-          sleepSync(step.ms);
-          run.answer({});
-        } else if (step.kind === 'lock') {
-          // Nothing else of this instance runs meanwhile: the device is as the program left it.
-          run.answer({ stale: false });
-        } else if (step.kind === 'yield') {
-          // Nothing else runs on this thread meanwhile: the next slice follows at once.
-          run.answer({});
-        } else if (isUdevStep(step)) {
-          try {
-            run.answer(runUdevStepSync(step));
-          } catch (e) {
-            run.threw(e);
-          }
-        } else {
-          try {
-            const r = step.request;
-            this.lender.calls++;
-            const compact = this.control.callSync(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r), this.header);
-            run.answered(fromCompact(this.header, compact, this.lender));
-          } catch (e) {
-            run.failed(toDmError(e, site, step.device));
-          }
-        }
-      }
+      // A command of one ioctl (most are): its step sent and its answer finished directly.
+      return isOneIoctl(program) ? this.one(site, program) : this.drive(site, program);
     } catch (e) {
       throw e instanceof Error ? site.attach(e) : e;
     }
+  }
+
+  /** Runs a program's steps on this thread, to its end. */
+  private drive<T>(site: CallSite, program: Program<T>): T {
+    const run = new ProgramRun(program, this.counts);
+    for (;;) {
+      const next = run.next();
+      if (next.done === true) return next.value;
+      const step = next.value;
+      if (step.kind === 'sleep') {
+        sleepSync(step.ms);
+        run.answer({});
+      } else if (step.kind === 'lock') {
+        // Nothing else of this instance runs meanwhile: the device is as the program left it.
+        run.answer({ stale: false });
+      } else if (step.kind === 'yield') {
+        // Nothing else runs on this thread meanwhile: the next slice follows at once.
+        run.answer({});
+      } else if (isUdevStep(step)) {
+        try {
+          run.answer(runUdevStepSync(step));
+        } catch (e) {
+          run.threw(e);
+        }
+      } else {
+        try {
+          run.answered(this.send(step.request));
+        } catch (e) {
+          run.failed(toDmError(e, site, step.device));
+        }
+      }
+    }
+  }
+
+  /** Sends one request on this thread; its answer's rows are lent until the next call. */
+  private send(r: NativeRequest): Answer {
+    this.lender.calls++;
+    const compact = this.control.callSync(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r), this.header);
+    return fromCompact(this.header, compact, this.lender);
+  }
+
+  /** Runs a program of one ioctl: what `drive` does with it, without the loop. */
+  private one<T>(site: CallSite, program: OneIoctl<T>): T {
+    const { request, device } = program.step;
+    let answer: Answer;
+    try {
+      answer = this.send(request);
+    } catch (e) {
+      countFailure(this.counts);
+      throw toDmError(e, site, device);
+    }
+    countAnswer(this.counts, answer);
+    const value = program.finish(answer);
+    // A large answer goes on in slices, as the program would.
+    return value instanceof Continue ? this.drive(site, value.program) : value;
   }
 
   /** All devices (`DeviceMapper.listDevices`). */

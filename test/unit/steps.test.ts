@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
 import { Command, DmError } from '../../ts/index';
 import { remove } from '../../ts/commands';
-import { createProgram, inSlices, oneIoctl, reloadProgram, SLICE_MS, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
+import { build, Continue, createProgram, FIRST_RANGE, inSlices, oneIoctl, reloadProgram, SLICE_MS, withRollback, type Answer, type Program, type Step } from '../../ts/steps';
 import { nativeRows } from './answers';
 
 function answer(fields: Partial<NativeResult>): NativeResult {
@@ -121,6 +121,35 @@ describe('transaction programs', () => {
     done.next({});
     done.next({ result: answer({}) });
     expect(() => done.next({})).to.throw(/finished program was resumed/);
+  });
+
+  it('a one-ioctl program builds a few items at once and many in slices, and tidies up after either, also when an item fails', () => {
+    const request = { cmd: Command.TABLE_STATUS, flags: 0, name: 'vol' };
+    for (const count of [0, 1, FIRST_RANGE, FIRST_RANGE + 1, 50 * FIRST_RANGE]) {
+      let tidied = 0;
+      const finish = (): number[] | Continue<number[]> => build(count, (i) => i * 2, (out) => out, () => tidied++);
+      // What a driver that sends the step itself sees: the result, or the program that goes on.
+      const direct = finish();
+      expect(direct instanceof Continue, `${count} items`).to.equal(count > FIRST_RANGE);
+      expect(tidied, `${count} items, tidied at once`).to.equal(direct instanceof Continue ? 0 : 1);
+      // Through the program's own steps: the same items, however many slices they took.
+      tidied = 0;
+      const run = drive(oneIoctl(request, 'vol', finish), [() => answer({})]);
+      expect(run.value, `${count} items`).to.deep.equal(Array.from({ length: count }, (_, i) => i * 2));
+      expect(run.steps.filter((s) => s.kind === 'ioctl')).to.have.length(1);
+      expect(run.steps.every((s) => s.kind === 'ioctl' || s.kind === 'yield')).to.equal(true);
+      expect(tidied, `${count} items`).to.equal(1);
+    }
+    for (const count of [3, 10 * FIRST_RANGE]) {
+      let tidied = 0;
+      const bad = new RangeError('item 2 is unreadable');
+      const finish = (): number[] | Continue<number[]> => build(count, (i) => {
+        if (i === 2) throw bad;
+        return i;
+      }, (out) => out, () => tidied++);
+      expect(drive(oneIoctl(request, 'vol', finish), [() => answer({})]).error, `${count} items`).to.equal(bad);
+      expect(tidied, `${count} items`).to.equal(1);
+    }
   });
 });
 
