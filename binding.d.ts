@@ -157,7 +157,10 @@ export declare class Control {
   /**
    * The same, answered in the compact form: the answer's numbers written into `header` (at
    * least SYNC_HEADER_WORDS long: flags, dev low and high 32 bits, openCount, eventNr,
-   * targetCount, ioctls, bufferSize, version[0..2]), its strings and payload returned.
+   * targetCount, ioctls, bufferSize, version[0..2]), its strings and payload returned. An
+   * answer that reads as the one before (same name, uuid and payload kind; rows of the same
+   * count and types in the same lent buffers; the same message output) comes in the same
+   * array as it: read it before the next call, and never change it.
    */
   ioctlSync(request: NativeRequest, header: Float64Array): NativeCompactResult;
   /**
