@@ -361,6 +361,36 @@ async function againstDmsetup(DeviceMapper, Table, targets) {
   console.table(report);
 }
 
+/**
+ * The longest pause of V8's garbage collector while it is on (PerformanceObserver 'gc'
+ * entries: the main thread stopped for a scavenge or a mark-compact), to set beside the
+ * event loop's longest block over the same calls.
+ */
+function gcPauses() {
+  const { PerformanceObserver } = require('node:perf_hooks');
+  let pauses = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push(e);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  let from = 0;
+  return {
+    start() {
+      pauses = [];
+      from = performance.now();
+    },
+    /** The longest pause that began since start, ms (entries come a turn late: wait one). */
+    async stop() {
+      const to = performance.now();
+      await new Promise((resolve) => setImmediate(resolve));
+      return pauses.filter((e) => e.startTime >= from && e.startTime <= to).reduce((most, e) => Math.max(most, e.duration), 0);
+    },
+    close() {
+      observer.disconnect();
+    },
+  };
+}
+
 /** Many devices and a 100,000-row table, and what they cost the event loop. */
 async function scale(DeviceMapper, Table, targets) {
   const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -397,28 +427,36 @@ async function scale(DeviceMapper, Table, targets) {
   sdm.create('bench-big-s', { table: big });
   const syncLoad = Number(process.hrtime.bigint() - t0) / 1e3;
   await dm.create('bench-big-a');
+  const gc = gcPauses();
+  gc.start();
   delay.enable();
   t0 = process.hrtime.bigint();
   await dm.load('bench-big-a', big);
   const asyncLoad = Number(process.hrtime.bigint() - t0) / 1e3;
   delay.disable();
   const loadBlockMs = delay.max / 1e6;
+  const loadGcMs = await gc.stop();
   add('load a 100,000-row table', syncLoad, asyncLoad, undefined, undefined);
   const syncRead = timeSync(3, () => sdm.table('bench-big-s'), 1);
   // The first asynchronous read apart (the JIT compiles its paths, V8's heap grows for its
   // 100,000 rows), then four more.
   delay.reset();
+  gc.start();
   delay.enable();
   await dm.table('bench-big-s');
   delay.disable();
   const firstReadBlockMs = delay.max / 1e6;
+  const firstReadGcMs = await gc.stop();
   delay.reset();
   const readFaultsBefore = process.resourceUsage().minorPageFault;
+  gc.start();
   delay.enable();
   const asyncRead = await timeOf(3, () => dm.table('bench-big-s'), 0);
   delay.disable();
   const readFaults = (process.resourceUsage().minorPageFault - readFaultsBefore) / 4; // timeOf warms up with one read
   const readBlockMs = delay.max / 1e6;
+  const readGcMs = await gc.stop();
+  gc.close();
   add('read back a 100,000-row table', syncRead, asyncRead, peerTime('raw_ioctl', 'table', 'bench-big-s', 5), peerTime('libdm', 'table', 'bench-big-s', 5));
   sdm.remove('bench-big-s');
   sdm.remove('bench-big-a');
@@ -428,8 +466,11 @@ async function scale(DeviceMapper, Table, targets) {
   console.table(rows);
   console.table([
     { measure: 'event loop\'s longest block while loading 100,000 rows (async), ms', value: round(loadBlockMs) },
+    { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(loadGcMs) },
     { measure: 'event loop\'s longest block during the first async read of 100,000 rows, ms', value: round(firstReadBlockMs) },
+    { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(firstReadGcMs) },
     { measure: 'event loop\'s longest block while reading 100,000 rows (async, the 4 reads after the first), ms', value: round(readBlockMs) },
+    { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(readGcMs) },
     { measure: 'page faults per async read of 100,000 rows', value: Math.round(readFaults) },
     ...listFaults,
     { measure: 'one page fault in this boot, µs', value: round(faultCost) },
