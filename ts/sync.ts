@@ -60,6 +60,8 @@ export class DeviceMapperSync {
   private readonly counts: IoctlCounts = { commands: 0, ioctls: 0 };
   /** Counts the calls: an answer's rows lie in memory the next call reuses. */
   private readonly lender = new Lender();
+  /** Set by close(): read on every call without asking the addon. */
+  private isClosed = false;
 
   private constructor(control: Control, driverVersion: [number, number, number], udev: UdevSettings) {
     this.control = control;
@@ -86,7 +88,7 @@ export class DeviceMapperSync {
 
   /** True once `close()` has been called. */
   get closed(): boolean {
-    return this.control.closed;
+    return this.isClosed || this.control.closed;
   }
 
   /** Buffer sizes (bytes) remembered per command, indexed by command number. */
@@ -108,7 +110,7 @@ export class DeviceMapperSync {
   private run<T>(site: CallSite, make: () => Cmd<T>): T {
     try {
       const { program } = make();
-      if (this.control.closed) throw new DmClosedError(site.name);
+      if (this.isClosed) throw new DmClosedError(site.name);
       // A command of one ioctl (most are): its step sent and its answer finished directly.
       return isOneIoctl(program) ? this.one(site, program) : this.drive(site, program);
     } catch (e) {
@@ -286,6 +288,7 @@ export class DeviceMapperSync {
 
   /** Closes the control node; later calls throw `DmClosedError`. A second close does nothing. */
   close(): void {
+    this.isClosed = true;
     if (!this.control.closed) this.control.closeSync();
   }
 }
