@@ -302,7 +302,7 @@ export function* sleep(ms: number): Generator<Step, void, Answer> {
 }
 
 /** Milliseconds of work between two yields of `sliced`. */
-export const SLICE_MS = 8;
+export const SLICE_MS = 4;
 
 /**
  * Calls `f(from, to)` over [0, count) in ranges of `chunk` items at first, with a yield step
