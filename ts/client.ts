@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
-import type { Control, NativeWait } from '../binding';
+import type { Control, NativeRequest, NativeResult, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import * as commands from './commands';
 import type { Cmd } from './commands';
@@ -8,7 +8,7 @@ import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
-import { payloadOf, ProgramRun, type IoctlCounts, type Program } from './steps';
+import { Continue, countAnswer, countFailure, isOneIoctl, payloadOf, ProgramRun, type IoctlCounts, type Program } from './steps';
 import type { Table } from './table';
 import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
@@ -397,39 +397,23 @@ export class DeviceMapper {
       // order of the calls (a suspend, then an info of the same device, sees it suspended).
       if (key !== undefined) held.set(key, this.locks.tryAcquire(key) ?? (await this.locks.acquire(key)));
       // The program's steps, to its end (here, not in an async function of its own: one
-      // promise and one await fewer per call).
+      // promise and one await fewer per call); a command of one ioctl (most are) without the
+      // step loop.
       const startEpoch = this.epoch;
-      const run = new ProgramRun(program, this.counts);
       try {
-        for (;;) {
-          const next = run.next();
-          if (next.done === true) return next.value;
-          const step = next.value;
-          if (step.kind === 'sleep') {
-            await new Promise((resolve) => setTimeout(resolve, step.ms));
-            run.answer({});
-          } else if (step.kind === 'lock') {
-            if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
-            run.answer({ stale: this.epoch !== startEpoch });
-          } else if (step.kind === 'yield') {
-            // Timers, I/O callbacks and other calls' answers run before the next slice.
-            await new Promise((resolve) => setImmediate(resolve));
-            run.answer({});
-          } else if (isUdevStep(step)) {
-            try {
-              run.answer(await runUdevStep(step));
-            } catch (e) {
-              run.threw(e);
-            }
-          } else {
-            try {
-              const r = step.request;
-              run.answered(await this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r)));
-            } catch (e) {
-              run.failed(toDmError(e, site, step.device));
-            }
-          }
+        if (!isOneIoctl(program)) return await this.drive(site, program, held, startEpoch);
+        const { request, device } = program.step;
+        let answer: NativeResult;
+        try {
+          answer = await this.send(request);
+        } catch (e) {
+          countFailure(this.counts);
+          throw toDmError(e, site, device);
         }
+        countAnswer(this.counts, answer);
+        const value = program.finish(answer);
+        // A large answer goes on in slices, as the program would.
+        return value instanceof Continue ? await this.drive(site, value.program, held, startEpoch) : value;
       } catch (e) {
         throw e instanceof Error ? site.attach(e) : e;
       }
@@ -440,6 +424,47 @@ export class DeviceMapper {
       }
       this.inflight--;
       if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Sends one request to the addon's I/O threads. */
+  private send(r: NativeRequest): Promise<NativeResult> {
+    return this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r));
+  }
+
+  /**
+   * Runs a program's ioctls, pauses, yields and device locks (held in `held` until the
+   * command ends) until it returns or throws.
+   */
+  private async drive<T>(site: CallSite, program: Program<T>, held: Map<string, () => void>, startEpoch: number): Promise<T> {
+    const run = new ProgramRun(program, this.counts);
+    for (;;) {
+      const next = run.next();
+      if (next.done === true) return next.value;
+      const step = next.value;
+      if (step.kind === 'sleep') {
+        await new Promise((resolve) => setTimeout(resolve, step.ms));
+        run.answer({});
+      } else if (step.kind === 'lock') {
+        if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
+        run.answer({ stale: this.epoch !== startEpoch });
+      } else if (step.kind === 'yield') {
+        // Timers, I/O callbacks and other calls' answers run before the next slice.
+        await new Promise((resolve) => setImmediate(resolve));
+        run.answer({});
+      } else if (isUdevStep(step)) {
+        try {
+          run.answer(await runUdevStep(step));
+        } catch (e) {
+          run.threw(e);
+        }
+      } else {
+        try {
+          run.answered(await this.send(step.request));
+        } catch (e) {
+          run.failed(toDmError(e, site, step.device));
+        }
+      }
     }
   }
 
