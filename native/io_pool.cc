@@ -24,19 +24,28 @@ namespace {
 pid_t threadId() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // Named, so that a thread listing (/proc/self/task/*/comm, top -H) tells them apart
-// (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc), and
-// niced: on Linux a thread has a nice value of its own (setpriority of its thread id). A
-// lower priority than the process's other threads lets Node's threadpool and the JavaScript
-// thread take the CPU first when they wake while DM calls keep a worker busy (on one CPU, an
-// fs call would otherwise wait for a time slice behind a queue of ioctls). Raising one's own
-// nice value needs no privilege. It is relative to the main thread's (the process id names
-// it; a thread started by the supervisor inherits the supervisor's), and never above 19.
-void prepareThread() {
+// (prctl: pthread_setname_np is versioned GLIBC_2.34 when built on a newer glibc). Returns the
+// process's nice value (the main thread's: the process id names it), or kNoNice when unknown.
+constexpr int kNoNice = 100;
+
+int prepareThread() {
   prctl(PR_SET_NAME, IoPool::kThreadName, 0, 0, 0);
   errno = 0;
   int base = getpriority(PRIO_PROCESS, static_cast<id_t>(getpid()));
-  if (base == -1 && errno != 0) return;
-  int nice = std::min(base + IoPool::kNice, 19);
+  return base == -1 && errno != 0 ? kNoNice : base;
+}
+
+// Sets the calling thread's nice value: on Linux a thread has one of its own (setpriority of
+// its thread id), `base` (the process's) or kNice above it, never above 19. A lower priority
+// than the process's other threads lets Node's threadpool and the JavaScript thread take the
+// CPU first when they wake while a queue of DM calls keeps a worker busy (on one CPU, an fs
+// call would otherwise wait for a time slice behind it). Raising one's own nice value needs
+// no privilege; lowering it back to the process's needs none either while the RLIMIT_NICE
+// soft limit allows it (the default of 0 allows a thread back to the nice value it started
+// with only if it is 0: a failure leaves the thread niced, which only costs it speed).
+void setNice(int base, bool niced) {
+  if (base == kNoNice) return;
+  int nice = niced ? std::min(base + IoPool::kNice, 19) : base;
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(threadId()), nice);
 }
 
@@ -275,7 +284,10 @@ void IoPool::reapLocked() {
 }
 
 void IoPool::work() {
-  prepareThread();
+  int base = prepareThread();
+  // A worker the supervisor started inherits its nice value: it starts at the process's.
+  setNice(base, false);
+  bool niced = false;
   pid_t tid = threadId();
   // This thread's ioctl buffer, reused from request to request.
   dm::Buffer scratch;
@@ -307,6 +319,9 @@ void IoPool::work() {
     if (stopping_) return;
     Job job = std::move(*it);
     queue_.erase(it);
+    // Niced from the moment kNiceFrom requests wait behind this one until the queue is empty
+    // behind one: a burst costs two system calls, a call at a time none.
+    bool nice = niced ? !queue_.empty() : queue_.size() >= kNiceFrom;
     running_++;
     if (!job.key.empty()) runningKeys_.insert(job.key);
     if (job.barrier) barrierRunning_ = true;
@@ -315,6 +330,10 @@ void IoPool::work() {
     // the answers over, and starts another worker, if it takes long.
     if ((!done_.empty() && !scheduled_) || nextLocked() != queue_.end()) armLocked();
     lk.unlock();
+    if (nice != niced) {
+      setNice(base, nice);
+      niced = nice;
+    }
     Done done;
     done.id = job.id;
     done.cmd = job.req.cmd;
@@ -330,7 +349,8 @@ void IoPool::work() {
 }
 
 void IoPool::supervise() {
-  prepareThread();
+  // Niced always: it wakes only to look, and the workers it starts take their own.
+  setNice(prepareThread(), true);
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     // Asleep, without a timeout, while nothing waits.

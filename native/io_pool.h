@@ -21,8 +21,12 @@
 //    for a CPU. On the same looks it hands back the answers that a worker busy with a long
 //    request has held since the previous look (so for at most about 2 * kStall). Idle
 //    workers end after kIdle; the last one stays, asleep without a timeout.
-//  - The pool's threads run niced (kNice above the process): when Node's threadpool or the
-//    JavaScript thread wakes while a worker has ioctls queued, it gets the CPU first.
+//  - A worker runs niced (kNice above the process) while a queue waits behind its request
+//    (from kNiceFrom waiting until none does): when Node's threadpool or the JavaScript
+//    thread wakes while a worker has a queue of ioctls, it gets the CPU first. With fewer
+//    waiting it runs at the process's own priority: a call awaited at a time is answered
+//    sooner so (on one CPU, a niced worker gives way to the JavaScript thread it wakes, and
+//    the switches back cost more than the ioctl). The supervisor runs niced.
 //  - Order: a request that names a device never starts while an earlier request naming it
 //    the same way (same name, same uuid, or same device number) is queued ahead of it or
 //    running. Requests naming no device (VERSION, LIST_DEVICES, LIST_VERSIONS,
@@ -56,8 +60,10 @@ class IoPool {
   static constexpr std::chrono::milliseconds kIdle{2000};
   static constexpr std::chrono::milliseconds kStall{3};
   static constexpr const char* kThreadName = "devmapper-io";
-  // How much nicer than the process the pool's threads run (see prepareThread in io_pool.cc).
+  // How much nicer than the process a worker with a queue runs (see setNice in io_pool.cc).
   static constexpr int kNice = 10;
+  // Requests waiting behind the one a worker starts that make it run niced.
+  static constexpr size_t kNiceFrom = 4;
   // Answers settled per turn of the event loop (see above).
   static constexpr size_t kDeliverAtOnce = 16;
 

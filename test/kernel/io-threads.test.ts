@@ -26,10 +26,14 @@ function niceOf(tid: string): number {
   return Number(fields[19 - 3]);
 }
 
-/** The nice values of this process's devmapper-io threads. */
-function ioThreadNices(): number[] {
+/**
+ * The nice values of this process's devmapper-io threads, but those in `others` (the ids of
+ * the threads that were there before: other clients' pools).
+ */
+function ioThreadNices(others: ReadonlySet<string> = new Set()): number[] {
   return readdirSync('/proc/self/task')
     .filter((tid) => {
+      if (others.has(tid)) return false;
       try {
         return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'devmapper-io';
       } catch {
@@ -39,8 +43,16 @@ function ioThreadNices(): number[] {
     .map(niceOf);
 }
 
-/** What the I/O threads' nice value must be: 10 above the main thread's, at most 19. */
-const expectedIoNice = (): number => Math.min(niceOf(String(process.pid)) + 10, 19);
+/** The ids of this process's threads now. */
+function threadIds(): Set<string> {
+  return new Set(readdirSync('/proc/self/task'));
+}
+
+/** The process's nice value (its main thread's). */
+const processNice = (): number => niceOf(String(process.pid));
+
+/** A niced I/O thread's nice value: 10 above the main thread's, at most 19. */
+const nicedIo = (): number => Math.min(processNice() + 10, 19);
 
 /** The writes in flight on a device, as the kernel counts them (/sys/block/dm-N/inflight). */
 function writesInFlight(d: DeviceInfo): number {
@@ -108,9 +120,10 @@ describe('the I/O threads of asynchronous calls', function () {
     }
   });
 
-  it('a burst of 64 fast calls starts no thread per call: one worker runs them (beside the pool\'s supervisor)', async function () {
+  it('a burst of 64 fast calls starts no thread per call: one worker runs them (beside the pool\'s supervisor), niced while a queue waits behind it', async function () {
     const d = await t.dm.create(devName('io-burst'), { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
     const before = threads();
+    const others = threadIds();
     const dm = await DeviceMapper.open(); // a pool of its own
     try {
       for (let round = 0; round < 3; round++) {
@@ -118,10 +131,25 @@ describe('the I/O threads of asynchronous calls', function () {
         expect(infos.every((i) => i.name === d.name)).to.equal(true);
         expect(threads() - before, `I/O threads after burst ${round + 1}`).to.be.at.most(2);
       }
-      // They run niced, so that Node's threadpool and this thread win the CPU when they wake.
-      const nices = ioThreadNices();
-      expect(nices.length, 'devmapper-io threads').to.be.at.least(1);
-      expect(nices).to.deep.equal(nices.map(expectedIoNice));
+      // A worker with a queue behind its request runs niced, so that Node's threadpool and
+      // this thread win the CPU when they wake: seen between two turns of the event loop while
+      // a burst is answered (the answers come a group at a time, the loop let run between).
+      const burst = Promise.all(Array.from({ length: 2000 }, () => dm.info(d.name)));
+      const burstState = { ended: false };
+      void burst.finally(() => (burstState.ended = true));
+      let nicedDuringBurst = false;
+      while (!burstState.ended && !nicedDuringBurst) {
+        const nices = ioThreadNices(others);
+        nicedDuringBurst = nices.length === 2 && nices.every((n) => n === nicedIo());
+        await new Promise((r) => setImmediate(r));
+      }
+      await burst;
+      expect(nicedDuringBurst, 'the worker ran niced while a burst waited behind it').to.equal(true);
+      // With the queue empty behind its request, a worker runs at the process's priority (a
+      // call awaited at a time is answered sooner so); the supervisor stays niced.
+      await dm.info(d.name);
+      const nices = ioThreadNices(others).sort((a, b) => a - b);
+      expect(nices, 'worker and supervisor').to.deep.equal([processNice(), nicedIo()].sort((a, b) => a - b));
     } finally {
       await dm.close();
     }
@@ -148,6 +176,7 @@ describe('the I/O threads of asynchronous calls', function () {
     const writers: ChildProcess[] = [...short, long].map((d) => spawn('dd', ['if=/dev/zero', `of=${d.path}`, 'bs=4096', 'count=1', 'oflag=direct', 'status=none'], { stdio: 'ignore' }));
     const exited = writers.map((w) => new Promise<void>((r) => w.once('exit', () => r())));
     const before = threads();
+    const others = threadIds();
     const dm = await DeviceMapper.open();
     try {
       await writesHeld([...short, long]);
@@ -160,11 +189,12 @@ describe('the I/O threads of asynchronous calls', function () {
       // The supervisor and a worker, and at least one more worker beside the stalled one.
       const grown = await eventually(() => threads() - before >= 3, 10000);
       expect(grown, `the pool grew while the suspends stalled (${threads() - before} more threads)`).to.equal(true);
-      // The workers the supervisor started have the same nice value as the first (not the
-      // supervisor's own plus 10 again).
-      const nices = ioThreadNices();
+      // The workers the supervisor started run at the process's priority (no queue waits
+      // behind their requests), not at the supervisor's own: only the supervisor is niced.
+      const nices = ioThreadNices(others);
       expect(nices.length, 'devmapper-io threads').to.be.at.least(3);
-      expect(nices).to.deep.equal(nices.map(expectedIoNice));
+      expect(nices.filter((n) => n === nicedIo()), 'niced threads (the supervisor)').to.have.length(1);
+      expect(nices.filter((n) => n !== nicedIo()), 'the workers').to.deep.equal(nices.filter((n) => n !== nicedIo()).map(processNice));
       for (const d of shortDelays) await t.dm.suspend(d.name);
       for (const info of await Promise.all(shortSuspends)) expect(info.suspended).to.equal(true);
       expect(longDone, 'the long suspend is over already: the test proves nothing').to.equal(false);
