@@ -288,6 +288,8 @@ void IoPool::work() {
   // A worker the supervisor started inherits its nice value: it starts at the process's.
   setNice(base, false);
   bool niced = false;
+  // Requests this worker runs niced yet, since the last one with a queue behind it.
+  size_t nicedFor = 0;
   pid_t tid = threadId();
   // This thread's ioctl buffer, reused from request to request.
   dm::Buffer scratch;
@@ -319,9 +321,12 @@ void IoPool::work() {
     if (stopping_) return;
     Job job = std::move(*it);
     queue_.erase(it);
-    // Niced from the moment kNiceFrom requests wait behind this one until the queue is empty
-    // behind one: a burst costs two system calls, a call at a time none.
-    bool nice = niced ? !queue_.empty() : queue_.size() >= kNiceFrom;
+    // Niced from the moment kNiceFrom requests wait behind this one until kNiceLinger
+    // requests have run without such a queue: bursts one after another cost two system calls
+    // in all, calls awaited one at a time none.
+    if (queue_.size() >= kNiceFrom) nicedFor = kNiceLinger;
+    bool nice = nicedFor > 0;
+    if (nicedFor > 0) nicedFor--;
     running_++;
     if (!job.key.empty()) runningKeys_.insert(job.key);
     if (job.barrier) barrierRunning_ = true;

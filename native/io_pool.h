@@ -21,8 +21,8 @@
 //    for a CPU. On the same looks it hands back the answers that a worker busy with a long
 //    request has held since the previous look (so for at most about 2 * kStall). Idle
 //    workers end after kIdle; the last one stays, asleep without a timeout.
-//  - A worker runs niced (kNice above the process) while a queue waits behind its request
-//    (from kNiceFrom waiting until none does): when Node's threadpool or the JavaScript
+//  - A worker runs niced (kNice above the process) while queues wait behind its requests
+//    (from kNiceFrom waiting, until kNiceLinger requests ran without): when Node's threadpool or the JavaScript
 //    thread wakes while a worker has a queue of ioctls, it gets the CPU first. With fewer
 //    waiting it runs at the process's own priority: a call awaited at a time is answered
 //    sooner so (on one CPU, a niced worker gives way to the JavaScript thread it wakes, and
@@ -62,8 +62,10 @@ class IoPool {
   static constexpr const char* kThreadName = "devmapper-io";
   // How much nicer than the process a worker with a queue runs (see setNice in io_pool.cc).
   static constexpr int kNice = 10;
-  // Requests waiting behind the one a worker starts that make it run niced.
+  // Requests waiting behind the one a worker starts that make it run niced, and for how many
+  // requests after the last such one it stays so.
   static constexpr size_t kNiceFrom = 4;
+  static constexpr size_t kNiceLinger = 64;
   // Answers settled per turn of the event loop (see above).
   static constexpr size_t kDeliverAtOnce = 16;
 

@@ -145,9 +145,12 @@ describe('the I/O threads of asynchronous calls', function () {
       }
       await burst;
       expect(nicedDuringBurst, 'the worker ran niced while a burst waited behind it').to.equal(true);
-      // With the queue empty behind its request, a worker runs at the process's priority (a
-      // call awaited at a time is answered sooner so); the supervisor stays niced.
-      await dm.info(d.name);
+      // A worker stays niced for 64 requests after the last with a queue behind it (bursts one
+      // after another renice it twice in all), then runs at the process's priority (a call
+      // awaited at a time is answered sooner so); the supervisor stays niced.
+      for (let i = 0; i < 32; i++) await dm.info(d.name);
+      expect(ioThreadNices(others), 'a worker 32 requests after the burst').to.deep.equal([nicedIo(), nicedIo()]);
+      for (let i = 0; i < 64; i++) await dm.info(d.name);
       const nices = ioThreadNices(others).sort((a, b) => a - b);
       expect(nices, 'worker and supervisor').to.deep.equal([processNice(), nicedIo()].sort((a, b) => a - b));
     } finally {
