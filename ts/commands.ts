@@ -452,7 +452,6 @@ function listProgram(): Program<DeviceListEntry[]> {
   });
 }
 
-/** Removes the listed devices that match, top-down (a device others use is busy until they go). */
 /**
  * DM_REMOVE_ALL (its uevents carry no cookie); in fallback mode `/dev/mapper` is then made to
  * agree with the devices that are left.
@@ -463,6 +462,7 @@ function* removeAllProgram(flags: number, udev: UdevPlan): Program<string[]> {
   return [];
 }
 
+/** Removes the listed devices that match, top-down (a device others use is busy until they go). */
 function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean, udev: UdevPlan): Program<string[]> {
   const listed = yield* call({ cmd: Command.LIST_DEVICES, flags: Flag.UUID }, undefined);
   let left = listEntries(listed).filter(match);
