@@ -120,6 +120,12 @@ export type NativeCompactResult = [
   data: string | undefined,
 ];
 
+/**
+ * What `call` resolves with: the compact form of the answer, its numbers (as `header` holds
+ * them for `callSync`) in `header` from word `at` on; the answers settled together share one.
+ */
+export type NativeCallResult = [...answer: NativeCompactResult, header: Float64Array, at: number];
+
 /** A native error: an `Error` carrying the failed system call and its errno. */
 export interface NativeError extends Error {
   errno: number;
@@ -168,9 +174,10 @@ export declare class Control {
    * fraction of the Node-API calls that reading an object's properties does). `name` and
    * `uuid` are '' when absent, `dev` and `eventNr` 0; `payload` is undefined or an object with
    * the request's payload fields (`targets`, `data`, `sector`, `message`, `repeatable`), the
-   * others of it ignored.
+   * others of it ignored. Answered in the compact form (a few Node-API calls per answer where
+   * the object form takes some thirty).
    */
-  call(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeResult>;
+  call(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeCallResult>;
   /** `ioctlSync` in the compact form, with the request's fields as `call` takes them. */
   callSync(cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined, header: Float64Array): NativeCompactResult;
   /**

@@ -174,6 +174,20 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
 
 }  // namespace
 
+// The numbers of a compact answer, kSyncHeaderWords of them from `h`: flags, dev (low and
+// high 32 bits), openCount, eventNr, targetCount, ioctls, bufferSize, version[0..2].
+static void writeHeader(double* h, const dm::Result& r) {
+  h[0] = r.flags;
+  h[1] = static_cast<double>(r.dev & 0xffffffffu);
+  h[2] = static_cast<double>(r.dev >> 32);
+  h[3] = r.openCount;
+  h[4] = r.eventNr;
+  h[5] = r.targetCount;
+  h[6] = r.ioctls;
+  h[7] = static_cast<double>(r.bufferSize);
+  for (int i = 0; i < 3; i++) h[8 + i] = r.version[i];
+}
+
 // The answer's payload (rows, devices, versions, deps, a message's output), or undefined.
 // Slot in the synchronous form's array (see IoctlSync), by payload: 2 + this.
 static uint32_t payloadSlot(dm::Payload p) {
@@ -612,14 +626,14 @@ dm::Request Control::commandRequest(Napi::Env env, const Napi::CallbackInfo& inf
 }
 
 Napi::Value Control::Ioctl(const Napi::CallbackInfo& info) {
-  return submit(info.Env(), commandRequest(info.Env(), info, false, "ioctl"));
+  return submit(info.Env(), commandRequest(info.Env(), info, false, "ioctl"), false);
 }
 
 Napi::Value Control::Call(const Napi::CallbackInfo& info) {
-  return submit(info.Env(), commandRequest(info.Env(), info, true, "call"));
+  return submit(info.Env(), commandRequest(info.Env(), info, true, "call"), true);
 }
 
-Napi::Value Control::submit(Napi::Env env, dm::Request req) {
+Napi::Value Control::submit(Napi::Env env, dm::Request req, bool compact) {
   if (!pool_) pool_ = std::make_unique<IoPool>(this, &Control::Deliver);
   uint64_t id = nextIoctl_++;
   uint32_t cmd = req.cmd;
@@ -629,23 +643,40 @@ Napi::Value Control::submit(Napi::Env env, dm::Request req) {
     throw systemError(env, e.code().value(), "pthread_create", commandName(cmd), "cannot start an I/O thread");
   }
   auto deferred = Napi::Promise::Deferred::New(env);
-  ioctls_.emplace(id, PendingIoctl{deferred, Napi::Persistent(Value()), cmd});
+  ioctls_.emplace(id, PendingIoctl{deferred, Napi::Persistent(Value()), cmd, compact});
   beginWork();
   return deferred.Promise();
 }
 
 void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& batch) {
   auto* self = static_cast<Control*>(owner);
+  // The numbers of the group's compact answers, all in one Float64Array (made when the first
+  // is settled): a typed array per group, not a dozen properties per answer.
+  Napi::Float64Array header;
+  size_t headers = 0;
   for (IoPool::Done& done : batch) {
     auto it = self->ioctls_.find(done.id);
     if (it == self->ioctls_.end()) continue;
     PendingIoctl pending = std::move(it->second);
     self->ioctls_.erase(it);
     guarded([&] {
-      if (done.outcome.err != 0)
+      if (done.outcome.err != 0) {
         pending.deferred.Reject(outcomeError(env, done.cmd, done.outcome).Value());
-      else
+      } else if (pending.compact) {
+        if (header.IsEmpty()) header = Napi::Float64Array::New(env, batch.size() * kSyncHeaderWords);
+        size_t at = headers++ * kSyncHeaderWords;
+        writeHeader(header.Data() + at, done.outcome.result);
+        Napi::Array out = Napi::Array::New(env, 9);
+        out.Set(0u, Napi::String::New(env, done.outcome.result.name));
+        out.Set(1u, Napi::String::New(env, done.outcome.result.uuid));
+        Napi::Value payload = payloadOf(env, done.outcome, nullptr);
+        if (!payload.IsUndefined()) out.Set(2 + payloadSlot(done.outcome.result.payload), payload);
+        out.Set(7u, header);
+        out.Set(8u, Napi::Number::New(env, static_cast<double>(at)));
+        pending.deferred.Resolve(out);
+      } else {
         pending.deferred.Resolve(fromResult(env, done.outcome));
+      }
     });
     self->endWork(env);
     guarded([&] { pending.self.Reset(); });
@@ -811,16 +842,7 @@ Napi::Value Control::runSync(Napi::Env env, const dm::Request& req, double* h) {
   reclaim(env, false);
   if (outcome.err != 0) throw outcomeError(env, req.cmd, outcome);
   if (h == nullptr) return fromResult(env, outcome, this);
-  const dm::Result& r = outcome.result;
-  h[0] = r.flags;
-  h[1] = static_cast<double>(r.dev & 0xffffffffu);
-  h[2] = static_cast<double>(r.dev >> 32);
-  h[3] = r.openCount;
-  h[4] = r.eventNr;
-  h[5] = r.targetCount;
-  h[6] = r.ioctls;
-  h[7] = static_cast<double>(r.bufferSize);
-  for (int i = 0; i < 3; i++) h[8 + i] = r.version[i];
+  writeHeader(h, outcome.result);
   return compactOf(env, outcome);
 }
 

@@ -57,8 +57,9 @@ class Control : public Napi::ObjectWrap<Control> {
   dm::Request commandRequest(Napi::Env env, const Napi::CallbackInfo& info, bool positional, const char* method);
   Napi::Value Ioctl(const Napi::CallbackInfo& info);
   Napi::Value Call(const Napi::CallbackInfo& info);
-  // Hands a request to the I/O threads; the promise settles when the answer comes back.
-  Napi::Value submit(Napi::Env env, dm::Request req);
+  // Hands a request to the I/O threads; the promise settles when the answer comes back, as
+  // an object or (`compact`) in the compact form of call().
+  Napi::Value submit(Napi::Env env, dm::Request req, bool compact);
   Napi::Value IoctlSync(const Napi::CallbackInfo& info);
   Napi::Value CallSync(const Napi::CallbackInfo& info);
   // The header a compact answer's numbers go to (a TypeError unless a Float64Array of
@@ -140,6 +141,7 @@ class Control : public Napi::ObjectWrap<Control> {
     Napi::Promise::Deferred deferred;
     Napi::ObjectReference self;  // keeps the Control alive while the ioctl runs
     uint32_t cmd;
+    bool compact;  // answered as call() answers
   };
   static void Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& batch);
   void stopPool();

@@ -4,7 +4,7 @@
  * turned into objects once, directly, and in slices (see `sliced` in steps.ts).
  * @internal
  */
-import type { NativeCompactResult, NativeIndexed, NativeResult, NativeRows, NativeU64 } from '../binding';
+import type { NativeCallResult, NativeCompactResult, NativeIndexed, NativeResult, NativeRows, NativeU64 } from '../binding';
 import { exactNumber } from './errors';
 
 /** Words per item in an index. */
@@ -209,11 +209,12 @@ function nativeU64(low: number, high: number): NativeU64 {
 }
 
 /**
- * The answer of the compact form of `ioctlSync`, as the object form gives it; lent by
- * `lender` at its current call, when given (its rows and devices are read before the next).
+ * The answer of the compact form of `ioctlSync`, as the object form gives it (its numbers in
+ * `header` from word `at`); lent by `lender` at its current call, when given (its rows and
+ * devices are read before the next).
  */
-export function fromCompact(header: Float64Array, compact: NativeCompactResult, lender?: Lender): Answer {
-  const h = (i: number): number => header[i] ?? 0;
+export function fromCompact(header: Float64Array, compact: NativeCompactResult | NativeCallResult, lender?: Lender, at = 0): Answer {
+  const h = (i: number): number => header[at + i] ?? 0;
   const [name, uuid, targets, devices, versions, deps, data] = compact;
   return {
     version: [h(8), h(9), h(10)],
@@ -234,4 +235,9 @@ export function fromCompact(header: Float64Array, compact: NativeCompactResult, 
     lender,
     call: lender?.calls,
   };
+}
+
+/** The answer `call` resolved with, as the object form gives it. */
+export function fromCall(answer: NativeCallResult): Answer {
+  return fromCompact(answer[7], answer, undefined, answer[8]);
 }

@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
-import type { Control, NativeRequest, NativeResult, NativeWait } from '../binding';
+import type { Control, NativeCallResult, NativeRequest, NativeResult, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
+import { fromCall } from './answer';
 import * as commands from './commands';
 import type { Cmd } from './commands';
 import { Command } from './constants';
@@ -405,7 +406,7 @@ export class DeviceMapper {
         const { request, device } = program.step;
         let answer: NativeResult;
         try {
-          answer = await this.send(request);
+          answer = fromCall(await this.send(request));
         } catch (e) {
           countFailure(this.counts);
           throw toDmError(e, site, device);
@@ -427,8 +428,8 @@ export class DeviceMapper {
     }
   }
 
-  /** Sends one request to the addon's I/O threads. */
-  private send(r: NativeRequest): Promise<NativeResult> {
+  /** Sends one request to the addon's I/O threads (its answer in the compact form: see fromCall). */
+  private send(r: NativeRequest): Promise<NativeCallResult> {
     return this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r));
   }
 
@@ -460,7 +461,7 @@ export class DeviceMapper {
         }
       } else {
         try {
-          run.answered(await this.send(step.request));
+          run.answered(fromCall(await this.send(step.request)));
         } catch (e) {
           run.failed(toDmError(e, site, step.device));
         }

@@ -1,5 +1,5 @@
-import type { Control, NativeCompactResult, NativeRequest, NativeResult, NativeWatch } from '../../binding';
-import { fromCompact } from '../../ts/answer';
+import type { Control, NativeCallResult, NativeCompactResult, NativeRequest, NativeResult, NativeWatch } from '../../binding';
+import { fromCall, fromCompact } from '../../ts/answer';
 import type { DeviceMapper, DeviceMapperSync } from '../../ts/index';
 
 /** What a test may run between a client's steps (the way another actor's steps can fall there). */
@@ -42,11 +42,11 @@ export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlH
         };
       }
       if (property === 'call') {
-        return async (cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeResult> => {
+        return async (cmd: number, flags: number, dev: number, eventNr: number, name: string, uuid: string, payload: NativeRequest | undefined): Promise<NativeCallResult> => {
           const request = requestOf(cmd, flags, dev, eventNr, name, uuid, payload);
           if (hooks.before) await hooks.before(request);
           const result = await target.call(cmd, flags, dev, eventNr, name, uuid, payload);
-          if (hooks.after) await hooks.after(request, result);
+          if (hooks.after) await hooks.after(request, fromCall(result));
           return result;
         };
       }

@@ -5,7 +5,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
+import type { NativeCallResult, NativeRequest, NativeResult } from '../../binding';
+import { DeviceReader, fromCall, RowReader } from '../../ts/answer';
+import { binding } from '../../ts/binding';
+import { Command, DeviceMapper, Flag, Table, targets, type DeviceInfo } from '../../ts/index';
 import { TestContext, devName, eventually } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
@@ -117,6 +120,47 @@ describe('the I/O threads of asynchronous calls', function () {
       for (const d of delays) await t.dm.suspend(d.name).catch(() => undefined);
       for (const d of [...delays, ...slow]) await t.dm.resume(d.name).catch(() => undefined);
       await Promise.all(exited);
+    }
+  });
+
+  it('call() answers in the compact form what ioctl() answers as an object, payloads included; answers settled together share one header', async () => {
+    const name = devName('io-compact');
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }, { start: 8, length: 8, target: targets.error() }]) });
+    const control = new (binding().Control)('/dev/mapper/control');
+    try {
+      const requests: NativeRequest[] = [
+        { cmd: Command.DEV_STATUS, flags: 0, name },
+        { cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name },
+        { cmd: Command.TABLE_STATUS, flags: 0, name },
+        { cmd: Command.TABLE_DEPS, flags: 0, name },
+        { cmd: Command.LIST_DEVICES, flags: Flag.UUID },
+        { cmd: Command.LIST_VERSIONS, flags: 0 },
+        { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
+      ];
+      const read = (r: NativeResult): Record<string, unknown> => {
+        const devices = new DeviceReader(r);
+        return {
+          ...r,
+          targets: r.targets === undefined ? undefined : new RowReader(r, name).all(),
+          devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
+        };
+      };
+      const positional = (r: NativeRequest): Promise<NativeCallResult> =>
+        control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', r.targets !== undefined || r.message !== undefined ? r : undefined);
+      // All sent in one run of JavaScript: answered together, their numbers in one array.
+      const [objects, compacts] = await Promise.all([Promise.all(requests.map((r) => control.ioctl(r))), Promise.all(requests.map(positional))]);
+      for (const [i, request] of requests.entries()) {
+        const object = read(objects[i] as NativeResult);
+        const compact = read(fromCall(compacts[i] as NativeCallResult));
+        for (const [key, value] of Object.entries(object)) expect(compact[key], `${request.cmd} ${key}`).to.deep.equal(value);
+        for (const [key, value] of Object.entries(compact)) if (value !== undefined) expect(object[key], `${request.cmd} ${key}`).to.deep.equal(value);
+      }
+      const headers = new Set(compacts.map((c) => c[7]));
+      expect(headers.size, 'headers of the answers settled together').to.be.below(requests.length);
+      const ids = [...headers];
+      expect(new Set(compacts.map((c) => `${ids.indexOf(c[7])}:${c[8]}`)).size, 'each answer its own words').to.equal(requests.length);
+    } finally {
+      await control.close();
     }
   });
 
