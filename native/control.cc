@@ -643,7 +643,8 @@ Napi::Value Control::submit(Napi::Env env, dm::Request req, bool compact) {
     throw systemError(env, e.code().value(), "pthread_create", commandName(cmd), "cannot start an I/O thread");
   }
   auto deferred = Napi::Promise::Deferred::New(env);
-  ioctls_.emplace(id, PendingIoctl{deferred, Napi::Persistent(Value()), cmd, compact});
+  if (ioctls_.empty()) Ref();
+  ioctls_.emplace(id, PendingIoctl{deferred, cmd, compact});
   beginWork();
   return deferred.Promise();
 }
@@ -654,11 +655,13 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
   // is settled): a typed array per group, not a dozen properties per answer.
   Napi::Float64Array header;
   size_t headers = 0;
+  bool settled = false;
   for (IoPool::Done& done : batch) {
     auto it = self->ioctls_.find(done.id);
     if (it == self->ioctls_.end()) continue;
     PendingIoctl pending = std::move(it->second);
     self->ioctls_.erase(it);
+    settled = true;
     guarded([&] {
       if (done.outcome.err != 0) {
         pending.deferred.Reject(outcomeError(env, done.cmd, done.outcome).Value());
@@ -679,8 +682,9 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
       }
     });
     self->endWork(env);
-    guarded([&] { pending.self.Reset(); });
   }
+  // The last answer in flight is delivered: the Control may be collected from now on.
+  if (settled && self->ioctls_.empty()) guarded([&] { self->Unref(); });
 }
 
 void Control::stopPool() {

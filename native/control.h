@@ -137,9 +137,10 @@ class Control : public Napi::ObjectWrap<Control> {
   bool cleanupHookAdded_ = false;
 
   // Asynchronous ioctls: run by the pool, settled when their answers come back.
+  // While any is in flight, the Control holds a reference to itself (one for all of them,
+  // not one per call): it is not collected before their answers are delivered.
   struct PendingIoctl {
     Napi::Promise::Deferred deferred;
-    Napi::ObjectReference self;  // keeps the Control alive while the ioctl runs
     uint32_t cmd;
     bool compact;  // answered as call() answers
   };

@@ -5,6 +5,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { NativeCallResult, NativeRequest, NativeResult } from '../../binding';
 import { DeviceReader, fromCall, RowReader } from '../../ts/answer';
 import { binding } from '../../ts/binding';
@@ -161,6 +163,27 @@ describe('the I/O threads of asynchronous calls', function () {
       expect(new Set(compacts.map((c) => `${ids.indexOf(c[7])}:${c[8]}`)).size, 'each answer its own words').to.equal(requests.length);
     } finally {
       await control.close();
+    }
+  });
+
+  it('a Control dropped while its calls are in flight still answers them all (it is kept until the last answer)', async () => {
+    const name = devName('io-dropped');
+    await t.dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    if (typeof gc !== 'function') throw new Error('no gc()');
+    for (let round = 0; round < 3; round++) {
+      // The only reference to the Control is the one its calls keep.
+      const answers = ((): Promise<NativeCallResult[]> => {
+        const control = new (binding().Control)('/dev/mapper/control');
+        return Promise.all(Array.from({ length: 64 }, () => control.call(Command.DEV_STATUS, 0, 0, 0, name, '', undefined)));
+      })();
+      Reflect.apply(gc, undefined, []);
+      const done = await Promise.race([answers, new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 10000))]);
+      expect(done, `round ${round}`).to.not.equal('stuck');
+      if (done === 'stuck') return;
+      expect(done.map((a) => a[0])).to.deep.equal(Array.from({ length: 64 }, () => name));
+      Reflect.apply(gc, undefined, []);
     }
   });
 
