@@ -130,9 +130,9 @@ export type StackMarker = (...args: never[]) => unknown;
 
 /**
  * Frames an asynchronous call records when it is made: its caller's line and the two calls
- * above it. Each recorded frame costs about a microsecond (V8 walks optimized code's inlined
- * frames), most of a fast call's JavaScript; the callers that awaited the call are added from
- * the failure's own async frames when it fails.
+ * above it. The capture costs some 2 µs on a current host (1.5–2 µs for the first frame, about
+ * 0.4 µs for each further one), most of a fast call's JavaScript; the callers that awaited the
+ * call are added from the failure's own async frames when it fails.
  */
 const CALL_FRAMES = 3;
 
