@@ -121,10 +121,29 @@ export type NativeCompactResult = [
 ];
 
 /**
- * What `call` resolves with: the compact form of the answer, its numbers (as `header` holds
- * them for `callSync`) in `header` from word `at` on; the answers settled together share one.
+ * Rows or devices as `call` gives them: the answer's bytes, its index (kIndexWords 32-bit
+ * words an item, as NativeIndexed's), and the rows' target types (undefined for devices);
+ * their count and ASCII-ness are in the answer's header.
  */
-export type NativeCallResult = [...answer: NativeCompactResult, header: Float64Array, at: number];
+export type NativeFlatRows = [bytes: ArrayBuffer, index: ArrayBuffer, types: string[] | undefined];
+
+/**
+ * What `call` resolves with: the compact form of the answer, its numbers in `header` from
+ * word `at` on (CALL_HEADER_WORDS of them: those `callSync` writes, then the rows' or
+ * devices' count and 1 when their strings are all ASCII); the answers settled together share
+ * one header.
+ */
+export type NativeCallResult = [
+  name: string,
+  uuid: string,
+  targets: NativeFlatRows | undefined,
+  devices: NativeFlatRows | undefined,
+  versions: NativeTargetVersion[] | undefined,
+  deps: NativeU64[] | undefined,
+  data: string | undefined,
+  header: Float64Array,
+  at: number,
+];
 
 /** A native error: an `Error` carrying the failed system call and its errno. */
 export interface NativeError extends Error {

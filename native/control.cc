@@ -26,6 +26,9 @@ constexpr double kMaxU32 = 4294967295.0;
 // Numbers of the compact synchronous answer: flags, dev (low, high 32 bits), open_count,
 // event_nr, target_count, ioctls, buffer size, version (3).
 constexpr size_t kSyncHeaderWords = 11;
+// A call() answer's: those, then its rows' (or devices') count and whether their strings are
+// all ASCII (1) or not (0).
+constexpr size_t kCallHeaderWords = kSyncHeaderWords + 2;
 
 std::string commandName(uint32_t cmd) {
   const dm::CommandInfo* info = dm::commandInfo(cmd);
@@ -170,6 +173,30 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
   o.Set(k[Keys::Ascii], Napi::Boolean::New(env, r.ascii));
   return o;
+}
+
+
+// The rows or devices of an answer for call(): [bytes, index, types] (ArrayBuffers that take
+// the answer's buffer and index; types only for rows), their count and ASCII-ness in the
+// answer's header (words kSyncHeaderWords and after): an array of three, not an object whose
+// every property a Node-API call adds.
+Napi::Array flatIndexed(Napi::Env env, dm::Outcome& outcome) {
+  dm::Result& r = outcome.result;
+  Napi::Array out = Napi::Array::New(env, 3);
+  auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
+  void* bytes = buffer->bytes();
+  size_t size = r.rows == 0 ? 0 : buffer->capacity();
+  out.Set(0u, handOver(env, std::move(buffer), bytes, size));
+  auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
+  void* words = index->data();
+  size_t count = index->size();
+  out.Set(1u, handOver(env, std::move(index), words, count * sizeof(uint32_t)));
+  if (r.payload == dm::Payload::Specs) {
+    Napi::Array types = Napi::Array::New(env, r.types.size());
+    for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
+    out.Set(2u, types);
+  }
+  return out;
 }
 
 }  // namespace
@@ -666,14 +693,19 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
       if (done.outcome.err != 0) {
         pending.deferred.Reject(outcomeError(env, done.cmd, done.outcome).Value());
       } else if (pending.compact) {
-        if (header.IsEmpty()) header = Napi::Float64Array::New(env, batch.size() * kSyncHeaderWords);
-        size_t at = headers++ * kSyncHeaderWords;
-        writeHeader(header.Data() + at, done.outcome.result);
+        if (header.IsEmpty()) header = Napi::Float64Array::New(env, batch.size() * kCallHeaderWords);
+        size_t at = headers++ * kCallHeaderWords;
+        const dm::Result& r = done.outcome.result;
+        double* h = header.Data() + at;
+        writeHeader(h, r);
+        h[kSyncHeaderWords] = r.rows;
+        h[kSyncHeaderWords + 1] = r.ascii ? 1 : 0;
         Napi::Array out = Napi::Array::New(env, 9);
-        out.Set(0u, Napi::String::New(env, done.outcome.result.name));
-        out.Set(1u, Napi::String::New(env, done.outcome.result.uuid));
-        Napi::Value payload = payloadOf(env, done.outcome, nullptr);
-        if (!payload.IsUndefined()) out.Set(2 + payloadSlot(done.outcome.result.payload), payload);
+        out.Set(0u, Napi::String::New(env, r.name));
+        out.Set(1u, Napi::String::New(env, r.uuid));
+        bool rows = r.payload == dm::Payload::Specs || r.payload == dm::Payload::Names;
+        Napi::Value payload = rows ? flatIndexed(env, done.outcome) : payloadOf(env, done.outcome, nullptr);
+        if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
         out.Set(7u, header);
         out.Set(8u, Napi::Number::New(env, static_cast<double>(at)));
         pending.deferred.Resolve(out);

@@ -4,7 +4,7 @@
  * turned into objects once, directly, and in slices (see `sliced` in steps.ts).
  * @internal
  */
-import type { NativeCallResult, NativeCompactResult, NativeIndexed, NativeResult, NativeRows, NativeU64 } from '../binding';
+import type { NativeCallResult, NativeCompactResult, NativeFlatRows, NativeIndexed, NativeResult, NativeRows, NativeU64 } from '../binding';
 import { exactNumber } from './errors';
 
 /** Words per item in an index. */
@@ -208,14 +208,19 @@ function nativeU64(low: number, high: number): NativeU64 {
   return high < SAFE_HIGH ? high * TWO_32 + low : (BigInt(high) << 32n) | BigInt(low);
 }
 
-/**
- * The answer of the compact form of `ioctlSync`, as the object form gives it (its numbers in
- * `header` from word `at`); lent by `lender` at its current call, when given (its rows and
- * devices are read before the next).
- */
-export function fromCompact(header: Float64Array, compact: NativeCompactResult | NativeCallResult, lender?: Lender, at = 0): Answer {
+/** Words of a `call` answer's header: the sync header's, then the rows' count and ASCII-ness. */
+export const CALL_HEADER_WORDS = SYNC_HEADER_WORDS + 2;
+
+/** An answer from the numbers in `header` (from word `at`) and the rest. */
+function answerOf(
+  header: Float64Array,
+  at: number,
+  name: string,
+  uuid: string,
+  payload: Pick<NativeResult, 'targets' | 'devices' | 'versions' | 'deps' | 'data'>,
+  lender: Lender | undefined,
+): Answer {
   const h = (i: number): number => header[at + i] ?? 0;
-  const [name, uuid, targets, devices, versions, deps, data] = compact;
   return {
     version: [h(8), h(9), h(10)],
     flags: h(0),
@@ -227,17 +232,30 @@ export function fromCompact(header: Float64Array, compact: NativeCompactResult |
     targetCount: h(5),
     ioctls: h(6),
     bufferSize: h(7),
-    targets,
-    devices,
-    versions,
-    deps,
-    data,
+    targets: payload.targets,
+    devices: payload.devices,
+    versions: payload.versions,
+    deps: payload.deps,
+    data: payload.data,
     lender,
     call: lender?.calls,
   };
 }
 
+/**
+ * The answer of the compact form of `ioctlSync`, as the object form gives it; lent by
+ * `lender` at its current call, when given (its rows and devices are read before the next).
+ */
+export function fromCompact(header: Float64Array, compact: NativeCompactResult, lender?: Lender): Answer {
+  const [name, uuid, targets, devices, versions, deps, data] = compact;
+  return answerOf(header, 0, name, uuid, { targets, devices, versions, deps, data }, lender);
+}
+
 /** The answer `call` resolved with, as the object form gives it. */
 export function fromCall(answer: NativeCallResult): Answer {
-  return fromCompact(answer[7], answer, undefined, answer[8]);
+  const [name, uuid, targets, devices, versions, deps, data, header, at] = answer;
+  const count = header[at + SYNC_HEADER_WORDS] ?? 0;
+  const ascii = header[at + SYNC_HEADER_WORDS + 1] === 1;
+  const indexed = (flat: NativeFlatRows): NativeRows => ({ bytes: flat[0], index: new Uint32Array(flat[1]), count, ascii, types: flat[2] ?? [] });
+  return answerOf(header, at, name, uuid, { targets: targets && indexed(targets), devices: devices && indexed(devices), versions, deps, data }, undefined);
 }
