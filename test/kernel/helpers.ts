@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceMapper, DmError, LoopDevice, type Table } from '../../ts/index';
+import type { NativeRequest, NativeResult } from '../../binding';
+import { DeviceReader, RowReader } from '../../ts/answer';
+import { Command, DeviceMapper, DmError, Flag, LoopDevice, type Table } from '../../ts/index';
 
 /** Every device a test makes is named with this prefix, so cleanup never touches others'. */
 export const PREFIX = 'dmt-';
@@ -220,4 +222,27 @@ export class TestContext {
     });
     return t;
   }
+}
+
+/** A request for each payload an answer can carry, about device `name` (two name no device). */
+export function requestsOfEveryPayload(name: string): NativeRequest[] {
+  return [
+    { cmd: Command.DEV_STATUS, flags: 0, name },
+    { cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name },
+    { cmd: Command.TABLE_STATUS, flags: 0, name },
+    { cmd: Command.TABLE_DEPS, flags: 0, name },
+    { cmd: Command.LIST_DEVICES, flags: Flag.UUID },
+    { cmd: Command.LIST_VERSIONS, flags: 0 },
+    { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
+  ];
+}
+
+/** An answer with its rows and devices read out at once (an answer may lend them only until the next call). */
+export function readAnswer(r: NativeResult, name: string): Record<string, unknown> {
+  const devices = new DeviceReader(r);
+  return {
+    ...r,
+    targets: r.targets === undefined ? undefined : new RowReader(r, name).all(),
+    devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
+  };
 }

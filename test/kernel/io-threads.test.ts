@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { NativeCallResult, NativeRequest, NativeResult } from '../../binding';
-import { DeviceReader, fromCall, RowReader } from '../../ts/answer';
+import { fromCall } from '../../ts/answer';
 import { binding } from '../../ts/binding';
-import { Command, DeviceMapper, Flag, Table, targets, type DeviceInfo } from '../../ts/index';
-import { TestContext, devName, eventually } from './helpers';
+import { Command, DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
+import { TestContext, devName, eventually, readAnswer, requestsOfEveryPayload } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
@@ -130,23 +130,8 @@ describe('the I/O threads of asynchronous calls', function () {
     await t.dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }, { start: 8, length: 8, target: targets.error() }]) });
     const control = new (binding().Control)('/dev/mapper/control');
     try {
-      const requests: NativeRequest[] = [
-        { cmd: Command.DEV_STATUS, flags: 0, name },
-        { cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name },
-        { cmd: Command.TABLE_STATUS, flags: 0, name },
-        { cmd: Command.TABLE_DEPS, flags: 0, name },
-        { cmd: Command.LIST_DEVICES, flags: Flag.UUID },
-        { cmd: Command.LIST_VERSIONS, flags: 0 },
-        { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
-      ];
-      const read = (r: NativeResult): Record<string, unknown> => {
-        const devices = new DeviceReader(r);
-        return {
-          ...r,
-          targets: r.targets === undefined ? undefined : new RowReader(r, name).all(),
-          devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
-        };
-      };
+      const requests = requestsOfEveryPayload(name);
+      const read = (r: NativeResult): Record<string, unknown> => readAnswer(r, name);
       const positional = (r: NativeRequest): Promise<NativeCallResult> =>
         control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', r.targets !== undefined || r.message !== undefined ? r : undefined);
       // All sent in one run of JavaScript: answered together, their numbers in one array.

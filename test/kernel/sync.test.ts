@@ -2,12 +2,12 @@
 // one (the same code: ts/commands.ts and ts/steps.ts), run on the calling thread.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import type { NativeCompactResult, NativeRequest, NativeResult } from '../../binding';
-import { DeviceReader, fromCompact, Lender, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
+import type { NativeCompactResult, NativeResult } from '../../binding';
+import { fromCompact, Lender, RowReader, SYNC_HEADER_WORDS } from '../../ts/answer';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, DeviceMapperSync, DmClosedError, DmError, Flag, Table, targets, type DevId, type DeviceInfo } from '../../ts/index';
 import { hookControl } from './hooks';
-import { PREFIX, TestContext, devName, dmsetup } from './helpers';
+import { PREFIX, TestContext, devName, dmsetup, readAnswer, requestsOfEveryPayload } from './helpers';
 
 const zero = (sectors: number): Table => new Table([{ start: 0, length: sectors, target: targets.zero() }]);
 
@@ -37,24 +37,9 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
     const control = new (binding().Control)('/dev/mapper/control');
     try {
       const header = new Float64Array(SYNC_HEADER_WORDS);
-      const requests: NativeRequest[] = [
-        { cmd: Command.DEV_STATUS, flags: 0, name },
-        { cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE, name },
-        { cmd: Command.TABLE_STATUS, flags: 0, name },
-        { cmd: Command.TABLE_DEPS, flags: 0, name },
-        { cmd: Command.LIST_DEVICES, flags: Flag.UUID },
-        { cmd: Command.LIST_VERSIONS, flags: 0 },
-        { cmd: Command.TARGET_MSG, flags: 0, name, message: '@stats_list', sector: 0 },
-      ];
+      const requests = requestsOfEveryPayload(name);
       // Rows and devices read at once: an answer's buffers are lent only until the next call.
-      const read = (r: NativeResult): Record<string, unknown> => {
-        const devices = new DeviceReader(r);
-        return {
-          ...r,
-          targets: r.targets === undefined ? undefined : new RowReader(r, name).all(),
-          devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
-        };
-      };
+      const read = (r: NativeResult): Record<string, unknown> => readAnswer(r, name);
       for (const request of requests) {
         const object = read(control.ioctlSync(request));
         const compact = read(fromCompact(header, control.ioctlSync(request, header)));
