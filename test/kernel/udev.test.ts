@@ -311,15 +311,32 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     execFileSync('udevadm', ['control', '--stop-exec-queue']);
     // The compiled library the tests run on (build/js/ts), loaded in the worker.
     const lib = join(__dirname, '..', '..', 'ts', 'index.js');
+    // The worker says when its resume's ioctl has answered (its control wrapped the way the
+    // tests' hooks wrap one), so that it is terminated in the wait for udev, with no call in
+    // flight (a call's promise cannot be settled, nor its Node-API handle freed, once its
+    // environment is gone).
     const worker = new Worker(
       `const { DeviceMapper } = require(${JSON.stringify(lib)});
-       DeviceMapper.open({ udevTimeout: 60000 }).then((dm) => dm.resume(${JSON.stringify(name)})).catch(() => {});`,
+       const { parentPort } = require('node:worker_threads');
+       DeviceMapper.open({ udevTimeout: 60000 }).then((dm) => {
+         const control = dm.control;
+         dm.control = new Proxy(control, {
+           get(target, property) {
+             if (property === 'call') return (...args) => target.call(...args).then((r) => { parentPort.postMessage('answered'); return r; });
+             const value = target[property];
+             return typeof value === 'function' ? value.bind(target) : value;
+           },
+         });
+         return dm.resume(${JSON.stringify(name)});
+       }).catch(() => {});`,
       { eval: true },
     );
+    const answered = new Promise<boolean>((r) => worker.once('message', () => r(true)));
     try {
       // The worker's resume is waiting on its cookie: one semaphore of ours exists (a worker
-      // starts slowly under Valgrind).
+      // starts slowly under Valgrind), and its ioctl has answered.
       expect(await eventually(() => cookieSemaphores().length === 1, 120_000), 'the worker made its cookie').to.equal(true);
+      expect(await Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 120_000))]), 'the worker\'s resume answered').to.equal(true);
       await worker.terminate();
       expect(cookieSemaphores(), 'ipcs -s after the worker ended').to.deep.equal([]);
     } finally {
