@@ -241,3 +241,31 @@ export const GLOBAL_OPTION_NAMES: readonly string[] = ['json', 'help', 'udev', '
 export function defineVerb<const O extends OptionSpecs>(verb: Verb<O>): Verb<O> {
   return verb;
 }
+
+/** One subcommand of a verb (`loop attach`, `stats create`): its operands, how many, and the options it takes. */
+export interface SubcommandSpec {
+  /** The operands, as the usage shows them ('NAME [REGION]'; '' for none). */
+  readonly operands: string;
+  /** Fewest operands. */
+  readonly min: number;
+  /** Most operands. */
+  readonly max: number;
+  /** The verb's options that apply to it. */
+  readonly options: readonly string[];
+}
+
+/**
+ * The subcommand `ctx.args[0]` names among `subcommands` of `verb`, with its operand count and
+ * the options given checked against it: a usage error otherwise (an option of another
+ * subcommand never widens what this one does).
+ */
+export function subcommandOf<S extends string>(ctx: VerbContext, verb: string, subcommands: Readonly<Record<S, SubcommandSpec>>): S {
+  const name = ctx.args[0];
+  const isSubcommand = (n: string | undefined): n is S => n !== undefined && Object.hasOwn(subcommands, n);
+  if (!isSubcommand(name)) throw ctx.usageError(`expects one of ${Object.keys(subcommands).join(', ')}, got ${JSON.stringify(name)}`);
+  const spec = subcommands[name];
+  const operands = ctx.args.length - 1;
+  if (operands < spec.min || operands > spec.max) throw ctx.usageError(`${verb} ${name} expects ${spec.operands || 'no operands'}, got ${operands} operand${operands === 1 ? '' : 's'}`);
+  for (const key of Object.keys(ctx.options)) if (!spec.options.includes(key)) throw ctx.usageError(`--${key} does not apply to ${verb} ${name}`);
+  return name;
+}

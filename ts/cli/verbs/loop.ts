@@ -5,16 +5,14 @@
  */
 import { formatDev } from '../../dev';
 import { LoopDevice, listLoopDevices, type LoopAttachOptions, type LoopStatus } from '../../loop';
-import { ExitCode, defineVerb, type VerbContext } from '../verb';
+import { ExitCode, defineVerb, subcommandOf, type VerbContext } from '../verb';
 
 const SUBCOMMANDS = {
-  attach: { operands: 'FILE', options: ['readonly', 'offset', 'sizelimit'] },
-  detach: { operands: 'DEV', options: [] },
-  ls: { operands: '', options: [] },
-  refresh: { operands: 'DEV', options: [] },
+  attach: { operands: 'FILE', min: 1, max: 1, options: ['readonly', 'offset', 'sizelimit'] },
+  detach: { operands: 'DEV', min: 1, max: 1, options: [] },
+  ls: { operands: '', min: 0, max: 0, options: [] },
+  refresh: { operands: 'DEV', min: 1, max: 1, options: [] },
 } as const;
-
-type Subcommand = keyof typeof SUBCOMMANDS;
 
 const OPTIONS = {
   readonly: { type: 'boolean', short: 'r', help: 'attach: a read-only device' },
@@ -25,18 +23,6 @@ const OPTIONS = {
 function bytes(ctx: VerbContext, flag: string, text: string): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw ctx.usageError(`${flag} expects a whole number of bytes, got ${JSON.stringify(text)}`);
   return Number(text);
-}
-
-function subcommandOf(ctx: VerbContext<typeof OPTIONS>): Subcommand {
-  const name = ctx.args[0];
-  const found = (Object.keys(SUBCOMMANDS) as Subcommand[]).find((s) => s === name);
-  if (found === undefined) throw ctx.usageError(`expects one of ${Object.keys(SUBCOMMANDS).join(', ')}, got ${JSON.stringify(name)}`);
-  const spec = SUBCOMMANDS[found];
-  const want = spec.operands === '' ? 0 : 1;
-  if (ctx.args.length - 1 !== want) throw ctx.usageError(`loop ${found} expects ${spec.operands || 'no operands'}, got ${ctx.args.length - 1}`);
-  const allowed: readonly string[] = spec.options;
-  for (const key of Object.keys(ctx.options)) if (!allowed.includes(key)) throw ctx.usageError(`--${key} does not apply to loop ${found}`);
-  return found;
 }
 
 function devicePath(ctx: VerbContext, text: string): string {
@@ -67,7 +53,7 @@ export const loop = defineVerb({
   options: OPTIONS,
   positionals: { min: 1, max: 2 },
   async run(ctx) {
-    const sub = subcommandOf(ctx);
+    const sub = subcommandOf(ctx, 'loop', SUBCOMMANDS);
     const operand = ctx.args[1] ?? '';
     switch (sub) {
       case 'attach': {

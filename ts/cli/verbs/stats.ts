@@ -6,7 +6,7 @@
 import type { DevId } from '../../dev';
 import { parseStatsList, parseStatsPrint, parseStatsRegionId, statsMessages, type StatsArea, type StatsCreateOptions, type StatsRegion } from '../../stats';
 import type { DeviceMapperSync } from '../../sync';
-import { ExitCode, defineVerb, type VerbContext } from '../verb';
+import { ExitCode, defineVerb, subcommandOf, type VerbContext } from '../verb';
 
 const SUBCOMMANDS = {
   create: { operands: 'NAME', min: 1, max: 1, options: ['start', 'length', 'areas', 'area-size', 'precise', 'histogram', 'program-id', 'aux-data'] },
@@ -15,8 +15,6 @@ const SUBCOMMANDS = {
   print: { operands: 'NAME [REGION]', min: 1, max: 2, options: ['clear'] },
   clear: { operands: 'NAME REGION', min: 2, max: 2, options: [] },
 } as const;
-
-type Subcommand = keyof typeof SUBCOMMANDS;
 
 const OPTIONS = {
   start: { type: 'string', value: 'SECTOR', help: 'create: the first sector counted (with --length; default: all of it)' },
@@ -33,18 +31,6 @@ const OPTIONS = {
 function whole(ctx: VerbContext, flag: string, text: string, min: number): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) throw ctx.usageError(`${flag} expects a whole number of at least ${min}, got ${JSON.stringify(text)}`);
   return Number(text);
-}
-
-function subcommandOf(ctx: VerbContext<typeof OPTIONS>): Subcommand {
-  const name = ctx.args[0];
-  const found = (Object.keys(SUBCOMMANDS) as Subcommand[]).find((s) => s === name);
-  if (found === undefined) throw ctx.usageError(`expects one of ${Object.keys(SUBCOMMANDS).join(', ')}, got ${JSON.stringify(name)}`);
-  const spec = SUBCOMMANDS[found];
-  const operands = ctx.args.length - 1;
-  if (operands < spec.min || operands > spec.max) throw ctx.usageError(`stats ${found} expects ${spec.operands || 'no operands'}, got ${operands} operand${operands === 1 ? '' : 's'}`);
-  const allowed: readonly string[] = spec.options;
-  for (const key of Object.keys(ctx.options)) if (!allowed.includes(key)) throw ctx.usageError(`--${key} does not apply to stats ${found}`);
-  return found;
 }
 
 function createOptions(ctx: VerbContext<typeof OPTIONS>): StatsCreateOptions {
@@ -118,7 +104,7 @@ export const stats = defineVerb({
   options: OPTIONS,
   positionals: { min: 1, max: 3 },
   async run(ctx) {
-    const sub = subcommandOf(ctx);
+    const sub = subcommandOf(ctx, 'stats', SUBCOMMANDS);
     // Opened once the arguments are checked: a usage error sends nothing.
     const client = (): DeviceMapperSync => ctx.syncClient();
     const region = (): number => whole(ctx, 'REGION', ctx.args[2] ?? '', 0);
