@@ -156,46 +156,55 @@ Napi::ArrayBuffer handOver(Napi::Env env, std::unique_ptr<Owner> owner, void* da
   return copy;
 }
 
-// Rows or devices: the answer's buffer and the index into it (see dm::kIndexWords).
-Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
+// The ArrayBuffers of an answer's rows or devices: its buffer and the index into it (see
+// dm::kIndexWords), both taken from the outcome.
+struct HandedRows {
+  Napi::ArrayBuffer bytes;
+  Napi::ArrayBuffer index;
+  size_t words;
+};
+
+HandedRows handOverRows(Napi::Env env, dm::Outcome& outcome) {
   dm::Result& r = outcome.result;
-  const Keys::View k = addonData(env).keys.view();
-  Napi::Object o = Napi::Object::New(env);
   auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
   void* bytes = buffer->bytes();
   size_t size = r.rows == 0 ? 0 : buffer->capacity();
-  o.Set(k[Keys::Bytes], handOver(env, std::move(buffer), bytes, size));
+  Napi::ArrayBuffer bytesBuffer = handOver(env, std::move(buffer), bytes, size);
   auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
   void* words = index->data();
   size_t count = index->size();
-  Napi::ArrayBuffer indexBuffer = handOver(env, std::move(index), words, count * sizeof(uint32_t));
-  o.Set(k[Keys::Index], Napi::Uint32Array::New(env, count, indexBuffer, 0));
+  return {bytesBuffer, handOver(env, std::move(index), words, count * sizeof(uint32_t)), count};
+}
+
+// The distinct target types of an answer's rows, by the id in each row.
+Napi::Array typesOf(Napi::Env env, const dm::Result& r) {
+  Napi::Array types = Napi::Array::New(env, r.types.size());
+  for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
+  return types;
+}
+
+// Rows or devices as an object: { bytes, index (a Uint32Array), count, ascii }.
+Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
+  const dm::Result& r = outcome.result;
+  const Keys::View k = addonData(env).keys.view();
+  Napi::Object o = Napi::Object::New(env);
+  HandedRows rows = handOverRows(env, outcome);
+  o.Set(k[Keys::Bytes], rows.bytes);
+  o.Set(k[Keys::Index], Napi::Uint32Array::New(env, rows.words, rows.index, 0));
   o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
   o.Set(k[Keys::Ascii], Napi::Boolean::New(env, r.ascii));
   return o;
 }
 
-
-// The rows or devices of an answer for call(): [bytes, index, types] (ArrayBuffers that take
-// the answer's buffer and index; types only for rows), their count and ASCII-ness in the
-// answer's header (words kSyncHeaderWords and after): an array of three, not an object whose
-// every property a Node-API call adds.
+// The rows or devices of an answer for call(): [bytes, index, types] (types only for rows),
+// their count and ASCII-ness in the answer's header (words kSyncHeaderWords and after): an
+// array of three, not an object whose every property a Node-API call adds.
 Napi::Array flatIndexed(Napi::Env env, dm::Outcome& outcome) {
-  dm::Result& r = outcome.result;
   Napi::Array out = Napi::Array::New(env, 3);
-  auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
-  void* bytes = buffer->bytes();
-  size_t size = r.rows == 0 ? 0 : buffer->capacity();
-  out.Set(0u, handOver(env, std::move(buffer), bytes, size));
-  auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
-  void* words = index->data();
-  size_t count = index->size();
-  out.Set(1u, handOver(env, std::move(index), words, count * sizeof(uint32_t)));
-  if (r.payload == dm::Payload::Specs) {
-    Napi::Array types = Napi::Array::New(env, r.types.size());
-    for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
-    out.Set(2u, types);
-  }
+  HandedRows rows = handOverRows(env, outcome);
+  out.Set(0u, rows.bytes);
+  out.Set(1u, rows.index);
+  if (outcome.result.payload == dm::Payload::Specs) out.Set(2u, typesOf(env, outcome.result));
   return out;
 }
 
@@ -227,6 +236,16 @@ static uint32_t payloadSlot(dm::Payload p) {
   }
 }
 
+// A compact answer's array of `length`: [name, uuid, targets, devices, versions, deps, data],
+// `payload` in its slot (the numbers go to a header).
+static Napi::Array compactArray(Napi::Env env, const dm::Result& r, Napi::Value payload, uint32_t length) {
+  Napi::Array out = Napi::Array::New(env, length);
+  out.Set(0u, Napi::String::New(env, r.name));
+  out.Set(1u, Napi::String::New(env, r.uuid));
+  if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
+  return out;
+}
+
 // `lender`: the Control whose synchronous scratch holds the rows (runInPlace), else none.
 static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome, Control* lender) {
   const dm::Result& r = outcome.result;
@@ -234,10 +253,8 @@ static Napi::Value payloadOf(Napi::Env env, dm::Outcome& outcome, Control* lende
   switch (r.payload) {
     case dm::Payload::Specs: {
       if (lender) return lender->lentRows(env, r);
-      Napi::Array types = Napi::Array::New(env, r.types.size());
-      for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
       Napi::Object rows = indexed(env, outcome);
-      rows.Set(k[Keys::Types], types);
+      rows.Set(k[Keys::Types], typesOf(env, r));
       return rows;
     }
     case dm::Payload::Names:
@@ -700,12 +717,8 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
         writeHeader(h, r);
         h[kSyncHeaderWords] = r.rows;
         h[kSyncHeaderWords + 1] = r.ascii ? 1 : 0;
-        Napi::Array out = Napi::Array::New(env, 9);
-        out.Set(0u, Napi::String::New(env, r.name));
-        out.Set(1u, Napi::String::New(env, r.uuid));
         bool rows = r.payload == dm::Payload::Specs || r.payload == dm::Payload::Names;
-        Napi::Value payload = rows ? flatIndexed(env, done.outcome) : payloadOf(env, done.outcome, nullptr);
-        if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
+        Napi::Array out = compactArray(env, r, rows ? flatIndexed(env, done.outcome) : payloadOf(env, done.outcome, nullptr), 9);
         out.Set(7u, header);
         out.Set(8u, Napi::Number::New(env, static_cast<double>(at)));
         pending.deferred.Resolve(out);
@@ -740,9 +753,7 @@ Napi::Object Control::lentRows(Napi::Env env, const dm::Result& r) {
   o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
   o.Set(k[Keys::Ascii], Napi::Boolean::New(env, r.ascii));
   if (specs) {
-    Napi::Array types = Napi::Array::New(env, r.types.size());
-    for (uint32_t i = 0; i < r.types.size(); i++) types.Set(i, Napi::String::New(env, r.types[i]));
-    o.Set(k[Keys::Types], types);
+    o.Set(k[Keys::Types], typesOf(env, r));
     memo.types = r.types;
   }
   memo.object = Napi::Persistent(o);
@@ -766,10 +777,7 @@ Napi::Value Control::compactOf(Napi::Env env, dm::Outcome& outcome) {
       m.uuid == r.uuid && m.hasData == r.hasData && m.data == r.data)
     return m.array.Value();
   if (message) payload = payloadOf(env, outcome, this);
-  Napi::Array out = Napi::Array::New(env, 7);
-  out.Set(0u, Napi::String::New(env, r.name));
-  out.Set(1u, Napi::String::New(env, r.uuid));
-  if (!payload.IsUndefined()) out.Set(2 + payloadSlot(r.payload), payload);
+  Napi::Array out = compactArray(env, r, payload, 7);
   if (keep) {
     m.array = Napi::Persistent(static_cast<Napi::Object>(out));
     m.name = r.name;

@@ -40,9 +40,9 @@ int prepareThread() {
 // than the process's other threads lets Node's threadpool and the JavaScript thread take the
 // CPU first when they wake while a queue of DM calls keeps a worker busy (on one CPU, an fs
 // call would otherwise wait for a time slice behind it). Raising one's own nice value needs
-// no privilege; lowering it back to the process's needs none either while the RLIMIT_NICE
-// soft limit allows it (the default of 0 allows a thread back to the nice value it started
-// with only if it is 0: a failure leaves the thread niced, which only costs it speed).
+// no privilege; lowering it back needs CAP_SYS_NICE (root, which DM ioctls need anyway, has
+// it) or an RLIMIT_NICE that allows it: where it fails the thread stays niced, which only
+// costs it speed.
 void setNice(int base, bool niced) {
   if (base == kNoNice) return;
   int nice = niced ? std::min(base + IoPool::kNice, 19) : base;
