@@ -101,15 +101,17 @@ export interface OpenOptions {
   /** Milliseconds a call waits for udev to complete its cookie (sync mode); default 30000. */
   udevTimeout?: number;
   /**
-   * How a failed call's error gets its caller's frames. `'call'` (default): each call records
-   * its caller's line and the two frames above it when it is made, so the stack points at the
-   * line that made the call however its promise is consumed (`await`, `.then`, `.catch`), and
-   * a failure adds the callers that awaited it; recording costs some 2 µs a call (V8's stack
-   * capture; each frame more about 0.4 µs), most of a fast call's own cost.
-   * `'async'`: nothing is recorded, and the error keeps the stack V8 gives it, whose
-   * `at async` frames name the functions that awaited the call (a `.then()` or `.catch()`
-   * caller is then not among them). The synchronous client always has its caller's frames,
-   * taken when a failure happens, at no cost to the calls that succeed.
+   * How a failed call's error gets its caller's frames. `'async'` (default): nothing is
+   * recorded as a call is made; a failure before the call's first ioctl (a bad argument) has
+   * the caller's frames, taken then, and a later one the `at async` frames V8 gives it, which
+   * start at the line that awaited the call (the library's own frames are left out) — but a
+   * `.then()` or `.catch()` caller that does not await is not among them.
+   * `'call'`: each call records its caller's line and the two frames above it when it is
+   * made, so the stack points at the line that made the call however its promise is consumed,
+   * and a failure adds the callers that awaited it; recording costs some 2–4 µs a call (V8's
+   * stack capture), more than the rest of a fast call's JavaScript.
+   * The synchronous client always has its caller's frames, taken when a failure happens, at
+   * no cost to the calls that succeed.
    */
   stackTraces?: 'call' | 'async';
 }

@@ -115,8 +115,10 @@ function describeErrno(errno: number): string {
 /**
  * When a call's failure gets its caller's frames: `'call'` records them as the call is made
  * (an asynchronous call's failure surfaces later, on another stack), `'failure'` only when a
- * failure needs them (a synchronous call, still on its caller's stack then), `'async'` never:
- * the error keeps the stack V8 gave it, whose async frames name the callers that awaited it.
+ * failure needs them (a synchronous call, still on its caller's stack then), `'async'` records
+ * nothing as the call is made: a failure still on the caller's stack (a check before the first
+ * ioctl) gets the caller's frames as `'failure'` does, a later one the `at async` frames of the
+ * callers that awaited it (V8's own, free), the library's frames below them left out.
  * @internal
  */
 export type CaptureMode = 'call' | 'failure' | 'async';
@@ -179,7 +181,7 @@ export class CallSite {
 
   /** Puts the caller's frames under the error's own first line. */
   attach<E extends Error>(error: E): E {
-    if (this.mode === 'async') return error;
+    if (this.mode === 'async') return this.attachAsync(error);
     // A synchronous call fails on its caller's stack: all of it is there to record.
     const atFailure = this.mode === 'failure';
     if (atFailure) {
@@ -192,6 +194,26 @@ export class CallSite {
     // The callers that awaited an asynchronous call, past the frames recorded when it was made.
     const awaited = atFailure ? [] : asyncFrames(error.stack).filter((line) => !recorded.includes(`\n    at ${line.slice('    at async '.length)}`));
     error.stack = `${error.name}: ${error.message}${recorded}${awaited.map((line) => `\n${line}`).join('')}`;
+    return error;
+  }
+
+  /**
+   * 'async': the caller's frames when the failure comes while the public method is still on
+   * the stack (its methods are never async functions themselves, so a failure after an await
+   * finds none), else the awaiting callers' `at async` frames without the library's frames
+   * that come before them (the error is made in the library's continuation, never in the
+   * caller's code); an error with no awaiting caller keeps its stack.
+   */
+  private attachAsync<E extends Error>(error: E): E {
+    this.record();
+    const stack = this.holder?.stack ?? '';
+    const firstFrame = stack.indexOf('\n');
+    if (firstFrame >= 0) {
+      error.stack = `${error.name}: ${error.message}${stack.slice(firstFrame)}`;
+      return error;
+    }
+    const awaited = asyncFrames(error.stack);
+    if (awaited.length > 0) error.stack = `${error.name}: ${error.message}${awaited.map((line) => `\n${line}`).join('')}`;
     return error;
   }
 }

@@ -42,7 +42,7 @@ export function openControl(
   try {
     const opts = checkOptions(options, 'options', ['path', 'udev', 'udevTimeout', 'stackTraces']);
     path = opts.path ?? DEFAULT_CONTROL;
-    stackTraces = opts.stackTraces ?? 'call';
+    stackTraces = opts.stackTraces ?? 'async';
     udev = {
       mode: checkUdevMode(opts.udev, 'options.udev') ?? 'auto',
       timeout: opts.udevTimeout === undefined ? DEFAULT_UDEV_TIMEOUT : checkInteger(opts.udevTimeout, 'options.udevTimeout', 1, 86_400_000),

@@ -122,29 +122,33 @@ describe('device lifecycle in the kernel', function () {
     expect((await dm.table(name))?.toString()).to.equal(table.toString());
   });
 
-  it("a failure's stack names the line that made the call, even through a detached .catch(); with stackTraces 'async', only a caller that awaited it", async function awaitingCaller() {
+  it("a failure's stack starts at the line that awaited the call (default), a bad argument's at the line that made it; with stackTraces 'call', even through a detached .catch()", async function awaitingCaller() {
     const name = devName('stacks');
     // A handler that settles another promise: no await links the failed call to this function.
     const detached = (client: DeviceMapper): Promise<unknown> => new Promise((resolve) => void client.info(name).catch(resolve));
-    const recorded = await detached(dm);
-    expect(recorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
-    expect((recorded as Error).stack?.split('\n')[1]).to.contain('device.test');
-    const quick = await DeviceMapper.open({ stackTraces: 'async' });
+    let awaited: unknown;
     try {
-      let awaited: unknown;
-      try {
-        await quick.info(name);
-      } catch (x) {
-        awaited = x;
-      }
-      expect(awaited).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
-      expect((awaited as Error).stack).to.match(/at async (Context\.)?awaitingCaller .*device\.test/);
-      // Nothing was recorded when the call was made.
-      const unrecorded = await detached(quick);
-      expect(unrecorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO' });
-      expect((unrecorded as Error).stack).not.to.contain('device.test');
+      await dm.info(name);
+    } catch (x) {
+      awaited = x;
+    }
+    expect(awaited).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
+    // The library's own frames are left out: the first frame is the caller's.
+    expect((awaited as Error).stack?.split('\n')[1]).to.match(/at async (Context\.)?awaitingCaller .*device\.test/);
+    const early: unknown = await dm.create(name, { table: 'no table' as never }).catch((x: unknown) => x);
+    expect(early).to.be.instanceOf(TypeError);
+    expect((early as Error).stack?.split('\n')[1]).to.match(/at (Context\.)?awaitingCaller .*device\.test/);
+    // Nothing was recorded when the call was made.
+    const unrecorded = await detached(dm);
+    expect(unrecorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO' });
+    expect((unrecorded as Error).stack).not.to.contain('device.test');
+    const recording = await DeviceMapper.open({ stackTraces: 'call' });
+    try {
+      const recorded = await detached(recording);
+      expect(recorded).to.be.instanceOf(DmError).and.include({ code: 'ENXIO', device: name });
+      expect((recorded as Error).stack?.split('\n')[1]).to.contain('device.test');
     } finally {
-      await quick.close();
+      await recording.close();
     }
   });
 

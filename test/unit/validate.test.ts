@@ -104,6 +104,43 @@ describe('errors', () => {
     }
   });
 
+  it("'async' records nothing as the call is made: a failure on the caller's stack gets its frames then, a later one only the callers that awaited it, and one nobody awaited keeps its stack", async () => {
+    // The public method is the marker: while it runs, its caller's frames are there to take.
+    function publicMethod(fail: boolean): CallSite | Error {
+      const site = new CallSite(publicMethod, 'async');
+      return fail ? site.attach(new TypeError('Expected x')) : site;
+    }
+    function checkingCaller(): Error {
+      return publicMethod(true) as Error;
+    }
+    const early = checkingCaller().stack?.split('\n') ?? [];
+    expect(early[0]).to.equal('TypeError: Expected x');
+    expect(early[1]).to.match(/at checkingCaller .*validate\.test/);
+    const site = publicMethod(false) as CallSite;
+    // A failure made in an async continuation (the library's, below the caller's await).
+    async function libraryContinuation(): Promise<never> {
+      await Promise.resolve();
+      throw site.attach(new Error('late'));
+    }
+    async function awaitingCaller(): Promise<Error> {
+      try {
+        return await libraryContinuation();
+      } catch (e) {
+        return e as Error;
+      }
+    }
+    const late = (await awaitingCaller()).stack?.split('\n') ?? [];
+    expect(late[0]).to.equal('Error: late');
+    expect(late.length).to.be.greaterThan(1);
+    expect(late.slice(1).filter((l) => !l.startsWith('    at async '))).to.deep.equal([]);
+    expect(late.some((l) => /at async awaitingCaller .*validate\.test/.test(l))).to.equal(true);
+    // Nobody awaited: V8's own stack is all there is, kept as it was.
+    const lone = new Error('lone');
+    const before = lone.stack;
+    await Promise.resolve();
+    expect((publicMethod(false) as CallSite).attach(lone).stack).to.equal(before);
+  });
+
   it('keeps extra detail from the native message', () => {
     const native = Object.assign(new Error('DM_TABLE_STATUS: Protocol error (malformed answer from the kernel: x)'), { errno: 71, syscall: 'ioctl', command: 'DM_TABLE_STATUS' });
     expect(toDmError(native, new CallSite(toDmError), 'v').message).to.equal('DM_TABLE_STATUS v: Protocol error (malformed answer from the kernel: x)');
