@@ -391,6 +391,26 @@ function gcPauses() {
   };
 }
 
+/**
+ * What JavaScript alone costs the event loop for the answer a 100,000-row read gives: the
+ * same 100,000 frozen row objects (start, length, type, params, one shared target) made in
+ * slices of 4 ms with the event loop let run between them, as the library does, but with no
+ * call at all: the floor under a read's longest block (V8's collector on the same heap).
+ */
+async function jsRows(count) {
+  const out = [];
+  const target = Object.freeze({ type: 'zero', params: '' });
+  let i = 0;
+  while (i < count) {
+    const end = performance.now() + 4;
+    while (i < count && performance.now() < end) {
+      for (let k = 0; k < 256 && i < count; k++, i++) out.push(Object.freeze({ start: i * 8, length: 8, type: 'zero', params: '', target }));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return Object.freeze(out);
+}
+
 /** Many devices and a 100,000-row table, and what they cost the event loop. */
 async function scale(DeviceMapper, Table, targets) {
   const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -456,6 +476,16 @@ async function scale(DeviceMapper, Table, targets) {
   const readFaults = (process.resourceUsage().minorPageFault - readFaultsBefore) / 4; // timeOf warms up with one read
   const readBlockMs = delay.max / 1e6;
   const readGcMs = await gc.stop();
+  // The same rows from JavaScript alone, as many times, the last one kept as a read's is.
+  let kept = await jsRows(100000);
+  delay.reset();
+  gc.start();
+  delay.enable();
+  for (let i = 0; i < 4; i++) kept = await jsRows(100000);
+  delay.disable();
+  const jsBlockMs = delay.max / 1e6;
+  const jsGcMs = await gc.stop();
+  if (kept.length !== 100000) throw new Error(`jsRows made ${kept.length} rows`);
   gc.close();
   add('read back a 100,000-row table', syncRead, asyncRead, peerTime('raw_ioctl', 'table', 'bench-big-s', 5), peerTime('libdm', 'table', 'bench-big-s', 5));
   sdm.remove('bench-big-s');
@@ -471,6 +501,8 @@ async function scale(DeviceMapper, Table, targets) {
     { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(firstReadGcMs) },
     { measure: 'event loop\'s longest block while reading 100,000 rows (async, the 4 reads after the first), ms', value: round(readBlockMs) },
     { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(readGcMs) },
+    { measure: 'event loop\'s longest block while JavaScript alone makes the same 100,000 rows in 4 ms slices (4 times, no call), ms', value: round(jsBlockMs) },
+    { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(jsGcMs) },
     { measure: 'page faults per async read of 100,000 rows', value: Math.round(readFaults) },
     ...listFaults,
     { measure: 'one page fault in this boot, µs', value: round(faultCost) },
