@@ -42,7 +42,48 @@ export function startUdev(): void {
  * a busy machine (a sanitizer run, other sandboxes) can hold udev's workers up for seconds.
  */
 export function settleUdev(): void {
-  execFileSync('udevadm', ['settle', '--timeout=120'], { stdio: 'ignore', timeout: 130_000 });
+  try {
+    execFileSync('udevadm', ['settle', '--timeout=120'], { stdio: 'ignore', timeout: 130_000 });
+  } catch (e) {
+    throw new Error(`udevadm settle did not return within 120 s: ${e instanceof Error ? e.message : String(e)}\n${udevState()}`, { cause: e });
+  }
+}
+
+/** What udev and the devices were doing (for a settle that did not end): each part best-effort. */
+function udevState(): string {
+  const part = (title: string, command: string, args: string[]): string => {
+    const r = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
+    return `--- ${title} (${[command, ...args].join(' ')}):\n${r.stdout + r.stderr || `(nothing; ${r.error?.message ?? `status ${String(r.status)}`})`}`;
+  };
+  return [
+    part("udevd and its workers' children", 'ps', ['-eo', 'pid,ppid,stat,etimes,wchan:24,args']),
+    part('queued events', 'ls', ['-la', '/run/udev']),
+    part('devices', 'dmsetup', ['info', '-c', '-o', 'name,attr,open,events,devno']),
+    part('semaphores', 'ipcs', ['-s']),
+  ].join('\n');
+}
+
+/**
+ * Runs `body` with udev's exec queue stopped (its events queued, none handled), then starts
+ * the queue and waits for udev to settle. A failure of `body` is the one reported; a settle
+ * that fails after it is written to stderr beside it, never put in its place.
+ */
+export async function withExecQueueStopped(body: () => Promise<void>): Promise<void> {
+  execFileSync('udevadm', ['control', '--stop-exec-queue']);
+  let failure: { error: unknown } | undefined;
+  try {
+    await body();
+  } catch (e) {
+    failure = { error: e };
+  }
+  execFileSync('udevadm', ['control', '--start-exec-queue']);
+  try {
+    settleUdev();
+  } catch (settle) {
+    if (failure === undefined) throw settle;
+    process.stderr.write(`      (after the test's failure: ${settle instanceof Error ? settle.message : String(settle)})\n`);
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 /** Stops udevd (udevadm control --exit), waits for it to go, and removes /run/udev. */

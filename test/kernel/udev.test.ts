@@ -9,7 +9,7 @@ import { binding } from '../../ts/binding';
 import { decodeRdev } from '../../ts/dev';
 import { DeviceMapper, DmError, Table, targets, type DevNumber } from '../../ts/index';
 import { PREFIX, TestContext, devName, dmsetup, eventually, rejection } from './helpers';
-import { cookieSemaphores, settleUdev, startUdev, stopUdev, udevCookies, udevProperties } from './udev-helpers';
+import { cookieSemaphores, settleUdev, startUdev, stopUdev, udevCookies, udevProperties, withExecQueueStopped } from './udev-helpers';
 
 const zero = (sectors = 8): Table => new Table([{ start: 0, length: sectors, target: targets.zero() }]);
 
@@ -276,74 +276,77 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     const name = devName('stalled');
     await t.dm.create(name, { table: zero() });
     await t.dm.suspend(name);
-    execFileSync('udevadm', ['control', '--stop-exec-queue']);
-    const short = await DeviceMapper.open({ udevTimeout: 300 });
-    try {
-      const e = await rejection(short.resume(name));
-      expect(e.code).to.equal('ETIMEDOUT');
-      expect(e.message).to.match(/cookie 0x0d4d[0-9a-f]{4}/);
-      expect(cookieSemaphores()).to.deep.equal([]);
-      await short.suspend(name);
-      const controller = new AbortController();
-      const pending = short.resume(name, { signal: controller.signal });
-      setTimeout(() => controller.abort(), 100);
-      let caught: unknown;
+    await withExecQueueStopped(async () => {
+      const short = await DeviceMapper.open({ udevTimeout: 300 });
+      const patient = await DeviceMapper.open({ udevTimeout: 60_000 });
       try {
-        await pending;
-      } catch (err) {
-        caught = err;
+        const e = await rejection(short.resume(name));
+        expect(e.code).to.equal('ETIMEDOUT');
+        expect(e.message).to.match(/cookie 0x0d4d[0-9a-f]{4}/);
+        expect(cookieSemaphores()).to.deep.equal([]);
+        await short.suspend(name);
+        // Aborted while it waits (its semaphore made), long before its own timeout, however
+        // slowly the machine runs.
+        const controller = new AbortController();
+        const pending = patient.resume(name, { signal: controller.signal });
+        expect(await eventually(() => cookieSemaphores().length === 1, 30_000), 'the resume made its cookie').to.equal(true);
+        controller.abort();
+        let caught: unknown;
+        try {
+          await pending;
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).to.be.instanceOf(Error).and.have.property('name', 'AbortError');
+        expect(cookieSemaphores()).to.deep.equal([]);
+        // The kernel did the resumes all the same.
+        expect((await short.info(name)).suspended).to.equal(false);
+      } finally {
+        await short.close();
+        await patient.close();
       }
-      expect(caught).to.be.instanceOf(Error).and.have.property('name', 'AbortError');
-      expect(cookieSemaphores()).to.deep.equal([]);
-      // The kernel did the resumes all the same.
-      expect((await short.info(name)).suspended).to.equal(false);
-    } finally {
-      await short.close();
-      execFileSync('udevadm', ['control', '--start-exec-queue']);
-      settleUdev();
-    }
+    });
   });
 
   it('a worker terminated while it waits for udev leaves no semaphore behind', async () => {
     const name = devName('orphan');
     await t.dm.create(name, { table: zero() });
     await t.dm.suspend(name);
-    execFileSync('udevadm', ['control', '--stop-exec-queue']);
-    // The compiled library the tests run on (build/js/ts), loaded in the worker.
-    const lib = join(__dirname, '..', '..', 'ts', 'index.js');
-    // The worker says when its resume's ioctl has answered (its control wrapped the way the
-    // tests' hooks wrap one), so that it is terminated in the wait for udev, with no call in
-    // flight (a call's promise cannot be settled, nor its Node-API handle freed, once its
-    // environment is gone).
-    const worker = new Worker(
-      `const { DeviceMapper } = require(${JSON.stringify(lib)});
-       const { parentPort } = require('node:worker_threads');
-       DeviceMapper.open({ udevTimeout: 60000 }).then((dm) => {
-         const control = dm.control;
-         dm.control = new Proxy(control, {
-           get(target, property) {
-             if (property === 'call') return (...args) => target.call(...args).then((r) => { parentPort.postMessage('answered'); return r; });
-             const value = target[property];
-             return typeof value === 'function' ? value.bind(target) : value;
-           },
-         });
-         return dm.resume(${JSON.stringify(name)});
-       }).catch(() => {});`,
-      { eval: true },
-    );
-    const answered = new Promise<boolean>((r) => worker.once('message', () => r(true)));
-    try {
-      // The worker's resume is waiting on its cookie: one semaphore of ours exists (a worker
-      // starts slowly under Valgrind), and its ioctl has answered.
-      expect(await eventually(() => cookieSemaphores().length === 1, 120_000), 'the worker made its cookie').to.equal(true);
-      expect(await Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 120_000))]), 'the worker\'s resume answered').to.equal(true);
-      await worker.terminate();
-      expect(cookieSemaphores(), 'ipcs -s after the worker ended').to.deep.equal([]);
-    } finally {
-      await worker.terminate();
-      execFileSync('udevadm', ['control', '--start-exec-queue']);
-      settleUdev();
-    }
+    await withExecQueueStopped(async () => {
+      // The compiled library the tests run on (build/js/ts), loaded in the worker.
+      const lib = join(__dirname, '..', '..', 'ts', 'index.js');
+      // The worker says when its resume's ioctl has answered (its control wrapped the way the
+      // tests' hooks wrap one), so that it is terminated in the wait for udev, with no call in
+      // flight (a call's promise cannot be settled, nor its Node-API handle freed, once its
+      // environment is gone).
+      const worker = new Worker(
+        `const { DeviceMapper } = require(${JSON.stringify(lib)});
+         const { parentPort } = require('node:worker_threads');
+         DeviceMapper.open({ udevTimeout: 60000 }).then((dm) => {
+           const control = dm.control;
+           dm.control = new Proxy(control, {
+             get(target, property) {
+               if (property === 'call') return (...args) => target.call(...args).then((r) => { parentPort.postMessage('answered'); return r; });
+               const value = target[property];
+               return typeof value === 'function' ? value.bind(target) : value;
+             },
+           });
+           return dm.resume(${JSON.stringify(name)});
+         }).catch(() => {});`,
+        { eval: true },
+      );
+      const answered = new Promise<boolean>((r) => worker.once('message', () => r(true)));
+      try {
+        // The worker's resume is waiting on its cookie: one semaphore of ours exists (a worker
+        // starts slowly under Valgrind), and its ioctl has answered.
+        expect(await eventually(() => cookieSemaphores().length === 1, 120_000), 'the worker made its cookie').to.equal(true);
+        expect(await Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 120_000))]), 'the worker\'s resume answered').to.equal(true);
+        await worker.terminate();
+        expect(cookieSemaphores(), 'ipcs -s after the worker ended').to.deep.equal([]);
+      } finally {
+        await worker.terminate();
+      }
+    });
     // The resume itself was done by the kernel.
     expect((await t.dm.info(name)).suspended).to.equal(false);
   });
