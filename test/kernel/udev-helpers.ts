@@ -60,6 +60,11 @@ function udevState(): string {
     part('queued events', 'ls', ['-la', '/run/udev']),
     part('devices', 'dmsetup', ['info', '-c', '-o', 'name,attr,open,events,devno']),
     part('semaphores', 'ipcs', ['-s']),
+    part('udevd told to log everything', 'udevadm', ['control', '--log-priority=debug']),
+    part('a ping', 'udevadm', ['control', '--ping']),
+    part('a settle after the ping', 'udevadm', ['settle', '--timeout=10']),
+    part('status after it', 'sh', ['-c', 'echo settle status $?; ls /run/udev/queue 2>&1; ps -eo pid,ppid,stat,args | grep -i udev']),
+    part("udevd's log", 'sh', ['-c', 'dmesg | grep -i udev | tail -n 80']),
   ].join('\n');
 }
 
