@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import type { DevId } from '../../dev';
+import { DmError } from '../../errors';
 import { parseStatsList, parseStatsPrint, parseStatsRegionId, statsMessages, type StatsArea, type StatsCreateOptions, type StatsRegion } from '../../stats';
 import type { DeviceMapperSync } from '../../sync';
 import { ExitCode, defineVerb, subcommandOf, type VerbContext } from '../verb';
@@ -86,6 +87,23 @@ function printRow(region: number, a: StatsArea): string[] {
   return [String(region), `${a.start}+${a.length}`, ...[a.reads, a.readsMerged, a.sectorsRead, a.readTime, a.writes, a.writesMerged, a.sectorsWritten, a.writeTime, a.inFlight, a.ioTime, a.weightedIoTime].map(String)];
 }
 
+/**
+ * The regions of every device, each read by the name it is listed under (never by its number,
+ * which the kernel hands to the next device at once); a device removed meanwhile is left out.
+ */
+function everyDevice(dm: DeviceMapperSync, programId: string | undefined): { name: string; regions: StatsRegion[] }[] {
+  const all: { name: string; regions: StatsRegion[] }[] = [];
+  for (const d of dm.listDevices()) {
+    try {
+      all.push({ name: d.name, regions: listOf(dm, { name: d.name }, programId) });
+    } catch (e) {
+      if (e instanceof DmError && e.code === 'ENXIO') continue;
+      throw e;
+    }
+  }
+  return all;
+}
+
 /** `devmapper stats`. */
 export const stats = defineVerb({
   name: 'stats',
@@ -128,8 +146,7 @@ export const stats = defineVerb({
         const programId = ctx.options['program-id'];
         if (programId !== undefined) statsMessages.list(programId);
         const dm = client();
-        const devices = ctx.args.length === 2 ? [{ name: ctx.args[1] ?? '', id: ctx.device(1) }] : dm.listDevices().map((d): { name: string; id: DevId } => ({ name: d.name, id: { dev: d.dev } }));
-        const all = devices.map((d) => ({ name: d.name, regions: listOf(dm, d.id, programId) }));
+        const all = ctx.args.length === 2 ? [{ name: ctx.args[1] ?? '', regions: listOf(dm, ctx.device(1), programId) }] : everyDevice(dm, programId);
         if (ctx.global.json) ctx.out.json(all);
         else ctx.out.table(LIST_COLUMNS, all.flatMap((d) => d.regions.map((r) => listRow(d.name, r))));
         return ExitCode.ok;

@@ -73,10 +73,13 @@ export const status = defineVerb({
     const devices = dm.listDevices().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const all: { name: string; rows: StatusRow[] }[] = [];
     for (const d of devices) {
-      // Named by number too, so that a device renamed or removed meanwhile is not mistaken for another.
+      // Read by the name it is listed under, never by its number: the kernel hands a removed
+      // device's number to the next one at once, whose status would show under this name. A
+      // device removed or renamed meanwhile is left out.
+      const id: DevId = { name: d.name };
       let rows: StatusRow[];
       try {
-        rows = rowsOf(dm, { dev: d.dev }, options, type);
+        rows = rowsOf(dm, id, options, type);
       } catch (e) {
         if (e instanceof Error && Reflect.get(e, 'code') === 'ENXIO') continue;
         throw e;
@@ -89,7 +92,7 @@ export const status = defineVerb({
         printRows(ctx.out, rows, undefined, `${d.name}: `, true);
       } else {
         ctx.out.line(ctx.out.bold(`${d.name}:`) + (rows.length === 0 ? ' no table' : ''));
-        const targets = targetsOf(dm, { dev: d.dev }, options.inactive, rows);
+        const targets = targetsOf(dm, id, options.inactive, rows);
         for (const r of rows) ctx.out.line(statusRowText(r, targets.get(r.start)).split('\n').map((l) => `  ${l}`).join('\n'));
       }
     }

@@ -13,12 +13,16 @@ import { integrityMaskedParams } from '../../targets/integrity';
 import { SELECT_OPTIONS, someDevices } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
-/** The devices a table/deps invocation is about: those named, or every device by name. */
+/**
+ * The devices a table/deps invocation is about: those named, or every device, read by the
+ * name it was listed under (never by its number, which the kernel hands to the next device
+ * at once: a device removed after the list would have another's table shown under its name).
+ */
 function devicesOf(dm: DeviceMapperSync, named: { id: DevId; label: string }[]): { id: DevId; label: string; listed: boolean }[] {
   if (named.length > 0) return named.map((n) => ({ ...n, listed: false }));
   return dm.listDevices()
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((d) => ({ id: { dev: d.dev }, label: d.name, listed: true }));
+    .map((d) => ({ id: { name: d.name }, label: d.name, listed: true }));
 }
 
 /** Runs `read` for each device; a listed device removed meanwhile is left out. */
