@@ -138,6 +138,11 @@ export type StackMarker = (...args: never[]) => unknown;
  */
 const CALL_FRAMES = 3;
 
+/** A frame's function, file and line, without its column or `async` ("f (/x.js:5"). */
+function frameLine(frame: string): string {
+  return frame.trim().replace(/^at (async )?/, '').replace(/:\d+\)?$/, '');
+}
+
 /** The "at async ..." lines of a stack. */
 function asyncFrames(stack: string | undefined): string[] {
   return (stack ?? '').split('\n').filter((line) => line.startsWith('    at async '));
@@ -191,8 +196,10 @@ export class CallSite {
     const stack = this.holder?.stack ?? '';
     const firstFrame = stack.indexOf('\n');
     const recorded = firstFrame >= 0 ? stack.slice(firstFrame) : '';
-    // The callers that awaited an asynchronous call, past the frames recorded when it was made.
-    const awaited = atFailure ? [] : asyncFrames(error.stack).filter((line) => !recorded.includes(`\n    at ${line.slice('    at async '.length)}`));
+    // The callers that awaited an asynchronous call, past the frames recorded when it was made
+    // (one on a line that a recorded frame names already, its await beside its call, is left out).
+    const lines = new Set(recorded.split('\n').map(frameLine));
+    const awaited = atFailure ? [] : asyncFrames(error.stack).filter((line) => !lines.has(frameLine(line)));
     error.stack = `${error.name}: ${error.message}${recorded}${awaited.map((line) => `\n${line}`).join('')}`;
     return error;
   }

@@ -104,6 +104,27 @@ describe('errors', () => {
     }
   });
 
+  it("'call': a caller that awaited the call on the line that made it is named once, not again as an awaiting caller", async () => {
+    function made(): CallSite {
+      return new CallSite(made);
+    }
+    async function failing(site: CallSite): Promise<never> {
+      await Promise.resolve();
+      throw site.attach(new Error('late'));
+    }
+    async function sameLine(): Promise<Error> {
+      try {
+        return await failing(made());
+      } catch (e) {
+        return e as Error;
+      }
+    }
+    const lines = (await sameLine()).stack?.split('\n') ?? [];
+    expect(lines[0]).to.equal('Error: late');
+    expect(lines[1]).to.match(/at sameLine .*validate\.test/);
+    expect(lines.filter((l) => l.includes('sameLine'))).to.have.length(1);
+  });
+
   it("'async' records nothing as the call is made: a failure on the caller's stack gets its frames then, a later one only the callers that awaited it, and one nobody awaited keeps its stack", async () => {
     // The public method is the marker: while it runs, its caller's frames are there to take.
     function publicMethod(fail: boolean): CallSite | Error {
