@@ -559,8 +559,24 @@ async function flight(DeviceMapper, Table, targets, raw) {
     await pump;
     return us;
   };
+  // The same with Node's own calls pumped instead: 64 FileHandle.stat() kept in flight on its
+  // threadpool (the floor: what Node's own I/O does to an unrelated stat on this one CPU).
+  const loadedByNode = async () => {
+    let busy = true;
+    const pump = (async () => {
+      while (busy) await Promise.all(Array.from({ length: 64 }, calls.fsFstat));
+    })();
+    const us = await asyncBatch(stats, () => fsp.stat('/'));
+    busy = false;
+    await pump;
+    return us;
+  };
   await loaded();
   const s = await interleave(ROUNDS, { idle: () => asyncBatch(stats, () => fsp.stat('/')), loaded });
+  // Apart, after: its rounds leave the heap and the threadpool busier than the DM pump's do,
+  // which would weigh on the rounds beside them.
+  await loadedByNode();
+  const n = await interleave(ROUNDS, { idle: () => asyncBatch(stats, () => fsp.stat('/')), loadedByNode });
   await handle.close();
   await control.close();
   await qdm.close();
@@ -579,6 +595,7 @@ async function flight(DeviceMapper, Table, targets, raw) {
     { measure: 'devmapper-io threads after 64 in flight (3 pools: the two clients and the bare Control)', value: ioThreads },
     { measure: 'fs.promises.stat, idle, µs', value: round(median(s.idle)) },
     { measure: 'fs.promises.stat while 64 DM calls are queued, µs', value: round(median(s.loaded)), against: 'idle', ratio: shown(ratios(s.loaded, s.idle)) },
+    { measure: "fs.promises.stat while 64 of Node's own FileHandle.stat() are queued, µs", value: round(median(n.loadedByNode)), against: 'idle (its own rounds)', ratio: shown(ratios(n.loadedByNode, n.idle)) },
   ]);
 }
 
