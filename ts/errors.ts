@@ -205,11 +205,11 @@ export class CallSite {
   }
 
   /**
-   * 'async': the caller's frames when the failure comes while the public method is still on
-   * the stack (its methods are never async functions themselves, so a failure after an await
-   * finds none), else the awaiting callers' `at async` frames without the library's frames
-   * that come before them (the error is made in the library's continuation, never in the
-   * caller's code); an error with no awaiting caller keeps its stack.
+   * 'async': the frames above the public method when it is on the stack: the caller's while
+   * the call has not awaited yet, and once it has, only an async method is there again (as
+   * resumed), above it the callers that awaited it. Else the awaiting callers' `at async`
+   * frames, without the library's frames before them (the error is made in the library's
+   * continuation, never in the caller's code); an error no caller awaited keeps its stack.
    */
   private attachAsync<E extends Error>(error: E): E {
     this.record();

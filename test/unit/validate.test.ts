@@ -155,6 +155,23 @@ describe('errors', () => {
     expect(late.length).to.be.greaterThan(1);
     expect(late.slice(1).filter((l) => !l.startsWith('    at async '))).to.deep.equal([]);
     expect(late.some((l) => /at async awaitingCaller .*validate\.test/.test(l))).to.equal(true);
+    // A public method that is an async function is on the stack again once resumed: its
+    // failures then take the frames of the callers that awaited it, and nothing else.
+    async function publicAsync(): Promise<never> {
+      const own = new CallSite(publicAsync, 'async');
+      await Promise.resolve();
+      throw own.attach(new Error('resumed'));
+    }
+    async function awaitingAsync(): Promise<Error> {
+      try {
+        return await publicAsync();
+      } catch (e) {
+        return e as Error;
+      }
+    }
+    const resumed = (await awaitingAsync()).stack?.split('\n') ?? [];
+    expect(resumed.slice(1).filter((l) => !l.startsWith('    at async '))).to.deep.equal([]);
+    expect(resumed.some((l) => /at async awaitingAsync .*validate\.test/.test(l))).to.equal(true);
     // Nobody awaited: V8's own stack is all there is, kept as it was.
     const lone = new Error('lone');
     const before = lone.stack;
