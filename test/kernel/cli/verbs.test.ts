@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Table, LoopDevice, parseStatsList, statsMessages, targets, type StatusRow } from '../../../ts/index';
+import { DeviceMapperSync, Table, LoopDevice, parseStatsList, statsMessages, targets, type StatusRow } from '../../../ts/index';
 import { runCli } from '../../unit/cli/harness';
 import { TestContext, devName, dmsetup, scratchDir } from '../helpers';
 
@@ -53,6 +53,32 @@ describe('devmapper status, wait, watch, stats and loop in the kernel', () => {
     const missing = await runCli(['status', devName('cli-nobody')]);
     expect(missing.code).to.equal(3);
     expect(missing.stderr).to.match(/ENXIO/);
+  });
+
+  it('status of every device leaves out a thin pool removed between its status read and the table read its text needs (no ENXIO exit)', async () => {
+    const [meta, data] = [await t.fx.loop(8192), await t.fx.loop(65536)];
+    const pool = devName('cli-gone-pool');
+    await t.dm.create(pool, { table: new Table([{ start: 0, length: 65536, target: targets.thinPool({ metadataDevice: meta.dev, dataDevice: data.dev, blockSize: 128, lowWaterMark: 0 }) }]) });
+    // The method itself, put back after: called only through .call with a client as `this`.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const original = DeviceMapperSync.prototype.status;
+    let removed = false;
+    DeviceMapperSync.prototype.status = function statusThenRemove(this: DeviceMapperSync, id, options) {
+      const rows = original.call(this, id, options);
+      if (typeof id === 'object' && 'name' in id && id.name === pool) {
+        this.remove(pool);
+        removed = true;
+      }
+      return rows;
+    };
+    try {
+      const r = await runCli(['status']);
+      expect(removed, 'the pool was removed after its status read').to.equal(true);
+      expect([r.code, r.stderr]).to.deep.equal([0, '']);
+      expect(r.stdout).to.not.contain(pool);
+    } finally {
+      DeviceMapperSync.prototype.status = original;
+    }
   });
 
   it('status of a thin pool and a thin volume: used/total, percentages and sizes from the kernel\'s numbers, as dmsetup reports them', async () => {

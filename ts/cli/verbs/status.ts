@@ -75,11 +75,13 @@ export const status = defineVerb({
     for (const d of devices) {
       // Read by the name it is listed under, never by its number: the kernel hands a removed
       // device's number to the next one at once, whose status would show under this name. A
-      // device removed or renamed meanwhile is left out.
+      // device removed or renamed meanwhile is left out, also between its status and its table.
       const id: DevId = { name: d.name };
       let rows: StatusRow[];
+      let targets: Map<number, Target> | undefined;
       try {
         rows = rowsOf(dm, id, options, type);
+        targets = readable ? targetsOf(dm, id, options.inactive, rows) : undefined;
       } catch (e) {
         if (e instanceof Error && Reflect.get(e, 'code') === 'ENXIO') continue;
         throw e;
@@ -92,8 +94,7 @@ export const status = defineVerb({
         printRows(ctx.out, rows, undefined, `${d.name}: `, true);
       } else {
         ctx.out.line(ctx.out.bold(`${d.name}:`) + (rows.length === 0 ? ' no table' : ''));
-        const targets = targetsOf(dm, id, options.inactive, rows);
-        for (const r of rows) ctx.out.line(statusRowText(r, targets.get(r.start)).split('\n').map((l) => `  ${l}`).join('\n'));
+        for (const r of rows) ctx.out.line(statusRowText(r, targets?.get(r.start)).split('\n').map((l) => `  ${l}`).join('\n'));
       }
     }
     if (ctx.global.json) ctx.out.json(all);
