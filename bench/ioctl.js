@@ -551,28 +551,21 @@ async function flight(DeviceMapper, Table, targets, raw) {
   // calls queued; 200 first to warm both.
   const stats = 5;
   for (let i = 0; i < 200; i++) await fsp.stat('/');
-  const loaded = async () => {
+  // A round of stats while a pump keeps 64 of `call` in flight, awaited together.
+  const underPump = (call) => async () => {
     let busy = true;
     const pump = (async () => {
-      while (busy) await Promise.all(Array.from({ length: 64 }, calls.client));
+      while (busy) await Promise.all(Array.from({ length: 64 }, call));
     })();
     const us = await asyncBatch(stats, () => fsp.stat('/'));
     busy = false;
     await pump;
     return us;
   };
+  const loaded = underPump(calls.client);
   // The same with Node's own calls pumped instead: 64 FileHandle.stat() kept in flight on its
   // threadpool (the floor: what Node's own I/O does to an unrelated stat on this one CPU).
-  const loadedByNode = async () => {
-    let busy = true;
-    const pump = (async () => {
-      while (busy) await Promise.all(Array.from({ length: 64 }, calls.fsFstat));
-    })();
-    const us = await asyncBatch(stats, () => fsp.stat('/'));
-    busy = false;
-    await pump;
-    return us;
-  };
+  const loadedByNode = underPump(calls.fsFstat);
   await loaded();
   const s = await interleave(ROUNDS, { idle: () => asyncBatch(stats, () => fsp.stat('/')), loaded });
   // Apart, after: its rounds leave the heap and the threadpool busier than the DM pump's do,

@@ -143,6 +143,12 @@ function frameLine(frame: string): string {
   return frame.trim().replace(/^at (async )?/, '').replace(/:\d+\)?$/, '');
 }
 
+/** The error with its own first line over `frames` (each "\n    at ...") as its stack. */
+function withFrames<E extends Error>(error: E, frames: string): E {
+  error.stack = `${error.name}: ${error.message}${frames}`;
+  return error;
+}
+
 /** The "at async ..." lines of a stack. */
 function asyncFrames(stack: string | undefined): string[] {
   return (stack ?? '').split('\n').filter((line) => line.startsWith('    at async '));
@@ -200,8 +206,7 @@ export class CallSite {
     // (one on a line that a recorded frame names already, its await beside its call, is left out).
     const lines = new Set(recorded.split('\n').map(frameLine));
     const awaited = atFailure ? [] : asyncFrames(error.stack).filter((line) => !lines.has(frameLine(line)));
-    error.stack = `${error.name}: ${error.message}${recorded}${awaited.map((line) => `\n${line}`).join('')}`;
-    return error;
+    return withFrames(error, `${recorded}${awaited.map((line) => `\n${line}`).join('')}`);
   }
 
   /**
@@ -215,13 +220,9 @@ export class CallSite {
     this.record();
     const stack = this.holder?.stack ?? '';
     const firstFrame = stack.indexOf('\n');
-    if (firstFrame >= 0) {
-      error.stack = `${error.name}: ${error.message}${stack.slice(firstFrame)}`;
-      return error;
-    }
+    if (firstFrame >= 0) return withFrames(error, stack.slice(firstFrame));
     const awaited = asyncFrames(error.stack);
-    if (awaited.length > 0) error.stack = `${error.name}: ${error.message}${awaited.map((line) => `\n${line}`).join('')}`;
-    return error;
+    return awaited.length > 0 ? withFrames(error, awaited.map((line) => `\n${line}`).join('')) : error;
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseDevNumber, type DevId } from '../dev';
-import { DmParseError } from '../errors';
+import { DmError, DmParseError } from '../errors';
 import { Table } from '../table';
 import { integrityHoldsKey } from '../targets/integrity';
 import { UsageError, type VerbContext } from './verb';
@@ -139,4 +139,18 @@ export async function tableInput(ctx: VerbContext, text: string | undefined, fil
 /** Whether a table holds a key (a crypt row, an integrity row with an algorithm key): it then goes with DM_SECURE_DATA. */
 export function holdsKey(table: Table): boolean {
   return table.rows.some((r) => r.type === 'crypt' || (r.type === 'integrity' && integrityHoldsKey(r.params)));
+}
+
+/** Runs `read` for each device; a listed device removed meanwhile is left out. */
+export function eachDevice<T>(devices: { id: DevId; label: string; listed: boolean }[], read: (id: DevId) => T): { label: string; value: T }[] {
+  const out: { label: string; value: T }[] = [];
+  for (const d of devices) {
+    try {
+      out.push({ label: d.label, value: read(d.id) });
+    } catch (e) {
+      if (d.listed && e instanceof DmError && e.code === 'ENXIO') continue;
+      throw e;
+    }
+  }
+  return out;
 }

@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 import type { DevId } from '../../dev';
-import { DmError } from '../../errors';
 import { parseStatsList, parseStatsPrint, parseStatsRegionId, statsMessages, type StatsArea, type StatsCreateOptions, type StatsRegion } from '../../stats';
 import type { DeviceMapperSync } from '../../sync';
+import { eachDevice } from '../args';
 import { ExitCode, defineVerb, subcommandOf, type VerbContext } from '../verb';
 
 const SUBCOMMANDS = {
@@ -92,16 +92,8 @@ function printRow(region: number, a: StatsArea): string[] {
  * which the kernel hands to the next device at once); a device removed meanwhile is left out.
  */
 function everyDevice(dm: DeviceMapperSync, programId: string | undefined): { name: string; regions: StatsRegion[] }[] {
-  const all: { name: string; regions: StatsRegion[] }[] = [];
-  for (const d of dm.listDevices()) {
-    try {
-      all.push({ name: d.name, regions: listOf(dm, { name: d.name }, programId) });
-    } catch (e) {
-      if (e instanceof DmError && e.code === 'ENXIO') continue;
-      throw e;
-    }
-  }
-  return all;
+  const listed = dm.listDevices().map((d) => ({ id: { name: d.name }, label: d.name, listed: true }));
+  return eachDevice(listed, (id) => listOf(dm, id, programId)).map((d) => ({ name: d.label, regions: d.value }));
 }
 
 /** `devmapper stats`. */

@@ -5,12 +5,11 @@
  */
 import type { DevNumber } from '../../dev';
 import type { DevId } from '../../dev';
-import { DmError } from '../../errors';
 import type { DeviceMapperSync } from '../../sync';
 import { parseTarget, type Table, type TableRow } from '../../table';
 import { maskCryptKeys, cryptMaskedParams } from '../../targets/crypt';
 import { integrityMaskedParams } from '../../targets/integrity';
-import { SELECT_OPTIONS, someDevices } from '../args';
+import { SELECT_OPTIONS, eachDevice, someDevices } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
 /**
@@ -23,20 +22,6 @@ function devicesOf(dm: DeviceMapperSync, named: { id: DevId; label: string }[]):
   return dm.listDevices()
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((d) => ({ id: { name: d.name }, label: d.name, listed: true }));
-}
-
-/** Runs `read` for each device; a listed device removed meanwhile is left out. */
-function eachDevice<T>(devices: { id: DevId; label: string; listed: boolean }[], read: (id: DevId) => T): { label: string; value: T }[] {
-  const out: { label: string; value: T }[] = [];
-  for (const d of devices) {
-    try {
-      out.push({ label: d.label, value: read(d.id) });
-    } catch (e) {
-      if (d.listed && e instanceof DmError && e.code === 'ENXIO') continue;
-      throw e;
-    }
-  }
-  return out;
 }
 
 /** A row's params with its keys zeroed (crypt's key, integrity's algorithm keys), or undefined when it holds none. */
