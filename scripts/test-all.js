@@ -213,15 +213,38 @@ function runPhase(phase, log, cwd) {
   })();
 }
 
-/** The log's lines, each prefixed with `[name] `, as one string. */
-function prefixed(name, log) {
+/** The log's lines (or `text`'s), each prefixed with `[name] `, as one string. */
+function prefixed(name, log, text) {
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync(log, 'utf8');
+    } catch {
+      text = '(no output)\n';
+    }
+  }
+  return text.replace(/\n$/, '').split('\n').map((l) => `[${name}] ${l}\n`).join('');
+}
+
+/** The most lines of a failed phase's cause the summary repeats. */
+const WHY_LINES = 80;
+
+/**
+ * What a failed phase's log says of its failure: mocha's failures (from its `N failing` line)
+ * and every line after them, else the log's last lines; at most WHY_LINES lines.
+ */
+function whyFailed(log) {
   let text;
   try {
     text = fs.readFileSync(log, 'utf8');
   } catch {
-    text = '(no output)\n';
+    return '(no output)\n';
   }
-  return text.replace(/\n$/, '').split('\n').map((l) => `[${name}] ${l}\n`).join('');
+  const lines = text.replace(/\n$/, '').split('\n');
+  const failing = lines.findIndex((l) => /^\s*\d+ failing\s*$/.test(l));
+  const from = failing >= 0 ? failing : Math.max(0, lines.length - 30);
+  const shown = lines.slice(from, from + WHY_LINES);
+  if (from + WHY_LINES < lines.length) shown.push(`... (${lines.length - from - WHY_LINES} more line(s) in ${path.basename(log)})`);
+  return `${shown.join('\n')}\n`;
 }
 
 /**
@@ -284,7 +307,13 @@ async function run(phases, { slots, logDir, cwd = root, write = (s) => process.s
   });
   clearInterval(heartbeat);
 
-  let summary = `\ntest: summary (${clock(Date.now() - t0)} in all, ${slots} phase(s) at a time)\n`;
+  // The cause of each failure again, at the end, where a reader of only the run's last lines
+  // sees it, just before the summary.
+  let summary = '';
+  for (const p of phases.filter((q) => state.get(q.name).status === 'failed')) {
+    summary += `\ntest: why ${p.name} failed:\n${prefixed(p.name, null, whyFailed(path.join(logDir, `${p.name}.log`)))}`;
+  }
+  summary += `\ntest: summary (${clock(Date.now() - t0)} in all, ${slots} phase(s) at a time)\n`;
   for (const p of phases) {
     const s = state.get(p.name);
     const span = s.start ? `${clock(s.start - t0)} .. ${clock(s.end - t0)}  ${seconds(s.end - s.start).padStart(6)}` : '';

@@ -95,6 +95,23 @@ describe('scripts/test-all.js (npm test)', () => {
     expect(r.out).to.contain('test: FAILED: bad, needs-bad, needs-that');
   });
 
+  it('the end of the run repeats why each failed phase failed (mocha\'s failures, else the log\'s last lines), before the summary', async () => {
+    const mochaLike = 'for i in $(seq 1 200); do echo "  ok $i"; done; printf "\\n  1 failing\\n\\n  1) suite\\n       a test:\\n     AssertionError: expected 1 to equal 2\\n"; exit 1';
+    const r = await run([
+      { name: 'tests', needs: [], steps: [sh(mochaLike)] },
+      { name: 'other', needs: [], steps: [sh('for i in $(seq 1 100); do echo "line $i"; done; exit 4')] },
+      { name: 'fine', needs: [], steps: [sh('echo fine')] },
+    ], 2);
+    expect(r.ok).to.equal(false);
+    const end = r.out.slice(r.out.lastIndexOf('test: why tests failed:'));
+    expect(r.out.indexOf('test: why tests failed:'), r.out).to.be.above(r.out.lastIndexOf('[tests]   ok 200'));
+    expect(end, r.out).to.contain('[tests]   1 failing').and.contain('[tests]      AssertionError: expected 1 to equal 2');
+    expect(end, r.out).not.to.contain('ok 200');
+    expect(end, r.out).to.contain('test: why other failed:').and.contain('[other] line 100').and.contain('[other] line 71').and.not.contain('[other] line 70\n');
+    expect(r.out, r.out).not.to.contain('test: why fine');
+    expect(end.indexOf('test: summary'), r.out).to.be.above(end.indexOf('[other] line 100'));
+  });
+
   it('a phase that cannot start, or is killed by a signal, fails', async () => {
     const r = await run([
       { name: 'missing', needs: [], steps: [[['/nonexistent/command']]] },
