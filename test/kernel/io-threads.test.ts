@@ -48,6 +48,28 @@ function ioThreadNices(others: ReadonlySet<string> = new Set()): number[] {
     .map(niceOf);
 }
 
+/**
+ * Each of this process's threads, a line each: its id, name, state (field 3), nice value and
+ * kernel wait channel, and whether it is in `others` (a failure's own account of the pool).
+ */
+function threadReport(others: ReadonlySet<string>): string {
+  const read = (tid: string, file: string): string => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/${file}`, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  return readdirSync('/proc/self/task')
+    .map((tid) => {
+      const stat = read(tid, 'stat');
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+      const nice = stat === '?' ? '?' : String(niceOf(tid));
+      return `  ${tid} ${read(tid, 'comm')} state ${state} nice ${nice} wchan ${read(tid, 'wchan') || '-'}${others.has(tid) ? ' (there before)' : ''}`;
+    })
+    .join('\n');
+}
+
 /** The ids of this process's threads now. */
 function threadIds(): Set<string> {
   return new Set(readdirSync('/proc/self/task'));
@@ -254,8 +276,9 @@ describe('the I/O threads of asynchronous calls', function () {
       };
       await eventually(onlySupervisorNiced, 5000);
       const nices = ioThreadNices(others);
-      expect(nices.length, 'devmapper-io threads').to.be.at.least(3);
-      expect(nices.filter((n) => n === nicedIo()), 'niced threads (the supervisor)').to.have.length(1);
+      const report = `the process's threads (niced: ${nicedIo()}):\n${threadReport(others)}`;
+      expect(nices.length, `devmapper-io threads; ${report}`).to.be.at.least(3);
+      expect(nices.filter((n) => n === nicedIo()), `niced threads (the supervisor); ${report}`).to.have.length(1);
       expect(nices.filter((n) => n !== nicedIo()), 'the workers').to.deep.equal(nices.filter((n) => n !== nicedIo()).map(processNice));
       for (const d of shortDelays) await t.dm.suspend(d.name);
       for (const info of await Promise.all(shortSuspends)) expect(info.suspended).to.equal(true);
