@@ -72,20 +72,22 @@ static void readPayload(const Napi::Object& o, const Keys::View& k, dm::Request&
     req.targets.reserve(rows.Length());
     for (uint32_t i = 0; i < rows.Length(); i++) req.targets.push_back(readTargetSpec(rows.Get(i), i, k));
   }
+  // Each field read with one Node-API call where it can be (a message's request is four).
+  napi_env env = o.Env();
   Napi::Value v = o.Get(k[Keys::Data]);
   if (!v.IsUndefined()) {
     req.hasData = true;
-    req.data = requireString(v, "request.data");
+    stringArg(env, v, "request.data", req.data);
   }
   v = o.Get(k[Keys::Message]);
   if (!v.IsUndefined()) {
     req.hasMessage = true;
-    req.message = requireString(v, "request.message");
+    stringArg(env, v, "request.message", req.message);
   }
   v = o.Get(k[Keys::Sector]);
-  if (!v.IsUndefined()) req.sector = requireInteger(v, "request.sector", kMaxSafeInteger);
+  if (!v.IsUndefined()) req.sector = wholeArg(env, v, "request.sector", kMaxSafeInteger);
   v = o.Get(k[Keys::Repeatable]);
-  if (!v.IsUndefined()) req.repeatable = requireBool(v, "request.repeatable");
+  if (!v.IsUndefined()) req.repeatable = boolArg(env, v, "request.repeatable");
 }
 
 static void checkWhole(Napi::Env env, const dm::Request& req) {

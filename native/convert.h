@@ -92,6 +92,15 @@ inline void stringArg(napi_env env, napi_value v, const char* name, std::string&
   out = Napi::Value(env, v).As<Napi::String>().Utf8Value();
 }
 
+// A boolean argument, read with one Node-API call.
+inline bool boolArg(napi_env env, napi_value v, const char* name) {
+  bool b = false;
+  napi_status s = napi_get_value_bool(env, v, &b);
+  if (s == napi_boolean_expected) throw typeError(env, "a boolean", name, Napi::Value(env, v));
+  if (s != napi_ok) throw Napi::Error::New(env, std::string("cannot read ") + name);
+  return b;
+}
+
 inline bool requireBool(const Napi::Value& v, const std::string& name) {
   if (!v.IsBoolean()) throw typeError(v.Env(), "a boolean", name, v);
   return v.As<Napi::Boolean>().Value();

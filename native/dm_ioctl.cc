@@ -498,12 +498,16 @@ std::string SizeHints::key(const Request& req) {
 
 size_t SizeHints::lookup(const Request& req) const {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Most answers fit the default size: no hint at all is the common case, and needs no key.
+  if (sizes_.empty()) return kInitialBufferSize;
   auto it = sizes_.find(key(req));
   return it == sizes_.end() ? kInitialBufferSize : it->second;
 }
 
 void SizeHints::learned(const Request& req, size_t size, size_t used, bool grew) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Only a hint that exists can shrink.
+  if (!grew && sizes_.empty()) return;
   std::string k = key(req);
   auto it = sizes_.find(k);
   if (grew) {

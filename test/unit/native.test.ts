@@ -134,6 +134,13 @@ describe('native addon contract', () => {
         [[Command.DEV_STATUS, 0, 0, 0, 'a\0b', '', undefined], /name contains a NUL byte/, RangeError],
         [[Command.DEV_STATUS, 0, 0, 0, '', 'u'.repeat(129), undefined], /uuid longer than 128 bytes/, RangeError],
         [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { cmd: 0, flags: 0, message: 5 }], /a string for request.message/, TypeError],
+        // A message past the one-call read (251 bytes) is read whole: its NUL byte is found.
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { message: `${'m'.repeat(280)}\0x` }], /message contains a NUL byte/, RangeError],
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { message: 'm', sector: '0' }], /a non-negative integer for request.sector/, TypeError],
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { message: 'm', sector: -1 }], /up to 9007199254740991 for request.sector but received -1/, RangeError],
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { message: 'm', sector: 0.5 }], /for request.sector but received 0.5/, RangeError],
+        [[Command.TARGET_MSG, 0, 0, 0, 'x', '', { message: 'm', repeatable: 1 }], /a boolean for request.repeatable/, TypeError],
+        [[Command.DEV_RENAME, 0, 0, 0, 'x', '', { data: 5 }], /a string for request.data/, TypeError],
         [[Command.DEV_WAIT, 0, 0, 0, 'x', '', undefined], /waitEvent\(\) instead of call\(\)/, RangeError],
       ];
       for (const [args, message, type] of positional) {
