@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { hookControl } from './hooks';
 import { DeviceMapper, DmError, Table, type DeviceEvent, type LoopDevice } from '../../ts/index';
-import { TestContext, devName, threadsButIo } from './helpers';
+import { TestContext, devName, threadsButIo, timeoutAtLeast } from './helpers';
 
 // A multipath device over one loop path: failing the path is a table event (dm-mpath
 // raises it), which is what DEV_WAIT and DM_DEV_ARM_POLL report.
@@ -228,7 +228,7 @@ describe('waits and watches whose thread cannot start', function () {
   const t = TestContext.perTest();
 
   it('reject with EAGAIN from pthread_create, leak no fd, and keep nothing alive', async function () {
-    this.timeout(60000);
+    timeoutAtLeast(this, 60000);
     // A pids cgroup (cgroup v2) limits the threads a process may start, root or not.
     const top = '/sys/fs/cgroup';
     if (!existsSync(join(top, 'cgroup.controllers'))) {

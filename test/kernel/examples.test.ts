@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { PREFIX } from './helpers';
+import { PREFIX, timeoutAtLeast } from './helpers';
 
 // Compiled tests run from build/js/test/kernel; the examples stay in the source tree.
 const root = resolve(__dirname, '..', '..', '..', '..');
@@ -16,7 +16,7 @@ function runExample(file: string): string {
 }
 
 describe('the examples', function () {
-  this.timeout(180000);
+  timeoutAtLeast(this, 180000);
 
   it('typed-tour.js: a thin pool, a thin volume and its snapshot, and a multipath map that survives a failed path', () => {
     const out = runExample('typed-tour.js');

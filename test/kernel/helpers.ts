@@ -246,3 +246,11 @@ export function readAnswer(r: NativeResult, name: string): Record<string, unknow
     devices: r.devices === undefined ? undefined : Array.from({ length: devices.count }, (_, i) => [devices.name(i), devices.dev(i), devices.uuid(i), devices.eventNr(i)]),
   };
 }
+
+/**
+ * Gives a test (or suite) at least `ms`, never less than the run's own timeout: a run that
+ * gives every test longer (DEVMAPPER_TEST_TIMEOUT, 600 s under Valgrind) keeps its time.
+ */
+export function timeoutAtLeast(ctx: { timeout(): number; timeout(ms: number): unknown }, ms: number): void {
+  ctx.timeout(Math.max(ctx.timeout(), ms));
+}

@@ -11,7 +11,7 @@ import type { NativeCallResult, NativeRequest, NativeResult } from '../../bindin
 import { fromCall } from '../../ts/answer';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
-import { TestContext, devName, eventually, readAnswer, requestsOfEveryPayload } from './helpers';
+import { TestContext, devName, eventually, readAnswer, requestsOfEveryPayload, timeoutAtLeast } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
@@ -104,7 +104,7 @@ describe('the I/O threads of asynchronous calls', function () {
   const t = TestContext.perTest();
 
   it('slow suspends occupy neither Node\'s threadpool nor the calls on other devices', async function () {
-    this.timeout(60000);
+    timeoutAtLeast(this, 60000);
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
     // More slow devices than Node's threadpool has threads (4): each a linear device over a
     // delay device. A suspend of the linear one waits for its I/O held in the delay below
@@ -234,7 +234,7 @@ describe('the I/O threads of asynchronous calls', function () {
   });
 
   it('keeps the order of the calls on one device while another device\'s suspend stalls and the pool has grown', async function () {
-    this.timeout(60000);
+    timeoutAtLeast(this, 60000);
     const under = await t.dm.create(devName('io-zero'), { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
     const delays: DeviceInfo[] = [];
     const slowDevice = async (i: number): Promise<DeviceInfo> => {

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DmError, LoopDevice, blockDeviceSize, blockDiscard } from '../../ts/index';
-import { scratchDir } from './helpers';
+import { scratchDir, timeoutAtLeast } from './helpers';
 
 describe('loop devices in the kernel', function () {
   const dir = scratchDir();
@@ -140,7 +140,7 @@ describe('loop devices in the kernel', function () {
   });
 
   it('attaches racing with other processes retry until they get a device', async function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const child = join(__dirname, '..', '..', '..', '..', 'test', 'kernel', 'fixtures', 'attach-many.js');
     const run = (): Promise<string> =>
       new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Command, DeviceMapper, Table, targets } from '../../ts/index';
 import { hookControl } from './hooks';
-import { TestContext, devName, dmsetup } from './helpers';
+import { TestContext, devName, dmsetup, timeoutAtLeast } from './helpers';
 
 /** The status row types of the zero/error table in the slices test. */
 function status0(rows: number): string[] {
@@ -34,7 +34,7 @@ describe('buffer growth and concurrency in the kernel', function () {
   });
 
   it('a large table and its status are turned into rows in slices: other callbacks run between them, and the sync client reads the same', async function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const rows = 50000;
     const table = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
     const name = devName('sliced');
@@ -75,7 +75,7 @@ describe('buffer growth and concurrency in the kernel', function () {
   });
 
   it('a large table is handed to the addon as a target list, and the kernel holds every row (load, reload, sync create)', async function () {
-    this.timeout(180000);
+    timeoutAtLeast(this, 180000);
     const rows = 20000;
     const table = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
     const name = devName('load-sliced');

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TestContext, devName, scratchDir } from './helpers';
+import { TestContext, devName, scratchDir, timeoutAtLeast } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
@@ -10,7 +10,7 @@ describe('secrets go with DM_SECURE_DATA', function () {
   const t = TestContext.perTest();
 
   it('create, reload, table and message with secure: true send the flag on every request that carries or returns the key', async function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const loop = await t.fx.loop(64);
     const name = devName('secure');
     const trace = join(scratchDir(), 'strace.txt');

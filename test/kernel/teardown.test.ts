@@ -3,13 +3,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DeviceMapper } from '../../ts/index';
-import { scratchDir } from './helpers';
+import { scratchDir, timeoutAtLeast } from './helpers';
 
 // Compiled tests run from build/js/test/kernel: the library is build/js/ts.
 const root = resolve(__dirname, '..', '..', '..', '..');
 
 describe('teardown in the kernel', function () {
-  this.timeout(300000);
+  timeoutAtLeast(this, 300000);
 
   it('worker threads terminated in the middle of create, reload, waits, watches and loop calls never abort the process', async () => {
     const dir = scratchDir();

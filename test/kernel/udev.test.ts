@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { binding } from '../../ts/binding';
 import { decodeRdev } from '../../ts/dev';
 import { DeviceMapper, DmError, Table, targets, type DevNumber } from '../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, eventually, rejection } from './helpers';
+import { PREFIX, TestContext, devName, dmsetup, eventually, rejection, timeoutAtLeast } from './helpers';
 import { cookieSemaphores, settleUdev, startUdev, stopUdev, udevCookies, udevProperties, withExecQueueStopped } from './udev-helpers';
 
 const zero = (sectors = 8): Table => new Table([{ start: 0, length: sectors, target: targets.zero() }]);
@@ -189,7 +189,7 @@ describe('/dev/mapper nodes without udev (fallback)', function () {
 });
 
 describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function () {
-  this.timeout(300_000);
+  timeoutAtLeast(this, 300_000);
   const t = TestContext.perTest();
   before(() => {
     startUdev();

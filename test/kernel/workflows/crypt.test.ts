@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Crypt, DmError, Table, maskCryptKeys, targets } from '../../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, scratchDir, timeoutAtLeast } from '../helpers';
 import { rejectionOf, root } from './kit';
 
 const MiB = 1 << 20;
@@ -255,7 +255,7 @@ describe('Crypt: plain dm-crypt volumes', () => {
   });
 
   it('examples/crypt.js runs, and every table it loads or reads goes with DM_SECURE_DATA', function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const trace = join(dir, 'strace.txt');
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync('strace', ['-f', '-e', 'trace=ioctl', '-o', trace, process.execPath, join(root, 'examples', 'crypt.js')], { cwd: root, env, encoding: 'utf8', timeout: 110000 });

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmError, Integrity, Table, targets } from '../../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, scratchDir, timeoutAtLeast } from '../helpers';
 import { writeAt } from './block-io';
 import { ddStatus, rejectionOf, root } from './kit';
 
@@ -231,7 +231,7 @@ describe('Integrity: standalone dm-integrity volumes', () => {
   });
 
   it('examples/integrity.js runs: a tampered sector fails its read and is counted', function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'integrity.js')], { cwd: root, env, encoding: 'utf8', timeout: 110000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);

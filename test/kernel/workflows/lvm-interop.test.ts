@@ -26,7 +26,7 @@ import { snapshotOriginModule } from '../../../ts/targets/snapshot-origin';
 import { stripedModule } from '../../../ts/targets/striped';
 import { thinModule } from '../../../ts/targets/thin';
 import { thinPoolModule } from '../../../ts/targets/thin-pool';
-import { Fixture, dmsetup, rejection, scratchDir } from '../helpers';
+import { Fixture, dmsetup, rejection, scratchDir, timeoutAtLeast } from '../helpers';
 import { readAt, writeAt } from '../targets/thin-fixture';
 import { settleUdev, startUdev, stopUdev, udevCookies } from '../udev-helpers';
 
@@ -114,7 +114,7 @@ function namedDevices(row: TableRow | undefined): string[] {
 }
 
 describe('lvm2 interop: what lvm makes, the library reads as dmsetup and lvs do', function () {
-  this.timeout(240_000);
+  timeoutAtLeast(this, 240_000);
   let dm: DeviceMapper | undefined;
   let fx: Fixture | undefined;
   let confDir = '';

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmError, SWITCH_MESSAGE_WORDS, Switch, regionMappingMessages, type LoopDevice } from '../../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, timeoutAtLeast } from '../helpers';
 import { root } from './kit';
 
 /**
@@ -155,7 +155,7 @@ describe('workflows: Switch', function () {
   });
 
   it(`the kernel takes ${SWITCH_MESSAGE_WORDS} words in one message and refuses one more (ENOMEM); a map that needs more is sent in two messages`, async function () {
-    this.timeout(180000);
+    timeoutAtLeast(this, 180000);
     // Eight paths in scrambled order: few repeats, so about a word a region.
     const R = 600000;
     const sample = [0, 1, 2, 524286, 524287, 524288, 524289, 550000, R - 1];

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Table, targets, type DeviceMapper } from '../../../ts/index';
 import { Scratch, ScratchCleanupError, withScratch } from '../../../ts/testing/index';
-import { PREFIX, TestContext, devName, dmsetup, eventually, readAt, scratchDir } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, eventually, readAt, scratchDir, timeoutAtLeast } from '../helpers';
 import { root } from './kit';
 
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
@@ -76,7 +76,7 @@ function printed(output: string, key: string): string[] {
 }
 
 describe('devmapper/testing', function () {
-  this.timeout(120000);
+  timeoutAtLeast(this, 120000);
   const t = TestContext.perTest();
 
   it('a scratch disk is a sparse file of the size asked on an autoclear loop device; data written through a device on it lands in the file; cleanup leaves nothing', async () => {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmError, Table, Verity, targets, type LoopDevice, type VerityHashTree } from '../../../ts/index';
-import { PREFIX, TestContext, devName, dmsetup, scratchDir } from '../helpers';
+import { PREFIX, TestContext, devName, dmsetup, scratchDir, timeoutAtLeast } from '../helpers';
 import { writeAt } from './block-io';
 import { ddStatus, rejectionOf, root } from './kit';
 
@@ -167,7 +167,7 @@ describe('Verity: hash trees built here, checked by the kernel', () => {
   });
 
   it('examples/verity.js runs: the data reads, a changed block fails with EIO and the status says C', function () {
-    this.timeout(120000);
+    timeoutAtLeast(this, 120000);
     const env = { ...process.env, DEVMAPPER_EXAMPLE_PREFIX: `${PREFIX}example-` };
     const r = spawnSync(process.execPath, [join(root, 'examples', 'verity.js')], { cwd: root, env, encoding: 'utf8', timeout: 110000 });
     expect(r.status, `${r.stdout}${r.stderr}`).to.equal(0);
