@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "serve.h"
+
 static int once(const char *op, const char *name) {
   int type = strcmp(op, "info") == 0     ? DM_DEVICE_INFO
              : strcmp(op, "status") == 0 ? DM_DEVICE_STATUS
@@ -52,27 +54,7 @@ static double run(const char *op, const char *name, long count) {
     if (!once(op, name)) return -1;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / (double)count;
-}
-
-static int serve(const char *in_path, const char *out_path) {
-  FILE *in = fopen(in_path, "r");
-  if (!in) {
-    perror(in_path);
-    return 1;
-  }
-  FILE *out = fopen(out_path, "w");
-  if (!out) {
-    perror(out_path);
-    return 1;
-  }
-  char op[32], name[128];
-  long count;
-  while (fscanf(in, "%31s %127s %ld", op, name, &count) == 3) {
-    fprintf(out, "%.3f\n", run(op, name, count));
-    fflush(out);
-  }
-  return 0;
+  return elapsed_us(&t0, &t1, count);
 }
 
 int main(int argc, char **argv) {
@@ -80,7 +62,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: libdm info|status|table|message|list NAME COUNT | libdm serve IN OUT\n");
     return 2;
   }
-  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3]);
+  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3], run);
   double us = run(argv[1], argv[2], atol(argv[3]));
   if (us < 0) return 1;
   printf("%.2f\n", us);

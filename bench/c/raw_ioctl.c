@@ -22,11 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int control = -1;
+#include "serve.h"
 
-static double elapsed_us(const struct timespec *t0, const struct timespec *t1, long count) {
-  return ((double)(t1->tv_sec - t0->tv_sec) * 1e9 + (double)(t1->tv_nsec - t0->tv_nsec)) / 1e3 / (double)count;
-}
+static int control = -1;
 
 /* Mean µs of `count` operations `op` on `name`; negative on failure (reported on stderr). */
 static double run(const char *op, const char *name, long count) {
@@ -101,26 +99,6 @@ static double run(const char *op, const char *name, long count) {
   return elapsed_us(&t0, &t1, count);
 }
 
-static int serve(const char *in_path, const char *out_path) {
-  FILE *in = fopen(in_path, "r");
-  if (!in) {
-    perror(in_path);
-    return 1;
-  }
-  FILE *out = fopen(out_path, "w");
-  if (!out) {
-    perror(out_path);
-    return 1;
-  }
-  char op[32], name[128];
-  long count;
-  while (fscanf(in, "%31s %127s %ld", op, name, &count) == 3) {
-    double us = run(op, name, count);
-    fprintf(out, "%.3f\n", us);
-    fflush(out);
-  }
-  return 0;
-}
 
 int main(int argc, char **argv) {
   if (argc != 4) {
@@ -132,7 +110,7 @@ int main(int argc, char **argv) {
     perror("open /dev/mapper/control");
     return 1;
   }
-  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3]);
+  if (strcmp(argv[1], "serve") == 0) return serve(argv[2], argv[3], run);
   double us = run(argv[1], argv[2], atol(argv[3]));
   if (us < 0) return 1;
   printf("%.2f\n", us);
