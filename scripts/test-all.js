@@ -225,6 +225,9 @@ function prefixed(name, log, text) {
   return text.replace(/\n$/, '').split('\n').map((l) => `[${name}] ${l}\n`).join('');
 }
 
+/** A terminal colour code (ESC [ ... m). */
+const COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
 /** The most lines of a failed phase's cause the summary repeats. */
 const WHY_LINES = 80;
 
@@ -240,7 +243,8 @@ function whyFailed(log) {
     return '(no output)\n';
   }
   const lines = text.replace(/\n$/, '').split('\n');
-  const failing = lines.findIndex((l) => /^\s*\d+ failing\s*$/.test(l));
+  // The line may be coloured (mocha colours it when it writes to a terminal, or is told to).
+  const failing = lines.findIndex((l) => /^\s*\d+ failing\s*$/.test(l.replace(COLOUR, '')));
   const from = failing >= 0 ? failing : Math.max(0, lines.length - 30);
   const shown = lines.slice(from, from + WHY_LINES);
   if (from + WHY_LINES < lines.length) shown.push(`... (${lines.length - from - WHY_LINES} more line(s) in ${path.basename(log)})`);

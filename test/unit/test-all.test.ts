@@ -101,8 +101,11 @@ describe('scripts/test-all.js (npm test)', () => {
       { name: 'tests', needs: [], steps: [sh(mochaLike)] },
       { name: 'other', needs: [], steps: [sh('for i in $(seq 1 100); do echo "line $i"; done; exit 4')] },
       { name: 'fine', needs: [], steps: [sh('echo fine')] },
+      { name: 'coloured', needs: [], steps: [sh('for i in $(seq 1 100); do echo "  ok $i"; done; printf "\\033[31m  1 failing\\033[0m\\n  1) a coloured failure\\n"; for i in $(seq 1 40); do echo "    at frame $i"; done; exit 1')] },
     ], 2);
     expect(r.ok).to.equal(false);
+    const coloured = r.out.slice(r.out.lastIndexOf('test: why coloured failed:'));
+    expect(coloured, r.out).to.contain('1) a coloured failure').and.not.contain('ok 100');
     const end = r.out.slice(r.out.lastIndexOf('test: why tests failed:'));
     expect(r.out.indexOf('test: why tests failed:'), r.out).to.be.above(r.out.lastIndexOf('[tests]   ok 200'));
     expect(end, r.out).to.contain('[tests]   1 failing').and.contain('[tests]      AssertionError: expected 1 to equal 2');
