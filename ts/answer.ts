@@ -93,6 +93,23 @@ abstract class Indexed {
     return w;
   }
 
+  /**
+   * Where item `i`'s words start, for `wordAt`: the answer's lending is checked here once for
+   * all of them (an item's words are read together, before any other call of the client).
+   */
+  protected itemAt(i: number): number {
+    this.#stillLent();
+    if (!(i >= 0 && i < this.count)) throw new Error(`internal error: item ${i} of ${this.count} read`);
+    return i * WORDS;
+  }
+
+  /** The word at `at` (from `itemAt`), without a second check of the lending. */
+  protected wordAt(at: number): number {
+    const w = this.#words[at];
+    if (w === undefined) throw new Error(LENT);
+    return w;
+  }
+
   /** The UTF-8 string of `length` bytes at `offset`. */
   protected text(offset: number, length: number): string {
     this.#stillLent();
@@ -197,6 +214,21 @@ export class DeviceReader extends Indexed {
   uuid(i: number): string | undefined {
     const at = this.word(i, 6);
     return at === 0 ? undefined : this.text(at, this.word(i, 7));
+  }
+
+  /**
+   * What `make` makes of device `i`'s name, number (dev), uuid and event counter, read at once
+   * (what name, dev, uuid and eventNr read one by one; the lending checked once).
+   */
+  entry<T>(i: number, make: (name: string, dev: number, uuid: string | undefined, eventNr: number | undefined) => T): T {
+    const at = this.itemAt(i);
+    const name = this.text(this.wordAt(at + 2), this.wordAt(at + 3));
+    const low = this.wordAt(at);
+    const high = this.wordAt(at + 1);
+    const dev = high < SAFE_HIGH ? high * TWO_32 + low : u64(low, high, 'dev', name);
+    const uuidAt = this.wordAt(at + 6);
+    const uuid = uuidAt === 0 ? undefined : this.text(uuidAt, this.wordAt(at + 7));
+    return make(name, dev, uuid, this.wordAt(at + 4) === 1 ? this.wordAt(at + 5) : undefined);
   }
 }
 

@@ -427,11 +427,12 @@ function matches(d: { name: string; uuid?: string }, prefix: string | undefined,
 
 /** Device `i` of a LIST_DEVICES answer. */
 function entryAt(devices: DeviceReader, i: number): DeviceListEntry {
-  const name = devices.name(i);
-  const entry: DeviceListEntry = { name, dev: decodeDev(devices.dev(i)) };
-  const uuid = devices.uuid(i);
+  return devices.entry(i, makeEntry);
+}
+
+function makeEntry(name: string, dev: number, uuid: string | undefined, eventNr: number | undefined): DeviceListEntry {
+  const entry: DeviceListEntry = { name, dev: decodeDev(dev) };
   if (uuid !== undefined && uuid !== '') entry.uuid = uuid;
-  const eventNr = devices.eventNr(i);
   if (eventNr !== undefined) entry.eventNr = eventNr;
   return entry;
 }

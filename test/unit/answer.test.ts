@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { NativeResult } from '../../binding';
-import { DeviceReader, RowReader } from '../../ts/answer';
+import { DeviceReader, Lender, RowReader } from '../../ts/answer';
 import { DmError } from '../../ts/index';
 import { LOAD_IN_SLICES_FROM, sliced, targetsOf, type Step } from '../../ts/steps';
 import { nativeDevices, nativeRows } from './answers';
@@ -48,6 +48,29 @@ describe('readers of indexed answers', () => {
       ['b', 0xfe01, 0, undefined],
       ['c', 0xfe02, undefined, undefined],
     ]);
+  });
+
+  it('read a device at once (entry) as field by field, the lending checked once for all its fields', () => {
+    const list = [
+      { name: 'a', dev: 0xfe00, eventNr: 3, uuid: 'U-1' },
+      { name: 'b', dev: 0xfe01, eventNr: 0 },
+      { name: 'c', dev: 0xfe02 },
+      ...Array.from({ length: 30 }, (_, i) => ({ name: `vol-${i}`, dev: 0xfe10 + i, eventNr: i, ...(i % 2 === 0 ? { uuid: `LVM-${i}` } : {}) })),
+    ];
+    const d = new DeviceReader(result({ devices: nativeDevices(list) }));
+    const tuple = (name: string, dev: number, uuid: string | undefined, eventNr: number | undefined): unknown[] => [name, dev, uuid, eventNr];
+    expect(list.map((_, i) => d.entry(i, tuple))).to.deep.equal(list.map((_, i) => [d.name(i), d.dev(i), d.uuid(i), d.eventNr(i)]));
+    expect(() => d.entry(list.length, tuple)).to.throw(/internal error: item 33 of 33 read/);
+    expect(() => d.entry(-1, tuple)).to.throw(/internal error: item -1 of 33 read/);
+    // A number a JavaScript number cannot hold exactly, named by the device's name.
+    const huge = new DeviceReader(result({ devices: nativeDevices([{ name: 'big', dev: 2n ** 60n, eventNr: 1 }]) }));
+    expect(() => huge.entry(0, tuple)).to.throw(DmError, /dev of big/).with.property('errno', 75);
+    // Lent by a synchronous client: good until its next call, then refused, never read.
+    const lender = new Lender();
+    const lent = new DeviceReader({ ...result({ devices: nativeDevices(list) }), lender, call: lender.calls });
+    expect(lent.entry(0, tuple)).to.deep.equal(['a', 0xfe00, 'U-1', 3]);
+    lender.calls++;
+    expect(() => lent.entry(1, tuple)).to.throw(/read after the next call/);
   });
 
   it('read the strings of a large ASCII answer from one decode, and any other answer string by string, alike', () => {
