@@ -188,7 +188,7 @@ export class DeviceReader extends Indexed {
   }
 
   name(i: number): string {
-    return this.text(this.word(i, 2), this.word(i, 3));
+    return this.#nameAt(this.itemAt(i));
   }
 
   protected stringsEnd(): number {
@@ -199,21 +199,17 @@ export class DeviceReader extends Indexed {
 
   /** dm_name_list.dev, in the kernel's huge encoding. */
   dev(i: number): number {
-    const low = this.word(i, 0);
-    const high = this.word(i, 1);
-    // The name is read only for the error's sake.
-    return high < SAFE_HIGH ? high * TWO_32 + low : u64(low, high, 'dev', this.name(i));
+    return this.#devAt(this.itemAt(i));
   }
 
   /** The device's event counter, when the kernel reports it (4.38 and later). */
   eventNr(i: number): number | undefined {
-    return this.word(i, 4) === 1 ? this.word(i, 5) : undefined;
+    return this.#eventNrAt(this.itemAt(i));
   }
 
   /** The device's uuid, when the kernel reports one (4.45 and later, with the UUID flag). */
   uuid(i: number): string | undefined {
-    const at = this.word(i, 6);
-    return at === 0 ? undefined : this.text(at, this.word(i, 7));
+    return this.#uuidAt(this.itemAt(i));
   }
 
   /**
@@ -222,13 +218,29 @@ export class DeviceReader extends Indexed {
    */
   entry<T>(i: number, make: (name: string, dev: number, uuid: string | undefined, eventNr: number | undefined) => T): T {
     const at = this.itemAt(i);
-    const name = this.text(this.wordAt(at + 2), this.wordAt(at + 3));
+    return make(this.#nameAt(at), this.#devAt(at), this.#uuidAt(at), this.#eventNrAt(at));
+  }
+
+  // The fields of the device whose words start at `at` (from itemAt).
+
+  #nameAt(at: number): string {
+    return this.text(this.wordAt(at + 2), this.wordAt(at + 3));
+  }
+
+  #devAt(at: number): number {
     const low = this.wordAt(at);
     const high = this.wordAt(at + 1);
-    const dev = high < SAFE_HIGH ? high * TWO_32 + low : u64(low, high, 'dev', name);
+    // The name is read only for the error's sake.
+    return high < SAFE_HIGH ? high * TWO_32 + low : u64(low, high, 'dev', this.#nameAt(at));
+  }
+
+  #eventNrAt(at: number): number | undefined {
+    return this.wordAt(at + 4) === 1 ? this.wordAt(at + 5) : undefined;
+  }
+
+  #uuidAt(at: number): string | undefined {
     const uuidAt = this.wordAt(at + 6);
-    const uuid = uuidAt === 0 ? undefined : this.text(uuidAt, this.wordAt(at + 7));
-    return make(name, dev, uuid, this.wordAt(at + 4) === 1 ? this.wordAt(at + 5) : undefined);
+    return uuidAt === 0 ? undefined : this.text(uuidAt, this.wordAt(at + 7));
   }
 }
 
