@@ -213,15 +213,17 @@ function runPhase(phase, log, cwd) {
   })();
 }
 
-/** The log's lines (or `text`'s), each prefixed with `[name] `, as one string. */
-function prefixed(name, log, text) {
-  if (text === undefined) {
-    try {
-      text = fs.readFileSync(log, 'utf8');
-    } catch {
-      text = '(no output)\n';
-    }
+/** A phase's log, or a line saying it has none. */
+function readLog(log) {
+  try {
+    return fs.readFileSync(log, 'utf8');
+  } catch {
+    return '(no output)\n';
   }
+}
+
+/** `text`'s lines, each prefixed with `[name] `, as one string. */
+function prefixed(name, text) {
   return text.replace(/\n$/, '').split('\n').map((l) => `[${name}] ${l}\n`).join('');
 }
 
@@ -236,12 +238,7 @@ const WHY_LINES = 80;
  * and every line after them, else the log's last lines; at most WHY_LINES lines.
  */
 function whyFailed(log) {
-  let text;
-  try {
-    text = fs.readFileSync(log, 'utf8');
-  } catch {
-    return '(no output)\n';
-  }
+  const text = readLog(log);
   const lines = text.replace(/\n$/, '').split('\n');
   // The line may be coloured (mocha colours it when it writes to a terminal, or is told to).
   const failing = lines.findIndex((l) => /^\s*\d+ failing\s*$/.test(l.replace(COLOUR, '')));
@@ -300,7 +297,7 @@ async function run(phases, { slots, logDir, cwd = root, write = (s) => process.s
           s.end = Date.now();
           s.status = code === 0 ? 'passed' : 'failed';
           s.code = code;
-          write(prefixed(p.name, log));
+          write(prefixed(p.name, readLog(log)));
           write(`test: ${clock(s.end - t0)} ${p.name} ${s.status === 'passed' ? 'passed' : `FAILED (exit ${code})`} in ${seconds(s.end - s.start)}\n`);
           schedule();
         });
@@ -315,7 +312,7 @@ async function run(phases, { slots, logDir, cwd = root, write = (s) => process.s
   // sees it, just before the summary.
   let summary = '';
   for (const p of phases.filter((q) => state.get(q.name).status === 'failed')) {
-    summary += `\ntest: why ${p.name} failed:\n${prefixed(p.name, null, whyFailed(path.join(logDir, `${p.name}.log`)))}`;
+    summary += `\ntest: why ${p.name} failed:\n${prefixed(p.name, whyFailed(path.join(logDir, `${p.name}.log`)))}`;
   }
   summary += `\ntest: summary (${clock(Date.now() - t0)} in all, ${slots} phase(s) at a time)\n`;
   for (const p of phases) {
