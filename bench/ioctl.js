@@ -156,7 +156,6 @@ function pageFaultCost() {
   return us / Math.max(1, process.resourceUsage().minorPageFault - before);
 }
 
-/** Calls per batch of the one-at-a-time rows. */
 /**
  * Calls in a batch of one contestant. Each batch starts just after another contestant's (a
  * round of C calls is another process): its first calls find the caches cold and the garbage

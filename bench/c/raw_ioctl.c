@@ -99,7 +99,6 @@ static double run(const char *op, const char *name, long count) {
   return elapsed_us(&t0, &t1, count);
 }
 
-
 int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr, "usage: raw_ioctl info|status|table|message|list|fstat NAME COUNT | raw_ioctl serve IN OUT\n");
