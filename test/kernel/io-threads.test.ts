@@ -25,10 +25,12 @@ function threads(): number {
 
 /** The nice value of a thread of this process, as the kernel reports it (/proc/self/task/<tid>/stat, field 19). */
 function niceOf(tid: string): number {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  // "tid (comm) state ...": the comm may hold anything; the fields after its last ')' count from 3.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[19 - 3]);
+  return Number(statFields(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'))[19 - 3]);
+}
+
+/** A /proc stat line's fields from field 3 (state) on: "tid (comm) state ...", the comm may hold anything. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /**
@@ -63,8 +65,9 @@ function threadReport(others: ReadonlySet<string>): string {
   return readdirSync('/proc/self/task')
     .map((tid) => {
       const stat = read(tid, 'stat');
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
-      const nice = stat === '?' ? '?' : String(niceOf(tid));
+      const fields = stat === '?' ? [] : statFields(stat);
+      const state = fields[0] ?? '?';
+      const nice = fields[19 - 3] ?? '?';
       return `  ${tid} ${read(tid, 'comm')} state ${state} nice ${nice} wchan ${read(tid, 'wchan') || '-'}${others.has(tid) ? ' (there before)' : ''}`;
     })
     .join('\n');
