@@ -493,6 +493,9 @@ std::string SizeHints::key(const Request& req) {
   k += req.uuid;
   k += '\0';
   k += std::to_string(req.dev);
+  // A device's table and its status (or its inactive table) are answers of their own sizes.
+  k += '\0';
+  k += std::to_string(req.flags & (DM_STATUS_TABLE_FLAG | DM_QUERY_INACTIVE_TABLE_FLAG | DM_UUID_FLAG));
   return k;
 }
 
@@ -504,39 +507,48 @@ size_t SizeHints::lookup(const Request& req) const {
   return it == sizes_.end() ? kInitialBufferSize : it->second;
 }
 
-void SizeHints::learned(const Request& req, size_t size, size_t used, bool grew) {
+void SizeHints::remember(const Request& req, size_t size) {
   std::lock_guard<std::mutex> lock(mutex_);
-  // Only a hint that exists can shrink.
+  set(key(req), size);
+}
+
+void SizeHints::set(const std::string& k, size_t size) {
+  auto it = sizes_.find(k);
+  if (it != sizes_.end()) {
+    it->second = size;
+    return;
+  }
+  if (sizes_.size() >= kMaxEntries) {
+    sizes_.erase(order_.front());
+    order_.pop_front();
+  }
+  sizes_.emplace(k, size);
+  order_.push_back(k);
+}
+
+void SizeHints::learned(const Request& req, size_t used, bool grew) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Only a hint that exists can change.
   if (!grew && sizes_.empty()) return;
   std::string k = key(req);
   auto it = sizes_.find(k);
-  if (grew) {
-    if (it != sizes_.end()) {
-      it->second = size;
-      return;
+  if (!grew && it == sizes_.end()) return;
+  size_t want = roomFor(used);
+  if (want <= kInitialBufferSize) {
+    if (it == sizes_.end()) return;
+    sizes_.erase(it);
+    for (auto o = order_.begin(); o != order_.end(); ++o) {
+      if (*o == k) {
+        order_.erase(o);
+        break;
+      }
     }
-    if (sizes_.size() >= kMaxEntries) {
-      sizes_.erase(order_.front());
-      order_.pop_front();
-    }
-    sizes_.emplace(k, size);
-    order_.push_back(k);
     return;
   }
-  if (it == sizes_.end() || used > size / 4) return;
-  // Much room left over: halve, until the default size is enough again.
-  size_t half = align8(size / 2);
-  if (half > kInitialBufferSize) {
-    it->second = half;
-    return;
-  }
-  sizes_.erase(it);
-  for (auto o = order_.begin(); o != order_.end(); ++o) {
-    if (*o == k) {
-      order_.erase(o);
-      break;
-    }
-  }
+  // Room for this answer and a little more: the kernel allocates and copies in the whole
+  // buffer, so a hint twice the answer makes each call cost twice the copy. A hint within a
+  // quarter over the room stays, so that answers that vary a little do not move it.
+  if (it == sizes_.end() || it->second < want || it->second > want + want / 4) set(k, want);
 }
 
 size_t SizeHints::largest(uint32_t cmd) const {
@@ -547,6 +559,42 @@ size_t SizeHints::largest(uint32_t cmd) const {
   for (const auto& [k, v] : sizes_)
     if (k.compare(0, prefix.size(), prefix) == 0 && v > best) best = v;
   return best;
+}
+
+size_t roomFor(size_t used) {
+  size_t room = used + used / 16;
+  room = (room + 4095) & ~static_cast<size_t>(4095);
+  return room > kMaxBufferSize ? kMaxBufferSize : room;
+}
+
+size_t rowsWithin(const uint8_t* buf, size_t start, size_t end) {
+  size_t rows = 0;
+  for (size_t at = start; at < end && end - at >= kSpecSize;) {
+    rows++;
+    size_t nextAt = start + readU32(buf + at + 20);
+    if (nextAt <= at) break;
+    at = nextAt;
+  }
+  return rows;
+}
+
+size_t grownSize(uint32_t cmd, const uint8_t* buf, size_t size) {
+  size_t doubled = size > kMaxBufferSize / 2 ? kMaxBufferSize : size * 2;
+  if (outputPayload(cmd) != Payload::Specs) return doubled;
+  uint32_t start, end, count;
+  std::memcpy(&start, buf + offsetof(struct dm_ioctl, data_start), sizeof start);
+  std::memcpy(&end, buf + offsetof(struct dm_ioctl, data_size), sizeof end);
+  std::memcpy(&count, buf + offsetof(struct dm_ioctl, target_count), sizeof count);
+  if (start < kHeaderSize || end <= start || end > size) return doubled;
+  size_t fitted = rowsWithin(buf, start, end);
+  if (fitted == 0 || fitted >= count) return doubled;
+  // Room for every row at the size the rows that fitted take on average (at most 2^28 bytes
+  // of them times 2^32 rows: no overflow in 64 bits), and a sixteenth more for later rows
+  // that run longer (a linear row's offset gains digits).
+  uint64_t all = start + static_cast<uint64_t>(end - start) * count / fitted;
+  all += all / 16;
+  size_t room = all >= kMaxBufferSize ? kMaxBufferSize : roomFor(static_cast<size_t>(all));
+  return room > doubled ? room : doubled;
 }
 
 namespace {
@@ -608,11 +656,11 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
     scratch.touched((flags & DM_BUFFER_FULL_FLAG) || answered > size ? size : answered);
     if (flags & DM_BUFFER_FULL_FLAG) {
       bool retry = info->retryWhenFull || (req.cmd == kCmdTargetMsg && req.repeatable);
-      size_t grown = size * 2 > kMaxBufferSize ? kMaxBufferSize : size * 2;
+      size_t grown = grownSize(req.cmd, buf, size);
       if (!retry) {
         // The command has side effects (a message did what it does): it is never sent twice.
         // The hint grows, so that the caller may ask again with room for the answer.
-        hints.learned(req, grown, 0, true);
+        hints.remember(req, grown);
         outcome.err = req.cmd == kCmdTargetMsg ? ENOBUFS : EPROTO;
         outcome.detail = req.cmd == kCmdTargetMsg
                              ? "the target's answer did not fit in " + std::to_string(size) +
@@ -629,7 +677,7 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
       continue;
     }
     uint32_t used = answered;
-    if (outputPayload(req.cmd) != Payload::None) hints.learned(req, size, used, outcome.result.ioctls > 1);
+    if (outputPayload(req.cmd) != Payload::None) hints.learned(req, used, outcome.result.ioctls > 1);
     if (inPlace != nullptr) {
       // The caller's index, its room kept from call to call.
       inPlace->clear();

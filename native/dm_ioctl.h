@@ -228,27 +228,46 @@ struct Outcome {
   Buffer answer;
 };
 
-// Buffer sizes that worked, per command and device (the identity in the request): repeated
-// large answers take one ioctl a call, and a small answer never pays for the largest one ever
-// seen (the kernel allocates and copies the whole buffer too). A hint shrinks when answers use
-// a quarter of it or less. Bounded; safe from any thread.
+// Buffer sizes per command and device (the identity in the request, and whether a table or
+// a status is asked for): repeated large answers take one ioctl a call, and a small answer
+// never pays for the largest one ever seen (the kernel allocates and copies in the whole
+// buffer: at 8 MiB for a 4.8 MiB answer, a table's read costs it some three times what it
+// costs at the answer's size). A hint is room for the last answer and a sixteenth (see
+// roomFor); it moves when an answer outgrows it or its room is under four fifths of it.
+// Bounded; safe from any thread.
 class SizeHints {
  public:
   static constexpr size_t kMaxEntries = 256;
 
   // The size to start with for this request: its hint, else kInitialBufferSize.
   size_t lookup(const Request& req) const;
-  // After an answer: `size` worked (it had to grow when `grew`), and the kernel used `used`.
-  void learned(const Request& req, size_t size, size_t used, bool grew);
+  // After an answer of `used` bytes (for which the buffer had to grow when `grew`).
+  void learned(const Request& req, size_t used, bool grew);
+  // The size to start with next time (an answer that did not fit and is not asked again).
+  void remember(const Request& req, size_t size);
   // The largest hint for a command (kInitialBufferSize when it has none).
   size_t largest(uint32_t cmd) const;
 
  private:
   static std::string key(const Request& req);
+  // Sets a hint, the oldest one making way when there are kMaxEntries (the mutex held).
+  void set(const std::string& k, size_t size);
   mutable std::mutex mutex_;
   std::map<std::string, size_t> sizes_;
   std::deque<std::string> order_;
 };
+
+// The buffer for an answer of `used` bytes: those and a sixteenth more, in whole pages.
+size_t roomFor(size_t used);
+
+// The rows (dm_target_spec and its text) that lie whole in [start, end) of a TABLE_STATUS or
+// DEV_WAIT answer, counted by their `next` offsets (start at the first).
+size_t rowsWithin(const uint8_t* buf, size_t start, size_t end);
+
+// The size to try after DM_BUFFER_FULL at `size`: twice as much; for rows, room for every row
+// of the table (the kernel counts them in target_count even when they did not fit) at the
+// size of those that fitted, when that is more.
+size_t grownSize(uint32_t cmd, const uint8_t* buf, size_t size);
 
 // Runs a request: packs it into a buffer of the hinted size (at least what it needs), grows
 // and retries on DM_BUFFER_FULL when the command may be sent again (re-packing from the
