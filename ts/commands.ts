@@ -430,11 +430,14 @@ function entryAt(devices: DeviceReader, i: number): DeviceListEntry {
   return devices.entry(i, makeEntry);
 }
 
+/**
+ * A device list entry, made whole in one object literal of its final shape: a property added
+ * after the literal would take a second allocation (its backing store) per entry.
+ */
 function makeEntry(name: string, dev: number, uuid: string | undefined, eventNr: number | undefined): DeviceListEntry {
-  const entry: DeviceListEntry = { name, dev: decodeDev(dev) };
-  if (uuid !== undefined && uuid !== '') entry.uuid = uuid;
-  if (eventNr !== undefined) entry.eventNr = eventNr;
-  return entry;
+  const d = decodeDev(dev);
+  if (uuid !== undefined && uuid !== '') return eventNr !== undefined ? { name, dev: d, uuid, eventNr } : { name, dev: d, uuid };
+  return eventNr !== undefined ? { name, dev: d, eventNr } : { name, dev: d };
 }
 
 /** The device list of a LIST_DEVICES answer. */
