@@ -38,6 +38,8 @@ export function encodeDev(dev: DevNumber): number {
 
 /** Decodes dm_ioctl.dev (huge encoding: major 12 bits, minor 20 bits). */
 export function decodeDev(encoded: number): DevNumber {
+  // What the kernel's numbers are (major < 4096, minor < 2^20 take 32 bits): integer shifts.
+  if (encoded >>> 0 === encoded) return { major: (encoded >>> 8) & 0xfff, minor: (encoded & 0xff) | ((encoded >>> 12) & 0xfff00) };
   if (!Number.isSafeInteger(encoded) || encoded < 0) throw expectedRange('an encoded device number', 'dev', encoded);
   const low = encoded % 0x100000000;
   return { major: Math.floor(low / 0x100) & 0xfff, minor: (low & 0xff) | (Math.floor(low / 0x1000) & 0xfff00) };

@@ -13,6 +13,13 @@ describe('device ids and numbers', () => {
     for (const d of [{ major: 0, minor: 0 }, { major: 4095, minor: 0xfffff }, { major: 259, minor: 65536 }, { major: 7, minor: 255 }, { major: 7, minor: 256 }]) {
       expect(decodeDev(encodeDev(d))).to.deep.equal(d);
     }
+    // Every 32-bit value (bit 31 set too) and the 64-bit ones above: the low 32 bits decoded,
+    // as the kernel's huge encoding lays them out; negative and fractional values refused.
+    for (const encoded of [0, 0xfd01, 0x7fffffff, 2 ** 31 + 0x12345, 2 ** 32 - 1, 2 ** 32 + 0x700, 2 ** 40 + 2 ** 31 + 0x45]) {
+      const low = encoded % 2 ** 32;
+      expect(decodeDev(encoded), String(encoded)).to.deep.equal({ major: Math.floor(low / 256) % 4096, minor: (low % 256) + (Math.floor(low / 2 ** 20) % 4096) * 256 });
+    }
+    for (const bad of [-1, 1.5, 2 ** 53, NaN]) expect(() => decodeDev(bad), String(bad)).to.throw(RangeError, /dev/);
     expect(() => encodeDev({ major: 4096, minor: 0 })).to.throw(RangeError, /dev\.major/);
     expect(() => encodeDev({ major: 1, minor: 0x100000 })).to.throw(RangeError, /dev\.minor/);
   });
