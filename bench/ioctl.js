@@ -429,6 +429,36 @@ async function jsRows(count) {
   return Object.freeze(out);
 }
 
+/**
+ * What the sync listDevices costs without its ioctl: one LIST_DEVICES answer of `count`
+ * devices taken from a bare Control once, then handed again and again to the same command
+ * program the sync client runs (its entries made, in slices when many, the slices' yields
+ * answered at once), timed as the client's list is (the best and the median of SCALE_ROUNDS
+ * rounds, each the mean of 20 calls). Beside the client's own time and the C peers', it says
+ * how much of a list is its JavaScript in this boot.
+ */
+function listJavaScriptAlone(count) {
+  const { binding } = require('../dist/binding.js');
+  const commands = require('../dist/commands.js');
+  const { Command, Flag } = require('..');
+  const control = new (binding().Control)('/dev/mapper/control');
+  try {
+    const answer = control.ioctlSync({ cmd: Command.LIST_DEVICES, flags: Flag.UUID });
+    const list = () => {
+      const { program } = commands.listDevices();
+      program.next();
+      let step = program.next({ result: answer });
+      while (step.done !== true) step = program.next({});
+      if (step.value.length < count) throw new Error(`the replayed list has ${step.value.length} devices, not ${count}`);
+    };
+    const rounds = [];
+    for (let r = 0; r < SCALE_ROUNDS; r++) rounds.push(timeSync(20, list, 5));
+    return { best: Math.min(...rounds), median: median(rounds) };
+  } finally {
+    control.closeSync();
+  }
+}
+
 /** Many devices and a 100,000-row table, and what they cost the event loop. */
 async function scale(DeviceMapper, Table, targets, raw, libdm) {
   const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -440,6 +470,7 @@ async function scale(DeviceMapper, Table, targets, raw, libdm) {
   const add = (label, sync, async_, raw, libdm) =>
     rows.push({ operation: label, 'sync µs': round(sync), 'async µs': round(async_), 'raw ioctl µs': round(raw), 'libdevmapper µs': round(libdm), 'sync/raw': raw ? round(sync / raw) : undefined, 'sync/libdm': libdm ? round(sync / libdm) : undefined });
   const listFaults = [];
+  const listJs = [];
   let made = 0;
   for (const count of [1000, 10000]) {
     for (; made < count; made++) sdm.create(`bench-n${made}`, { table: zero8 });
@@ -455,6 +486,8 @@ async function scale(DeviceMapper, Table, targets, raw, libdm) {
     }
     add(`listDevices, ${count} devices`, ls, la, lraw, llibdm);
     listFaults.push({ measure: `page faults per sync listDevices, ${count} devices`, value: round(faultsPerCall(10, () => sdm.listDevices())) });
+    const js = listJavaScriptAlone(count);
+    listJs.push({ measure: `the sync listDevices' JavaScript alone, ${count} devices (its answer replayed, no ioctl), µs: best / median of ${SCALE_ROUNDS} rounds`, value: `${round(js.best)} / ${round(js.median)}` });
     const t0 = process.hrtime.bigint();
     for (const d of sdm.listDevices()) sdm.status(d.name);
     add(`list + status of every device, ${count} devices`, Number(process.hrtime.bigint() - t0) / 1e3, undefined, undefined, undefined);
@@ -527,6 +560,7 @@ async function scale(DeviceMapper, Table, targets, raw, libdm) {
     { measure: 'event loop\'s longest block while JavaScript alone makes the same 100,000 rows in 4 ms slices (4 times, no call), ms', value: round(jsBlockMs) },
     { measure: '  its longest garbage-collection pause meanwhile, ms', value: round(jsGcMs) },
     { measure: 'page faults per async read of 100,000 rows', value: Math.round(readFaults) },
+    ...listJs,
     ...listFaults,
     { measure: 'one page fault in this boot, µs', value: round(faultCost) },
   ]);
