@@ -27,6 +27,16 @@
 
 static int control = -1;
 
+/* The first `used` bytes of the prepared request copied into `buffer` (the kernel wrote its
+   last answer over them) and issued; 0, or -1 with the error reported on stderr. */
+static int issue(unsigned long request, char *buffer, const char *prepared, size_t used,
+                 const char *op) {
+  memcpy(buffer, prepared, used);
+  if (ioctl(control, request, buffer) == 0) return 0;
+  perror(op);
+  return -1;
+}
+
 /* Mean µs of `count` operations `op` on `name`; negative on failure (reported on stderr). */
 static double run(const char *op, const char *name, long count) {
   unsigned long request;
@@ -75,9 +85,7 @@ static double run(const char *op, const char *name, long count) {
   char *buffer = aligned_alloc(8, size);
   for (;;) {
     h->data_size = (uint32_t)size;
-    memcpy(buffer, prepared, used);
-    if (ioctl(control, request, buffer) != 0) {
-      perror(op);
+    if (issue(request, buffer, prepared, used, op) != 0) {
       free(buffer);
       return -1;
     }
@@ -92,9 +100,7 @@ static double run(const char *op, const char *name, long count) {
   if (size > 16384 && (size_t)answered + 64 < size) {
     size_t tight = ((size_t)answered + 64 + 7) & ~(size_t)7;
     h->data_size = (uint32_t)tight;
-    memcpy(buffer, prepared, used);
-    if (ioctl(control, request, buffer) != 0) {
-      perror(op);
+    if (issue(request, buffer, prepared, used, op) != 0) {
       free(buffer);
       return -1;
     }
@@ -102,9 +108,7 @@ static double run(const char *op, const char *name, long count) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (long i = 0; i < count; i++) {
-    memcpy(buffer, prepared, used);
-    if (ioctl(control, request, buffer) != 0) {
-      perror(op);
+    if (issue(request, buffer, prepared, used, op) != 0) {
       free(buffer);
       return -1;
     }
