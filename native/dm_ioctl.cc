@@ -493,9 +493,10 @@ std::string SizeHints::key(const Request& req) {
   k += req.uuid;
   k += '\0';
   k += std::to_string(req.dev);
-  // A device's table and its status (or its inactive table) are answers of their own sizes.
+  // A device's table, its status and its IMA measurement (live or inactive) are answers of
+  // their own sizes.
   k += '\0';
-  k += std::to_string(req.flags & (DM_STATUS_TABLE_FLAG | DM_QUERY_INACTIVE_TABLE_FLAG | DM_UUID_FLAG));
+  k += std::to_string(req.flags & (STATUS_TABLE | QUERY_INACTIVE | IMA_MEASUREMENT | UUID));
   return k;
 }
 

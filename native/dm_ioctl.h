@@ -228,13 +228,13 @@ struct Outcome {
   Buffer answer;
 };
 
-// Buffer sizes per command and device (the identity in the request, and whether a table or
-// a status is asked for): repeated large answers take one ioctl a call, and a small answer
-// never pays for the largest one ever seen (the kernel allocates and copies in the whole
-// buffer: at 8 MiB for a 4.8 MiB answer, a table's read costs it some three times what it
-// costs at the answer's size). A hint is room for the last answer and a sixteenth (see
-// roomFor); it moves when an answer outgrows it or its room is under four fifths of it.
-// Bounded; safe from any thread.
+// Buffer sizes per command and device (the identity in the request, and whether a table, a
+// status or an IMA measurement is asked for): repeated large answers take one ioctl a call,
+// and a small answer never pays for the largest one ever seen (the kernel allocates and
+// copies in the whole buffer: at 8 MiB for a 4.8 MiB answer, a table's read costs it some
+// three times what it costs at the answer's size). A hint is room for the last answer and a
+// sixteenth (see roomFor); it moves when an answer outgrows it or its room is under four
+// fifths of it. Bounded; safe from any thread.
 class SizeHints {
  public:
   static constexpr size_t kMaxEntries = 256;

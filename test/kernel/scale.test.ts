@@ -214,6 +214,28 @@ describe('buffer growth and concurrency in the kernel', function () {
     }
   });
 
+  it("a device's status and its IMA measurement keep buffer sizes of their own: read in turn, each takes one ioctl", async () => {
+    const loop = await t.fx.loop(8192);
+    const name = devName('fit-ima');
+    const rows = 2000;
+    // Each row's status is empty (48 bytes an answer row); its IMA text some 70 bytes more.
+    await t.dm.create(name, { table: new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 4, length: 4, target: targets.linear({ device: loop.dev, offset: i * 4 }) }))) });
+    const sync = DeviceMapper.openSync();
+    const seen: { flags: number; ioctls: number }[] = [];
+    const unhook = hookControl(sync, { after: (request, result) => void seen.push({ flags: request.flags, ioctls: result.ioctls }) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(sync.status(name)).to.have.length(rows);
+        const ima = sync.status(name, { ima: true });
+        expect(ima[rows - 1]?.status.raw).to.match(/^target_name=linear,.*;$/);
+      }
+      expect(seen.map((s) => s.ioctls).slice(2)).to.deep.equal([1, 1, 1, 1]);
+    } finally {
+      unhook();
+      sync.close();
+    }
+  });
+
   it('a large answer does not make small ones pay: buffer sizes are remembered per device and shrink', async () => {
     const loop = await t.fx.loop(8192);
     const big = devName('hint-big');
