@@ -87,6 +87,17 @@ describe('Table', () => {
     expect(() => parseStatus('Fail')).to.throw(DmParseError);
   });
 
+  it('a fill of zero and error rows holds one frozen target and one status of each, however many rows', () => {
+    const table = new Table(Array.from({ length: 1000 }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
+    expect(new Set(table.rows.map((r) => r.target)).size).to.equal(2);
+    expect(Object.isFrozen(targets.zero())).to.equal(true);
+    expect(Table.parse(table.toString()).rows[2]?.target).to.equal(targets.zero());
+    const status = statusRowsFromKernel(Array.from({ length: 4 }, (_, i) => ({ start: i * 8, length: 8, type: i % 2 === 0 ? 'zero' : 'error', params: '' })));
+    expect(status[0]?.status).to.equal(status[2]?.status);
+    expect(status[1]?.status).to.equal(status[3]?.status).and.deep.equal({ type: 'error', raw: '', known: true });
+    expect(() => parseStatus('0 8 zero x')).to.throw(DmParseError, /no status fields/);
+  });
+
   it('formats and parses a table of 20 000 rows', () => {
     const rows = Array.from({ length: 20000 }, (_, i) => ({ start: i * 8, length: 8, target: targets.linear({ device: '7:0', offset: i * 8 }) }));
     const text = new Table(rows).toString();

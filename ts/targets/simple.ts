@@ -24,14 +24,21 @@ export interface ErrorStatus extends TargetStatusBase {
   readonly known: true;
 }
 
-/** Builds a zero target (no parameters). */
+// Targets and statuses without parameters are values: one frozen object each serves every row
+// (a 100,000-row fill table holds one target, not 100,000 equal ones).
+const ZERO: ZeroTarget = typedTarget({ type: 'zero', params: '' });
+const ERROR: ErrorTarget = typedTarget({ type: 'error', params: '' });
+const ZERO_STATUS: ZeroStatus = freeze({ type: 'zero', raw: '', known: true });
+const ERROR_STATUS: ErrorStatus = freeze({ type: 'error', raw: '', known: true });
+
+/** Builds a zero target (no parameters; the same frozen object every time). */
 export function zero(): ZeroTarget {
-  return typedTarget({ type: 'zero', params: '' });
+  return ZERO;
 }
 
-/** Builds an error target (no parameters). */
+/** Builds an error target (no parameters; the same frozen object every time). */
 export function error(): ErrorTarget {
-  return typedTarget({ type: 'error', params: '' });
+  return ERROR;
 }
 
 /** Parses zero parameters (there are none). */
@@ -46,19 +53,21 @@ export function parseError(params: string): ErrorTarget {
   return error();
 }
 
-function emptyStatus<T extends 'zero' | 'error'>(type: T, text: string): TargetStatusBase & { readonly type: T; readonly known: true } {
-  if (text.trim() !== '') throw new DmParseError(`${type} has no status fields`, text, 'status');
-  return freeze({ type, raw: text, known: true as const });
+/** `empty` for the empty text the kernel gives; the same with `text` for blanks; else a DmParseError. */
+function emptyStatus<S extends ZeroStatus | ErrorStatus>(empty: S, text: string): S {
+  if (text === '') return empty;
+  if (text.trim() !== '') throw new DmParseError(`${empty.type} has no status fields`, text, 'status');
+  return freeze({ ...empty, raw: text });
 }
 
 /** Parses a zero target's status (empty). */
 export function parseZeroStatus(text: string): ZeroStatus {
-  return emptyStatus('zero', text);
+  return emptyStatus(ZERO_STATUS, text);
 }
 
 /** Parses an error target's status (empty). */
 export function parseErrorStatus(text: string): ErrorStatus {
-  return emptyStatus('error', text);
+  return emptyStatus(ERROR_STATUS, text);
 }
 
 /** The zero target type. */
