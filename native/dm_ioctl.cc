@@ -485,6 +485,52 @@ int systemIoctl(int fd, unsigned long request, void* arg, void*) {
   return r < 0 ? errno : 0;
 }
 
+namespace {
+
+// The buffer for an answer of `used` bytes: those and a sixteenth more, in whole pages.
+size_t roomFor(size_t used) {
+  size_t room = used + used / 16;
+  room = (room + 4095) & ~static_cast<size_t>(4095);
+  return room > kMaxBufferSize ? kMaxBufferSize : room;
+}
+
+// The rows (dm_target_spec and its text) that lie whole in [start, end) of a TABLE_STATUS or
+// DEV_WAIT answer, counted by their `next` offsets (start at the first).
+size_t rowsWithin(const uint8_t* buf, size_t start, size_t end) {
+  size_t rows = 0;
+  for (size_t at = start; at < end && end - at >= kSpecSize;) {
+    rows++;
+    size_t nextAt = start + readU32(buf + at + 20);
+    if (nextAt <= at) break;
+    at = nextAt;
+  }
+  return rows;
+}
+
+// The size to try after DM_BUFFER_FULL at `size`: twice as much; for rows, room for every row
+// of the table (the kernel counts them in target_count even when they did not fit) at the
+// size of those that fitted, when that is more.
+size_t grownSize(uint32_t cmd, const uint8_t* buf, size_t size) {
+  size_t doubled = size > kMaxBufferSize / 2 ? kMaxBufferSize : size * 2;
+  if (outputPayload(cmd) != Payload::Specs) return doubled;
+  uint32_t start, end, count;
+  std::memcpy(&start, buf + offsetof(struct dm_ioctl, data_start), sizeof start);
+  std::memcpy(&end, buf + offsetof(struct dm_ioctl, data_size), sizeof end);
+  std::memcpy(&count, buf + offsetof(struct dm_ioctl, target_count), sizeof count);
+  if (start < kHeaderSize || end <= start || end > size) return doubled;
+  size_t fitted = rowsWithin(buf, start, end);
+  if (fitted == 0 || fitted >= count) return doubled;
+  // Room for every row at the size the rows that fitted take on average (at most 2^28 bytes
+  // of them times 2^32 rows: no overflow in 64 bits), and a sixteenth more for later rows
+  // that run longer (a linear row's offset gains digits).
+  uint64_t all = start + static_cast<uint64_t>(end - start) * count / fitted;
+  all += all / 16;
+  size_t room = all >= kMaxBufferSize ? kMaxBufferSize : roomFor(static_cast<size_t>(all));
+  return room > doubled ? room : doubled;
+}
+
+}  // namespace
+
 std::string SizeHints::key(const Request& req) {
   std::string k = std::to_string(req.cmd);
   k += '\0';
@@ -549,7 +595,10 @@ void SizeHints::learned(const Request& req, size_t used, bool grew) {
   // Room for this answer and a little more: the kernel allocates and copies in the whole
   // buffer, so a hint twice the answer makes each call cost twice the copy. A hint within a
   // quarter over the room stays, so that answers that vary a little do not move it.
-  if (it == sizes_.end() || it->second < want || it->second > want + want / 4) set(k, want);
+  if (it == sizes_.end())
+    set(k, want);
+  else if (it->second < want || it->second > want + want / 4)
+    it->second = want;
 }
 
 size_t SizeHints::largest(uint32_t cmd) const {
@@ -560,42 +609,6 @@ size_t SizeHints::largest(uint32_t cmd) const {
   for (const auto& [k, v] : sizes_)
     if (k.compare(0, prefix.size(), prefix) == 0 && v > best) best = v;
   return best;
-}
-
-size_t roomFor(size_t used) {
-  size_t room = used + used / 16;
-  room = (room + 4095) & ~static_cast<size_t>(4095);
-  return room > kMaxBufferSize ? kMaxBufferSize : room;
-}
-
-size_t rowsWithin(const uint8_t* buf, size_t start, size_t end) {
-  size_t rows = 0;
-  for (size_t at = start; at < end && end - at >= kSpecSize;) {
-    rows++;
-    size_t nextAt = start + readU32(buf + at + 20);
-    if (nextAt <= at) break;
-    at = nextAt;
-  }
-  return rows;
-}
-
-size_t grownSize(uint32_t cmd, const uint8_t* buf, size_t size) {
-  size_t doubled = size > kMaxBufferSize / 2 ? kMaxBufferSize : size * 2;
-  if (outputPayload(cmd) != Payload::Specs) return doubled;
-  uint32_t start, end, count;
-  std::memcpy(&start, buf + offsetof(struct dm_ioctl, data_start), sizeof start);
-  std::memcpy(&end, buf + offsetof(struct dm_ioctl, data_size), sizeof end);
-  std::memcpy(&count, buf + offsetof(struct dm_ioctl, target_count), sizeof count);
-  if (start < kHeaderSize || end <= start || end > size) return doubled;
-  size_t fitted = rowsWithin(buf, start, end);
-  if (fitted == 0 || fitted >= count) return doubled;
-  // Room for every row at the size the rows that fitted take on average (at most 2^28 bytes
-  // of them times 2^32 rows: no overflow in 64 bits), and a sixteenth more for later rows
-  // that run longer (a linear row's offset gains digits).
-  uint64_t all = start + static_cast<uint64_t>(end - start) * count / fitted;
-  all += all / 16;
-  size_t room = all >= kMaxBufferSize ? kMaxBufferSize : roomFor(static_cast<size_t>(all));
-  return room > doubled ? room : doubled;
 }
 
 namespace {

@@ -233,7 +233,7 @@ struct Outcome {
 // and a small answer never pays for the largest one ever seen (the kernel allocates and
 // copies in the whole buffer: at 8 MiB for a 4.8 MiB answer, a table's read costs it some
 // three times what it costs at the answer's size). A hint is room for the last answer and a
-// sixteenth (see roomFor); it moves when an answer outgrows it or its room is under four
+// sixteenth (roomFor in dm_ioctl.cc); it moves when an answer outgrows it or its room is under four
 // fifths of it. Bounded; safe from any thread.
 class SizeHints {
  public:
@@ -256,18 +256,6 @@ class SizeHints {
   std::map<std::string, size_t> sizes_;
   std::deque<std::string> order_;
 };
-
-// The buffer for an answer of `used` bytes: those and a sixteenth more, in whole pages.
-size_t roomFor(size_t used);
-
-// The rows (dm_target_spec and its text) that lie whole in [start, end) of a TABLE_STATUS or
-// DEV_WAIT answer, counted by their `next` offsets (start at the first).
-size_t rowsWithin(const uint8_t* buf, size_t start, size_t end);
-
-// The size to try after DM_BUFFER_FULL at `size`: twice as much; for rows, room for every row
-// of the table (the kernel counts them in target_count even when they did not fit) at the
-// size of those that fitted, when that is more.
-size_t grownSize(uint32_t cmd, const uint8_t* buf, size_t size);
 
 // Runs a request: packs it into a buffer of the hinted size (at least what it needs), grows
 // and retries on DM_BUFFER_FULL when the command may be sent again (re-packing from the
