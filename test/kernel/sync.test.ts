@@ -165,6 +165,27 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
     expect(sdm.closed).to.equal(false);
   });
 
+  it('create with a table takes three ioctls in either client (create, load, resume: the resume answers with the info), and its info is what the kernel then reports', async () => {
+    for (const client of [sdm, t.dm]) {
+      const name = devName('three');
+      const cmds: number[] = [];
+      const unhook = hookControl(client, { after: (request) => void cmds.push(request.cmd) });
+      const before = client.ioctlStats;
+      let made: DeviceInfo;
+      try {
+        made = await client.create(name, { table: zero(8) });
+      } finally {
+        unhook();
+      }
+      const after = client.ioctlStats;
+      expect(cmds).to.deep.equal([Command.DEV_CREATE, Command.TABLE_LOAD, Command.DEV_SUSPEND]);
+      expect({ commands: after.commands - before.commands, ioctls: after.ioctls - before.ioctls }).to.deep.equal({ commands: 3, ioctls: 3 });
+      const info = sdm.info(name);
+      expect(made).to.deep.include({ name, dev: info.dev, uuid: info.uuid, suspended: false, activeTable: true });
+      sdm.remove(name);
+    }
+  });
+
   it('every command works with every DevId form, checked against the kernel and dmsetup', () => {
     const forms: ((info: DeviceInfo) => DevId)[] = [(i) => i.name, (i) => ({ name: i.name }), (i) => ({ uuid: i.uuid }), (i) => ({ dev: i.dev })];
     for (const [n, form] of forms.entries()) {
