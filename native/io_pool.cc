@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -290,6 +291,8 @@ void IoPool::work() {
   bool niced = false;
   // Requests this worker runs niced yet, since the last one with a queue behind it.
   size_t nicedFor = 0;
+  // Requests run niced since this worker last yielded the CPU.
+  size_t sinceYield = 0;
   pid_t tid = threadId();
   // This thread's ioctl buffer, reused from request to request.
   dm::Buffer scratch;
@@ -338,6 +341,14 @@ void IoPool::work() {
     if (nice != niced) {
       setNice(base, nice);
       niced = nice;
+    }
+    // Niced, with this request to run after kYieldEvery others: whatever else is runnable
+    // (Node's threadpool, the JavaScript thread) runs first.
+    if (!nice) {
+      sinceYield = 0;
+    } else if (++sinceYield > kYieldEvery) {
+      sinceYield = 1;
+      sched_yield();
     }
     Done done;
     done.id = job.id;

@@ -27,6 +27,12 @@
 //    waiting it runs at the process's own priority: a call awaited at a time is answered
 //    sooner so (on one CPU, a niced worker gives way to the JavaScript thread it wakes, and
 //    the switches back cost more than the ioctl). The supervisor runs niced.
+//  - A niced worker also gives the CPU away (sched_yield) every kYieldEvery requests. Being
+//    niced decides only who wins at a wake-up: a thread that became runnable while the
+//    JavaScript thread ran (the fs call it has just made) may find the worker picked when the
+//    JavaScript thread sleeps, and then wait for the worker's whole queue or the next timer
+//    tick (10 ms at HZ=100) for the CPU. The yield bounds that wait to kYieldEvery ioctls, at
+//    one system call per kYieldEvery requests, and none for calls awaited one at a time.
 //  - Order: a request that names a device never starts while an earlier request naming it
 //    the same way (same name, same uuid, or same device number) is queued ahead of it or
 //    running. Requests naming no device (VERSION, LIST_DEVICES, LIST_VERSIONS,
@@ -66,6 +72,8 @@ class IoPool {
   // requests after the last such one it stays so.
   static constexpr size_t kNiceFrom = 4;
   static constexpr size_t kNiceLinger = 64;
+  // Requests a niced worker runs between two yields of the CPU (see above).
+  static constexpr size_t kYieldEvery = 32;
   // Answers settled per turn of the event loop (see above).
   static constexpr size_t kDeliverAtOnce = 16;
 

@@ -11,7 +11,7 @@ import type { NativeCallResult, NativeRequest, NativeResult } from '../../bindin
 import { fromCall } from '../../ts/answer';
 import { binding } from '../../ts/binding';
 import { Command, DeviceMapper, Table, targets, type DeviceInfo } from '../../ts/index';
-import { TestContext, devName, eventually, readAnswer, requestsOfEveryPayload, timeoutAtLeast } from './helpers';
+import { TestContext, devName, eventually, readAnswer, requestsOfEveryPayload, scratchDir, timeoutAtLeast } from './helpers';
 
 const root = resolve(__dirname, '..', '..', '..', '..');
 
@@ -234,6 +234,32 @@ describe('the I/O threads of asynchronous calls', function () {
       await dm.close();
     }
     expect(threads(), 'a closed client\'s pool has ended its threads').to.equal(before);
+  });
+
+  it('a niced worker gives the CPU away every 32 requests of a burst, and never for calls awaited one at a time (strace)', function () {
+    timeoutAtLeast(this, 120000);
+    // Per run: the DM_DEV_STATUS ioctls and the sched_yield calls of the threads that made them.
+    const traced = (mode: string, count: number): { infos: number; yields: number } => {
+      const trace = join(scratchDir(), `io-burst-${mode}.txt`);
+      const r = spawnSync('strace', ['-f', '--seccomp-bpf', '-e', 'trace=ioctl,sched_yield', '-o', trace, process.execPath, join(root, 'test', 'kernel', 'fixtures', 'io-burst.js'), devName(`io-${mode}`), mode, String(count)], { encoding: 'utf8', timeout: 110000 });
+      expect(`${r.stdout}${r.stderr}`).to.contain('finished');
+      const lines = readFileSync(trace, 'utf8').split('\n');
+      const pidOf = (line: string): string => /^(\d+)\s/.exec(line)?.[1] ?? '';
+      const io = new Set(lines.filter((l) => l.includes(' DM_DEV_STATUS, ')).map(pidOf));
+      io.delete('');
+      return {
+        infos: lines.filter((l) => l.includes(' DM_DEV_STATUS, ') && io.has(pidOf(l))).length,
+        yields: lines.filter((l) => l.includes('sched_yield(') && io.has(pidOf(l))).length,
+      };
+    };
+    // All 512 queued at once: the worker runs niced from the first, and yields before the
+    // 33rd, the 65th and so on, 15 times (a second worker, were one started, counts its own).
+    const burst = traced('burst', 512);
+    expect(burst.infos, 'the burst\'s ioctls, on the I/O threads').to.equal(512);
+    expect(burst.yields, 'yields during a burst of 512').to.be.within(12, 15);
+    const serial = traced('serial', 100);
+    expect(serial.infos, 'the awaited calls\' ioctls, on the I/O threads').to.equal(100);
+    expect(serial.yields, 'yields for calls awaited one at a time').to.equal(0);
   });
 
   it('keeps the order of the calls on one device while another device\'s suspend stalls and the pool has grown', async function () {
