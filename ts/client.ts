@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/unbound-method -- the public methods are handed to `new CallSite(...)` only as stack-trace markers (Error.captureStackTrace's constructorOpt), never called through it */
-import type { Control, NativeCallResult, NativeRequest, NativeResult, NativeWait } from '../binding';
+import type { Control, NativeCallResult, NativeRequest, NativeWait } from '../binding';
 import { abortError, checkSignal, onAbort } from './abort';
 import { fromCall } from './answer';
 import * as commands from './commands';
@@ -9,7 +9,7 @@ import { formatDev, resolveId, type DevId, type DevNumber } from './dev';
 import { CallSite, DmClosedError, toDmError, type CaptureMode } from './errors';
 import { DeviceLocks } from './locks';
 import type { StatusRow } from './status';
-import { Continue, countAnswer, countFailure, isOneIoctl, payloadOf, ProgramRun, type IoctlCounts, type Program } from './steps';
+import { Continue, countAnswer, countFailure, isOneIoctl, payloadOf, ProgramRun, type IoctlCounts, type OneIoctl, type Program } from './steps';
 import type { Table } from './table';
 import { openControl } from './open';
 import { DeviceMapperSync } from './sync';
@@ -392,30 +392,65 @@ export class DeviceMapper {
    * queued behind the operations of this instance on the same device when `key` is given,
    * then its program's ioctls, pauses and device locks until it returns or throws.
    */
-  private async exec<T>(site: CallSite, program: Program<T>, key?: string): Promise<T> {
-    if (this.closing || this.control.closed) throw site.attach(new DmClosedError(site.name));
+  private exec<T>(site: CallSite, program: Program<T>, key?: string): Promise<T> {
+    if (this.closing || this.control.closed) return Promise.reject(site.attach(new DmClosedError(site.name)));
+    if (key !== undefined || !isOneIoctl(program)) return this.steps(site, program, key);
+    // Most commands: one ioctl and no device lock, its answer finished in one reaction (no
+    // async function's frame, no map of locks: the commonest call allocates least).
     this.inflight++;
+    let sent: Promise<NativeCallResult>;
+    try {
+      sent = this.send(program.step.request);
+    } catch (e) {
+      this.settled();
+      return Promise.reject(site.attach(this.failedOne(site, program, e)));
+    }
+    return sent.then(
+      (answer) => {
+        let value: T | Continue<T>;
+        try {
+          value = this.finishOne(program, answer);
+        } catch (e) {
+          this.settled();
+          throw e instanceof Error ? site.attach(e) : e;
+        }
+        if (!(value instanceof Continue)) {
+          this.settled();
+          return value;
+        }
+        // A large answer goes on in slices, as the program would (still in flight).
+        return this.steps(site, value.program, undefined, true);
+      },
+      (e: unknown) => {
+        this.settled();
+        throw site.attach(this.failedOne(site, program, e));
+      },
+    );
+  }
+
+  /**
+   * `exec` for a command that takes a device lock or runs several steps (or goes on from a
+   * large answer: then already counted in flight).
+   */
+  private async steps<T>(site: CallSite, program: Program<T>, key: string | undefined, counted = false): Promise<T> {
+    if (!counted) this.inflight++;
     const held = new Map<string, () => void>();
     try {
       // A free device is taken without a pause: the call's first ioctl is submitted in the
       // order of the calls (a suspend, then an info of the same device, sees it suspended).
       if (key !== undefined) held.set(key, this.locks.tryAcquire(key) ?? (await this.locks.acquire(key)));
       // The program's steps, to its end (here, not in an async function of its own: one
-      // promise and one await fewer per call); a command of one ioctl (most are) without the
-      // step loop.
+      // promise and one await fewer per call); a command of one ioctl without the step loop.
       const startEpoch = this.epoch;
       try {
         if (!isOneIoctl(program)) return await this.drive(site, program, held, startEpoch);
-        const { request, device } = program.step;
-        let answer: NativeResult;
+        let answer: NativeCallResult;
         try {
-          answer = fromCall(await this.send(request));
+          answer = await this.send(program.step.request);
         } catch (e) {
-          countFailure(this.counts);
-          throw toDmError(e, site, device);
+          throw this.failedOne(site, program, e);
         }
-        countAnswer(this.counts, answer);
-        const value = program.finish(answer);
+        const value = this.finishOne(program, answer);
         // A large answer goes on in slices, as the program would.
         return value instanceof Continue ? await this.drive(site, value.program, held, startEpoch) : value;
       } catch (e) {
@@ -426,9 +461,27 @@ export class DeviceMapper {
         this.epoch++;
         for (const release of [...held.values()].reverse()) release();
       }
-      this.inflight--;
-      if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      this.settled();
     }
+  }
+
+  /** A one-ioctl program's answer, counted and finished. */
+  private finishOne<T>(program: OneIoctl<T>, call: NativeCallResult): T | Continue<T> {
+    const answer = fromCall(call);
+    countAnswer(this.counts, answer);
+    return program.finish(answer);
+  }
+
+  /** The error a one-ioctl program's failed ioctl throws (counted). */
+  private failedOne(site: CallSite, program: OneIoctl<unknown>, e: unknown): Error {
+    countFailure(this.counts);
+    return toDmError(e, site, program.step.device);
+  }
+
+  /** A command has ended: close() goes on once none is in flight. */
+  private settled(): void {
+    this.inflight--;
+    if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Sends one request to the addon's I/O threads (its answer in the compact form: see fromCall). */
