@@ -255,32 +255,42 @@ function nativeU64(low: number, high: number): NativeU64 {
 /** Words of a `call` answer's header: the sync header's, then the rows' count and ASCII-ness. */
 export const CALL_HEADER_WORDS = SYNC_HEADER_WORDS + 2;
 
-/** An answer from the numbers in `header` (from word `at`) and the rest. */
+/** Word `i` of a header, a 32-bit unsigned value, as an integer. */
+function u32(header: Float64Array, i: number): number {
+  return (header[i] ?? 0) >>> 0;
+}
+
+/** An answer from the numbers in `header` (from word `at`) and the rest, made in one literal. */
 function answerOf(
   header: Float64Array,
   at: number,
   name: string,
   uuid: string,
-  payload: Pick<NativeResult, 'targets' | 'devices' | 'versions' | 'deps' | 'data'>,
+  targets: NativeRows | undefined,
+  devices: NativeIndexed | undefined,
+  versions: NativeResult['versions'],
+  deps: NativeResult['deps'],
+  data: NativeResult['data'],
   lender: Lender | undefined,
 ): Answer {
-  const h = (i: number): number => header[at + i] ?? 0;
+  // The header's words are 32-bit (open_count signed): as integers, which V8 keeps unboxed
+  // (a double field would box each value in a heap number of its own, per answer).
   return {
-    version: [h(8), h(9), h(10)],
-    flags: h(0),
+    version: [u32(header, at + 8), u32(header, at + 9), u32(header, at + 10)],
+    flags: u32(header, at),
     name,
     uuid,
-    dev: nativeU64(h(1), h(2)),
-    openCount: h(3),
-    eventNr: h(4),
-    targetCount: h(5),
-    ioctls: h(6),
-    bufferSize: h(7),
-    targets: payload.targets,
-    devices: payload.devices,
-    versions: payload.versions,
-    deps: payload.deps,
-    data: payload.data,
+    dev: nativeU64(u32(header, at + 1), u32(header, at + 2)),
+    openCount: (header[at + 3] ?? 0) | 0,
+    eventNr: u32(header, at + 4),
+    targetCount: u32(header, at + 5),
+    ioctls: u32(header, at + 6),
+    bufferSize: u32(header, at + 7),
+    targets,
+    devices,
+    versions,
+    deps,
+    data,
     lender,
     call: lender?.calls,
   };
@@ -292,7 +302,12 @@ function answerOf(
  */
 export function fromCompact(header: Float64Array, compact: NativeCompactResult, lender?: Lender): Answer {
   const [name, uuid, targets, devices, versions, deps, data] = compact;
-  return answerOf(header, 0, name, uuid, { targets, devices, versions, deps, data }, lender);
+  return answerOf(header, 0, name, uuid, targets, devices, versions, deps, data, lender);
+}
+
+/** A `call` answer's flat rows or devices, as the object form gives them. */
+function indexedOf(flat: NativeFlatRows, count: number, ascii: boolean): NativeRows {
+  return { bytes: flat[0], index: new Uint32Array(flat[1]), count, ascii, types: flat[2] ?? [] };
 }
 
 /** The answer `call` resolved with, as the object form gives it. */
@@ -300,6 +315,5 @@ export function fromCall(answer: NativeCallResult): Answer {
   const [name, uuid, targets, devices, versions, deps, data, header, at] = answer;
   const count = header[at + SYNC_HEADER_WORDS] ?? 0;
   const ascii = header[at + SYNC_HEADER_WORDS + 1] === 1;
-  const indexed = (flat: NativeFlatRows): NativeRows => ({ bytes: flat[0], index: new Uint32Array(flat[1]), count, ascii, types: flat[2] ?? [] });
-  return answerOf(header, at, name, uuid, { targets: targets && indexed(targets), devices: devices && indexed(devices), versions, deps, data }, undefined);
+  return answerOf(header, at, name, uuid, targets && indexedOf(targets, count, ascii), devices && indexedOf(devices, count, ascii), versions, deps, data, undefined);
 }
