@@ -114,6 +114,8 @@ abstract class Indexed {
   protected text(offset: number, length: number): string {
     this.#stillLent();
     if (offset + length > this.#bytes.length) throw new Error(LENT);
+    // No window for nothing: a table of zero or error rows has no params at all.
+    if (length === 0) return '';
     if (this.#ascii && this.count >= DECODE_AT_ONCE) {
       // A window of the strings at once, then slices: ASCII reads the same in Latin-1 and
       // UTF-8, and the bytes between the strings (the records' headers) are never sliced.

@@ -95,6 +95,29 @@ describe('readers of indexed answers', () => {
     expect(devices.map((_, i) => [d.name(i), d.uuid(i), d.dev(i)])).to.deep.equal(devices.map((e) => [e.name, 'uuid' in e ? e.uuid : undefined, e.dev]));
   });
 
+  it('decode nothing for empty params: a table of 10,000 zero rows reads without a window of its bytes', () => {
+    const rows = Array.from({ length: 10000 }, (_, i) => ({ start: i * 8, length: 8, type: 'zero', params: '' }));
+    const reader = new RowReader(result({ targets: nativeRows(rows) }), 'v');
+    // Every Buffer#toString counted while the params are read.
+    const proto: unknown = Object.getPrototypeOf(Buffer.alloc(0));
+    if (typeof proto !== 'object' || proto === null) throw new Error('no Buffer prototype');
+    const decode: unknown = Reflect.get(proto, 'toString');
+    if (typeof decode !== 'function') throw new Error('no Buffer#toString');
+    let decoded = 0;
+    Reflect.set(proto, 'toString', function (this: Buffer, ...args: unknown[]): string {
+      decoded++;
+      const out: unknown = Reflect.apply(decode, this, args);
+      return typeof out === 'string' ? out : String(out);
+    });
+    try {
+      expect(rows.every((_, i) => reader.params(i) === '')).to.equal(true);
+    } finally {
+      Reflect.set(proto, 'toString', decode);
+    }
+    expect(decoded, 'strings decoded from the answer').to.equal(0);
+    expect(reader.all()).to.deep.equal(rows);
+  });
+
   it('treat a missing payload as no items, and refuse an index that does not match its count', () => {
     expect(new RowReader(result({}), 'v').count).to.equal(0);
     expect(new DeviceReader(result({})).count).to.equal(0);
