@@ -212,6 +212,21 @@ export declare class Control {
   watch(onArmed: () => void, onError: (error: NativeError) => void): NativeWatch;
   /** Per command, the largest buffer size (bytes) remembered for any device (16 KiB when none). */
   bufferSizes(): number[];
+  /**
+   * Gives back the ArrayBuffers of an answer of `call` (its rows' or devices' bytes and index)
+   * once it has been read: the large ones (64 KiB and more, lent without a copy) are detached,
+   * reading as empty from then on, and their memory is kept for the I/O threads to copy the
+   * next large answers into (a few buffers, 16 MiB at most; wiped first when secret). Others,
+   * and buffers given back already, are left as they are; a value that is not an ArrayBuffer
+   * is a TypeError.
+   */
+  recycle(...buffers: ArrayBuffer[]): void;
+  /**
+   * The memory of large answers: takes served by memory given back (`reused`), the bytes kept
+   * for the next answers (`keptBytes`), and the ArrayBuffers lent and not yet given back or
+   * collected (`lent`).
+   */
+  answerMemory(): { reused: number; keptBytes: number; lent: number };
   /** Rejects new calls, cancels waits and watches, waits for pending work, closes the fd. */
   close(): Promise<void>;
   /** Closes the fd at once; throws while asynchronous work is in flight (use close()). */

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "convert.h"
 #include "errors.h"
@@ -134,47 +135,87 @@ static dm::Request argsRequest(const Napi::CallbackInfo& info) {
   return req;
 }
 
+// An answer's memory lent to JavaScript by call(): its bytes or its index, each under an
+// ArrayBuffer of its own. The client gives it back (recycle) once it has read the answer; the
+// memory is then detached from the ArrayBuffer (which reads as empty from then on) and goes
+// to the pool that the I/O threads copy the next large answers into. Memory never given back
+// is freed (wiped, if secret) by the garbage collector.
+struct AnswerLoan;
+struct AnswerLending {
+  dm::AnswerPool pool;
+  // The memory lent, by address (JavaScript thread only).
+  std::unordered_map<const void*, AnswerLoan*> out;
+};
+
+struct AnswerLoan {
+  // Null: not lent by call() (the answers of ioctl() and of waits are left to the collector).
+  std::shared_ptr<AnswerLending> lending;
+  const void* at = nullptr;
+  dm::Buffer bytes;
+  std::vector<uint32_t> index;
+};
+
 namespace {
 
-// An ArrayBuffer over memory the addon hands to JavaScript: large ones without a copy (freed,
-// and wiped when secret, by the garbage collector), small ones copied (cheaper than a
-// finalizer). Where a runtime refuses external buffers, everything is copied.
-template <typename Owner>
-Napi::ArrayBuffer handOver(Napi::Env env, std::unique_ptr<Owner> owner, void* data, size_t size) {
+// An ArrayBuffer over an answer's memory: large ones without a copy (freed, and wiped when
+// secret, by the garbage collector, unless given back first), small ones copied (cheaper
+// than a finalizer). Where a runtime refuses external buffers, everything is copied.
+Napi::ArrayBuffer handOver(Napi::Env env, std::unique_ptr<AnswerLoan> loan, void* data, size_t size) {
   constexpr size_t kCopyBelow = 64 * 1024;
   if (size >= kCopyBelow) {
     napi_value external;
-    Owner* raw = owner.get();
+    AnswerLoan* raw = loan.get();
     napi_status s = napi_create_external_arraybuffer(
-        env, data, size, [](napi_env, void*, void* hint) { delete static_cast<Owner*>(hint); }, raw,
-        &external);
+        env, data, size,
+        [](napi_env, void*, void* hint) {
+          auto* l = static_cast<AnswerLoan*>(hint);
+          if (l->lending) {
+            auto it = l->lending->out.find(l->at);
+            if (it != l->lending->out.end() && it->second == l) l->lending->out.erase(it);
+          }
+          delete l;
+        },
+        raw, &external);
     if (s == napi_ok) {
-      owner.release();
+      loan.release();
+      if (raw->lending) {
+        raw->at = data;
+        raw->lending->out[data] = raw;
+      }
       return Napi::ArrayBuffer(env, external);
     }
   }
   Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, size);
   if (size > 0) std::memcpy(copy.Data(), data, size);
+  // Memory the pool may keep goes back to it at once (it keeps none under 64 KiB).
+  if (loan->lending) {
+    loan->lending->pool.give(std::move(loan->bytes));
+    loan->lending->pool.give(std::move(loan->index));
+  }
   return copy;
 }
 
 // The ArrayBuffers of an answer's rows or devices: its buffer and the index into it (see
-// dm::kIndexWords), both taken from the outcome.
+// dm::kIndexWords), both taken from the outcome; lent for recycle() when `lending` is given.
 struct HandedRows {
   Napi::ArrayBuffer bytes;
   Napi::ArrayBuffer index;
   size_t words;
 };
 
-HandedRows handOverRows(Napi::Env env, dm::Outcome& outcome) {
+HandedRows handOverRows(Napi::Env env, dm::Outcome& outcome, const std::shared_ptr<AnswerLending>& lending) {
   dm::Result& r = outcome.result;
-  auto buffer = std::make_unique<dm::Buffer>(std::move(outcome.answer));
-  void* bytes = buffer->bytes();
-  size_t size = r.rows == 0 ? 0 : buffer->capacity();
-  Napi::ArrayBuffer bytesBuffer = handOver(env, std::move(buffer), bytes, size);
-  auto index = std::make_unique<std::vector<uint32_t>>(std::move(r.index));
-  void* words = index->data();
-  size_t count = index->size();
+  auto bytes = std::make_unique<AnswerLoan>();
+  bytes->lending = lending;
+  bytes->bytes = std::move(outcome.answer);
+  void* data = bytes->bytes.bytes();
+  size_t size = r.rows == 0 ? 0 : bytes->bytes.capacity();
+  Napi::ArrayBuffer bytesBuffer = handOver(env, std::move(bytes), data, size);
+  auto index = std::make_unique<AnswerLoan>();
+  index->lending = lending;
+  index->index = std::move(r.index);
+  void* words = index->index.data();
+  size_t count = index->index.size();
   return {bytesBuffer, handOver(env, std::move(index), words, count * sizeof(uint32_t)), count};
 }
 
@@ -190,7 +231,7 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
   const dm::Result& r = outcome.result;
   const Keys::View k = addonData(env).keys.view();
   Napi::Object o = Napi::Object::New(env);
-  HandedRows rows = handOverRows(env, outcome);
+  HandedRows rows = handOverRows(env, outcome, nullptr);
   o.Set(k[Keys::Bytes], rows.bytes);
   o.Set(k[Keys::Index], Napi::Uint32Array::New(env, rows.words, rows.index, 0));
   o.Set(k[Keys::Count], Napi::Number::New(env, r.rows));
@@ -201,9 +242,9 @@ Napi::Object indexed(Napi::Env env, dm::Outcome& outcome) {
 // The rows or devices of an answer for call(): [bytes, index, types] (types only for rows),
 // their count and ASCII-ness in the answer's header (words kSyncHeaderWords and after): an
 // array of three, not an object whose every property a Node-API call adds.
-Napi::Array flatIndexed(Napi::Env env, dm::Outcome& outcome) {
+Napi::Array flatIndexed(Napi::Env env, dm::Outcome& outcome, const std::shared_ptr<AnswerLending>& lending) {
   Napi::Array out = Napi::Array::New(env, 3);
-  HandedRows rows = handOverRows(env, outcome);
+  HandedRows rows = handOverRows(env, outcome, lending);
   out.Set(0u, rows.bytes);
   out.Set(1u, rows.index);
   if (outcome.result.payload == dm::Payload::Specs) out.Set(2u, typesOf(env, outcome.result));
@@ -589,6 +630,8 @@ Napi::Function Control::Define(Napi::Env env) {
                          InstanceMethod<&Control::WaitEvent>("waitEvent"),
                          InstanceMethod<&Control::Watch>("watch"),
                          InstanceMethod<&Control::BufferSizes>("bufferSizes"),
+                         InstanceMethod<&Control::Recycle>("recycle"),
+                         InstanceMethod<&Control::AnswerMemory>("answerMemory"),
                          InstanceMethod<&Control::Close>("close"),
                          InstanceMethod<&Control::CloseSync>("closeSync"),
                          InstanceAccessor<&Control::Closed>("closed"),
@@ -596,6 +639,7 @@ Napi::Function Control::Define(Napi::Env env) {
 }
 
 Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(info) {
+  lending_ = std::make_shared<AnswerLending>();
   path_ = requirePath(info[0], "path");
   fd_ = openControl(path_);
   if (fd_ < 0) throw systemError(info.Env(), errno, "open", "open " + path_, "");
@@ -606,6 +650,8 @@ Control::Control(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Control>(inf
 Control::~Control() {
   stopThreads();
   stopPool();
+  // ArrayBuffers still lent keep their own memory, and the pool, until they are collected.
+  lending_->pool.close();
   // A lent answer still referenced from JavaScript keeps its memory (shared ownership).
   for (Lent& lent : lent_) {
     if (lent.ref != nullptr) napi_delete_reference(Env(), lent.ref);
@@ -684,7 +730,7 @@ Napi::Value Control::submit(Napi::Env env, dm::Request req, bool compact) {
   uint64_t id = nextIoctl_++;
   uint32_t cmd = req.cmd;
   try {
-    pool_->submit(env, id, fd_, &hints_, std::move(req));
+    pool_->submit(env, id, fd_, &hints_, &lending_->pool, std::move(req));
   } catch (const std::system_error& e) {
     throw systemError(env, e.code().value(), "pthread_create", commandName(cmd), "cannot start an I/O thread");
   }
@@ -720,7 +766,7 @@ void Control::Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& bat
         h[kSyncHeaderWords] = r.rows;
         h[kSyncHeaderWords + 1] = r.ascii ? 1 : 0;
         bool rows = r.payload == dm::Payload::Specs || r.payload == dm::Payload::Names;
-        Napi::Array out = compactArray(env, r, rows ? flatIndexed(env, done.outcome) : payloadOf(env, done.outcome, nullptr), 9);
+        Napi::Array out = compactArray(env, r, rows ? flatIndexed(env, done.outcome, self->lending_) : payloadOf(env, done.outcome, nullptr), 9);
         out.Set(7u, header);
         out.Set(8u, Napi::Number::New(env, static_cast<double>(at)));
         pending.deferred.Resolve(out);
@@ -942,11 +988,49 @@ Napi::Value Control::BufferSizes(const Napi::CallbackInfo& info) {
   return a;
 }
 
+Napi::Value Control::Recycle(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  AnswerLending& lending = *lending_;
+  for (size_t i = 0; i < info.Length(); i++) {
+    if (!info[i].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "recycle() takes the ArrayBuffers of an answer of call()");
+    napi_value buffer = info[i];
+    void* data = nullptr;
+    size_t size = 0;
+    if (napi_get_arraybuffer_info(env, buffer, &data, &size) != napi_ok) continue;
+    auto it = lending.out.find(data);
+    // Copied (small), detached already, or not lent by call(): nothing to give back.
+    if (data == nullptr || it == lending.out.end()) continue;
+    AnswerLoan* loan = it->second;
+    // The memory leaves the loan before the ArrayBuffer lets go of it (its finalizer, which
+    // frees the loan, may run then).
+    dm::Buffer bytes = std::move(loan->bytes);
+    std::vector<uint32_t> index = std::move(loan->index);
+    if (napi_detach_arraybuffer(env, buffer) != napi_ok) {
+      loan->bytes = std::move(bytes);
+      loan->index = std::move(index);
+      continue;
+    }
+    lending.out.erase(data);
+    if (bytes.capacity() > 0) lending.pool.give(std::move(bytes));
+    if (index.capacity() > 0) lending.pool.give(std::move(index));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Control::AnswerMemory(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("reused", number(info.Env(), lending_->pool.reused()));
+  o.Set("keptBytes", number(info.Env(), lending_->pool.keptBytes()));
+  o.Set("lent", number(info.Env(), lending_->out.size()));
+  return o;
+}
+
 Napi::Value Control::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto deferred = Napi::Promise::Deferred::New(env);
   closing_ = true;
   stopThreads();
+  lending_->pool.close();
   reclaim(env, true);
   sync_->buffer.release();
   std::vector<uint32_t>().swap(sync_->index);
@@ -969,6 +1053,7 @@ Napi::Value Control::CloseSync(const Napi::CallbackInfo& info) {
   closing_ = true;
   stopThreads();
   stopPool();
+  lending_->pool.close();
   reclaim(env, true);
   sync_->buffer.release();
   std::vector<uint32_t>().swap(sync_->index);

@@ -18,6 +18,7 @@
 namespace devmapper {
 
 class BackgroundThread;
+struct AnswerLending;
 
 class Control : public Napi::ObjectWrap<Control> {
  public:
@@ -71,6 +72,8 @@ class Control : public Napi::ObjectWrap<Control> {
   Napi::Value WaitEvent(const Napi::CallbackInfo& info);
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value BufferSizes(const Napi::CallbackInfo& info);
+  Napi::Value Recycle(const Napi::CallbackInfo& info);
+  Napi::Value AnswerMemory(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value CloseSync(const Napi::CallbackInfo& info);
   Napi::Value Closed(const Napi::CallbackInfo& info);
@@ -145,6 +148,10 @@ class Control : public Napi::ObjectWrap<Control> {
     bool compact;  // answered as call() answers
   };
   static void Deliver(Napi::Env env, void* owner, std::vector<IoPool::Done>& batch);
+  // The large answers of call() lent to JavaScript, and the memory given back by recycle()
+  // for the I/O threads to copy the next ones into (see control.cc). Shared with every
+  // ArrayBuffer lent, which may outlive the Control.
+  std::shared_ptr<AnswerLending> lending_;
   void stopPool();
   std::unique_ptr<IoPool> pool_;
   std::map<uint64_t, PendingIoctl> ioctls_;

@@ -330,6 +330,98 @@ void Buffer::wipe(size_t n) {
   if (n >= dirty_) dirty_ = 0;
 }
 
+void Buffer::clearFrom(size_t n) {
+  if (words_ == nullptr || n >= dirty_) return;
+  std::memset(bytes() + n, 0, dirty_ - n);
+  dirty_ = n;
+}
+
+Buffer AnswerPool::take(size_t n) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // The smallest kept buffer with room, unless it is more than twice the need.
+    size_t best = buffers_.size();
+    for (size_t i = 0; i < buffers_.size(); i++) {
+      size_t c = buffers_[i].capacity();
+      if (c >= n && c / 2 <= n && (best == buffers_.size() || c < buffers_[best].capacity())) best = i;
+    }
+    if (best < buffers_.size()) {
+      Buffer out = std::move(buffers_[best]);
+      buffers_.erase(buffers_.begin() + static_cast<std::ptrdiff_t>(best));
+      reused_++;
+      return out;
+    }
+  }
+  Buffer out;
+  out.reserve(n, false);
+  return out;
+}
+
+std::vector<uint32_t> AnswerPool::takeIndex() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (indexes_.empty()) return {};
+  size_t best = 0;
+  for (size_t i = 1; i < indexes_.size(); i++)
+    if (indexes_[i].capacity() > indexes_[best].capacity()) best = i;
+  std::vector<uint32_t> out = std::move(indexes_[best]);
+  indexes_.erase(indexes_.begin() + static_cast<std::ptrdiff_t>(best));
+  out.clear();
+  reused_++;
+  return out;
+}
+
+void AnswerPool::give(Buffer&& buffer) {
+  Buffer b = std::move(buffer);
+  if (b.capacity() < kMinBytes) return;
+  auto fits = [&] { return !closed_ && buffers_.size() < kMaxKept && bytesLocked() + b.capacity() <= kMaxBytes; };
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!fits()) return;  // freed (and wiped, if secret) by its destructor
+  }
+  // An index holds offsets and lengths only; the bytes may hold a key. Wiped unlocked: the
+  // I/O threads take and give meanwhile.
+  if (b.secret()) b.wipe(b.capacity());
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (fits()) buffers_.push_back(std::move(b));
+}
+
+void AnswerPool::give(std::vector<uint32_t>&& index) {
+  std::vector<uint32_t> v = std::move(index);
+  size_t bytes = v.capacity() * sizeof(uint32_t);
+  if (bytes < kMinBytes) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ || indexes_.size() >= kMaxKept || bytesLocked() + bytes > kMaxBytes) return;
+  indexes_.push_back(std::move(v));
+}
+
+void AnswerPool::close() {
+  std::vector<Buffer> buffers;
+  std::vector<std::vector<uint32_t>> indexes;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    buffers.swap(buffers_);
+    indexes.swap(indexes_);
+  }
+}
+
+uint64_t AnswerPool::reused() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reused_;
+}
+
+size_t AnswerPool::keptBytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bytesLocked();
+}
+
+size_t AnswerPool::bytesLocked() const {
+  size_t n = 0;
+  for (const Buffer& b : buffers_) n += b.capacity();
+  for (const std::vector<uint32_t>& v : indexes_) n += v.capacity() * sizeof(uint32_t);
+  return n;
+}
+
 void Buffer::clear(size_t n) {
   if (words_ == nullptr) return;
   if (n > capacity_) n = capacity_;
@@ -615,7 +707,7 @@ namespace {
 
 // run() and runInPlace(): `inPlace` is the caller's index when the answer stays in scratch.
 Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
-                std::vector<uint32_t>* inPlace, IoctlFn fn, void* context) {
+                std::vector<uint32_t>* inPlace, IoctlFn fn, void* context, AnswerPool* pool) {
   Outcome outcome;
   const CommandInfo* info = commandInfo(req.cmd);
   if (info == nullptr) {
@@ -696,6 +788,8 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
       // The caller's index, its room kept from call to call.
       inPlace->clear();
       outcome.result.index.swap(*inPlace);
+    } else if (pool != nullptr && (outputPayload(req.cmd) == Payload::Specs || outputPayload(req.cmd) == Payload::Names)) {
+      outcome.result.index = pool->takeIndex();
     }
     std::string why = unpack(req.cmd, buf, size, &outcome.result);
     if (inPlace != nullptr) outcome.result.index.swap(*inPlace);
@@ -719,11 +813,19 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
         outcome.answer = std::move(scratch);
       } else {
         size_t keep = used < size ? used : size;
-        outcome.answer.reserve(keep, false);
+        if (pool != nullptr)
+          outcome.answer = pool->take(keep);
+        else
+          outcome.answer.reserve(keep, false);
         if (secure) outcome.answer.markSecret();
         std::memcpy(outcome.answer.bytes(), buf, keep);
-        std::memset(outcome.answer.bytes() + keep, 0, outcome.answer.capacity() - keep);
+        outcome.answer.touched(keep);
+        outcome.answer.clearFrom(keep);
       }
+    } else if (pool != nullptr && outcome.result.index.capacity() > 0) {
+      // Rows asked for and none came: the index's room goes back for the next answer.
+      pool->give(std::move(outcome.result.index));
+      outcome.result.index = {};
     }
     return outcome;
   }
@@ -732,13 +834,13 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
 }  // namespace
 
 Outcome run(int fd, const Request& req, SizeHints& hints, Buffer& scratch, IoctlFn fn,
-            void* context) {
-  return runWith(fd, req, hints, scratch, nullptr, fn, context);
+            void* context, AnswerPool* pool) {
+  return runWith(fd, req, hints, scratch, nullptr, fn, context, pool);
 }
 
 Outcome runInPlace(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
                    std::vector<uint32_t>& index, IoctlFn fn, void* context) {
-  return runWith(fd, req, hints, scratch, &index, fn, context);
+  return runWith(fd, req, hints, scratch, &index, fn, context, nullptr);
 }
 
 void secureZero(void* p, size_t n) {

@@ -104,7 +104,8 @@ std::string IoPool::orderKey(const dm::Request& req) {
   return std::string();
 }
 
-void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::Request req) {
+void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints,
+                    dm::AnswerPool* answers, dm::Request req) {
   if (!context_) {
     env_ = env;
     context_ = std::make_unique<Napi::AsyncContext>(env, "devmapper:io");
@@ -120,7 +121,7 @@ void IoPool::submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm
   }
   std::string key = orderKey(req);
   bool barrier = req.cmd == dm::kCmdRemoveAll;
-  submitted_.push_back(Job{id, fd, hints, std::move(req), std::move(key), barrier});
+  submitted_.push_back(Job{id, fd, hints, answers, std::move(req), std::move(key), barrier});
   // The first request of this run of JavaScript: hand them over before the loop waits.
   if (submitted_.size() == 1) uv_prepare_start(kick_->handle, OnPrepare);
 }
@@ -353,7 +354,7 @@ void IoPool::work() {
     Done done;
     done.id = job.id;
     done.cmd = job.req.cmd;
-    done.outcome = dm::run(job.fd, job.req, *job.hints, scratch);
+    done.outcome = dm::run(job.fd, job.req, *job.hints, scratch, dm::systemIoctl, nullptr, job.answers);
     lk.lock();
     running_--;
     if (!job.key.empty()) runningKeys_.erase(job.key);

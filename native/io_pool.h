@@ -93,7 +93,9 @@ class IoPool {
   // Queues a request (JavaScript thread); the workers see it once this run of JavaScript is
   // over. Throws std::system_error when the pool has no thread and none can start; the request
   // is then not queued.
-  void submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::Request req);
+  // The answer's memory comes from `answers` when it has some (see dm::AnswerPool).
+  void submit(Napi::Env env, uint64_t id, int fd, dm::SizeHints* hints, dm::AnswerPool* answers,
+              dm::Request req);
   // Whether the pending answers keep the event loop alive (JavaScript thread).
   void ref(Napi::Env env, bool keepAlive);
   // Ends every thread (a request in progress finishes its ioctl first) and lets go of the
@@ -110,6 +112,7 @@ class IoPool {
     uint64_t id;
     int fd;
     dm::SizeHints* hints;
+    dm::AnswerPool* answers;
     dm::Request req;
     std::string key;
     bool barrier;  // REMOVE_ALL

@@ -411,15 +411,17 @@ export class DeviceMapper {
         try {
           value = this.finishOne(program, answer);
         } catch (e) {
+          this.recycle(answer);
           this.settled();
           throw e instanceof Error ? site.attach(e) : e;
         }
         if (!(value instanceof Continue)) {
+          this.recycle(answer);
           this.settled();
           return value;
         }
         // A large answer goes on in slices, as the program would (still in flight).
-        return this.steps(site, value.program, undefined, true);
+        return this.steps(site, value.program, undefined, true, answer);
       },
       (e: unknown) => {
         this.settled();
@@ -430,9 +432,9 @@ export class DeviceMapper {
 
   /**
    * `exec` for a command that takes a device lock or runs several steps (or goes on from a
-   * large answer: then already counted in flight).
+   * large answer, `reading`: then already counted in flight).
    */
-  private async steps<T>(site: CallSite, program: Program<T>, key: string | undefined, counted = false): Promise<T> {
+  private async steps<T>(site: CallSite, program: Program<T>, key: string | undefined, counted = false, reading?: NativeCallResult): Promise<T> {
     if (!counted) this.inflight++;
     const held = new Map<string, () => void>();
     try {
@@ -443,16 +445,26 @@ export class DeviceMapper {
       // promise and one await fewer per call); a command of one ioctl without the step loop.
       const startEpoch = this.epoch;
       try {
-        if (!isOneIoctl(program)) return await this.drive(site, program, held, startEpoch);
+        if (!isOneIoctl(program)) return await this.drive(site, program, held, startEpoch, reading);
         let answer: NativeCallResult;
         try {
           answer = await this.send(program.step.request);
         } catch (e) {
           throw this.failedOne(site, program, e);
         }
-        const value = this.finishOne(program, answer);
+        let value: T | Continue<T>;
+        try {
+          value = this.finishOne(program, answer);
+        } catch (e) {
+          this.recycle(answer);
+          throw e;
+        }
+        if (!(value instanceof Continue)) {
+          this.recycle(answer);
+          return value;
+        }
         // A large answer goes on in slices, as the program would.
-        return value instanceof Continue ? await this.drive(site, value.program, held, startEpoch) : value;
+        return await this.drive(site, value.program, held, startEpoch, answer);
       } catch (e) {
         throw e instanceof Error ? site.attach(e) : e;
       }
@@ -484,6 +496,19 @@ export class DeviceMapper {
     if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
+  /**
+   * Gives an answer's memory back to the addon once its program is done with it: when the
+   * program ends or sends its next ioctl, the point from which the sync client's next call
+   * overwrites its answer, too. A large answer's ArrayBuffers then read as empty, and the next
+   * large answer is copied into memory already mapped instead of a fresh buffer paid for page
+   * by page.
+   */
+  private recycle(answer: NativeCallResult | undefined): void {
+    if (answer === undefined) return;
+    const rows = answer[2] ?? answer[3];
+    if (rows !== undefined) this.control.recycle(rows[0], rows[1]);
+  }
+
   /** Sends one request to the addon's I/O threads (its answer in the compact form: see fromCall). */
   private send(r: NativeRequest): Promise<NativeCallResult> {
     return this.control.call(r.cmd, r.flags, r.dev ?? 0, r.eventNr ?? 0, r.name ?? '', r.uuid ?? '', payloadOf(r));
@@ -493,35 +518,44 @@ export class DeviceMapper {
    * Runs a program's ioctls, pauses, yields and device locks (held in `held` until the
    * command ends) until it returns or throws.
    */
-  private async drive<T>(site: CallSite, program: Program<T>, held: Map<string, () => void>, startEpoch: number): Promise<T> {
+  private async drive<T>(site: CallSite, program: Program<T>, held: Map<string, () => void>, startEpoch: number, reading?: NativeCallResult): Promise<T> {
     const run = new ProgramRun(program, this.counts);
-    for (;;) {
-      const next = run.next();
-      if (next.done === true) return next.value;
-      const step = next.value;
-      if (step.kind === 'sleep') {
-        await new Promise((resolve) => setTimeout(resolve, step.ms));
-        run.answer({});
-      } else if (step.kind === 'lock') {
-        if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
-        run.answer({ stale: this.epoch !== startEpoch });
-      } else if (step.kind === 'yield') {
-        // Timers, I/O callbacks and other calls' answers run before the next slice.
-        await new Promise((resolve) => setImmediate(resolve));
-        run.answer({});
-      } else if (isUdevStep(step)) {
-        try {
-          run.answer(await runUdevStep(step));
-        } catch (e) {
-          run.threw(e);
-        }
-      } else {
-        try {
-          run.answered(fromCall(await this.send(step.request)));
-        } catch (e) {
-          run.failed(toDmError(e, site, step.device));
+    // The last answer given to the program, until it is done with it (see recycle).
+    let last = reading;
+    try {
+      for (;;) {
+        const next = run.next();
+        if (next.done === true) return next.value;
+        const step = next.value;
+        if (step.kind === 'sleep') {
+          await new Promise((resolve) => setTimeout(resolve, step.ms));
+          run.answer({});
+        } else if (step.kind === 'lock') {
+          if (!held.has(step.key)) held.set(step.key, await this.locks.acquire(step.key));
+          run.answer({ stale: this.epoch !== startEpoch });
+        } else if (step.kind === 'yield') {
+          // Timers, I/O callbacks and other calls' answers run before the next slice.
+          await new Promise((resolve) => setImmediate(resolve));
+          run.answer({});
+        } else if (isUdevStep(step)) {
+          try {
+            run.answer(await runUdevStep(step));
+          } catch (e) {
+            run.threw(e);
+          }
+        } else {
+          this.recycle(last);
+          last = undefined;
+          try {
+            last = await this.send(step.request);
+            run.answered(fromCall(last));
+          } catch (e) {
+            run.failed(toDmError(e, site, step.device));
+          }
         }
       }
+    } finally {
+      this.recycle(last);
     }
   }
 

@@ -22,6 +22,13 @@ function isControl(value: unknown): value is Control {
   return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'ioctl') === 'function';
 }
 
+/** The native control of one DeviceMapper or DeviceMapperSync (its private `control`). */
+export function nativeControl(dm: DeviceMapper | DeviceMapperSync): Control {
+  const control: unknown = Reflect.get(dm, 'control');
+  if (!isControl(control)) throw new Error('DeviceMapper has no native control');
+  return control;
+}
+
 /**
  * Puts `hooks` around the native control of one DeviceMapper or DeviceMapperSync (its private
  * `control`): the client code runs unchanged. Around `callSync` and `ioctlSync` (the compact forms
@@ -29,8 +36,7 @@ function isControl(value: unknown): value is Control {
  * promise. Returns the function that takes them away again.
  */
 export function hookControl(dm: DeviceMapper | DeviceMapperSync, hooks: ControlHooks): () => void {
-  const control: unknown = Reflect.get(dm, 'control');
-  if (!isControl(control)) throw new Error('DeviceMapper has no native control');
+  const control = nativeControl(dm);
   const proxy = new Proxy(control, {
     get(target, property) {
       if (property === 'ioctl') {

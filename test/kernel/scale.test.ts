@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Command, DeviceMapper, Flag, Table, targets } from '../../ts/index';
-import { hookControl } from './hooks';
+import { hookControl, nativeControl } from './hooks';
 import { TestContext, devName, dmsetup, timeoutAtLeast } from './helpers';
 
 /** The status row types of the zero/error table in the slices test. */
@@ -72,6 +72,48 @@ describe('buffer growth and concurrency in the kernel', function () {
     } finally {
       sync.close();
     }
+  });
+
+  it("a large answer's memory goes back to the addon once read: its ArrayBuffers read as empty after, and the next large answers are copied into it, whole and right, one at a time or many at once", async function () {
+    timeoutAtLeast(this, 120000);
+    const rows = 20000;
+    const table = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.zero() : targets.error() })));
+    const other = new Table(Array.from({ length: rows }, (_, i) => ({ start: i * 8, length: 8, target: i % 2 === 0 ? targets.error() : targets.zero() })));
+    const [a, b] = [devName('reused-a'), devName('reused-b')];
+    await t.dm.create(a, { table });
+    await t.dm.create(b, { table: other });
+    const control = nativeControl(t.dm);
+    const memory = (): { reused: number; keptBytes: number; lent: number } => control.answerMemory();
+    const lent: ArrayBufferLike[] = [];
+    const unhook = hookControl(t.dm, {
+      after: (_request, r) => {
+        const rowsOf = r.targets ?? r.devices;
+        if (rowsOf !== undefined) lent.push(rowsOf.bytes, rowsOf.index.buffer);
+      },
+    });
+    try {
+      const before = memory();
+      for (let i = 0; i < 3; i++) expect((await t.dm.table(a))?.equals(table), `read ${i}`).to.equal(true);
+      const status = await t.dm.status(a);
+      expect(status.map((r) => r.type)).to.deep.equal(status0(rows));
+      const sequential = memory();
+      // Each answer's bytes and index: 64 KiB and more, lent without a copy, given back after.
+      expect(lent).to.have.length(8);
+      expect(lent.every((buffer) => buffer.byteLength === 0), 'every ArrayBuffer given back (detached)').to.equal(true);
+      expect(sequential.lent).to.equal(0);
+      // The first read's memory served the later ones (its bytes and its index, each time).
+      expect(sequential.reused - before.reused).to.be.at.least(4);
+      expect(sequential.keptBytes).to.be.greaterThan(0).and.at.most(16 * 1024 * 1024);
+      // Sixteen reads of two tables at once, on the I/O threads: each its own table, whole.
+      const reads = await Promise.all(Array.from({ length: 16 }, (_, i) => t.dm.table(i % 2 === 0 ? a : b)));
+      reads.forEach((r, i) => expect(r?.equals(i % 2 === 0 ? table : other), `read ${i} at once`).to.equal(true));
+      expect(memory().lent).to.equal(0);
+      expect(lent.every((buffer) => buffer.byteLength === 0)).to.equal(true);
+    } finally {
+      unhook();
+    }
+    // dmsetup ends a row without params with a space.
+    expect(dmsetup('table', b).trim().split('\n').map((l) => l.trimEnd())).to.deep.equal(other.toString().split('\n'));
   });
 
   it('a large table is handed to the addon as a target list, and the kernel holds every row (load, reload, sync create)', async function () {
