@@ -995,8 +995,7 @@ Napi::Value Control::Recycle(const Napi::CallbackInfo& info) {
     if (!info[i].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "recycle() takes the ArrayBuffers of an answer of call()");
     napi_value buffer = info[i];
     void* data = nullptr;
-    size_t size = 0;
-    if (napi_get_arraybuffer_info(env, buffer, &data, &size) != napi_ok) continue;
+    if (napi_get_arraybuffer_info(env, buffer, &data, nullptr) != napi_ok) continue;
     auto it = lending.out.find(data);
     // Copied (small), detached already, or not lent by call(): nothing to give back.
     if (data == nullptr || it == lending.out.end()) continue;

@@ -788,8 +788,9 @@ Outcome runWith(int fd, const Request& req, SizeHints& hints, Buffer& scratch,
       // The caller's index, its room kept from call to call.
       inPlace->clear();
       outcome.result.index.swap(*inPlace);
-    } else if (pool != nullptr && (outputPayload(req.cmd) == Payload::Specs || outputPayload(req.cmd) == Payload::Names)) {
-      outcome.result.index = pool->takeIndex();
+    } else if (pool != nullptr) {
+      Payload rows = outputPayload(req.cmd);
+      if (rows == Payload::Specs || rows == Payload::Names) outcome.result.index = pool->takeIndex();
     }
     std::string why = unpack(req.cmd, buf, size, &outcome.result);
     if (inPlace != nullptr) outcome.result.index.swap(*inPlace);

@@ -411,12 +411,10 @@ export class DeviceMapper {
         try {
           value = this.finishOne(program, answer);
         } catch (e) {
-          this.recycle(answer);
           this.settled();
           throw e instanceof Error ? site.attach(e) : e;
         }
         if (!(value instanceof Continue)) {
-          this.recycle(answer);
           this.settled();
           return value;
         }
@@ -452,19 +450,9 @@ export class DeviceMapper {
         } catch (e) {
           throw this.failedOne(site, program, e);
         }
-        let value: T | Continue<T>;
-        try {
-          value = this.finishOne(program, answer);
-        } catch (e) {
-          this.recycle(answer);
-          throw e;
-        }
-        if (!(value instanceof Continue)) {
-          this.recycle(answer);
-          return value;
-        }
+        const value = this.finishOne(program, answer);
         // A large answer goes on in slices, as the program would.
-        return await this.drive(site, value.program, held, startEpoch, answer);
+        return value instanceof Continue ? await this.drive(site, value.program, held, startEpoch, answer) : value;
       } catch (e) {
         throw e instanceof Error ? site.attach(e) : e;
       }
@@ -477,11 +465,22 @@ export class DeviceMapper {
     }
   }
 
-  /** A one-ioctl program's answer, counted and finished. */
+  /**
+   * A one-ioctl program's answer, counted and finished; its memory given back unless the
+   * program goes on reading it in slices (then drive gives it back at the end).
+   */
   private finishOne<T>(program: OneIoctl<T>, call: NativeCallResult): T | Continue<T> {
-    const answer = fromCall(call);
-    countAnswer(this.counts, answer);
-    return program.finish(answer);
+    let value: T | Continue<T>;
+    try {
+      const answer = fromCall(call);
+      countAnswer(this.counts, answer);
+      value = program.finish(answer);
+    } catch (e) {
+      this.recycle(call);
+      throw e;
+    }
+    if (!(value instanceof Continue)) this.recycle(call);
+    return value;
   }
 
   /** The error a one-ioctl program's failed ioctl throws (counted). */
