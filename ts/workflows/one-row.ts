@@ -134,6 +134,10 @@ export async function waitForState<S>(
   let lastKey: string | undefined;
   for (;;) {
     const state = await read();
+    // `read` goes by `id`: the state counts only if the device named is still the one meant
+    // after it (the event counter of the wait stays the one read before it, so that an event
+    // raised meanwhile ends the next wait at once).
+    sameDevice(await dm.info(id), name, dev, info.eventNr);
     if (done(state)) return state;
     if (onProgress !== undefined) {
       const key = progressKey(state);
@@ -141,6 +145,7 @@ export async function waitForState<S>(
       lastKey = key;
     }
     const tick = onProgress === undefined ? undefined : AbortSignal.timeout(interval);
+    const seen = info.eventNr;
     try {
       info = await dm.waitEvent(id, info.eventNr, { signal: tick === undefined ? bound : AbortSignal.any([bound, tick]) });
     } catch (e) {
@@ -151,6 +156,18 @@ export async function waitForState<S>(
       if (tick?.aborted !== true) throw e;
       info = await dm.info(id);
     }
-    if (!sameDev(info.dev, dev)) throw stale(name, dev, info.dev);
+    sameDevice(info, name, dev, seen);
+  }
+}
+
+/**
+ * Throws ESTALE unless `info` is of the device numbered `dev` and its event counter has not
+ * gone back below `eventNr`: a device removed and another made under the same name may get
+ * the same number at once, but its counter starts again from 0.
+ */
+function sameDevice(info: DeviceInfo, name: string, dev: DevNumber, eventNr: number): void {
+  if (!sameDev(info.dev, dev)) throw stale(name, dev, info.dev);
+  if (info.eventNr < eventNr) {
+    throw new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: its event counter went back from ${eventNr} to ${info.eventNr}: the device was removed and another made under its name and number` });
   }
 }
