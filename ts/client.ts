@@ -226,6 +226,14 @@ export interface RemoveOptions extends UdevCallOptions {
   deferred?: boolean;
   /** How many times an EBUSY is retried (udev and blkid scans race removes); default 5. */
   retries?: number;
+  /**
+   * As `dmsetup remove --force`: if the device is open (or stays busy through the retries),
+   * its live table is first replaced with one `error` row over its whole length, so
+   * that every opener's I/O fails from then on, and the remove is then tried again. If an
+   * opener still holds it, the remove fails with EBUSY and the device stays, failing all I/O
+   * (with `deferred`, the kernel removes it at its last close). Default false.
+   */
+  force?: boolean;
 }
 
 /**

@@ -36,6 +36,7 @@ import { kernelStatusRow, type StatusRow } from './status';
 import {
   call,
   createProgram,
+  forceRemoveProgram,
   identityOf,
   lockDevice,
   oneIoctl,
@@ -357,11 +358,13 @@ export function setUuid(ctx: Context, id: DevId, uuid: string, options: UdevCall
 /** DEV_REMOVE, EBUSY retried. */
 export function remove(ctx: Context, id: DevId, options: RemoveOptions | undefined): Cmd<void> {
   const dev = resolveId(id);
-  const opts = checkOptions(options, 'options', ['deferred', 'retries', 'udev', 'signal']);
+  const opts = checkOptions(options, 'options', ['deferred', 'retries', 'force', 'udev', 'signal']);
   const deferred = checkBoolean(opts.deferred, 'options.deferred', false);
   const retries = opts.retries === undefined ? 5 : checkInteger(opts.retries, 'options.retries', 0, 100);
+  const force = checkBoolean(opts.force, 'options.force', false);
   const udev = udevPlan(ctx, opts);
   const flags = deferred ? Flag.DEFERRED_REMOVE : 0;
+  if (force) return { program: forceRemoveProgram(idRequest(dev), dev.label, flags, retries, udev), key: lockKey(dev) };
   // Without nodes to look after, a device named by name or uuid need not be looked up first.
   // One named by number is (then removed by uuid or name): the kernel hands a freed number to
   // the next new device at once, so an EBUSY retry by number could remove another device.

@@ -738,3 +738,38 @@ export function* removeDeviceProgram(id: Pick<NativeRequest, 'name' | 'uuid' | '
   const ours = identityOf(found, label);
   yield* removeProgram({ cmd: Command.DEV_REMOVE, flags, ...refOf(ours) }, label, retries, udev, { name: ours.name, dev: decodeDev(ours.dev) });
 }
+
+/**
+ * DEV_REMOVE with `force`, as `dmsetup remove --force`: a device that is open (or stays busy
+ * through the retries) first gets one error row over its whole length in place of
+ * its live table (a reload: the old table is put back if the swap fails), so that its openers'
+ * I/O fails from then on, then the remove goes (EBUSY retried). An opener that keeps it open
+ * still makes that remove fail with EBUSY: the device then stays, failing all I/O (unless
+ * `flags` asks for a deferred remove, which the kernel then makes at its last close). Every
+ * step after the first names the device by the identity that answered it.
+ */
+export function* forceRemoveProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, flags: number, retries: number, udev: UdevPlan): Program<void> {
+  const found = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | Flag.SECURE_DATA, ...id }, label);
+  const ours = identityOf(found, label);
+  const ref = refOf(ours);
+  const node = { name: ours.name, dev: decodeDev(ours.dev) };
+  const remove = { cmd: Command.DEV_REMOVE, flags, ...ref };
+  let erred = false;
+  const fail = (): Program<NativeResult> => {
+    erred = true;
+    // The length read under the reload's lock: one error row over all of it.
+    const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => [{ start: 0, length: live.reduce((n, r) => n + r.length, 0), type: 'error', params: '' }];
+    return reloadProgram({ id: ref, label, rows, loadFlags: Flag.SECURE_DATA, suspendFlags: 0, udev });
+  };
+  // A device without a table has no I/O to fail.
+  const hasTable = found.targetCount > 0;
+  if (found.openCount > 0 && hasTable) yield* fail();
+  try {
+    yield* removeProgram(remove, label, retries, udev, node);
+  } catch (e) {
+    if (erred || !hasTable || !isErrno(e, 'EBUSY')) throw e;
+    // Opened since it was read (or held by a scan all along).
+    yield* fail();
+    yield* removeProgram(remove, label, retries, udev, node);
+  }
+}

@@ -287,6 +287,68 @@ describe('device lifecycle in the kernel', function () {
     expect((await dm.listDevices()).some((d) => d.name === name)).to.equal(false);
   });
 
+  it('remove with force: an open device gets an error table over its whole length (as dmsetup remove --force gives it), its I/O fails, the remove fails with EBUSY while it stays open and goes through once closed', async () => {
+    const sectors = 8192;
+    const zero = new Table([{ start: 0, length: sectors, target: targets.zero() }]);
+    const [ours, theirs] = [devName('force'), devName('force-peer')];
+    const info = await dm.create(ours, { table: zero });
+    const peer = await dm.create(theirs, { table: zero });
+    const [fh, ph] = [await open(info.path, 'r'), await open(peer.path, 'r')];
+    try {
+      const e = await dm.remove(ours, { force: true, retries: 1 }).catch((x: unknown) => x);
+      expect(e).to.be.instanceOf(DmError).and.include({ code: 'EBUSY', command: 'DM_DEV_REMOVE', device: ours });
+      const now = await dm.info(ours);
+      expect(now).to.include({ readOnly: false, suspended: false, openCount: 1, inactiveTable: false });
+      expect(now.dev).to.deep.equal(info.dev);
+      expect((await dm.table(ours))?.rows.map((r) => [r.start, r.length, r.type, r.params])).to.deep.equal([[0, sectors, 'error', '']]);
+      // dmsetup's own force on the same kind of device leaves the same table and flags.
+      expect(() => dmsetup('remove', '--force', theirs)).to.throw();
+      expect(lines(dmsetup('table', ours))).to.equal(lines(dmsetup('table', theirs)));
+      expect(dmsetup('info', '-c', '--noheadings', '-o', 'attr', ours)).to.equal(dmsetup('info', '-c', '--noheadings', '-o', 'attr', theirs));
+      // What the opener reads now fails (a part of the device it never read: nothing cached).
+      const read = await fh.read(Buffer.alloc(4096), 0, 4096, 2 * 1024 * 1024).catch((x: unknown) => x);
+      expect(read).to.include({ code: 'EIO' });
+    } finally {
+      await fh.close();
+      await ph.close();
+    }
+    await dm.remove(ours, { force: true });
+    await dm.remove(theirs);
+    expect((await dm.listDevices()).map((d) => d.name)).to.not.include.members([ours, theirs]);
+  });
+
+  it('remove with force of a device nobody holds removes it as it is; with deferred, an open one fails I/O at once and goes at its last close; force is checked before any ioctl', async () => {
+    const name = devName('force-free');
+    await dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });
+    await dm.remove(name, { force: true });
+    expect((await dm.listDevices()).some((d) => d.name === name)).to.equal(false);
+
+    const later = devName('force-deferred');
+    const info = await dm.create(later, { table: new Table([{ start: 0, length: 2048, target: targets.zero() }]) });
+    const fh = await open(info.path, 'r');
+    let closed = false;
+    try {
+      await dm.remove(later, { force: true, deferred: true });
+      const now = await dm.info(later);
+      expect(now).to.include({ deferredRemove: true });
+      expect((await dm.table(later))?.rows.map((r) => r.type)).to.deep.equal(['error']);
+      await fh.close();
+      closed = true;
+      expect(await eventually(async () => !(await dm.listDevices()).some((d) => d.name === later))).to.equal(true);
+    } finally {
+      if (!closed) await fh.close();
+    }
+    const missing = devName('force-missing');
+    expect(await dm.remove(missing, { force: true }).catch((x: unknown) => x)).to.include({ code: 'ENXIO' });
+    let bad: unknown;
+    try {
+      await dm.remove(missing, { force: 1 } as never);
+    } catch (x) {
+      bad = x;
+    }
+    expect(bad).to.be.instanceOf(TypeError);
+  });
+
   it('deferred remove of an open device marks it, and it goes when the last opener closes it', async () => {
     const name = devName('deferred');
     const info = await dm.create(name, { table: new Table([{ start: 0, length: 8, target: targets.zero() }]) });

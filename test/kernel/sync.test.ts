@@ -309,6 +309,24 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
     sdm.remove(name);
   });
 
+  it('remove with force swaps an open device to an error table on this thread (its read, the reload\'s own read under the lock, load, suspend, resume, remove: 6 ioctls), then reports the EBUSY; closed, it goes', () => {
+    const name = devName('sync-force');
+    const info = sdm.create(name, { table: zero(2048) });
+    const fd = openSync(info.path, 'r');
+    try {
+      const before = sdm.ioctlStats.commands;
+      const e = thrown(() => sdm.remove(name, { force: true, retries: 0 }));
+      expect(e).to.be.instanceOf(DmError).and.include({ code: 'EBUSY', command: 'DM_DEV_REMOVE', device: name });
+      expect(sdm.ioctlStats.commands - before).to.equal(6);
+      expect(sdm.info(name)).to.include({ suspended: false, openCount: 1 });
+      expect(dmsetup('table', name).trimEnd()).to.equal('0 2048 error');
+    } finally {
+      closeSync(fd);
+    }
+    sdm.remove(name, { force: true });
+    expect(sdm.listDevices().some((d) => d.name === name)).to.equal(false);
+  });
+
   it('recover finds and repairs a device left suspended with an inactive table', () => {
     const name = devName('sync-recover');
     sdm.create(name, { table: zero(8) });
