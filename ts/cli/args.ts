@@ -1,7 +1,7 @@
 /**
  * Argument helpers shared by the verbs: which device an invocation names (an operand, or
  * `--uuid` / `--major` and `--minor`), whole numbers, and table text (from `--table`, a file,
- * or stdin), all checked before any ioctl.
+ * or stdin), all checked before any ioctl; and a verb's act on several devices in turn.
  * @packageDocumentation
  */
 import { readFile } from 'node:fs/promises';
@@ -102,6 +102,28 @@ export function someDevices(ctx: VerbContext, values: SelectValues): { id: DevId
     return [{ id: selected, label: values.uuid !== undefined ? `uuid ${values.uuid}` : `${values.major ?? ''}:${values.minor ?? ''}` }];
   }
   return ctx.args.map((a) => ({ id: deviceOperand(a), label: a }));
+}
+
+/**
+ * `act` on each device in turn, its results in order. The first failure stops: when several
+ * devices were named, a warning first says which of them `act` was done to (`done`: 'removed',
+ * 'suspended'...) and which were not tried, so that a script knows where things stand.
+ */
+export function actOnEach<T>(ctx: VerbContext, devices: readonly { id: DevId; label: string }[], done: string, act: (id: DevId) => T): T[] {
+  const out: T[] = [];
+  for (const [i, d] of devices.entries()) {
+    try {
+      out.push(act(d.id));
+    } catch (e) {
+      if (devices.length > 1) {
+        const before = devices.slice(0, i).map((x) => x.label);
+        const after = devices.slice(i + 1).map((x) => x.label);
+        ctx.warn(`${before.length === 0 ? `none ${done}` : `${done} ${before.join(', ')}`} before ${d.label} failed; ${after.length === 0 ? 'no other was named' : `not tried: ${after.join(', ')}`}`);
+      }
+      throw e;
+    }
+  }
+  return out;
 }
 
 /**

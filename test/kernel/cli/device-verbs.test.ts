@@ -316,6 +316,42 @@ describe('devmapper command: device verbs in the kernel', () => {
     expect(left).to.not.include.members([top, empty]);
   });
 
+  it('remove, suspend and resume of several devices: the first failure stops, after a warning that names the devices done before it and those not tried', async () => {
+    const [a, b, c, d] = [devName('each-a'), devName('each-b'), devName('each-c'), devName('each-d')];
+    for (const name of [a, b, c, d]) await ok('create', name, '--table', '0 8 zero');
+    const fd = openSync(`/dev/mapper/${b}`, 'r');
+    try {
+      const r = await runCli(['remove', a, b, c, d]);
+      expect(r).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove: removed ${a} before ${b} failed; not tried: ${c}, ${d}\ndevmapper: remove ${b}: EBUSY (device or resource busy)\n` });
+      // --force: still held, the remove fails, but the device now fails all I/O.
+      expect(await runCli(['remove', '-f', b])).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove ${b}: EBUSY (device or resource busy)\n` });
+      expect(dmsetup('table', b).trimEnd()).to.equal('0 8 error');
+    } finally {
+      closeSync(fd);
+    }
+    let names = (await t.dm.listDevices()).map((x) => x.name);
+    expect(names).to.not.include(a);
+    expect(names).to.include.members([b, c, d]);
+
+    const missing = devName('each-missing');
+    let r = await runCli(['suspend', c, missing, d]);
+    expect(r).to.deep.equal({ code: 3, stdout: '', stderr: `devmapper: suspend: suspended ${c} before ${missing} failed; not tried: ${d}\ndevmapper: suspend ${missing}: ENXIO (no such device or address)\n` });
+    expect((await t.dm.info(c)).suspended).to.equal(true);
+    expect((await t.dm.info(d)).suspended).to.equal(false);
+    r = await runCli(['resume', missing, c]);
+    expect(r).to.deep.equal({ code: 3, stdout: '', stderr: `devmapper: resume: none resumed before ${missing} failed; not tried: ${c}\ndevmapper: resume ${missing}: ENXIO (no such device or address)\n` });
+    expect((await t.dm.info(c)).suspended).to.equal(true);
+    // The last one failing: nothing is left untried.
+    r = await runCli(['resume', c, missing]);
+    expect(r.stderr).to.equal(`devmapper: resume: resumed ${c} before ${missing} failed; no other was named\ndevmapper: resume ${missing}: ENXIO (no such device or address)\n`);
+    expect((await t.dm.info(c)).suspended).to.equal(false);
+    // One device named: its error alone, as before.
+    expect((await runCli(['remove', missing])).stderr).to.equal(`devmapper: remove ${missing}: ENXIO (no such device or address)\n`);
+    expect(await json('remove', b, c, d)).to.deep.equal({ removed: [b, c, d] });
+    names = (await t.dm.listDevices()).map((x) => x.name);
+    expect(names).to.not.include.members([b, c, d]);
+  });
+
   it('table hides a crypt key unless --showkeys, as dmsetup does, in text and JSON', async () => {
     const disk = await t.fx.loop(2048);
     const name = devName('crypt');

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { DeviceInfo } from '../../client';
-import { holdsKey, newDeviceName, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
+import { actOnEach, holdsKey, newDeviceName, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
 import { ExitCode, UsageError, defineVerb, type VerbContext } from '../verb';
 
 const TABLE_OPTION = { type: 'string', value: 'ROWS', help: 'the table, rows one a line (else FILE, else stdin)' } as const;
@@ -110,7 +110,7 @@ export const suspend = defineVerb({
   name: 'suspend',
   summary: 'Suspend devices (I/O is held until resume)',
   usage: 'NAME...',
-  description: 'Each device in turn; the first failure stops. JSON: an array of the DeviceInfo of each.',
+  description: 'Each device in turn; the first failure stops (a warning then names those done before it and\nthose not tried). JSON: an array of the DeviceInfo of each.',
   options: {
     ...SELECT_OPTIONS,
     noflush: { type: 'boolean', help: 'do not flush queued I/O (it is kept and resubmitted on resume)' },
@@ -120,7 +120,7 @@ export const suspend = defineVerb({
   async run(ctx) {
     const devices = named(ctx, ctx.options);
     const dm = ctx.syncClient();
-    const infos = devices.map((d) => dm.suspend(d.id, { noFlush: ctx.options.noflush === true, noLockfs: ctx.options.nolockfs === true }));
+    const infos = actOnEach(ctx, devices, 'suspended', (id) => dm.suspend(id, { noFlush: ctx.options.noflush === true, noLockfs: ctx.options.nolockfs === true }));
     if (ctx.global.json) ctx.out.json(infos);
     return ExitCode.ok;
   },
@@ -131,13 +131,13 @@ export const resume = defineVerb({
   name: 'resume',
   summary: 'Resume devices (an inactive table becomes live)',
   usage: 'NAME...',
-  description: 'Each device in turn; the first failure stops. JSON: an array of the DeviceInfo of each.',
+  description: 'Each device in turn; the first failure stops (a warning then names those done before it and\nthose not tried). JSON: an array of the DeviceInfo of each.',
   options: { ...SELECT_OPTIONS },
   positionals: { min: 0, max: Infinity },
   async run(ctx) {
     const devices = named(ctx, ctx.options);
     const dm = ctx.syncClient();
-    const infos = devices.map((d) => dm.resume(d.id));
+    const infos = actOnEach(ctx, devices, 'resumed', (id) => dm.resume(id));
     if (ctx.global.json) ctx.out.json(infos);
     return ExitCode.ok;
   },

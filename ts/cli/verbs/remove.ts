@@ -2,7 +2,7 @@
  * `devmapper remove` and `devmapper remove-all`.
  * @packageDocumentation
  */
-import { SELECT_OPTIONS, someDevices } from '../args';
+import { SELECT_OPTIONS, actOnEach, someDevices } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
 /** EBUSY retries of `remove --retry` (the library's default: udev and blkid scans race removes). */
@@ -13,13 +13,16 @@ export const remove = defineVerb({
   name: 'remove',
   summary: 'Remove devices',
   usage: 'NAME...',
-  description: `Each device in turn; the first failure stops. An open device is not removed (EBUSY) unless
---deferred: then the kernel removes it at its last close. --retry retries an EBUSY a few times
-(a udev or blkid scan may hold the device a moment). /dev/mapper/NAME is gone when it returns.
-JSON: { "removed": [NAME, ...] }.`,
+  description: `Each device in turn; the first failure stops (a warning then names those removed before it
+and those not tried). An open device is not removed (EBUSY) unless --deferred: then the kernel
+removes it at its last close. With --force an open device's table is first replaced by one that
+fails all I/O (an opener that keeps it open still makes the remove fail, but its I/O fails).
+--retry retries an EBUSY a few times (a udev or blkid scan may hold the device a moment).
+/dev/mapper/NAME is gone when it returns. JSON: { "removed": [NAME, ...] }.`,
   options: {
     ...SELECT_OPTIONS,
     deferred: { type: 'boolean', help: 'if the device is open, remove it at its last close' },
+    force: { type: 'boolean', short: 'f', help: 'if the device is open, make all its I/O fail first (an error table)' },
     retry: { type: 'boolean', help: `retry up to ${RETRIES} times while it is busy (EBUSY)` },
   },
   positionals: { min: 0, max: Infinity },
@@ -27,12 +30,9 @@ JSON: { "removed": [NAME, ...] }.`,
     const devices = someDevices(ctx, ctx.options);
     if (devices.length === 0) throw ctx.usageError('no device given (NAME, major:minor, --uuid or --major/--minor)');
     const dm = ctx.syncClient();
-    const removed: string[] = [];
-    for (const d of devices) {
-      dm.remove(d.id, { deferred: ctx.options.deferred === true, retries: ctx.options.retry === true ? RETRIES : 0 });
-      removed.push(d.label);
-    }
-    if (ctx.global.json) ctx.out.json({ removed });
+    const options = { deferred: ctx.options.deferred === true, force: ctx.options.force === true, retries: ctx.options.retry === true ? RETRIES : 0 };
+    actOnEach(ctx, devices, 'removed', (id) => dm.remove(id, options));
+    if (ctx.global.json) ctx.out.json({ removed: devices.map((d) => d.label) });
     return ExitCode.ok;
   },
 });
