@@ -8,6 +8,7 @@
 // Node-API call, fstat(2) from C).
 //   npm run build && node bench/ioctl.js
 //   BENCH_ONLY=calls,flight node bench/ioctl.js     only some tables (see README.md)
+//   BENCH_TRACE_GC=1 node bench/ioctl.js            with V8's own trace of each collection
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -693,10 +694,13 @@ async function main() {
   const cpuEnv = process.env.BENCH_CPU ?? '';
   const cpu = cpuEnv === 'none' ? undefined : cpuEnv !== '' ? Number(cpuEnv) : allowedCpus()?.at(-1);
   if (cpu !== undefined) console.log(`bench: the sandbox runs on host CPU ${cpu} (BENCH_CPU)`);
-  const r = await runInSandbox([process.execPath, __filename], { cwd: path.resolve(__dirname, '..'), memory: 2048, timeout: 30 * 60 * 1000, cpu });
+  // BENCH_TRACE_GC=1: V8 prints each collection (kind, heap before and after, pause, reason).
+  // NODE_OPTIONS refuses --trace-gc, so it goes on the guest's command line.
+  const traceGc = process.env.BENCH_TRACE_GC === '1' ? ['--trace-gc'] : [];
+  const r = await runInSandbox([process.execPath, ...traceGc, __filename], { cwd: path.resolve(__dirname, '..'), memory: 2048, timeout: 30 * 60 * 1000, cpu });
   process.exitCode = r.exitCode;
   // Only a full run is the record: a narrowed one prints its tables and nothing else.
-  if (r.exitCode === 0 && (process.env.BENCH_ONLY ?? '') === '' && process.env.BENCH_ROUNDS === undefined && process.env.BENCH_BATCH === undefined) {
+  if (r.exitCode === 0 && (process.env.BENCH_ONLY ?? '') === '' && process.env.BENCH_ROUNDS === undefined && process.env.BENCH_BATCH === undefined && traceGc.length === 0) {
     const when = new Date().toISOString().slice(0, 10);
     const text = `# Benchmark results\n\n\`npm run bench\` on ${when}, in one boot of the kernel sandbox (User-Mode Linux ${r.kernelRelease}, one CPU; ${os.cpus()[0]?.model ?? 'unknown CPU'} host). What each row and column means: README.md beside this file. Only counts and ratios within this boot mean anything.\n\n\`\`\`\n${r.output.trim()}\n\`\`\`\n`;
     fs.writeFileSync(path.join(__dirname, 'RESULTS.md'), text);
