@@ -147,6 +147,28 @@ export class Table {
   }
 
   /**
+   * dmsetup's table format with every row's secrets hidden by its type's own rule
+   * (`TargetModule.redact`: crypt's key and integrity's algorithm keys zeroed, a keyring key
+   * kept), as `dmsetup table` shows it without `--showkeys`: for logs and display.
+   */
+  redacted(): string {
+    return this.#rows.map((r) => {
+      const redact = targetModules[r.type]?.redact;
+      return redact === undefined ? formatRow(r) : formatParts(r.start, r.length, r.type, redact(r.params));
+    }).join('\n');
+  }
+
+  /**
+   * Whether a row holds a secret by its type's own rule (`TargetModule.holdsSecret`: every
+   * crypt row, an integrity row with an algorithm key): such a table should be created,
+   * loaded and read with `{ secure: true }` (DM_SECURE_DATA), so that the kernel and the
+   * library wipe their copies of it.
+   */
+  get holdsSecrets(): boolean {
+    return this.#rows.some((r) => targetModules[r.type]?.holdsSecret?.(r.params) === true);
+  }
+
+  /**
    * Parses dmsetup table text (one row a line; blank lines ignored). Rows of target types the
    * library models become typed targets; others stay `{ type, params }`. Throws DmParseError
    * naming the field at fault.

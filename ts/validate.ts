@@ -19,6 +19,19 @@ export function expected(what: string, name: string, value: unknown): TypeError 
   return new TypeError(`Expected ${what} for ${name} but received ${describe(value)}`);
 }
 
+/** A secret (a key) described without its content, for error messages. */
+export function describeSecret(value: unknown): string {
+  if (typeof value === 'string') return `a string of length ${value.length}`;
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
+/** A TypeError or RangeError in the house shape about a secret: its value is never quoted. */
+export function expectedSecret(kind: typeof TypeError | typeof RangeError, what: string, name: string, value: unknown): Error {
+  return new kind(`Expected ${what} for ${name} but received ${describeSecret(value)}`);
+}
+
 /** A RangeError in the house shape. */
 export function expectedRange(what: string, name: string, value: unknown): RangeError {
   return new RangeError(`Expected ${what} for ${name} but received ${describe(value)}`);

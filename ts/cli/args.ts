@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { parseDevNumber, type DevId } from '../dev';
 import { DmError, DmParseError } from '../errors';
 import { Table } from '../table';
-import { integrityHoldsKey } from '../targets/integrity';
 import { UsageError, type VerbContext } from './verb';
 
 /** The options that select a device other than by an operand (as dmsetup's -u, -j, -m). */
@@ -158,10 +157,6 @@ export async function tableInput(ctx: VerbContext, text: string | undefined, fil
   return tableFromText(await ctx.readInput(), 'stdin', ctx.verb.name);
 }
 
-/** Whether a table holds a key (a crypt row, an integrity row with an algorithm key): it then goes with DM_SECURE_DATA. */
-export function holdsKey(table: Table): boolean {
-  return table.rows.some((r) => r.type === 'crypt' || (r.type === 'integrity' && integrityHoldsKey(r.params)));
-}
 
 /** Runs `read` for each device; a listed device removed meanwhile is left out. */
 export function eachDevice<T>(devices: { id: DevId; label: string; listed: boolean }[], read: (id: DevId) => T): { label: string; value: T }[] {

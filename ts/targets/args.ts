@@ -12,7 +12,8 @@ export const U32_MAX = 0xffffffff;
 
 /**
  * Reads the words of a params or status text in order. Every failure is a DmParseError that
- * carries the whole text and names the field being read.
+ * carries the whole text (or `shown`: the text with its secrets hidden) and names the field
+ * being read.
  */
 export class ArgReader {
   readonly #words: readonly string[];
@@ -21,10 +22,12 @@ export class ArgReader {
   /**
    * @param text the params or status text
    * @param target the target type, for messages ('thin-pool')
+   * @param shown what errors quote of the text (crypt: the text with its key zeroed)
    */
   constructor(
     readonly text: string,
     readonly target: string,
+    readonly shown: string = text,
   ) {
     const trimmed = text.trim();
     this.#words = trimmed === '' ? [] : trimmed.split(/\s+/);
@@ -42,7 +45,7 @@ export class ArgReader {
 
   /** A DmParseError about `field` of this text. */
   fail(message: string, field: string): DmParseError {
-    return new DmParseError(`${this.target}: ${message}`, this.text, field);
+    return new DmParseError(`${this.target}: ${message}`, this.shown, field);
   }
 
   /** The next word; refuses a missing one. */

@@ -14,7 +14,7 @@
  */
 import type { DeviceRef } from '../dev';
 import { DmParseError } from '../errors';
-import { expected, expectedRange } from '../validate';
+import { expected, expectedRange, expectedSecret } from '../validate';
 import { ArgReader, builderOptions, choice, device, flag, freeze, integer, join, powerOfTwo, sectors, typedTarget, word } from './args';
 import type { Target, TargetModule, TargetStatusBase } from './types';
 
@@ -413,18 +413,6 @@ function ivOptionsWord(value: unknown, name: string): string {
 
 // ---- keys -----------------------------------------------------------------------------------
 
-/** A key value described without its content, for error messages. */
-function describeSecret(value: unknown): string {
-  if (typeof value === 'string') return `a string of length ${value.length}`;
-  if (value instanceof Uint8Array) return `${value.length} bytes`;
-  if (value === null) return 'null';
-  return typeof value === 'object' ? 'object' : typeof value;
-}
-
-function secretError(kind: typeof TypeError | typeof RangeError, what: string, name: string, value: unknown): Error {
-  return new kind(`Expected ${what} for ${name} but received ${describeSecret(value)}`);
-}
-
 const KEY_WHAT = "a hex key (an even number of hex digits), '-' or null for none, the key bytes, or { keySize, keyType, description }";
 
 function keyringKey(keySize: unknown, keyType: unknown, description: unknown, name: string): CryptKey {
@@ -438,16 +426,16 @@ function keyringKey(keySize: unknown, keyType: unknown, description: unknown, na
 function keyInput(value: unknown, name: string): CryptKey {
   if (value === null || value === '-') return { kind: 'none', keySize: 0 };
   if (typeof value === 'string') {
-    if (!/^(?:[0-9a-fA-F]{2})+$/.test(value)) throw secretError(RangeError, KEY_WHAT, name, value);
+    if (!/^(?:[0-9a-fA-F]{2})+$/.test(value)) throw expectedSecret(RangeError, KEY_WHAT, name, value);
     return { kind: 'hex', keySize: value.length / 2, hex: value.toLowerCase() };
   }
   if (value instanceof Uint8Array) {
-    if (value.length === 0) throw secretError(RangeError, 'at least one key byte (null for no key)', name, value);
+    if (value.length === 0) throw expectedSecret(RangeError, 'at least one key byte (null for no key)', name, value);
     let hex = '';
     for (const b of value) hex += b.toString(16).padStart(2, '0');
     return { kind: 'hex', keySize: value.length, hex };
   }
-  if (typeof value !== 'object' || Array.isArray(value)) throw secretError(TypeError, KEY_WHAT, name, value);
+  if (typeof value !== 'object' || Array.isArray(value)) throw expectedSecret(TypeError, KEY_WHAT, name, value);
   const kind: unknown = Reflect.get(value, 'kind');
   if (kind === 'hex') {
     const o = builderOptions(value as { kind: 'hex'; keySize: number; hex: string }, name, ['kind', 'keySize', 'hex']);
@@ -569,21 +557,6 @@ export function crypt(options: CryptOptions): CryptTarget {
   return makeCrypt(options);
 }
 
-/** An ArgReader whose errors carry the text with its key zeroed. */
-class CryptReader extends ArgReader {
-  constructor(
-    text: string,
-    target: string,
-    private readonly shown: string,
-  ) {
-    super(text, target);
-  }
-
-  override fail(message: string, field: string): DmParseError {
-    return new DmParseError(`${this.target}: ${message}`, this.shown, field);
-  }
-}
-
 /** The params text with its key word zeroed (for errors and display). */
 function maskParamsText(params: string): string {
   return params.replace(/^(\s*\S+\s+)(\S+)/, (_, head: string, key: string) => head + maskedKeyWord(key));
@@ -596,7 +569,7 @@ function maskParamsText(params: string): string {
  * its text has the key zeroed.
  */
 export function parseCrypt(params: string): CryptTarget {
-  const at = new CryptReader(params, 'crypt', maskParamsText(params));
+  const at = new ArgReader(params, 'crypt', maskParamsText(params));
   const spec = at.word('cipher');
   const cipher = readCipher(spec);
   if (typeof cipher === 'string') throw at.fail(`<cipher> ${JSON.stringify(spec)}: ${cipher}`, 'cipher');
@@ -724,6 +697,7 @@ export const cryptModule: TargetModule<CryptTarget, CryptStatus> = {
   parse: parseCrypt,
   parseStatus: parseCryptStatus,
   redact: maskParamsText,
+  holdsSecret: () => true,
   // The kernel's rule: the row is whole encryption sectors ("Device size is not multiple of sector_size feature").
   checkLength(target, length, name) {
     const t = parseCrypt(target.params);

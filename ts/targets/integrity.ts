@@ -5,7 +5,7 @@
  * touches the kernel.
  */
 import type { DeviceRef } from '../dev';
-import { expected, expectedRange } from '../validate';
+import { expected, expectedRange, expectedSecret } from '../validate';
 import { ArgReader, U32_MAX, builderOptions, choice, device, flag, freeze, integer, join, optionalInteger, powerOfTwo, sectors, typedTarget } from './args';
 import type { Target, TargetModule, TargetStatusBase } from './types';
 
@@ -200,8 +200,8 @@ function algorithm(value: unknown, name: string): IntegrityAlgorithm | undefined
   if (!/^[^\s:]+$/.test(a.name)) throw expectedRange('an algorithm name without whitespace or colons', `${name}.name`, a.name);
   let key: string | undefined;
   if (a.key !== undefined) {
-    if (typeof a.key !== 'string') throw expected('a key in hexadecimal', `${name}.key`, a.key);
-    if (!/^(?:[0-9a-fA-F]{2})+$/.test(a.key)) throw expectedRange('a key of whole bytes in hexadecimal', `${name}.key`, a.key);
+    if (typeof a.key !== 'string') throw expectedSecret(TypeError, 'a key in hexadecimal', `${name}.key`, a.key);
+    if (!/^(?:[0-9a-fA-F]{2})+$/.test(a.key)) throw expectedSecret(RangeError, 'a key of whole bytes in hexadecimal', `${name}.key`, a.key);
     key = a.key;
   }
   return freeze({ name: a.name, key });
@@ -308,10 +308,11 @@ const ALGORITHM_OPTIONS: Readonly<Record<string, 'internalHash' | 'journalCrypt'
 
 /**
  * Parses integrity parameters ('7:0 0 4 J 1 internal_hash:crc32c'), the optional params in any
- * order (the kernel prints them back in its own). Throws DmParseError naming the field.
+ * order (the kernel prints them back in its own). Throws DmParseError naming the field; its
+ * text has the algorithm keys zeroed, and no message quotes a key.
  */
 export function parseIntegrity(params: string): IntegrityTarget {
-  const at = new ArgReader(params, 'integrity');
+  const at = new ArgReader(params, 'integrity', redactParams(params));
   const dev = at.device('dev');
   const offset = at.uint('offset');
   let tagSize: number | null = null;
@@ -343,13 +344,14 @@ export function parseIntegrity(params: string): IntegrityTarget {
       const name = c < 0 ? value : value.slice(0, c);
       const k = c < 0 ? undefined : value.slice(c + 1);
       if (name === '') throw at.fail(`<${key}> names no algorithm`, key);
-      if (k !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(k)) throw at.fail(`<${key}> key is not whole bytes in hexadecimal: ${JSON.stringify(k)}`, key);
+      if (k !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(k)) throw at.fail(`<${key}> key is not whole bytes in hexadecimal (${k.length} characters)`, key);
       o[alg] = k === undefined ? { name } : { name, key: k };
     } else if (key === 'meta_device' && value !== undefined) {
       const a = new ArgReader(value, 'integrity meta_device');
       o.metaDevice = a.device('meta_device');
     } else {
-      throw at.fail(`unknown opt param ${JSON.stringify(w)}`, 'opt params');
+      // Only its name: what follows a colon may be a key (a misspelt internal_hash:alg:key).
+      throw at.fail(`unknown opt param ${JSON.stringify(key)}${value === undefined ? '' : ' (with a value)'}`, 'opt params');
     }
   }
   try {
@@ -373,7 +375,13 @@ export function parseIntegrityStatus(text: string): IntegrityStatus {
 }
 
 /** The integrity target type. */
-export const integrityModule: TargetModule<IntegrityTarget, IntegrityStatus> = { type: 'integrity', parse: parseIntegrity, parseStatus: parseIntegrityStatus };
+export const integrityModule: TargetModule<IntegrityTarget, IntegrityStatus> = {
+  type: 'integrity',
+  parse: parseIntegrity,
+  parseStatus: parseIntegrityStatus,
+  redact: redactParams,
+  holdsSecret: integrityHoldsKey,
+};
 
 /** `internal_hash:`, `journal_crypt:` or `journal_mac:` with an algorithm and a key. */
 const KEYED_WORD = /^(internal_hash|journal_crypt|journal_mac):([^:]+):(.+)$/;
@@ -387,6 +395,18 @@ export function integrityMaskedParams(params: string): string {
   return params.split(' ').map((w) => {
     const m = KEYED_WORD.exec(w);
     return m === null ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
+  }).join(' ');
+}
+
+/**
+ * The params as errors and `Table#redacted` show them: as integrityMaskedParams, and also any
+ * other word of the `<name>:<algorithm>:<key>` shape but meta_device's (a misspelt
+ * internal_hash, which the parser refuses) with what follows its second colon zeroed.
+ */
+function redactParams(params: string): string {
+  return params.split(' ').map((w) => {
+    const m = /^([^:]+):([^:]*):(.+)$/.exec(w);
+    return m === null || m[1] === 'meta_device' ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
   }).join(' ');
 }
 

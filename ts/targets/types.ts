@@ -49,7 +49,13 @@ export interface TargetModule<T extends Target = Target, S extends TargetStatusB
   readonly checkLength?: (target: Target, length: number, name: string) => void;
   /**
    * The params text with its secrets hidden (crypt: the key zeroed, as `dmsetup table` shows
-   * it without `--showkeys`), for the text that errors carry. Absent: nothing to hide.
+   * it without `--showkeys`), for the text that errors carry and for display
+   * (`Table#redacted`). Absent: nothing to hide.
    */
   readonly redact?: (params: string) => string;
+  /**
+   * Whether these params carry a secret (crypt: always; integrity: an algorithm key), so that
+   * a table holding them goes with DM_SECURE_DATA (`Table#holdsSecrets`). Absent: never.
+   */
+  readonly holdsSecret?: (params: string) => boolean;
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
-import { deviceOperand, holdsKey, newDeviceName, selectedDevice, tableFromText, wholeNumber } from '../../../ts/cli/args';
+import { deviceOperand, newDeviceName, selectedDevice, tableFromText, wholeNumber } from '../../../ts/cli/args';
 import { describeDmError, failureOf } from '../../../ts/cli/failure';
 import { main } from '../../../ts/cli/main';
 import { UsageError } from '../../../ts/cli/verb';
@@ -101,10 +101,10 @@ describe('devmapper command: arguments and failures (ts/cli/args.ts, failure.ts)
     const params = `7:0 0 32 J 3 journal_sectors:1000 internal_hash:hmac(sha256):${key} journal_mac:hmac(sha256):${key}`;
     expect(integrityMaskedParams(params)).to.equal(`7:0 0 32 J 3 journal_sectors:1000 internal_hash:hmac(sha256):${'0'.repeat(64)} journal_mac:hmac(sha256):${'0'.repeat(64)}`);
     expect(integrityMaskedParams('7:0 0 4 J 1 internal_hash:crc32c')).to.equal('7:0 0 4 J 1 internal_hash:crc32c');
-    expect(holdsKey(Table.parse(`0 8192 integrity ${params}`))).to.equal(true);
-    expect(holdsKey(Table.parse('0 8192 integrity 7:0 0 4 J 1 internal_hash:crc32c'))).to.equal(false);
-    expect(holdsKey(Table.parse(`0 2048 crypt aes-xts-plain64 ${key} 0 7:0 0`))).to.equal(true);
-    expect(holdsKey(Table.parse('0 2048 zero'))).to.equal(false);
+    expect(Table.parse(`0 8192 integrity ${params}`).holdsSecrets).to.equal(true);
+    expect(Table.parse('0 8192 integrity 7:0 0 4 J 1 internal_hash:crc32c').holdsSecrets).to.equal(false);
+    expect(Table.parse(`0 2048 crypt aes-xts-plain64 ${key} 0 7:0 0`).holdsSecrets).to.equal(true);
+    expect(Table.parse('0 2048 zero').holdsSecrets).to.equal(false);
   });
 
   it('a new device name that reads as major:minor is a usage error', () => {

@@ -205,6 +205,8 @@ describe('targets: crypt', () => {
     expect(cryptMaskedParams(t)).to.equal(`aes-xts-plain64 ${'0'.repeat(128)} 0 7:0 0 1 allow_discards`);
     const table = Table.parse([`0 8 crypt aes-xts-plain64 ${K64} 0 7:0 0`, '8 8 crypt cipher_null-ecb - 0 7:0 0', '16 8 crypt aes-xts-plain64 :64:user:k 0 7:0 0', '24 8 linear 7:0 0', '32 8 zero'].join('\n'));
     expect(maskCryptKeys(table)).to.equal([`0 8 crypt aes-xts-plain64 ${'0'.repeat(128)} 0 7:0 0`, '8 8 crypt cipher_null-ecb 0 0 7:0 0', '16 8 crypt aes-xts-plain64 :64:user:k 0 7:0 0', '24 8 linear 7:0 0', '32 8 zero'].join('\n'));
+    expect(table.redacted()).to.equal(maskCryptKeys(table));
+    expect(table.holdsSecrets).to.equal(true);
   });
 
   it('checks a row is whole encryption sectors', () => {

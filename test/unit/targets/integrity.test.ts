@@ -78,6 +78,41 @@ describe('targets: integrity', () => {
     expect(() => targets.integrity({ ...base, journal: true } as never)).to.throw(TypeError, /unknown option "journal"/);
   });
 
+  it('never quotes an algorithm key: not in the builders\' errors, the parser\'s (its text zeroed), nor a table\'s, whose rows it hides and marks secret', () => {
+    const messageOf = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+      throw new Error('did not throw');
+    };
+    const badKey = K.slice(0, 63);
+    for (const f of [
+      () => targets.integrity({ ...base, internalHash: { name: 'hmac(sha256)', key: badKey } }),
+      () => targets.integrity({ ...base, journalMac: { name: 'hmac(sha256)', key: `${K}zz` } }),
+      () => parseIntegrity(`7:0 0 32 J 1 internal_hash:hmac(sha256):${badKey}`),
+      () => parseIntegrity(`7:0 0 32 J 2 internal_hash:hmac(sha256):${K} bogus`),
+      () => parseIntegrity(`7:0 0 32 J 2 internal_hash:hmac(sha256):${K} internal_hash:hmac(sha256):${K}`),
+      () => parseIntegrity(`7:0 0 32 J 1 internal_hsh:hmac(sha256):${K}`),
+      () => parseIntegrity(`7:0 0 32 Q 1 journal_crypt:cbc(aes):${K}`),
+      () => Table.parse(`0 8 integrity 7:0 0 32 J 2 internal_hash:hmac(sha256):${K} bogus`),
+      () => Table.parse(`0 8 integrity 7:0 0 32 B 1 journal_mac:hmac(sha256):${K}`),
+      () => Table.parse(`0 8 linear 7:0 0\n8 8 integrity 7:0 0 32 J 1 internal_hash:hmac(sha256):${K}\n99 8 zero`),
+      () => Table.parse(`0 8 linear 7:0 0\n9 8 integrity 7:0 0 32 J 1 internal_hsh:hmac(sha256):${K}`),
+    ]) {
+      const m = messageOf(f);
+      expect(m).to.not.include(K.slice(8, 40));
+      expect(m).to.not.include(badKey.slice(8, 40));
+    }
+    expect(messageOf(() => parseIntegrity(`7:0 0 32 J 2 internal_hash:hmac(sha256):${K} bogus`))).to.include(`internal_hash:hmac(sha256):${'0'.repeat(64)} bogus`);
+    const keyed = Table.parse(`0 8 integrity 7:0 0 32 J 2 journal_sectors:1000 internal_hash:hmac(sha256):${K}\n8 8 integrity 7:0 0 4 J 1 internal_hash:crc32c\n16 8 zero`);
+    expect(keyed.redacted()).to.equal(`0 8 integrity 7:0 0 32 J 2 journal_sectors:1000 internal_hash:hmac(sha256):${'0'.repeat(64)}\n8 8 integrity 7:0 0 4 J 1 internal_hash:crc32c\n16 8 zero`);
+    expect(keyed.toString()).to.include(K);
+    expect(keyed.holdsSecrets).to.equal(true);
+    expect(Table.parse('0 8 integrity 7:0 0 4 J 1 internal_hash:crc32c\n8 8 zero').holdsSecrets).to.equal(false);
+  });
+
   it('parses what users and the kernel write: options in any order come back in the kernel\'s', () => {
     const kernel = `7:2 0 32 J 11 allow_discards journal_sectors:968 interleave_sectors:32768 buffer_sectors:128 journal_watermark:50 commit_time:500 fix_padding fix_hmac internal_hash:hmac(sha256):${K} journal_crypt:cbc(aes):${K} journal_mac:hmac(sha256):${K}`;
     const t = parseIntegrity(kernel);

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { DeviceInfo } from '../../client';
-import { actOnEach, holdsKey, newDeviceName, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
+import { actOnEach, newDeviceName, oneDevice, SELECT_OPTIONS, someDevices, tableInput } from '../args';
 import { ExitCode, UsageError, defineVerb, type VerbContext } from '../verb';
 
 const TABLE_OPTION = { type: 'string', value: 'ROWS', help: 'the table, rows one a line (else FILE, else stdin)' } as const;
@@ -46,7 +46,7 @@ The device is created, loaded and resumed; if a step fails, what was made is rem
     }
     // The table is read and checked before the control node is even opened.
     const table = await tableInput(ctx, ctx.options.table, file);
-    return report(ctx, ctx.syncClient().create(name, { ...base, table, secure: holdsKey(table) }));
+    return report(ctx, ctx.syncClient().create(name, { ...base, table, secure: table.holdsSecrets }));
   },
 });
 
@@ -66,7 +66,7 @@ JSON: the device's DeviceInfo.`,
   async run(ctx) {
     const { id, rest } = oneDevice(ctx, ctx.options, { min: 0, max: 1 });
     const table = await tableInput(ctx, ctx.options.table, rest[0]);
-    return report(ctx, ctx.syncClient().load(id, table, { readOnly: ctx.options.readonly === true, secure: holdsKey(table) }));
+    return report(ctx, ctx.syncClient().load(id, table, { readOnly: ctx.options.readonly === true, secure: table.holdsSecrets }));
   },
 });
 
@@ -93,7 +93,7 @@ is put back on its old table and left running (never suspended). JSON: the devic
       readOnly: ctx.options.readonly === true,
       noFlush: ctx.options.noflush === true,
       noLockfs: ctx.options.nolockfs === true,
-      secure: holdsKey(table),
+      secure: table.holdsSecrets,
     }));
   },
 });

@@ -7,8 +7,7 @@ import type { DevNumber } from '../../dev';
 import type { DevId } from '../../dev';
 import type { DeviceMapperSync } from '../../sync';
 import { parseTarget, type Table, type TableRow } from '../../table';
-import { maskCryptKeys, cryptMaskedParams } from '../../targets/crypt';
-import { integrityMaskedParams } from '../../targets/integrity';
+import { targetModules } from '../../targets/index';
 import { SELECT_OPTIONS, eachDevice, someDevices } from '../args';
 import { ExitCode, defineVerb } from '../verb';
 
@@ -24,11 +23,9 @@ function devicesOf(dm: DeviceMapperSync, named: { id: DevId; label: string }[]):
     .map((d) => ({ id: { name: d.name }, label: d.name, listed: true }));
 }
 
-/** A row's params with its keys zeroed (crypt's key, integrity's algorithm keys), or undefined when it holds none. */
+/** A row's params with its keys zeroed by its type's own rule (TargetModule.redact), or undefined when its type hides nothing. */
 function maskedParams(row: TableRow): string | undefined {
-  if (row.type === 'crypt') return cryptMaskedParams(row.target);
-  if (row.type === 'integrity') return integrityMaskedParams(row.params);
-  return undefined;
+  return targetModules[row.type]?.redact?.(row.params);
 }
 
 /** A row as `--json` shows it, its keys zeroed unless `showKeys`. */
@@ -36,16 +33,6 @@ function jsonRow(row: TableRow, showKeys: boolean): TableRow {
   const params = showKeys ? undefined : maskedParams(row);
   if (params === undefined) return row;
   return { start: row.start, length: row.length, type: row.type, params, target: parseTarget(row.type, params, false) };
-}
-
-/** A table's text with its keys zeroed, as `dmsetup table` shows it without --showkeys. */
-function maskedText(t: Table): string {
-  const crypt = maskCryptKeys(t).split('\n');
-  return t.rows.map((r, i) => {
-    if (r.type !== 'integrity') return crypt[i] ?? '';
-    const params = integrityMaskedParams(r.params);
-    return params === '' ? `${r.start} ${r.length} ${r.type}` : `${r.start} ${r.length} ${r.type} ${params}`;
-  }).join('\n');
 }
 
 /** `devmapper table`. */
@@ -73,7 +60,7 @@ JSON: [{ "device", "rows": [{ "start", "length", "type", "params", "target" }] |
       ctx.out.json(read.map(({ label, value }) => ({ device: label, rows: value === undefined ? null : value.rows.map((r) => jsonRow(r, showKeys)) })));
       return ExitCode.ok;
     }
-    const text = (t: Table | undefined): string[] => (t === undefined ? [] : (showKeys ? t.toString() : maskedText(t)).split('\n'));
+    const text = (t: Table | undefined): string[] => (t === undefined ? [] : (showKeys ? t.toString() : t.redacted()).split('\n'));
     if (named.length === 1) for (const line of text(read[0]?.value)) ctx.out.line(line);
     else {
       for (const { label, value } of read) {
