@@ -143,7 +143,8 @@ export interface CreateOptions extends UdevCallOptions {
   activate?: boolean;
   /**
    * The table holds secrets (crypt keys): it goes with DM_SECURE_DATA, so the kernel wipes its
-   * copies, and the library wipes its request buffers after the ioctl.
+   * copies, and the library wipes its request buffers after the ioctl. Default: whether the
+   * table holds one (`Table#holdsSecrets`: a crypt row, an integrity row with a key).
    */
   secure?: boolean;
 }
@@ -152,7 +153,7 @@ export interface CreateOptions extends UdevCallOptions {
 export interface LoadOptions {
   /** Load the table read-only. */
   readOnly?: boolean;
-  /** The table holds secrets (crypt keys): the kernel and the library wipe their buffers. */
+  /** The table holds secrets (crypt keys): the kernel and the library wipe their buffers. Default: `table.holdsSecrets`. */
   secure?: boolean;
 }
 
@@ -172,7 +173,11 @@ export interface ReloadOptions extends UdevCallOptions {
   noLockfs?: boolean;
   /** Load the new table read-only. */
   readOnly?: boolean;
-  /** The table holds secrets (crypt keys): the kernel and the library wipe their buffers. */
+  /**
+   * The table holds secrets (crypt keys): the kernel and the library wipe their buffers.
+   * Default for `reload`: `table.holdsSecrets`; for `update`, whose table is made during the
+   * call, false (the live table is read with it too).
+   */
   secure?: boolean;
 }
 

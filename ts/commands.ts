@@ -90,10 +90,10 @@ function* map<T, U>(program: Program<T>, f: (value: T) => U): Program<U> {
 const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
 
 /** The load and suspend flags of reload's and update's options. */
-function reloadFlags(ctx: Context, options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number; udev: UdevPlan } {
+function reloadFlags(ctx: Context, options: ReloadOptions | undefined, table: Table | undefined): { loadFlags: number; suspendFlags: number; udev: UdevPlan } {
   const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure', 'udev', 'signal']);
   let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
+  if (checkBoolean(opts.secure, 'options.secure', table?.holdsSecrets ?? false)) loadFlags |= Flag.SECURE_DATA;
   let suspendFlags = Flag.SUSPEND;
   if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
   if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
@@ -178,7 +178,7 @@ export function create(ctx: Context, name: string, options: CreateOptions | unde
   const uuid = opts.uuid === undefined ? undefined : checkUuid(opts.uuid, 'options.uuid');
   const table = opts.table === undefined ? undefined : checkTable(opts.table, 'options.table');
   let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-  if (checkBoolean(opts.secure, 'options.secure', false)) loadFlags |= Flag.SECURE_DATA;
+  if (checkBoolean(opts.secure, 'options.secure', table?.holdsSecrets ?? false)) loadFlags |= Flag.SECURE_DATA;
   const activate = checkBoolean(opts.activate, 'options.activate', true);
   const udev = udevPlan(ctx, opts);
   const program = createProgram({ name: devName, uuid, rows: table === undefined ? undefined : rowsOf(table), loadFlags, activate, udev });
@@ -199,7 +199,7 @@ export function load(id: DevId, table: Table, options: LoadOptions | undefined):
   const t = checkTable(table, 'table');
   const opts = checkOptions(options, 'options', ['readOnly', 'secure']);
   let flags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-  if (checkBoolean(opts.secure, 'options.secure', false)) flags |= Flag.SECURE_DATA;
+  if (checkBoolean(opts.secure, 'options.secure', t.holdsSecrets)) flags |= Flag.SECURE_DATA;
   return { program: loadProgram(devRequest(Command.TABLE_LOAD, flags, dev), rowsOf(t), dev.label), key: lockKey(dev) };
 }
 
@@ -236,7 +236,7 @@ function* resumeProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label:
 export function reload(ctx: Context, id: DevId, table: Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   const t = checkTable(table, 'table');
-  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options, t);
   const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags, udev });
   return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
@@ -245,7 +245,7 @@ export function reload(ctx: Context, id: DevId, table: Table, options: ReloadOpt
 export function update(ctx: Context, id: DevId, change: (table: Table | undefined) => Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   if (typeof change !== 'function') throw expected('a function (table) => Table', 'change', change);
-  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options, undefined);
   const rows = (live: NativeTargetSpec[]): readonly NativeTargetSpec[] => {
     const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
     return rowsOf(checkTable(next, 'the table change returned'));

@@ -30,4 +30,15 @@ describe('secrets go with DM_SECURE_DATA', function () {
     expect(reads.length).to.be.at.least(2);
     for (const l of reads) expect(l.split(' => ')[0]).to.contain('DM_SECURE_DATA_FLAG');
   });
+
+  it('without the option, a table that holds a key goes with the flag by default (create, reload, load; both clients); a table without one, or secure: false, without it', async function () {
+    timeoutAtLeast(this, 120000);
+    const loop = await t.fx.loop(64);
+    const name = devName('secure-default');
+    const trace = join(scratchDir(), 'strace-defaults.txt');
+    const r = spawnSync('strace', ['-f', '-e', 'trace=ioctl', '-o', trace, process.execPath, join(root, 'test', 'kernel', 'fixtures', 'secure-calls.js'), name, loop.devString, 'defaults'], { encoding: 'utf8', timeout: 110000 });
+    expect(`${r.stdout}${r.stderr}`).to.contain('finished');
+    const loads = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('ioctl(') && l.includes(' DM_TABLE_LOAD, '));
+    expect(loads.map((l) => l.includes('DM_SECURE_DATA_FLAG'))).to.deep.equal([true, true, true, false, false]);
+  });
 });
