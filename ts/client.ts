@@ -233,10 +233,12 @@ export interface RemoveOptions extends UdevCallOptions {
   retries?: number;
   /**
    * As `dmsetup remove --force`: if the device is open (or stays busy through the retries),
-   * its live table is first replaced with one `error` row over its whole length, so
-   * that every opener's I/O fails from then on, and the remove is then tried again. If an
-   * opener still holds it, the remove fails with EBUSY and the device stays, failing all I/O
-   * (with `deferred`, the kernel removes it at its last close). Default false.
+   * its live table is first replaced with one `error` row over its whole length (the suspend
+   * of that swap neither flushes nor freezes a filesystem, so that dead storage cannot hold
+   * it), so that every opener's I/O fails from then on, and the remove is then tried again,
+   * with `retries` again. If an opener still holds it, the remove fails with EBUSY, its
+   * message saying that the table is now an error table, and the device stays, failing all
+   * I/O (with `deferred`, the kernel removes it at its last close). Default false.
    */
   force?: boolean;
 }

@@ -422,6 +422,7 @@ function describeIdentity(id: Identity): string {
 }
 
 const ESTALE = 116;
+const EBUSY = 16;
 
 /** Thrown when an answer is about another device than the one the transaction began with. */
 export class IdentityChanged extends DmError {
@@ -576,6 +577,8 @@ export interface ReloadPlan {
   suspendFlags: number;
   /** How the resume cooperates with udev. */
   udev?: UdevPlan;
+  /** The device the caller already read: the reload's first answer must be about it (ESTALE otherwise). */
+  expected?: Identity;
 }
 
 /** What the device looked like before a reload: enough to put it back. */
@@ -591,6 +594,7 @@ interface Before {
 
 function* readBefore(plan: ReloadPlan, secure: number): Generator<Step, Before, Answer> {
   const live = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | secure, ...plan.id }, plan.label);
+  if (plan.expected !== undefined) expectSame(plan.expected, live, Command.TABLE_STATUS, plan.label);
   let ours = identityOf(live, plan.label);
   let first = live;
   if (yield* lockDevice(ours.dev)) {
@@ -741,35 +745,48 @@ export function* removeDeviceProgram(id: Pick<NativeRequest, 'name' | 'uuid' | '
 
 /**
  * DEV_REMOVE with `force`, as `dmsetup remove --force`: a device that is open (or stays busy
- * through the retries) first gets one error row over its whole length in place of
- * its live table (a reload: the old table is put back if the swap fails), so that its openers'
+ * through the retries) first gets one error row over its whole length in place of its live
+ * table (a reload whose suspend neither flushes nor freezes a filesystem, so that I/O to dead
+ * storage cannot hold it; the old table is put back if the swap fails), so that its openers'
  * I/O fails from then on, then the remove goes (EBUSY retried). An opener that keeps it open
- * still makes that remove fail with EBUSY: the device then stays, failing all I/O (unless
- * `flags` asks for a deferred remove, which the kernel then makes at its last close). Every
- * step after the first names the device by the identity that answered it.
+ * still makes that remove fail with EBUSY: the device then stays, failing all I/O, and the
+ * error says so (unless `flags` asks for a deferred remove, which the kernel then makes at its
+ * last close). Every step after the first is checked to be about the device that answered it.
  */
 export function* forceRemoveProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label: string, flags: number, retries: number, udev: UdevPlan): Program<void> {
-  const found = yield* call({ cmd: Command.TABLE_STATUS, flags: Flag.STATUS_TABLE | Flag.SECURE_DATA, ...id }, label);
+  const found = yield* call({ cmd: Command.DEV_STATUS, flags: 0, ...id }, label);
   const ours = identityOf(found, label);
   const ref = refOf(ours);
   const node = { name: ours.name, dev: decodeDev(ours.dev) };
   const remove = { cmd: Command.DEV_REMOVE, flags, ...ref };
-  let erred = false;
-  const fail = (): Program<NativeResult> => {
-    erred = true;
+  let tried = false;
+  let swapped = false;
+  function* fail(): Program<void> {
+    tried = true;
     // The length read under the reload's lock: one error row over all of it.
-    const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => [{ start: 0, length: live.reduce((n, r) => n + r.length, 0), type: 'error', params: '' }];
-    return reloadProgram({ id: ref, label, rows, loadFlags: Flag.SECURE_DATA, suspendFlags: 0, udev });
-  };
+    const rows = (live: NativeTargetSpec[]): NativeTargetSpec[] => {
+      const length = live.reduce((n, r) => n + r.length, 0);
+      if (length === 0) throw new DmError({ errno: EBUSY, syscall: 'ioctl', command: 'DM_TABLE_LOAD', device: label, message: `DM_TABLE_LOAD ${label}: its live table went away before an error table could replace it; it is still busy` });
+      return [{ start: 0, length, type: 'error', params: '' }];
+    };
+    yield* reloadProgram({ id: ref, label, rows, loadFlags: Flag.SECURE_DATA, suspendFlags: Flag.SUSPEND | Flag.NOFLUSH | Flag.SKIP_LOCKFS, udev, expected: ours });
+    swapped = true;
+  }
   // A device without a table has no I/O to fail.
   const hasTable = found.targetCount > 0;
-  if (found.openCount > 0 && hasTable) yield* fail();
   try {
-    yield* removeProgram(remove, label, retries, udev, node);
+    if (found.openCount > 0 && hasTable) yield* fail();
+    try {
+      yield* removeProgram(remove, label, retries, udev, node);
+    } catch (e) {
+      if (tried || !hasTable || !isErrno(e, 'EBUSY')) throw e;
+      // Opened since it was read (or held by a scan all along).
+      yield* fail();
+      yield* removeProgram(remove, label, retries, udev, node);
+    }
   } catch (e) {
-    if (erred || !hasTable || !isErrno(e, 'EBUSY')) throw e;
-    // Opened since it was read (or held by a scan all along).
-    yield* fail();
-    yield* removeProgram(remove, label, retries, udev, node);
+    // The swap went through but the remove did not: the device is not as it was.
+    if (swapped && e instanceof Error) e.message = `${e.message}; its table is now an error table: all its I/O fails`;
+    throw e;
   }
 }

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { open, readFile } from 'node:fs/promises';
-import { DeviceMapper, DmError, Table, blockDeviceSize, blockGeometry, targets, type DevId } from '../../ts/index';
+import { Command, DeviceMapper, DmError, Table, blockDeviceSize, blockGeometry, targets, type DevId, type DevNumber } from '../../ts/index';
+import { closeSync, openSync } from 'node:fs';
+import { hookControl } from './hooks';
 import { Fixture, devName, dmsetup, eventually } from './helpers';
 
 /** dmsetup prints a space after the type of a row without params; compare without it. */
@@ -297,6 +299,7 @@ describe('device lifecycle in the kernel', function () {
     try {
       const e = await dm.remove(ours, { force: true, retries: 1 }).catch((x: unknown) => x);
       expect(e).to.be.instanceOf(DmError).and.include({ code: 'EBUSY', command: 'DM_DEV_REMOVE', device: ours });
+      expect((e as Error).message).to.contain('its table is now an error table');
       const now = await dm.info(ours);
       expect(now).to.include({ readOnly: false, suspended: false, openCount: 1, inactiveTable: false });
       expect(now.dev).to.deep.equal(info.dev);
@@ -315,6 +318,43 @@ describe('device lifecycle in the kernel', function () {
     await dm.remove(ours, { force: true });
     await dm.remove(theirs);
     expect((await dm.listDevices()).map((d) => d.name)).to.not.include.members([ours, theirs]);
+  });
+
+  it('remove with force acts only on the device it read: another made under the name before the swap is left as it is (ESTALE)', async () => {
+    const name = devName('force-swap');
+    const zero = new Table([{ start: 0, length: 2048, target: targets.zero() }]);
+    const first = await dm.create(name, { table: zero });
+    const fd = openSync(first.path, 'r');
+    const held = { open: true };
+    const other = DeviceMapper.openSync();
+    let replaced: DevNumber | undefined;
+    const unhook = hookControl(dm, {
+      before: (request) => {
+        // The reload's own read: the device goes, and another takes its name (and, the number
+        // taken by a filler first, another number).
+        if (request.cmd === Command.TABLE_STATUS && replaced === undefined) {
+          closeSync(fd);
+          held.open = false;
+          other.remove(name);
+          other.create(devName('force-fill'), { table: zero });
+          replaced = other.create(name, { table: zero }).dev;
+        }
+      },
+    });
+    try {
+      const e = await dm.remove(name, { force: true }).catch((x: unknown) => x);
+      expect(e).to.be.instanceOf(DmError).and.include({ code: 'ESTALE', device: name });
+      expect((e as Error).message).to.not.contain('error table');
+    } finally {
+      unhook();
+      if (held.open) closeSync(fd);
+      other.close();
+    }
+    // The device that took the name kept its table and is still there.
+    const now = await dm.info(name);
+    expect(now.dev).to.deep.equal(replaced);
+    expect(now.dev).to.not.deep.equal(first.dev);
+    expect((await dm.table(name))?.rows.map((r) => r.type)).to.deep.equal(['zero']);
   });
 
   it('remove with force of a device nobody holds removes it as it is; with deferred, an open one fails I/O at once and goes at its last close; force is checked before any ioctl', async () => {

@@ -314,10 +314,21 @@ describe('the synchronous client (DeviceMapper.openSync)', function () {
     const info = sdm.create(name, { table: zero(2048) });
     const fd = openSync(info.path, 'r');
     try {
-      const before = sdm.ioctlStats.commands;
-      const e = thrown(() => sdm.remove(name, { force: true, retries: 0 }));
+      const sent: [number, number][] = [];
+      const unhook = hookControl(sdm, { before: (r) => void sent.push([r.cmd, r.flags]) });
+      let e: unknown;
+      try {
+        e = thrown(() => sdm.remove(name, { force: true, retries: 0 }));
+      } finally {
+        unhook();
+      }
       expect(e).to.be.instanceOf(DmError).and.include({ code: 'EBUSY', command: 'DM_DEV_REMOVE', device: name });
-      expect(sdm.ioctlStats.commands - before).to.equal(6);
+      expect(sent.map(([cmd]) => cmd)).to.deep.equal([Command.DEV_STATUS, Command.TABLE_STATUS, Command.TABLE_LOAD, Command.DEV_SUSPEND, Command.DEV_SUSPEND, Command.DEV_REMOVE]);
+      // The swap's suspend is a suspend (not a resume), neither flushing nor freezing a
+      // filesystem: dead storage cannot hold it. Then the resume.
+      const suspendBits = Flag.SUSPEND | Flag.NOFLUSH | Flag.SKIP_LOCKFS;
+      expect((sent[3]?.[1] ?? 0) & suspendBits).to.equal(suspendBits);
+      expect((sent[4]?.[1] ?? 0) & Flag.SUSPEND).to.equal(0);
       expect(sdm.info(name)).to.include({ suspended: false, openCount: 1 });
       expect(dmsetup('table', name).trimEnd()).to.equal('0 2048 error');
     } finally {

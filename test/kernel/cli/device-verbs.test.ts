@@ -324,7 +324,7 @@ describe('devmapper command: device verbs in the kernel', () => {
       const r = await runCli(['remove', a, b, c, d]);
       expect(r).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove: removed ${a} before ${b} failed; not tried: ${c}, ${d}\ndevmapper: remove ${b}: EBUSY (device or resource busy)\n` });
       // --force: still held, the remove fails, but the device now fails all I/O.
-      expect(await runCli(['remove', '-f', b])).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove ${b}: EBUSY (device or resource busy)\n` });
+      expect(await runCli(['remove', '-f', b])).to.deep.equal({ code: 1, stdout: '', stderr: `devmapper: remove ${b}: EBUSY (device or resource busy; its table is now an error table: all its I/O fails)\n` });
       expect(dmsetup('table', b).trimEnd()).to.equal('0 8 error');
     } finally {
       closeSync(fd);
