@@ -43,9 +43,13 @@ export class ArgReader {
     return this.#words[this.#at];
   }
 
-  /** A DmParseError about `field` of this text. */
+  /**
+   * A DmParseError about `field` of this text. With a `shown` text, the message too shows
+   * every secret as `shown` hides it: a word a message quotes (a misplaced or miscounted key)
+   * never carries one.
+   */
   fail(message: string, field: string): DmParseError {
-    return new DmParseError(`${this.target}: ${message}`, this.shown, field);
+    return new DmParseError(`${this.target}: ${this.shown === this.text ? message : hideSecrets(message, this.text, this.shown)}`, this.shown, field);
   }
 
   /** The next word; refuses a missing one. */
@@ -148,6 +152,37 @@ export class ArgReader {
   done(): void {
     if (this.remaining > 0) throw this.fail(`unexpected ${JSON.stringify(this.#words.slice(this.#at).join(' '))} after the last field`, 'params');
   }
+}
+
+/**
+ * `message` with each secret of `text` replaced as `shown` (the same words, secrets zeroed:
+ * masking keeps every word's length) hides it. A secret is a run of a word's characters that
+ * `shown` has as zeroes, at least one of which differs; every copy of it in the message goes.
+ */
+function hideSecrets(message: string, text: string, shown: string): string {
+  const words = text.trim().split(/\s+/);
+  const masked = shown.trim().split(/\s+/);
+  let out = message;
+  words.forEach((w, i) => {
+    const m = masked[i];
+    if (m === undefined || m === w || m.length !== w.length) return;
+    for (let k = 0; k < w.length; ) {
+      if (m[k] !== '0') {
+        k++;
+        continue;
+      }
+      let end = k;
+      let differs = false;
+      while (end < w.length && m[end] === '0') {
+        if (w[end] !== '0') differs = true;
+        end++;
+      }
+      const secret = w.slice(k, end);
+      if (differs && secret.length >= 2) out = out.split(secret).join('0'.repeat(secret.length));
+      k = end;
+    }
+  });
+  return out;
 }
 
 /** A decimal unsigned integer word in [min, max]; `at` names the text for the error. */

@@ -557,9 +557,13 @@ export function crypt(options: CryptOptions): CryptTarget {
   return makeCrypt(options);
 }
 
-/** The params text with its key word zeroed (for errors and display). */
+/**
+ * The params text with its key word zeroed (for errors and display), and any other word of 32
+ * or more hex digits too: a key out of its place (the cipher left out) is still a key.
+ */
 function maskParamsText(params: string): string {
-  return params.replace(/^(\s*\S+\s+)(\S+)/, (_, head: string, key: string) => head + maskedKeyWord(key));
+  let word = 0;
+  return params.replace(/\S+/g, (w) => (word++ === 1 ? maskedKeyWord(w) : /^[0-9a-fA-F]{32,}$/.test(w) ? '0'.repeat(w.length) : w));
 }
 
 /**

@@ -380,7 +380,8 @@ export const integrityModule: TargetModule<IntegrityTarget, IntegrityStatus> = {
   parse: parseIntegrity,
   parseStatus: parseIntegrityStatus,
   redact: redactParams,
-  holdsSecret: integrityHoldsKey,
+  // Also a raw row's misspelt keyed word: the kernel refuses it, but its copy is wiped.
+  holdsSecret: (params) => params.split(' ').some((w) => keyShaped(w) !== null),
 };
 
 /** `internal_hash:`, `journal_crypt:` or `journal_mac:` with an algorithm and a key. */
@@ -405,9 +406,15 @@ export function integrityMaskedParams(params: string): string {
  */
 function redactParams(params: string): string {
   return params.split(' ').map((w) => {
-    const m = /^([^:]+):([^:]*):(.+)$/.exec(w);
-    return m === null || m[1] === 'meta_device' ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
+    const m = keyShaped(w);
+    return m === null ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
   }).join(' ');
+}
+
+/** A word of the `<name>:<algorithm>:<key>` shape (but meta_device's, whose device may be 'major:minor'). */
+function keyShaped(word: string): RegExpExecArray | null {
+  const m = /^([^:]+):([^:]*):(.+)$/.exec(word);
+  return m === null || m[1] === 'meta_device' ? null : m;
 }
 
 /** Whether an integrity row's params carry an algorithm key (the table then goes with DM_SECURE_DATA). */

@@ -206,6 +206,11 @@ describe('targets: crypt', () => {
     const table = Table.parse([`0 8 crypt aes-xts-plain64 ${K64} 0 7:0 0`, '8 8 crypt cipher_null-ecb - 0 7:0 0', '16 8 crypt aes-xts-plain64 :64:user:k 0 7:0 0', '24 8 linear 7:0 0', '32 8 zero'].join('\n'));
     expect(maskCryptKeys(table)).to.equal([`0 8 crypt aes-xts-plain64 ${'0'.repeat(128)} 0 7:0 0`, '8 8 crypt cipher_null-ecb 0 0 7:0 0', '16 8 crypt aes-xts-plain64 :64:user:k 0 7:0 0', '24 8 linear 7:0 0', '32 8 zero'].join('\n'));
     expect(table.redacted()).to.equal(maskCryptKeys(table));
+    // A key out of its place, or a word a message quotes: never in an error.
+    for (const text of [`${K64} 0 7:0 0`, `aes-xts-plain64 ${K64} 0 7:0 0 1 allow_discards ${K64}`, `aes-xts-plain64 ${K64} 0 7:0 0 2 allow_discards`, `aes-xts-plain64 ${K64} x 7:0 0`]) {
+      expect(messageOf(() => parseCrypt(text)), text).to.not.include(K64.slice(4, 40));
+      expect(messageOf(() => Table.parse(`0 8 crypt ${text}`)), text).to.not.include(K64.slice(4, 40));
+    }
     expect(table.holdsSecrets).to.equal(true);
   });
 

@@ -100,6 +100,12 @@ describe('targets: integrity', () => {
       () => Table.parse(`0 8 integrity 7:0 0 32 B 1 journal_mac:hmac(sha256):${K}`),
       () => Table.parse(`0 8 linear 7:0 0\n8 8 integrity 7:0 0 32 J 1 internal_hash:hmac(sha256):${K}\n99 8 zero`),
       () => Table.parse(`0 8 linear 7:0 0\n9 8 integrity 7:0 0 32 J 1 internal_hsh:hmac(sha256):${K}`),
+      // Miscounted, misplaced: the words that messages quote.
+      () => parseIntegrity(`7:0 0 32 J 1 journal_sectors:1000 internal_hash:hmac(sha256):${K}`),
+      () => Table.parse(`0 8 integrity 7:0 0 32 J 1 journal_sectors:1000 internal_hash:hmac(sha256):${K}`),
+      () => parseIntegrity(`7:0 0 32 J internal_hash:hmac(sha256):${K}`),
+      () => parseIntegrity(`7:0 0 32 internal_hash:hmac(sha256):${K}`),
+      () => parseIntegrity(`7:0 0 32 J 1 journal_sectors:internal_hash:${K}`),
     ]) {
       const m = messageOf(f);
       expect(m).to.not.include(K.slice(8, 40));
@@ -111,6 +117,8 @@ describe('targets: integrity', () => {
     expect(keyed.toString()).to.include(K);
     expect(keyed.holdsSecrets).to.equal(true);
     expect(Table.parse('0 8 integrity 7:0 0 4 J 1 internal_hash:crc32c\n8 8 zero').holdsSecrets).to.equal(false);
+    expect(Table.fromKernelRows([{ start: 0, length: 8, type: 'integrity', params: `7:0 0 32 J 1 internal_hsh:hmac(sha256):${K}` }]).holdsSecrets).to.equal(true);
+    expect(Table.parse('0 8 integrity 7:0 0 4 J 2 meta_device:7:1 internal_hash:crc32c').holdsSecrets).to.equal(false);
   });
 
   it('parses what users and the kernel write: options in any order come back in the kernel\'s', () => {
