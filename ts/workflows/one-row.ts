@@ -107,7 +107,8 @@ export async function checkSame(dm: DeviceMapper, id: DevId, name: string, dev: 
  * event raised between two reads is never missed. With `onProgress`, each wait is also cut
  * short every `progressInterval` ms to read the progress. Fails with ETIMEDOUT after
  * `timeout` ms, with the signal's reason when it aborts, and with ESTALE when the device
- * named is no longer the one numbered `dev`.
+ * named is no longer the one numbered `dev` (checked after each read of the state: another
+ * number, another uuid, or an event counter gone back).
  */
 export async function waitForState<S>(
   dm: DeviceMapper,
@@ -131,13 +132,14 @@ export async function waitForState<S>(
   const timer = AbortSignal.timeout(timeout);
   const bound = signal === undefined ? timer : AbortSignal.any([signal, timer]);
   let info = await checkSame(dm, id, name, dev);
+  const uuid = info.uuid;
   let lastKey: string | undefined;
   for (;;) {
     const state = await read();
     // `read` goes by `id`: the state counts only if the device named is still the one meant
     // after it (the event counter of the wait stays the one read before it, so that an event
     // raised meanwhile ends the next wait at once).
-    sameDevice(await dm.info(id), name, dev, info.eventNr);
+    sameDevice(await dm.info(id), name, dev, uuid, info.eventNr);
     if (done(state)) return state;
     if (onProgress !== undefined) {
       const key = progressKey(state);
@@ -156,17 +158,21 @@ export async function waitForState<S>(
       if (tick?.aborted !== true) throw e;
       info = await dm.info(id);
     }
-    sameDevice(info, name, dev, seen);
+    sameDevice(info, name, dev, uuid, seen);
   }
 }
 
 /**
- * Throws ESTALE unless `info` is of the device numbered `dev` and its event counter has not
- * gone back below `eventNr`: a device removed and another made under the same name may get
- * the same number at once, but its counter starts again from 0.
+ * Throws ESTALE unless `info` is of the device numbered `dev`, with the uuid `uuid`, whose
+ * event counter has not gone back below `eventNr`: a device removed and another made under the
+ * same name may get the same number at once, but its counter starts again from 0 (so a device
+ * made again under the same name, number and uuid before its first event is not told apart).
  */
-function sameDevice(info: DeviceInfo, name: string, dev: DevNumber, eventNr: number): void {
+function sameDevice(info: DeviceInfo, name: string, dev: DevNumber, uuid: string, eventNr: number): void {
   if (!sameDev(info.dev, dev)) throw stale(name, dev, info.dev);
+  if (info.uuid !== uuid) {
+    throw new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: its uuid is now ${JSON.stringify(info.uuid)}, not ${JSON.stringify(uuid)}: the device was removed and another made under its name` });
+  }
   if (info.eventNr < eventNr) {
     throw new DmError({ errno: ESTALE, syscall: 'ioctl', device: name, message: `${name}: its event counter went back from ${eventNr} to ${info.eventNr}: the device was removed and another made under its name and number` });
   }
