@@ -484,7 +484,11 @@ function* removeMatching(flags: number, match: (d: DeviceListEntry) => boolean, 
         removed.push(d.name);
       } catch (e) {
         if (e instanceof DmError && e.code === 'ENXIO') continue; // gone meanwhile
-        if (!(e instanceof DmError && e.code === 'EBUSY')) throw e;
+        if (!(e instanceof DmError && e.code === 'EBUSY')) {
+          // What was done before it, which the caller cannot get otherwise.
+          if (e instanceof DmError) e.message = `${e.message} (removed before it: ${removed.length === 0 ? 'none' : removed.join(', ')})`;
+          throw e;
+        }
         lastError = e;
         busy.push(d);
       }

@@ -272,6 +272,24 @@ describe('/dev/mapper with a real udev (sync, libdevmapper cookies)', function (
     }
   });
 
+  it('removeAll({ prefix }) stopped by a failure other than EBUSY says what it had removed before it', async () => {
+    const prefix = devName('stalled-all');
+    for (const k of ['a', 'b']) await t.dm.create(`${prefix}-${k}`, { table: zero() });
+    await withExecQueueStopped(async () => {
+      const short = await DeviceMapper.open({ udevTimeout: 300 });
+      try {
+        const e = await rejection(short.removeAll({ prefix }));
+        expect(e.code).to.equal('ETIMEDOUT');
+        expect(e.message).to.match(/\(removed before it: none\)$/);
+      } finally {
+        await short.close();
+      }
+    });
+    // The kernel removed the first all the same; the second was not tried.
+    const left = (await t.dm.listDevices()).map((d) => d.name).filter((n) => n.startsWith(prefix));
+    expect(left).to.have.length(1);
+  });
+
   it('a wait udev does not answer ends with ETIMEDOUT naming the cookie, or with the abort of its signal, its semaphore removed', async () => {
     const name = devName('stalled');
     await t.dm.create(name, { table: zero() });
