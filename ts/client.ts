@@ -174,9 +174,9 @@ export interface ReloadOptions extends UdevCallOptions {
   /** Load the new table read-only. */
   readOnly?: boolean;
   /**
-   * The table holds secrets (crypt keys): the kernel and the library wipe their buffers.
-   * Default for `reload`: `table.holdsSecrets`; for `update`, whose table is made during the
-   * call, false (the live table is read with it too).
+   * DM_SECURE_DATA on the load and on the reads of the live table (which the reload keeps to
+   * put it back): the kernel and the library wipe their buffers. Default true: the live table
+   * may hold a key (dm-crypt) whatever the new one holds; `false` only where neither does.
    */
   secure?: boolean;
 }

@@ -90,10 +90,12 @@ function* map<T, U>(program: Program<T>, f: (value: T) => U): Program<U> {
 const READ_ONLY_MESSAGE = /^@stats_(list|print)(\s|$)/;
 
 /** The load and suspend flags of reload's and update's options. */
-function reloadFlags(ctx: Context, options: ReloadOptions | undefined, table: Table | undefined): { loadFlags: number; suspendFlags: number; udev: UdevPlan } {
+function reloadFlags(ctx: Context, options: ReloadOptions | undefined): { loadFlags: number; suspendFlags: number; udev: UdevPlan } {
   const opts = checkOptions(options, 'options', ['noFlush', 'noLockfs', 'readOnly', 'secure', 'udev', 'signal']);
   let loadFlags = checkBoolean(opts.readOnly, 'options.readOnly', false) ? Flag.READONLY : 0;
-  if (checkBoolean(opts.secure, 'options.secure', table?.holdsSecrets ?? false)) loadFlags |= Flag.SECURE_DATA;
+  // By default with DM_SECURE_DATA: the live table a reload reads (to put it back) may hold a
+  // key whatever the new one holds, and the wiping costs next to nothing.
+  if (checkBoolean(opts.secure, 'options.secure', true)) loadFlags |= Flag.SECURE_DATA;
   let suspendFlags = Flag.SUSPEND;
   if (checkBoolean(opts.noFlush, 'options.noFlush', false)) suspendFlags |= Flag.NOFLUSH;
   if (checkBoolean(opts.noLockfs, 'options.noLockfs', false)) suspendFlags |= Flag.SKIP_LOCKFS;
@@ -236,7 +238,7 @@ function* resumeProgram(id: Pick<NativeRequest, 'name' | 'uuid' | 'dev'>, label:
 export function reload(ctx: Context, id: DevId, table: Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   const t = checkTable(table, 'table');
-  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options, t);
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
   const program = reloadProgram({ id: idRequest(dev), label: dev.label, rows: rowsOf(t), loadFlags, suspendFlags, udev });
   return { program: map(program, (r) => infoOf(r, dev.label)), key: lockKey(dev) };
 }
@@ -245,7 +247,7 @@ export function reload(ctx: Context, id: DevId, table: Table, options: ReloadOpt
 export function update(ctx: Context, id: DevId, change: (table: Table | undefined) => Table, options: ReloadOptions | undefined): Cmd<DeviceInfo> {
   const dev = resolveId(id);
   if (typeof change !== 'function') throw expected('a function (table) => Table', 'change', change);
-  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options, undefined);
+  const { loadFlags, suspendFlags, udev } = reloadFlags(ctx, options);
   const rows = (live: NativeTargetSpec[]): readonly NativeTargetSpec[] => {
     const next: unknown = change(live.length === 0 ? undefined : Table.fromKernelRows(live));
     return rowsOf(checkTable(next, 'the table change returned'));
