@@ -57,7 +57,9 @@ function u64(low: number, high: number, field: string, device: string | undefine
 abstract class Indexed {
   readonly count: number;
   readonly #words: Uint32Array;
-  readonly #bytes: Buffer;
+  readonly #memory: ArrayBuffer;
+  /** A Buffer over #memory, made at the first string read (most one-row answers have none). */
+  #view: Buffer | undefined;
   readonly #ascii: boolean;
   /** A window of an ASCII answer's strings region, decoded at once (see text), and where it starts. */
   #decoded = '';
@@ -71,10 +73,15 @@ abstract class Indexed {
     if (indexed.index.length !== indexed.count * WORDS) throw new Error(`internal error: the ${what} index has ${indexed.index.length} words for ${indexed.count} items`);
     this.count = indexed.count;
     this.#words = indexed.index;
-    this.#bytes = Buffer.from(indexed.bytes);
+    this.#memory = indexed.bytes;
     this.#ascii = indexed.ascii;
     this.#lender = answer.lender;
     this.#call = answer.call ?? 0;
+  }
+
+  #bytes(): Buffer {
+    this.#view ??= Buffer.from(this.#memory);
+    return this.#view;
   }
 
   /** Fails once the client that lent the answer has made another call. */
@@ -113,9 +120,14 @@ abstract class Indexed {
   /** The UTF-8 string of `length` bytes at `offset`. */
   protected text(offset: number, length: number): string {
     this.#stillLent();
-    if (offset + length > this.#bytes.length) throw new Error(LENT);
     // No window for nothing: a table of zero or error rows has no params at all.
-    if (length === 0) return '';
+    if (length === 0) {
+      if (offset > this.#memory.byteLength) throw new Error(LENT);
+      return '';
+    }
+    // Detached memory (given back, or moved) reads as empty.
+    const bytes = this.#bytes();
+    if (offset + length > bytes.length) throw new Error(LENT);
     if (this.#ascii && this.count >= DECODE_AT_ONCE) {
       // A window of the strings at once, then slices: ASCII reads the same in Latin-1 and
       // UTF-8, and the bytes between the strings (the records' headers) are never sliced.
@@ -125,18 +137,19 @@ abstract class Indexed {
         if (this.#spanEnd < 0) this.#spanEnd = this.stringsEnd();
         const to = Math.min(this.#spanEnd, Math.max(offset + length, offset + DECODE_WINDOW));
         this.#decodedFrom = offset;
-        this.#decoded = this.#bytes.toString('latin1', offset, to);
+        this.#decoded = bytes.toString('latin1', offset, to);
         at = 0;
       }
       if (at + length <= this.#decoded.length) return this.#decoded.slice(at, at + length);
     }
-    return this.#bytes.toString('utf8', offset, offset + length);
+    return bytes.toString('utf8', offset, offset + length);
   }
 
   /** Overwrites the answer's bytes (an answer to a SECURE_DATA request may hold a key). */
   wipe(): void {
     this.#stillLent();
-    this.#bytes.fill(0);
+    // Detached memory (byteLength 0) holds nothing to wipe.
+    if (this.#memory.byteLength > 0) new Uint8Array(this.#memory).fill(0);
   }
 }
 

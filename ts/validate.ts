@@ -105,6 +105,8 @@ function utf8Length(s: string): number {
  * these; older ones make the device, so the library refuses them itself), no NUL.
  */
 export function checkName(value: unknown, name = 'name'): string {
+  // The same name again (a device called on in a loop): checked once.
+  if (value === lastName && typeof value === 'string') return value;
   if (typeof value !== 'string') throw expected('a device name (string)', name, value);
   checkWellFormed(value, name);
   const bytes = utf8Length(value);
@@ -112,8 +114,12 @@ export function checkName(value: unknown, name = 'name'): string {
   if (value.includes('/')) throw expectedRange("a device name without '/'", name, value);
   if (value.includes('\0')) throw expectedRange('a device name without NUL bytes', name, value);
   if (value === '.' || value === '..' || value === 'control') throw expectedRange("a device name other than '.', '..' and 'control'", name, value);
+  lastName = value;
   return value;
 }
+
+/** The last name checkName passed (strings are immutable: the same string passes again). */
+let lastName: string | undefined;
 
 /** A device uuid: 1..128 bytes, no NUL. */
 export function checkUuid(value: unknown, name = 'uuid'): string {
