@@ -152,10 +152,7 @@ export class Table {
    * kept), as `dmsetup table` shows it without `--showkeys`: for logs and display.
    */
   redacted(): string {
-    return this.#rows.map((r) => {
-      const redact = targetModules[r.type]?.redact;
-      return redact === undefined ? formatRow(r) : formatParts(r.start, r.length, r.type, redact(r.params));
-    }).join('\n');
+    return this.#rows.map((r) => redactedRow(r) ?? formatRow(r)).join('\n');
   }
 
   /**
@@ -305,8 +302,13 @@ function formatParts(start: number, length: number, type: string, params: string
 
 /** A row's line as errors may show it: its type's secrets hidden (see TargetModule.redact). */
 function redactedLine(row: { start: number; length: number; type: string; params: string; line: string }): string {
+  return redactedRow(row) ?? row.line;
+}
+
+/** A row formatted with its type's secrets hidden; undefined when its type hides nothing. */
+function redactedRow(row: { start: number; length: number; type: string; params: string }): string | undefined {
   const redact = targetModules[row.type]?.redact;
-  return redact === undefined ? row.line : formatParts(row.start, row.length, row.type, redact(row.params));
+  return redact === undefined ? undefined : formatParts(row.start, row.length, row.type, redact(row.params));
 }
 
 /**

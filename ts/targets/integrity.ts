@@ -393,8 +393,13 @@ const KEYED_WORD = /^(internal_hash|journal_crypt|journal_mac):([^:]+):(.+)$/;
  * shows them without `--showkeys`: for logs and display. Other words are kept as they are.
  */
 export function integrityMaskedParams(params: string): string {
+  return zeroKeys(params, (w) => KEYED_WORD.exec(w));
+}
+
+/** `params` with what follows the second colon of each word `keyed` matches (`<name>:<algorithm>:<key>`) zeroed. */
+function zeroKeys(params: string, keyed: (word: string) => RegExpExecArray | null): string {
   return params.split(' ').map((w) => {
-    const m = KEYED_WORD.exec(w);
+    const m = keyed(w);
     return m === null ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
   }).join(' ');
 }
@@ -405,10 +410,7 @@ export function integrityMaskedParams(params: string): string {
  * internal_hash, which the parser refuses) with what follows its second colon zeroed.
  */
 function redactParams(params: string): string {
-  return params.split(' ').map((w) => {
-    const m = keyShaped(w);
-    return m === null ? w : `${m[1] ?? ''}:${m[2] ?? ''}:${'0'.repeat((m[3] ?? '').length)}`;
-  }).join(' ');
+  return zeroKeys(params, keyShaped);
 }
 
 /** A word of the `<name>:<algorithm>:<key>` shape (but meta_device's, whose device may be 'major:minor'). */
